@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import tempfile
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .commands import apply as apply_cmd
+from .commands import check as check_cmd
+from .commands import status as status_cmd
+from .errors import BackportToolError
+from .loader import MANIFEST_ENV
+
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--manifest",
+        metavar="PATH",
+        help=f"manifest to use (default: ${MANIFEST_ENV}, else the bundled patch set)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log details of each step to stderr"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="backport-tool",
+        description="Apply upstream PyTorch fixes as verified, reversible patches.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module, text in (
+        ("apply", apply_cmd, "apply the patch set in this process and report each backport"),
+        ("check", check_cmd, "verify every backport without changing anything"),
+        ("status", status_cmd, "show the manifest against the installed version, in detail"),
+    ):
+        command = sub.add_parser(name, help=text, description=text)
+        _add_common(command)
+        command.set_defaults(run=module.run)
+    return parser
+
+
+def _log_path() -> Path:
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "backport-tool" / "backport-tool.log"
+
+
+def _internal_error() -> int:
+    details = traceback.format_exc()
+    path = _log_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(details, encoding="utf-8")
+    except OSError:
+        with tempfile.NamedTemporaryFile(
+            "w", prefix="backport-tool-", suffix=".log", delete=False
+        ) as fallback:
+            fallback.write(details)
+        path = Path(fallback.name)
+    last = details.strip().splitlines()[-1]
+    print(
+        f"backport-tool: internal error: {last}\n"
+        f"The traceback is in {path}. Please report it with that file.",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("backport_tool")
+    logger.addHandler(handler)
+    # The report already shows every problem; the log is for --verbose.
+    logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    try:
+        code: int = args.run(args)
+        return code
+    except BackportToolError as exc:
+        print(f"backport-tool: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("backport-tool: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception:
+        return _internal_error()
+    finally:
+        logger.removeHandler(handler)

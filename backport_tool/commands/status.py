@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..loader import check, default_manifest_path
+from ..manifest import Backport, load_manifest
+from ..report import BackportResult
+from . import _output
+
+
+def _details(backport: Backport) -> dict[str, Any]:
+    return {
+        "summary": backport.summary,
+        "applies_to": backport.applies_to_text,
+        "fixed_in": str(backport.fixed_in) if backport.fixed_in else None,
+        "module": backport.module_text,
+        "upstream": {k: v for k, v in vars(backport.upstream).items() if v is not None},
+    }
+
+
+def _text(backport: Backport, result: BackportResult) -> list[str]:
+    rows = [
+        f"{backport.id}: {result.status.value}",
+        f"  summary:    {backport.summary}",
+        f"  applies_to: {backport.applies_to_text}",
+        f"  fixed_in:   {backport.fixed_in or '-'}",
+        f"  module:     {backport.module_text}",
+    ]
+    for target in result.targets or ():
+        rows.append(f"  target:     {target.symbol}")
+        if target.defined_on:
+            rows.append(f"    defined on:         {target.defined_on}")
+        if target.expected_signature:
+            rows.append(f"    signature expected: {target.expected_signature}")
+        if target.actual_signature:
+            rows.append(f"    signature found:    {target.actual_signature}")
+    rows.append(f"  reason:     {result.reason}")
+    return rows
+
+
+def run(args: argparse.Namespace) -> int:
+    manifest = load_manifest(args.manifest or default_manifest_path())
+    report = check(manifest)
+    if args.json:
+        data = report.to_dict(details=True)
+        for entry, backport in zip(data["backports"], manifest.backports, strict=True):
+            entry.update(_details(backport))
+        print(_output.dump(data))
+        return report.exit_code
+    out = [f"manifest: {report.manifest}", f"{report.package}: {report.version or 'not installed'}"]
+    for backport, result in zip(manifest.backports, report.results, strict=True):
+        out += ["", *_text(backport, result)]
+    print("\n".join(out))
+    return report.exit_code

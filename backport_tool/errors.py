@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class BackportToolError(Exception):
+    """Base class of every error a user of backport-tool can cause.
+
+    The message says what is wrong and what to do about it. The CLI prints it
+    without a traceback and exits with :attr:`exit_code`.
+    """
+
+    exit_code: int = 2
+
+
+class ManifestError(BackportToolError):
+    """The manifest cannot be read or does not follow the schema.
+
+    ``problems`` holds one line per problem, each naming the file, the key path,
+    what was expected and what was found.
+    """
+
+    def __init__(self, path: str, problems: Sequence[str]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        if len(self.problems) == 1:
+            message = f"invalid manifest {path}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"invalid manifest {path} ({len(self.problems)} problems):\n{lines}"
+        super().__init__(message)
+
+
+class InstalledVersionError(BackportToolError):
+    """The installed version of the gating package cannot be parsed."""
+
+
+class UsageError(BackportToolError):
+    """The library or CLI was called in a way that cannot work."""

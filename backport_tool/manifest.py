@@ -1,0 +1,559 @@
+from __future__ import annotations
+
+import ast
+import difflib
+import keyword
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from .errors import ManifestError
+
+SCHEMA_VERSION = 1
+
+_ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+# PEP 508 names: what pip accepts as a distribution name.
+_DIST_RE = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SymbolRef:
+    """A ``dotted.module:Dotted.qualname`` reference to a module attribute."""
+
+    module: str
+    qualname: str
+
+    @classmethod
+    def parse(cls, text: str) -> SymbolRef:
+        """Parse ``text``; raise ``ValueError`` saying why it is not a symbol."""
+        module, sep, qualname = text.partition(":")
+        if not sep:
+            raise ValueError("no ':' between the module and the qualified name")
+        for label, dotted in (("module", module), ("qualified name", qualname)):
+            parts = dotted.split(".")
+            for part in parts:
+                # isidentifier() alone accepts keywords and non-ASCII names that
+                # could never have been written in torch's sources.
+                if not (part.isascii() and part.isidentifier()) or keyword.iskeyword(part):
+                    raise ValueError(f"{label} part {part!r} is not a Python identifier")
+        return cls(module, qualname)
+
+    def __str__(self) -> str:
+        return f"{self.module}:{self.qualname}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One attribute that a backport replaces."""
+
+    symbol: SymbolRef
+    replacement: str
+    signature: str | None = None
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """References to the upstream change a backport carries."""
+
+    pr: str | None = None
+    issue: str | None = None
+    commit: str | None = None
+    notes: str | None = None
+
+
+@dataclass(frozen=True)
+class Backport:
+    """One entry of ``backports:`` in a manifest, validated."""
+
+    id: str
+    summary: str
+    applies_to: SpecifierSet
+    module: Path
+    module_text: str
+    targets: tuple[Target, ...]
+    fixed_in: Version | None = None
+    upstream: Upstream = field(default_factory=Upstream)
+    requires: tuple[SymbolRef, ...] = ()
+    line: int | None = None
+    # As written: str(SpecifierSet) sorts the clauses, which reads backwards.
+    applies_to_text: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest file."""
+
+    path: Path
+    version: int
+    package: str
+    backports: tuple[Backport, ...]
+
+    def get(self, backport_id: str) -> Backport:
+        """Return the backport with ``backport_id``; raise ``KeyError`` if absent."""
+        for backport in self.backports:
+            if backport.id == backport_id:
+                return backport
+        raise KeyError(backport_id)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate the manifest at ``path``.
+
+    Nothing is imported or patched. Every problem found is collected and raised
+    together as one :class:`ManifestError`.
+    """
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(str(path), [f"{path}: file not found"]) from None
+    except OSError as exc:
+        raise ManifestError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            str(path), [f"{path}: not UTF-8 text (invalid byte at offset {exc.start})"]
+        ) from None
+    return parse_manifest(text, path)
+
+
+def parse_manifest(text: str, path: Path) -> Manifest:
+    """Validate manifest ``text`` as if read from ``path`` (used for relative module paths)."""
+    try:
+        data = yaml.safe_load(text)
+        # safe_load keeps the last of duplicate keys silently; the node tree
+        # shows them, and gives line numbers for messages.
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ManifestError(str(path), [f"{path}{where}: invalid YAML: {problem}"]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestError(str(path), [f"{path}: invalid YAML: {exc}"]) from None
+    checker = _Checker(path, _positions(root))
+    manifest = checker.manifest(data)
+    if checker.problems or manifest is None:
+        raise ManifestError(str(path), checker.problems)
+    return manifest
+
+
+def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
+    positions: dict[str, _Pos] = {}
+    seen: set[int] = set()
+
+    def walk(node: yaml.Node, keypath: str) -> None:
+        # An alias is the same node object; walking it again could be
+        # exponential (billion laughs) and would add no new position.
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        positions.setdefault(keypath, _Pos(node.start_mark.line + 1, None))
+        if isinstance(node, yaml.MappingNode):
+            keys: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                child = _join(keypath, key)
+                if key in keys:
+                    positions.setdefault(f"{child}#dup", _Pos(key_node.start_mark.line + 1, key))
+                keys.add(key)
+                walk(value_node, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, f"{keypath}[{index}]")
+
+    if root is not None:
+        walk(root, "")
+    return positions
+
+
+@dataclass(frozen=True)
+class _Pos:
+    line: int
+    duplicate: str | None
+
+
+def _join(keypath: str, key: str) -> str:
+    return f"{keypath}.{key}" if keypath else key
+
+
+def _type_name(value: object) -> str:
+    names: dict[type, str] = {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        type(None): "null",
+    }
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: object) -> str:
+    if isinstance(value, (dict, list)):
+        return _type_name(value)
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{_type_name(value)} {text}" if not isinstance(value, str) else text
+
+
+class _Checker:
+    def __init__(self, path: Path, positions: Mapping[str, _Pos]) -> None:
+        self.path = path
+        self.positions = positions
+        self.problems: list[str] = []
+        self.base = path.parent
+
+    def error(self, keypath: str, message: str) -> None:
+        pos = self.positions.get(keypath)
+        where = f"{self.path}:{pos.line}" if pos else str(self.path)
+        self.problems.append(f"{where}: {keypath or '<document>'}: {message}")
+
+    def expect(self, keypath: str, expected: str, found: object, hint: str = "") -> None:
+        self.error(keypath, f"expected {expected}, got {_show(found)}{hint}")
+
+    def duplicates(self, keypath: str, data: Mapping[str, Any]) -> None:
+        for key in data:
+            pos = self.positions.get(f"{_join(keypath, str(key))}#dup")
+            if pos is not None:
+                self.problems.append(
+                    f"{self.path}:{pos.line}: {_join(keypath, str(key))}: "
+                    f"duplicate key {str(key)!r}; keep one"
+                )
+
+    def mapping(
+        self,
+        keypath: str,
+        data: object,
+        required: tuple[str, ...],
+        optional: tuple[str, ...],
+    ) -> Mapping[str, Any] | None:
+        if not isinstance(data, dict):
+            self.expect(keypath, "a mapping", data)
+            return None
+        self.duplicates(keypath, data)
+        known = required + optional
+        for key in data:
+            if not isinstance(key, str):
+                self.error(keypath, f"expected string keys, got {_show(key)}")
+                continue
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                self.error(
+                    _join(keypath, key),
+                    f"unknown key {key!r}{hint}; expected one of: {', '.join(known)}",
+                )
+        for key in required:
+            if key not in data:
+                self.error(keypath, f"missing required key {key!r}")
+        return data
+
+    def string(self, keypath: str, value: object, *, nonempty: bool = True) -> str | None:
+        if isinstance(value, str) and (value.strip() or not nonempty):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # YAML reads an unquoted 2.12 as a float; say how to keep it a string.
+            self.expect(keypath, "a string", value, f' (quote it: "{value}")')
+        elif isinstance(value, str):
+            self.expect(keypath, "a non-empty string", value)
+        else:
+            self.expect(keypath, "a string", value)
+        return None
+
+    def each(
+        self,
+        keypath: str,
+        value: object,
+        check: Callable[[str, object], T | None],
+        *,
+        nonempty: bool,
+    ) -> tuple[T, ...] | None:
+        if not isinstance(value, list):
+            self.expect(keypath, "a list", value)
+            return None
+        if nonempty and not value:
+            self.expect(keypath, "a non-empty list", value)
+            return None
+        results = [check(f"{keypath}[{i}]", item) for i, item in enumerate(value)]
+        if any(r is None for r in results):
+            return None
+        return tuple(r for r in results if r is not None)
+
+    def manifest(self, data: object) -> Manifest | None:
+        top = self.mapping("", data, ("version", "package", "backports"), ())
+        if top is None:
+            return None
+        version = self.schema_version(top.get("version"))
+        package = self.package(top["package"]) if "package" in top else None
+        backports = (
+            self.each("backports", top["backports"], self.backport, nonempty=False)
+            if "backports" in top
+            else None
+        )
+        if backports is not None:
+            self.unique_ids(backports)
+        if self.problems or version is None or package is None or backports is None:
+            return None
+        return Manifest(self.path, version, package, backports)
+
+    def schema_version(self, value: object) -> int | None:
+        if value is None:
+            return None  # already reported as missing
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.expect("version", f"the integer {SCHEMA_VERSION}", value)
+            return None
+        if value != SCHEMA_VERSION:
+            self.error(
+                "version",
+                f"expected schema version {SCHEMA_VERSION}, got {value}; "
+                "this backport-tool reads schema 1 only. Hint: upgrade backport-tool",
+            )
+            return None
+        return value
+
+    def package(self, value: object) -> str | None:
+        name = self.string("package", value)
+        if name is None:
+            return None
+        if not _DIST_RE.match(name):
+            self.expect("package", "a distribution name such as 'torch'", name)
+            return None
+        return canonicalize_name(name)
+
+    def unique_ids(self, backports: tuple[Backport, ...]) -> None:
+        first: dict[str, int] = {}
+        for index, backport in enumerate(backports):
+            if backport.id in first:
+                self.error(
+                    f"backports[{index}].id",
+                    f"duplicate id {backport.id!r}; backports[{first[backport.id]}] "
+                    "already uses it",
+                )
+            else:
+                first[backport.id] = index
+
+    def backport(self, keypath: str, data: object) -> Backport | None:
+        required = ("id", "summary", "applies_to", "module", "targets")
+        optional = ("fixed_in", "upstream", "requires")
+        entry = self.mapping(keypath, data, required, optional)
+        if entry is None:
+            return None
+        before = len(self.problems)
+        backport_id = self.backport_id(f"{keypath}.id", entry.get("id"))
+        summary = (
+            self.string(f"{keypath}.summary", entry["summary"]) if "summary" in entry else None
+        )
+        applies_to = (
+            self.specifier(f"{keypath}.applies_to", entry["applies_to"])
+            if "applies_to" in entry
+            else None
+        )
+        fixed_in = (
+            self.version(f"{keypath}.fixed_in", entry["fixed_in"]) if "fixed_in" in entry else None
+        )
+        if (
+            applies_to is not None
+            and fixed_in is not None
+            and applies_to.contains(fixed_in, prereleases=True)
+        ):
+            self.error(
+                f"{keypath}.fixed_in",
+                f"fixed_in {fixed_in} is inside applies_to {entry['applies_to']!r}: a version "
+                "cannot both need the backport and already have the fix; "
+                f"end applies_to below {fixed_in}",
+            )
+        upstream = self.upstream(f"{keypath}.upstream", entry.get("upstream", {}))
+        module = self.module(f"{keypath}.module", entry["module"]) if "module" in entry else None
+        targets = (
+            self.each(f"{keypath}.targets", entry["targets"], self.target, nonempty=True)
+            if "targets" in entry
+            else None
+        )
+        requires = self.each(
+            f"{keypath}.requires", entry.get("requires", []), self.symbol, nonempty=False
+        )
+        if (
+            len(self.problems) > before
+            or backport_id is None
+            or summary is None
+            or applies_to is None
+            or module is None
+            or targets is None
+            or upstream is None
+            or requires is None
+        ):
+            return None
+        pos = self.positions.get(keypath)
+        return Backport(
+            id=backport_id,
+            summary=summary,
+            applies_to=applies_to,
+            applies_to_text=str(entry["applies_to"]).strip(),
+            fixed_in=fixed_in,
+            upstream=upstream,
+            module=module,
+            module_text=entry["module"],
+            targets=targets,
+            requires=requires,
+            line=pos.line if pos else None,
+        )
+
+    def backport_id(self, keypath: str, value: object) -> str | None:
+        if value is None:
+            return None
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        if not _ID_RE.match(text):
+            self.expect(keypath, "an id matching [a-z0-9][a-z0-9-]*", text)
+            return None
+        return text
+
+    def specifier(self, keypath: str, value: object) -> SpecifierSet | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        try:
+            return SpecifierSet(text)
+        except InvalidSpecifier:
+            self.expect(keypath, 'a PEP 440 specifier set such as ">=2.11.0,<2.12"', text)
+            return None
+
+    def version(self, keypath: str, value: object) -> Version | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        try:
+            return Version(text)
+        except InvalidVersion:
+            self.expect(keypath, 'a PEP 440 version such as "2.12.0"', text)
+            return None
+
+    def upstream(self, keypath: str, data: object) -> Upstream | None:
+        entry = self.mapping(keypath, data, (), ("pr", "issue", "commit", "notes"))
+        if entry is None:
+            return None
+        values: dict[str, str | None] = {}
+        for key in ("pr", "issue", "commit", "notes"):
+            if key in entry:
+                values[key] = self.string(_join(keypath, key), entry[key])
+        return Upstream(**values)
+
+    def module(self, keypath: str, value: object) -> Path | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        relative = Path(text)
+        if relative.is_absolute():
+            self.expect(keypath, "a path relative to the manifest's directory", text)
+            return None
+        if relative.suffix != ".py":
+            self.expect(keypath, "a path to a .py file", text)
+            return None
+        root = self.base.resolve()
+        # Resolve symlinks before the containment check, so that a link
+        # inside the root cannot point the loader at code outside it.
+        resolved = (root / relative).resolve()
+        if not resolved.is_relative_to(root):
+            self.expect(keypath, f"a path inside {self.base}", text)
+            return None
+        if not resolved.is_file():
+            self.error(keypath, f"file not found: {text} (looked in {self.base})")
+            return None
+        return resolved
+
+    def target(self, keypath: str, data: object) -> Target | None:
+        entry = self.mapping(keypath, data, ("symbol", "replacement"), ("signature",))
+        if entry is None:
+            return None
+        before = len(self.problems)
+        symbol = self.symbol(f"{keypath}.symbol", entry["symbol"]) if "symbol" in entry else None
+        replacement = (
+            self.identifier(f"{keypath}.replacement", entry["replacement"])
+            if "replacement" in entry
+            else None
+        )
+        signature = (
+            self.signature(f"{keypath}.signature", entry["signature"])
+            if "signature" in entry
+            else None
+        )
+        if len(self.problems) > before or symbol is None or replacement is None:
+            return None
+        return Target(symbol, replacement, signature)
+
+    def symbol(self, keypath: str, value: object) -> SymbolRef | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        try:
+            return SymbolRef.parse(text)
+        except ValueError as exc:
+            self.expect(keypath, f"a symbol 'dotted.module:Dotted.qualname' ({exc})", text)
+            return None
+
+    def identifier(self, keypath: str, value: object) -> str | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        if not (text.isascii() and text.isidentifier()) or keyword.iskeyword(text):
+            self.expect(keypath, "the name of an attribute of the backport module", text)
+            return None
+        return text
+
+    def signature(self, keypath: str, value: object) -> str | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        try:
+            normalize_signature(text)
+        except ValueError:
+            self.expect(keypath, 'a signature such as "(self, users: int) -> bool"', text)
+            return None
+        return text
+
+
+def normalize_signature(text: str) -> str:
+    """Return ``text`` in one canonical spelling, so that spacing and quoting of
+    annotations do not count; raise ``ValueError`` if it is not a signature."""
+    text = text.strip()
+    if not text.startswith("("):
+        raise ValueError(text)
+    try:
+        module = ast.parse(f"def _{text}:\n    pass\n")
+    except SyntaxError:
+        raise ValueError(text) from None
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
+        raise ValueError(text)
+    func = module.body[0]
+    arguments = [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]
+    arguments += [a for a in (func.args.vararg, func.args.kwarg) if a is not None]
+    for arg in arguments:
+        arg.annotation = _unquote(arg.annotation)
+    func.returns = _unquote(func.returns)
+    args = ast.unparse(func.args)
+    returns = f" -> {ast.unparse(func.returns)}" if func.returns is not None else ""
+    return f"({args}){returns}"
+
+
+def _unquote(node: ast.expr | None) -> ast.expr | None:
+    # inspect renders string annotations (PEP 563) with quotes; unquote them.
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            return ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return node
+    return node

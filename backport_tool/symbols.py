@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from types import ModuleType
+
+from .manifest import SymbolRef, normalize_signature
+
+
+class SymbolMissing(Exception):
+    """A module or attribute named by a symbol does not exist."""
+
+
+# Marks "the owner has no attribute of its own under this name".
+ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An attribute found through a symbol reference.
+
+    ``owner`` is the object that the qualname's last part is looked up on (a
+    class or a module). ``raw`` is the object as stored in ``defined_on``'s
+    ``__dict__`` (so a staticmethod stays a staticmethod), ``own`` is what
+    ``owner`` holds itself: ``raw`` when the attribute is not inherited, else
+    :data:`ABSENT`.
+    """
+
+    ref: SymbolRef
+    owner: object
+    name: str
+    raw: object
+    defined_on: object
+    own: object
+
+    @property
+    def function(self) -> object:
+        """The callable behind ``raw``, unwrapped from static/classmethod."""
+        if isinstance(self.raw, (staticmethod, classmethod)):
+            return self.raw.__func__
+        return self.raw
+
+    @property
+    def defined_on_name(self) -> str:
+        """Qualified name of where the attribute is defined (for reports)."""
+        where = self.defined_on
+        if isinstance(where, ModuleType):
+            return where.__name__
+        module = getattr(where, "__module__", "?")
+        return f"{module}:{getattr(where, '__qualname__', repr(where))}"
+
+
+def import_module(name: str) -> ModuleType:
+    """Import ``name``; raise :class:`SymbolMissing` if it (or a parent) does not exist.
+
+    Any other exception raised while importing propagates: that module exists
+    but is broken, which is a different problem from "absent".
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        # Only "this module is absent" is missing. A module that exists but
+        # imports something absent is broken, not missing.
+        if exc.name is not None and (name == exc.name or name.startswith(exc.name + ".")):
+            raise SymbolMissing(f"module {name!r} not found") from None
+        raise
+
+
+def resolve(ref: SymbolRef) -> Resolved:
+    """Import ``ref``'s module and find the attribute, inherited ones included."""
+    owner: object = import_module(ref.module)
+    parts = ref.qualname.split(".")
+    walked = ref.module
+    for part in parts[:-1]:
+        try:
+            owner = getattr(owner, part)
+        except AttributeError:
+            raise SymbolMissing(f"{walked} has no attribute {part!r}") from None
+        walked = f"{walked}:{part}" if walked == ref.module else f"{walked}.{part}"
+    name = parts[-1]
+    if isinstance(owner, type):
+        # Look in the MRO's __dict__s rather than getattr: getattr would bind
+        # the function and hide staticmethod/classmethod wrappers.
+        for klass in owner.__mro__:
+            if name in vars(klass):
+                raw = vars(klass)[name]
+                own = raw if klass is owner else ABSENT
+                return Resolved(ref, owner, name, raw, klass, own)
+        raise SymbolMissing(f"class {walked} has no attribute {name!r} (own or inherited)")
+    namespace = getattr(owner, "__dict__", None)
+    if isinstance(namespace, dict) and name in namespace:
+        raw = namespace[name]
+        return Resolved(ref, owner, name, raw, owner, raw)
+    # Some modules serve attributes through __getattr__ (torch's config
+    # modules keep their options outside __dict__).
+    try:
+        value = getattr(owner, name)
+    except AttributeError:
+        raise SymbolMissing(f"{walked} has no attribute {name!r}") from None
+    return Resolved(ref, owner, name, value, owner, ABSENT)
+
+
+def signature_text(obj: object) -> str | None:
+    """Return the canonical signature of ``obj``, or None if it has none."""
+    try:
+        signature = inspect.signature(obj)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    try:
+        return normalize_signature(str(signature))
+    except ValueError:
+        # A default whose repr is not Python (``<object at 0x...>``) cannot be
+        # normalized; the raw text still reads fine in a report.
+        return str(signature)
+
+
+def signatures_match(expected: str, actual: str | None) -> bool:
+    """Compare two signatures ignoring spacing and annotation quoting."""
+    if actual is None:
+        return False
+    try:
+        return normalize_signature(expected) == normalize_signature(actual)
+    except ValueError:
+        return False
