@@ -23,11 +23,12 @@ class ManifestError(BackportToolError):
     def __init__(self, path: str, problems: Sequence[str]) -> None:
         self.path = path
         self.problems = tuple(problems)
+        # Each problem already starts with the file name (and line).
         if len(self.problems) == 1:
-            message = f"invalid manifest {path}: {self.problems[0]}"
+            message = f"invalid manifest: {self.problems[0]}"
         else:
             lines = "\n".join(f"  - {p}" for p in self.problems)
-            message = f"invalid manifest {path} ({len(self.problems)} problems):\n{lines}"
+            message = f"invalid manifest ({len(self.problems)} problems):\n{lines}"
         super().__init__(message)
 
 

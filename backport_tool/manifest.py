@@ -167,6 +167,8 @@ def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
                 if key in keys:
                     positions.setdefault(f"{child}#dup", _Pos(key_node.start_mark.line + 1, key))
                 keys.add(key)
+                # A key's position is the key's line, where a reader looks.
+                positions.setdefault(child, _Pos(key_node.start_mark.line + 1, None))
                 walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
@@ -206,7 +208,9 @@ def _show(value: object) -> str:
     text = repr(value)
     if len(text) > 80:
         text = text[:77] + "..."
-    return f"{_type_name(value)} {text}" if not isinstance(value, str) else text
+    if value is None or isinstance(value, str):
+        return "null" if value is None else text
+    return f"{_type_name(value)} {text}"
 
 
 class _Checker:

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import PatchSet
+
+import backport_tool
+
+
+def _torch_version() -> str | None:
+    try:
+        return importlib.metadata.version("torch")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+# Real-torch tests must not vanish as skips in CI: the test script sets this,
+# and a session on any other torch then fails at once.
+_REQUIRE = os.environ.get("BACKPORT_TOOL_REQUIRE_TORCH", "")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    version = _torch_version() or ""
+    for item in items:
+        for marker, prefix in (("torch211", "2.11."), ("torch213", "2.13.")):
+            if item.get_closest_marker(marker) and not version.startswith(prefix):
+                reason = f"needs torch {prefix}x, found {version or 'none'}"
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    version = _torch_version() or ""
+    if _REQUIRE and not version.startswith(_REQUIRE):
+        raise pytest.UsageError(
+            f"BACKPORT_TOOL_REQUIRE_TORCH={_REQUIRE} but torch {version or 'is not'} installed"
+        )
+
+
+@pytest.fixture
+def patchset(tmp_path: Path) -> Iterator[PatchSet]:
+    ps = PatchSet(tmp_path)
+    yield ps
+    backport_tool.revert()
+    ps.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BACKPORT_TOOL_DISABLE", raising=False)
+    monkeypatch.delenv("BACKPORT_TOOL_MANIFEST", raising=False)

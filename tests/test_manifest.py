@@ -1,0 +1,304 @@
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from backport_tool import ManifestError, SymbolRef, load_manifest
+from backport_tool.manifest import normalize_signature
+
+VALID = """\
+version: 1
+package: torch
+backports:
+  - id: fix-one
+    summary: a fix
+    applies_to: ">=2.11.0,<2.12"
+    fixed_in: "2.12.0"
+    upstream:
+      pr: https://example.invalid/pr/1
+    module: backports/fix.py
+    targets:
+      - symbol: "pkg.mod:Klass.method"
+        replacement: method
+        signature: "(self, users: int) -> bool"
+    requires:
+      - "pkg.mod:Other"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "backports").mkdir(exist_ok=True)
+    (tmp_path / "backports" / "fix.py").write_text("def method(self, users): return True\n")
+    path = tmp_path / "manifest.yaml"
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def problems(tmp_path: Path, text: str) -> list[str]:
+    path = write(tmp_path, text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    prefix = f"{path}"
+    return [p.replace(prefix, "M") for p in info.value.problems]
+
+
+def test_valid_manifest_loads_into_frozen_objects(tmp_path: Path) -> None:
+    manifest = load_manifest(write(tmp_path, VALID))
+    assert manifest.version == 1
+    assert manifest.package == "torch"
+    (backport,) = manifest.backports
+    assert backport.id == "fix-one"
+    assert backport.applies_to == SpecifierSet(">=2.11.0,<2.12")
+    assert backport.applies_to_text == ">=2.11.0,<2.12"
+    assert backport.fixed_in == Version("2.12.0")
+    assert backport.upstream.pr == "https://example.invalid/pr/1"
+    assert backport.module == (tmp_path / "backports" / "fix.py").resolve()
+    assert backport.targets[0].symbol == SymbolRef("pkg.mod", "Klass.method")
+    assert backport.requires == (SymbolRef("pkg.mod", "Other"),)
+    assert backport.line == 4
+    with pytest.raises(AttributeError):
+        backport.id = "other"  # type: ignore[misc]
+
+
+def test_the_shipped_manifest_is_valid() -> None:
+    from backport_tool import default_manifest_path
+
+    manifest = load_manifest(default_manifest_path())
+    backport = manifest.get("inductor-realize-on-reuse")
+    assert backport.fixed_in == Version("2.12.0")
+    assert backport.upstream.notes is not None
+    assert "2.12.0 through 2.15.0 do not contain the cost model" in " ".join(
+        backport.upstream.notes.split()
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "applies_to:",
+            "applies-to:",
+            [
+                "M:6: backports[0].applies-to: unknown key 'applies-to' (did you mean "
+                "'applies_to'?); expected one of: id, summary, applies_to, module, targets, "
+                "fixed_in, upstream, requires",
+                "M:4: backports[0]: missing required key 'applies_to'",
+            ],
+        ),
+        (
+            'fixed_in: "2.12.0"',
+            "fixed_in: 2.12",
+            ['M:7: backports[0].fixed_in: expected a string, got a float 2.12 (quote it: "2.12")'],
+        ),
+        (
+            'fixed_in: "2.12.0"',
+            'fixed_in: "two"',
+            [
+                'M:7: backports[0].fixed_in: expected a PEP 440 version such as "2.12.0", '
+                "got 'two'"
+            ],
+        ),
+        (
+            'applies_to: ">=2.11.0,<2.12"',
+            'applies_to: ">=2.11.0,<<2.12"',
+            [
+                "M:6: backports[0].applies_to: expected a PEP 440 specifier set such as "
+                "\">=2.11.0,<2.12\", got '>=2.11.0,<<2.12'"
+            ],
+        ),
+        (
+            'applies_to: ">=2.11.0,<2.12"',
+            'applies_to: ">=2.11.0"',
+            [
+                "M:7: backports[0].fixed_in: fixed_in 2.12.0 is inside applies_to '>=2.11.0': "
+                "a version cannot both need the backport and already have the fix; "
+                "end applies_to below 2.12.0"
+            ],
+        ),
+        (
+            '"pkg.mod:Klass.method"',
+            '"pkg.mod.Klass.method"',
+            [
+                "M:12: backports[0].targets[0].symbol: expected a symbol "
+                "'dotted.module:Dotted.qualname' (no ':' between the module and the qualified "
+                "name), got 'pkg.mod.Klass.method'"
+            ],
+        ),
+        (
+            '"pkg.mod:Other"',
+            '"pkg.mod:__import__(\'os\').system"',
+            [
+                "M:16: backports[0].requires[0]: expected a symbol "
+                "'dotted.module:Dotted.qualname' (qualified name part \"__import__('os')\" "
+                "is not a Python identifier), got \"pkg.mod:__import__('os').system\""
+            ],
+        ),
+        (
+            "module: backports/fix.py",
+            "module: ../outside.py",
+            ["M:10: backports[0].module: expected a path inside DIR, got '../outside.py'"],
+        ),
+        (
+            "module: backports/fix.py",
+            "module: /etc/passwd.py",
+            [
+                "M:10: backports[0].module: expected a path relative to the manifest's "
+                "directory, got '/etc/passwd.py'"
+            ],
+        ),
+        (
+            "module: backports/fix.py",
+            "module: backports/nope.py",
+            ["M:10: backports[0].module: file not found: backports/nope.py (looked in DIR)"],
+        ),
+        (
+            "id: fix-one",
+            "id: Fix_One",
+            ["M:4: backports[0].id: expected an id matching [a-z0-9][a-z0-9-]*, got 'Fix_One'"],
+        ),
+        (
+            "version: 1",
+            "version: 2",
+            [
+                "M:1: version: expected schema version 1, got 2; this backport-tool reads "
+                "schema 1 only. Hint: upgrade backport-tool"
+            ],
+        ),
+        (
+            "version: 1",
+            "version: true",
+            ["M:1: version: expected the integer 1, got a boolean True"],
+        ),
+        (
+            "replacement: method",
+            "replacement: 12",
+            ["M:13: backports[0].targets[0].replacement: expected a string, got an integer 12 "
+             '(quote it: "12")'],
+        ),
+        (
+            'signature: "(self, users: int) -> bool"',
+            'signature: "self, users"',
+            [
+                "M:14: backports[0].targets[0].signature: expected a signature such as "
+                "\"(self, users: int) -> bool\", got 'self, users'"
+            ],
+        ),
+        (
+            "    targets:\n      - symbol",
+            "    targets: []\n    old:\n      - symbol",
+            [
+                "M:12: backports[0].old: unknown key 'old'; expected one of: id, summary, "
+                "applies_to, module, targets, fixed_in, upstream, requires",
+                "M:11: backports[0].targets: expected a non-empty list, got a list",
+            ],
+        ),
+        (
+            "upstream:\n      pr:",
+            "upstream:\n      pull:",
+            [
+                "M:9: backports[0].upstream.pull: unknown key 'pull'; "
+                "expected one of: pr, issue, commit, notes"
+            ],
+        ),
+    ],
+)
+def test_invalid_manifest_names_file_line_key_expected_and_found(
+    tmp_path: Path, old: str, new: str, expected: list[str]
+) -> None:
+    assert old in VALID
+    found = problems(tmp_path, VALID.replace(old, new, 1))
+    assert [p.replace(str(tmp_path), "DIR") for p in found] == expected
+
+
+def test_duplicate_ids_and_duplicate_keys(tmp_path: Path) -> None:
+    entry = VALID.split("backports:\n", 1)[1]
+    text = VALID + entry.replace("  - id: fix-one\n", "  - id: fix-one\n    id: fix-one\n")
+    assert problems(tmp_path, text) == [
+        "M:18: backports[1].id: duplicate key 'id'; keep one",
+        "M:17: backports[1].id: duplicate id 'fix-one'; backports[0] already uses it",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ["M: <document>: expected a mapping, got null"]),
+        ("- 1\n- 2\n", ["M:1: <document>: expected a mapping, got a list"]),
+        (
+            "version: 1\npackage: [torch\n",
+            ["M:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'"],
+        ),
+        (
+            "version: 1\nfoo: !!python/object:os.system {}\n",
+            [
+                "M:2:6: invalid YAML: could not determine a constructor for the tag "
+                "'tag:yaml.org,2002:python/object:os.system'"
+            ],
+        ),
+        (
+            "version: 1\n",
+            [
+                "M:1: <document>: missing required key 'package'",
+                "M:1: <document>: missing required key 'backports'",
+            ],
+        ),
+    ],
+)
+def test_unreadable_documents(tmp_path: Path, text: str, expected: list[str]) -> None:
+    assert problems(tmp_path, text) == expected
+
+
+def test_missing_and_non_utf8_files(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError) as info:
+        load_manifest(tmp_path / "nope.yaml")
+    assert str(info.value) == f"invalid manifest: {tmp_path}/nope.yaml: file not found"
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("version: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(bad)
+    assert info.value.problems == (f"{bad}: not UTF-8 text (invalid byte at offset 16)",)
+
+
+def test_module_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    outside = tmp_path / "evil.py"
+    outside.write_text("print('pwned')\n")
+    path = write(root, VALID)
+    (root / "backports" / "link.py").symlink_to(outside)
+    path.write_text(VALID.replace("backports/fix.py", "backports/link.py"))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert info.value.problems == (
+        f"{path}:10: backports[0].module: expected a path inside {root}, "
+        "got 'backports/link.py'",
+    )
+
+
+def test_several_problems_are_reported_together(tmp_path: Path) -> None:
+    path = write(tmp_path, VALID.replace("id: fix-one", "id: BAD").replace("2.12.0", "x"))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert str(info.value).startswith(f"invalid manifest (2 problems):\n  - {path}:4:")
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("(self, users: int) -> bool", "(self, users:int)->bool"),
+        ("(self, users: 'int') -> 'bool'", "(self, users: int) -> bool"),
+        ("(self, *, graph_reuse: bool = True)", "(self, *, graph_reuse: bool=True)"),
+    ],
+)
+def test_signature_normalization(a: str, b: str) -> None:
+    assert normalize_signature(a) == normalize_signature(b)
+
+
+def test_signature_normalization_keeps_real_differences() -> None:
+    assert normalize_signature("(self, users: int) -> bool") != normalize_signature(
+        "(self, users: int, *, graph_reuse: bool = True) -> bool"
+    )
