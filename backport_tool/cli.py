@@ -85,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("backport_tool")
+    previous_level = logger.level
     logger.addHandler(handler)
     # The report already shows every problem; the log is for --verbose.
     logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
@@ -100,4 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception:
         return _internal_error()
     finally:
+        # main() may run inside a larger program (tests, the pytest plugin):
+        # leave its logging as it was.
         logger.removeHandler(handler)
+        logger.setLevel(previous_level)

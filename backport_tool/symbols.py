@@ -107,12 +107,27 @@ def signature_text(obj: object) -> str | None:
         signature = inspect.signature(obj)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-    try:
-        return normalize_signature(str(signature))
-    except ValueError:
-        # A default whose repr is not Python (``<object at 0x...>``) cannot be
-        # normalized; the raw text still reads fine in a report.
-        return str(signature)
+    # Under PEP 563 annotations are strings, which inspect renders quoted;
+    # show them as the source wrote them.
+    params = [
+        p.replace(annotation=_Source(p.annotation)) if isinstance(p.annotation, str) else p
+        for p in signature.parameters.values()
+    ]
+    returns = signature.return_annotation
+    return str(
+        signature.replace(
+            parameters=params,
+            return_annotation=_Source(returns) if isinstance(returns, str) else returns,
+        )
+    )
+
+
+class _Source:
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def signatures_match(expected: str, actual: str | None) -> bool:

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
+import logging
 import sys
 
 import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import Status, apply, applied, check, revert
+from backport_tool import Status, applied, apply, check, revert
 
 
 def statuses(report: backport_tool.Report) -> dict[str, str]:
@@ -246,6 +247,7 @@ def test_two_backports_on_one_target_conflict(patchset: PatchSet) -> None:
 def test_revert_leaves_a_later_foreign_patch_alone(
     patchset: PatchSet, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="backport_tool")
     patchset.add("fix", "Widget.compute")
     apply(patchset.write())
     mod = patchset.target()
@@ -275,6 +277,7 @@ def test_disable_env(
 def test_disable_env_warns_about_unknown_ids(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="backport_tool")
     patchset.add("fix", "Widget.compute")
     monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "fxi")
     apply(patchset.write())

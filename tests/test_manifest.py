@@ -130,7 +130,7 @@ def test_the_shipped_manifest_is_valid() -> None:
         ),
         (
             '"pkg.mod:Other"',
-            '"pkg.mod:__import__(\'os\').system"',
+            "\"pkg.mod:__import__('os').system\"",
             [
                 "M:16: backports[0].requires[0]: expected a symbol "
                 "'dotted.module:Dotted.qualname' (qualified name part \"__import__('os')\" "
@@ -176,8 +176,10 @@ def test_the_shipped_manifest_is_valid() -> None:
         (
             "replacement: method",
             "replacement: 12",
-            ["M:13: backports[0].targets[0].replacement: expected a string, got an integer 12 "
-             '(quote it: "12")'],
+            [
+                "M:13: backports[0].targets[0].replacement: expected a string, got an integer 12 "
+                '(quote it: "12")'
+            ],
         ),
         (
             'signature: "(self, users: int) -> bool"',
@@ -274,8 +276,7 @@ def test_module_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert info.value.problems == (
-        f"{path}:10: backports[0].module: expected a path inside {root}, "
-        "got 'backports/link.py'",
+        f"{path}:10: backports[0].module: expected a path inside {root}, got 'backports/link.py'",
     )
 
 

@@ -1,0 +1,182 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import PatchSet
+
+from backport_tool import __version__, cli
+from backport_tool.commands import apply as apply_cmd
+
+
+def run(patchset: PatchSet | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environ = dict(os.environ)
+    paths = [str(patchset.site)] if patchset else []
+    if environ.get("PYTHONPATH"):
+        paths.append(environ["PYTHONPATH"])
+    environ["PYTHONPATH"] = os.pathsep.join(paths)
+    environ.pop("BACKPORT_TOOL_DISABLE", None)
+    environ.update(env)
+    return subprocess.run(
+        [sys.executable, "-m", "backport_tool", *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        check=False,
+    )
+
+
+@pytest.fixture
+def manifest(patchset: PatchSet) -> str:
+    patchset.add("fix", "Widget.compute", signature="(self, x: int) -> int")
+    patchset.add("later", "Widget.other", applies_to=">=2.0")
+    return str(patchset.write())
+
+
+def test_apply_prints_one_line_per_backport(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "apply", "--manifest", manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"applied         fix: replaced {patchset.sym('Widget.compute')}",
+        f"not-applicable  later: {patchset.dist} 1.5.0 is outside applies_to '>=2.0'",
+        f"{patchset.dist} 1.5.0: 1 applied, 1 not-applicable",
+    ]
+    assert proc.stderr == ""
+
+
+def test_check_json(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "check", "--json", "--manifest", manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "package": patchset.dist,
+        "version": "1.5.0",
+        "manifest": manifest,
+        "backports": [
+            {
+                "id": "fix",
+                "status": "ready",
+                "reason": "would apply: targets found, signatures match",
+            },
+            {
+                "id": "later",
+                "status": "not-applicable",
+                "reason": f"{patchset.dist} 1.5.0 is outside applies_to '>=2.0'",
+            },
+        ],
+    }
+
+
+def test_manifest_comes_from_the_environment(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "check", "--json", BACKPORT_TOOL_MANIFEST=manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["manifest"] == manifest
+
+
+def test_status_shows_the_manifest_against_the_installed_version(
+    patchset: PatchSet, manifest: str
+) -> None:
+    proc = run(patchset, "status", "--manifest", manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:14] == [
+        f"manifest: {manifest}",
+        f"{patchset.dist}: 1.5.0",
+        "",
+        "fix: ready",
+        "  summary:    test backport fix",
+        "  applies_to: >=1.0,<2.0",
+        "  fixed_in:   -",
+        "  module:     backports/fix.py",
+        f"  target:     {patchset.sym('Widget.compute')}",
+        f"    defined on:         {patchset.module}:Widget",
+        "    signature expected: (self, x: int) -> int",
+        "    signature found:    (self, x: int) -> int",
+        "  reason:     would apply: targets found, signatures match",
+        "",
+    ]
+    data = json.loads(run(patchset, "status", "--json", "--manifest", manifest).stdout)
+    assert data["backports"][0]["targets"][0]["actual_signature"] == "(self, x: int) -> int"
+    assert data["backports"][0]["applies_to"] == ">=1.0,<2.0"
+
+
+@pytest.mark.parametrize("command", ["apply", "check", "status"])
+def test_drift_exits_1(patchset: PatchSet, command: str) -> None:
+    patchset.add("fix", "Widget.compute", signature="(self) -> int")
+    proc = run(patchset, command, "--manifest", str(patchset.write()))
+    assert proc.returncode == 1
+    assert "drift" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_disabled_by_environment(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "apply", "--json", "--manifest", manifest, BACKPORT_TOOL_DISABLE="all")
+    assert proc.returncode == 0
+    statuses = [b["status"] for b in json.loads(proc.stdout)["backports"]]
+    assert statuses == ["disabled", "disabled"]
+
+
+def test_malformed_manifest_exits_2_with_the_key_path(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    patchset.backports[0]["targets"][0]["symbol"] = "no colon here"
+    path = patchset.write()
+    for command in ("apply", "check", "status"):
+        proc = run(patchset, command, "--manifest", str(path))
+        assert proc.returncode == 2
+        assert proc.stdout == ""
+        assert proc.stderr == (
+            f"backport-tool: error: invalid manifest: {path}:9: backports[0].targets[0].symbol: "
+            "expected a symbol 'dotted.module:Dotted.qualname' (no ':' between the module and "
+            "the qualified name), got 'no colon here'\n"
+        )
+
+
+def test_missing_manifest_exits_2(tmp_path: Path) -> None:
+    proc = run(None, "check", "--manifest", str(tmp_path / "none.yaml"))
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"backport-tool: error: invalid manifest: {tmp_path / 'none.yaml'}: file not found\n"
+    )
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["apply", "--bogus"]])
+def test_usage_errors_exit_2(argv: list[str]) -> None:
+    proc = run(None, *argv)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("usage: backport-tool")
+    assert "Traceback" not in proc.stderr
+
+
+def test_version() -> None:
+    proc = run(None, "--version")
+    assert (proc.returncode, proc.stdout) == (0, f"backport-tool {__version__}\n")
+
+
+def test_internal_error_exits_3_and_points_to_a_log(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def explode(args: object) -> int:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(apply_cmd, "run", explode)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cli.main(["apply"]) == 3
+    log = tmp_path / "backport-tool" / "backport-tool.log"
+    assert capsys.readouterr().err == (
+        "backport-tool: internal error: RuntimeError: kaboom\n"
+        f"The traceback is in {log}. Please report it with that file.\n"
+    )
+    assert "Traceback (most recent call last)" in log.read_text()
+
+
+def test_interrupt_exits_130(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(apply_cmd, "run", interrupted)
+    assert cli.main(["apply"]) == 130
+    assert capsys.readouterr().err == "backport-tool: interrupted\n"

@@ -1,0 +1,102 @@
+"""The shipped backport on the real torch 2.11.0."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+pytestmark = pytest.mark.torch211
+
+torch = pytest.importorskip("torch")
+
+import backport_tool  # noqa: E402
+from backport_tool import Status  # noqa: E402
+
+BACKPORT = "inductor-realize-on-reuse"
+
+
+@pytest.fixture
+def applied_patch() -> Iterator[backport_tool.Report]:
+    report = backport_tool.apply()
+    yield report
+    backport_tool.revert()
+
+
+def test_check_reports_ready_with_every_symbol_verified() -> None:
+    result = backport_tool.check().by_id(BACKPORT)
+    assert result.status is Status.READY
+    assert result.reason == (
+        "would apply: targets found, signatures match, 17 required symbols found"
+    )
+    (target,) = result.targets
+    assert target.actual_signature == "(self, users: int) -> bool"
+    assert target.defined_on == "torch._inductor.ir:StorageBox"
+
+
+def test_apply_replaces_the_heuristic_and_revert_restores_it() -> None:
+    from torch._inductor.ir import StorageBox
+
+    original = StorageBox.__dict__["should_realize_on_reuse"]
+    report = backport_tool.apply()
+    try:
+        assert report.by_id(BACKPORT).status is Status.APPLIED
+        assert report.version == "2.11.0"
+        replacement = StorageBox.__dict__["should_realize_on_reuse"]
+        assert replacement is not original
+        assert replacement.__module__ == "_backport_tool_bp_inductor_realize_on_reuse"
+        assert [a.id for a in backport_tool.applied()] == [BACKPORT]
+    finally:
+        assert backport_tool.revert() == (BACKPORT,)
+    assert StorageBox.__dict__["should_realize_on_reuse"] is original
+
+
+def test_patched_compile_flips_a_realize_decision_and_matches_eager(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from realize_probe import four_read_pointwise_three_users, fresh_compile, record_decisions
+
+    args = [torch.randn(256, 512) for _ in range(4)]
+    expected = four_read_pointwise_three_users(*args)
+
+    with record_decisions(monkeypatch) as unpatched:
+        fresh_compile(four_read_pointwise_three_users, *args)
+    # Unpatched, the installed heuristic is the original: no disagreement.
+    assert unpatched
+    assert all(d.original == d.installed for d in unpatched)
+
+    assert backport_tool.apply().by_id(BACKPORT).status is Status.APPLIED
+    try:
+        with record_decisions(monkeypatch) as patched:
+            out = fresh_compile(four_read_pointwise_three_users, *args)
+    finally:
+        backport_tool.revert()
+
+    flips = [d for d in patched if d.original != d.installed]
+    assert len(flips) == 1
+    assert (flips[0].users, flips[0].kind, flips[0].original, flips[0].installed) == (
+        3,
+        "Pointwise",
+        False,
+        True,
+    )
+    for got, want in zip(out, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_cost_model_keeps_inlining_a_cheap_value_with_two_users(
+    monkeypatch: pytest.MonkeyPatch, applied_patch: backport_tool.Report
+) -> None:
+    from realize_probe import fresh_compile, record_decisions
+
+    def fn(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        # 2 reads, 2 users: 2N*(2-1) < N*(1+2), so inlining stays cheaper.
+        x = a + b
+        return x * 2, x - 1
+
+    args = [torch.randn(64, 64) for _ in range(2)]
+    with record_decisions(monkeypatch) as decisions:
+        out = fresh_compile(fn, *args)
+    assert [(d.users, d.original, d.installed) for d in decisions] == [(2, False, False)]
+    for got, want in zip(out, fn(*args), strict=True):
+        torch.testing.assert_close(got, want)

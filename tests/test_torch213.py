@@ -1,0 +1,74 @@
+"""The shipped backport on the real torch 2.13: refused, and torch left alone."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.torch213
+
+torch = pytest.importorskip("torch")
+
+import backport_tool  # noqa: E402
+from backport_tool import Status, default_manifest_path  # noqa: E402
+
+BACKPORT = "inductor-realize-on-reuse"
+
+
+def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
+    # In a fresh interpreter: the refusal must come from the version alone,
+    # without importing torch._inductor at all.
+    code = (
+        "import sys, json, backport_tool\n"
+        "r = backport_tool.apply()\n"
+        "print(json.dumps([r.to_dict(), 'torch._inductor.ir' in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    report, inductor_imported = yaml.safe_load(out)
+    assert report["version"].startswith("2.13.")
+    (entry,) = report["backports"]
+    assert entry["status"] == "fixed-upstream"
+    assert entry["reason"].endswith(">= fixed_in 2.12.0: upstream is declared to include the fix")
+    assert inductor_imported is False
+
+
+def test_apply_in_process_leaves_the_original_in_place() -> None:
+    from torch._inductor.ir import StorageBox
+
+    original = StorageBox.__dict__["should_realize_on_reuse"]
+    report = backport_tool.apply()
+    assert report.by_id(BACKPORT).status is Status.FIXED_UPSTREAM
+    assert backport_tool.applied() == ()
+    assert StorageBox.__dict__["should_realize_on_reuse"] is original
+
+
+def test_signature_check_catches_the_2_13_signature(tmp_path: Path) -> None:
+    # A manifest whose range wrongly admits 2.13 must still be stopped before
+    # the first compile: 2.13's mark_reuse passes graph_reuse=..., which the
+    # 2.11 replacement cannot take.
+    bundled = default_manifest_path()
+    shutil.copytree(bundled.parent / "backports", tmp_path / "backports")
+    data = yaml.safe_load(bundled.read_text())
+    entry = data["backports"][0]
+    entry["applies_to"] = ">=2.11.0"
+    del entry["fixed_in"]
+    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(data))
+
+    from torch._inductor.ir import StorageBox
+
+    original = StorageBox.__dict__["should_realize_on_reuse"]
+    result = backport_tool.apply(tmp_path / "manifest.yaml").by_id(BACKPORT)
+    assert result.status is Status.DRIFT
+    assert result.reason == (
+        "target torch._inductor.ir:StorageBox.should_realize_on_reuse has signature "
+        "(self, users: int, *, graph_reuse: bool = True) -> bool, "
+        "the backport expects (self, users: int) -> bool"
+    )
+    assert StorageBox.__dict__["should_realize_on_reuse"] is original
