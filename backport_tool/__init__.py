@@ -9,16 +9,18 @@ from .errors import BackportToolError, InstalledVersionError, ManifestError, Usa
 from .loader import applied, apply, check, default_manifest_path, revert
 from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
 from .patcher import AppliedBackport
-from .report import BackportResult, Report, Status, TargetReport
+from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
 
 __all__ = [
     "AppliedBackport",
     "Backport",
     "BackportResult",
     "BackportToolError",
+    "Claim",
     "InstalledVersionError",
     "Manifest",
     "ManifestError",
+    "Probe",
     "Report",
     "Status",
     "SymbolRef",

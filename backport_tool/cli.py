@@ -12,6 +12,8 @@ from pathlib import Path
 from . import __version__
 from .commands import apply as apply_cmd
 from .commands import check as check_cmd
+from .commands import lock as lock_cmd
+from .commands import matrix as matrix_cmd
 from .commands import status as status_cmd
 from .errors import BackportToolError
 from .loader import MANIFEST_ENV
@@ -39,14 +41,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = {}
     for name, module, text in (
         ("apply", apply_cmd, "apply the patch set in this process and report each backport"),
         ("check", check_cmd, "verify every backport without changing anything"),
         ("status", status_cmd, "show the manifest against the installed version, in detail"),
+        ("lock", lock_cmd, "record targets' signatures and fingerprints into the manifest"),
+        ("matrix", matrix_cmd, "backports x versions, read statically from wheels or trees"),
     ):
         command = sub.add_parser(name, help=text, description=text)
         _add_common(command)
         command.set_defaults(run=module.run)
+        commands[name] = command
+    for name in ("check", "status", "lock"):
+        commands[name].add_argument(
+            "--source",
+            metavar="SPEC",
+            help="read this version of the package statically instead of the installed one: "
+            "a .whl file, a directory, or REPO@REV (a git revision)",
+        )
+    commands["matrix"].add_argument(
+        "--source",
+        dest="sources",
+        metavar="SPEC",
+        action="append",
+        required=True,
+        help="a version to read (.whl, directory or REPO@REV); repeat for each version",
+    )
+    commands["matrix"].add_argument(
+        "--format", choices=("text", "markdown"), default="text", help="table format"
+    )
     return parser
 
 

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import functools
+import enum
 import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
@@ -14,15 +13,21 @@ from packaging.version import Version
 
 from . import patcher
 from .errors import UsageError
+from .inspection import Inspector, LiveInspector, Presence, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, Target, load_manifest
-from .report import BackportResult, Report, Status, TargetReport
-from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text, signatures_match
+from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
+from .static import StaticIndex, open_tree
+from .symbols import ABSENT
 from .versions import gate, installed_version
 
 logger = logging.getLogger("backport_tool")
 
 DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
 MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
+
+# The optional hooks a backport module may define.
+PROBE_HOOK = "upstream_probe"
+SELFTEST_HOOK = "selftest"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -49,7 +54,7 @@ def default_manifest_path() -> Path:
     return Path(from_env) if from_env else bundled_manifest_path()
 
 
-def _manifest(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest:
+def resolve_manifest(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest:
     if isinstance(manifest, Manifest):
         return manifest
     return load_manifest(default_manifest_path() if manifest is None else Path(manifest))
@@ -70,6 +75,12 @@ def _disabled(manifest: Manifest) -> frozenset[str]:
     return ids
 
 
+class Mode(enum.Enum):
+    APPLY = "apply"
+    CHECK = "check"
+    STATIC = "static"  # check against sources read with ast
+
+
 @dataclass(frozen=True)
 class _Problem:
     status: Status
@@ -80,7 +91,8 @@ class _Problem:
 _SEVERITY = (Status.FAILED, Status.MISSING, Status.DRIFT)
 
 
-def _load_module(backport: Backport) -> ModuleType:
+def load_backport_module(backport: Backport) -> ModuleType:
+    """Execute (once) and return the backport module of ``backport``."""
     cached = _modules.get(backport.module)
     if cached is not None:
         return cached
@@ -104,33 +116,246 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _resolve(symbol: str, what: str, resolver: Callable[[], Resolved]) -> Resolved | _Problem:
-    try:
-        return resolver()
-    except SymbolMissing as exc:
-        return _Problem(Status.MISSING, f"{what} {symbol}: {exc}")
-    except Exception as exc:
-        logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
-        return _Problem(Status.FAILED, f"{what} {symbol}: import raised {_describe(exc)}")
+def _versions(target: Target) -> str:
+    if not target.recorded_from:
+        return "unrecorded versions"
+    return "torch " + ", ".join(target.recorded_from)
 
 
-def _verify_target(target: Target) -> tuple[Resolved | None, TargetReport, list[_Problem]]:
-    symbol = str(target.symbol)
-    found = _resolve(symbol, "target", lambda: resolve(target.symbol))
-    if isinstance(found, _Problem):
-        return None, TargetReport(symbol, target.signature), [found]
-    actual = signature_text(found.function)
-    report = TargetReport(symbol, target.signature, actual, found.defined_on_name)
+def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
+    return TargetReport(
+        symbol=str(target.symbol),
+        presence=facts.presence.value,
+        expected_signature=target.signature,
+        actual_signature=facts.signature,
+        defined_on=facts.defined_on,
+        expected_fingerprints=target.fingerprints,
+        actual_fingerprint=facts.function.fingerprint if facts.function else None,
+    )
+
+
+def _presence_problem(what: str, facts: SymbolFacts) -> _Problem | None:
+    if facts.presence is Presence.MISSING:
+        return _Problem(Status.MISSING, f"{what} {facts.symbol}: {facts.message}")
+    if facts.presence is Presence.FAILED:
+        return _Problem(Status.FAILED, f"{what} {facts.symbol}: {facts.message}")
+    return None
+
+
+def _drift(target: Target, report: TargetReport) -> list[_Problem]:
     problems: list[_Problem] = []
-    if target.signature is not None and not signatures_match(target.signature, actual):
+    if report.signature_matches is False:
         problems.append(
             _Problem(
                 Status.DRIFT,
-                f"target {symbol} has signature {actual or '(none)'}, "
+                f"target {target.symbol} has signature {report.actual_signature}, "
                 f"the backport expects {target.signature}",
             )
         )
-    return found, report, problems
+    if report.fingerprint_matches is False:
+        problems.append(
+            _Problem(
+                Status.DRIFT,
+                f"target {target.symbol} source fingerprint {report.actual_fingerprint} is not "
+                f"the recorded {' or '.join(target.fingerprints)} (recorded from "
+                f"{_versions(target)}); the code the backport replaces has changed",
+            )
+        )
+    return problems
+
+
+@dataclass
+class _Inspected:
+    targets: list[tuple[Target, SymbolFacts]] = field(default_factory=list)
+    reports: list[TargetReport] = field(default_factory=list)
+    problems: list[_Problem] = field(default_factory=list)
+    requires_missing: list[str] = field(default_factory=list)
+    requires_unknown: list[str] = field(default_factory=list)
+
+
+def _inspect(backport: Backport, inspector: Inspector) -> _Inspected:
+    out = _Inspected()
+    for target in backport.targets:
+        facts = inspector.inspect(target.symbol)
+        report = _target_report(target, facts)
+        out.targets.append((target, facts))
+        out.reports.append(report)
+        problem = _presence_problem("target", facts)
+        if problem is not None:
+            out.problems.append(problem)
+        out.problems += _drift(target, report)
+    for ref in backport.requires:
+        facts = inspector.inspect(ref)
+        problem = _presence_problem("required symbol", facts)
+        if problem is not None:
+            out.problems.append(problem)
+            out.requires_missing.append(str(ref))
+        elif facts.presence is Presence.UNKNOWN:
+            out.requires_unknown.append(str(ref))
+    return out
+
+
+def _probe(module: ModuleType, inspected: _Inspected) -> tuple[Probe | None, str]:
+    hook = getattr(module, PROBE_HOOK, None)
+    if hook is None:
+        return None, ""
+    verdicts: list[tuple[bool | None, str]] = []
+    for target, facts in inspected.targets:
+        if facts.function is None:
+            verdicts.append((None, f"no source to read for {target.symbol}"))
+            continue
+        answer = hook(str(target.symbol), facts.function.source)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise TypeError(f"{PROBE_HOOK} must return (bool | None, str), got {answer!r}")
+        verdicts.append((answer[0], str(answer[1])))
+    why = "; ".join(text for _, text in verdicts if text)
+    if any(v is True for v, _ in verdicts):
+        return Probe.FIXED, why
+    if verdicts and all(v is False for v, _ in verdicts):
+        return Probe.NOT_FIXED, why
+    return Probe.UNKNOWN, why
+
+
+def _verify_claim(backport: Backport, inspector: Inspector, reason: str) -> BackportResult:
+    # The version says upstream has the fix. Ask the code whether it agrees.
+    inspected = _inspect(backport, inspector)
+    try:
+        module = load_backport_module(backport)
+        probe, why = _probe(module, inspected)
+    except Exception as exc:
+        probe, why = Probe.UNKNOWN, f"the probe raised {_describe(exc)}"
+    claims = {Probe.FIXED: Claim.CONFIRMED, Probe.NOT_FIXED: Claim.CONTRADICTED}
+    claim = claims.get(probe, Claim.UNVERIFIED) if probe is not None else Claim.UNVERIFIED
+    notes = [p.message for p in inspected.problems]
+    if claim is Claim.CONTRADICTED:
+        reason += f"; but the code does not have the fix: {why}"
+        same = [t for t in inspected.reports if t.fingerprint_matches]
+        if same and len(same) == len(inspected.reports):
+            recorded = sorted({v for t in backport.targets for v in t.recorded_from})
+            reason += (
+                "; the target's source is identical to the one the backport was written for"
+                + (f" (torch {', '.join(recorded)})" if recorded else "")
+            )
+    elif claim is Claim.CONFIRMED:
+        reason += f"; the code confirms it: {why}"
+    elif probe is None:
+        reason += "; unverified: the backport has no content probe"
+    else:
+        reason += f"; unverified: {why or 'the probe cannot tell'}"
+    if notes:
+        reason += "; also: " + "; ".join(notes)
+    return BackportResult(
+        backport.id,
+        Status.FIXED_UPSTREAM,
+        reason,
+        tuple(inspected.reports),
+        upstream_claim=claim,
+        probe=probe,
+        requires_missing=tuple(inspected.requires_missing),
+        requires_unknown=tuple(inspected.requires_unknown),
+        requires_total=len(backport.requires),
+    )
+
+
+def _evaluate(
+    manifest: Manifest,
+    backport: Backport,
+    version: Version | None,
+    disabled: frozenset[str],
+    inspector: Inspector,
+    mode: Mode,
+) -> BackportResult:
+    def result(
+        status: Status,
+        reason: str,
+        inspected: _Inspected | None = None,
+        probe: Probe | None = None,
+    ) -> BackportResult:
+        if inspected is None:
+            return BackportResult(backport.id, status, reason)
+        return BackportResult(
+            backport.id,
+            status,
+            reason,
+            tuple(inspected.reports),
+            probe=probe,
+            requires_missing=tuple(inspected.requires_missing),
+            requires_unknown=tuple(inspected.requires_unknown),
+            requires_total=len(backport.requires),
+        )
+
+    if backport.retired:
+        return result(Status.RETIRED, f"retired: {backport.retired_reason}")
+    if mode is not Mode.STATIC and (backport.id in disabled or "all" in disabled):
+        return result(Status.DISABLED, f"disabled by {DISABLE_ENV}")
+    if version is None:
+        return result(Status.NOT_APPLICABLE, f"{manifest.package} is not installed")
+    decision = gate(
+        manifest.package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text
+    )
+    if decision.fixed_upstream:
+        # apply runs at startup and must not import torch internals for a
+        # backport it refuses anyway; check and static reads verify the claim.
+        if mode is Mode.APPLY:
+            return result(Status.FIXED_UPSTREAM, decision.reason)
+        return _verify_claim(backport, inspector, decision.reason)
+    if not decision.eligible:
+        return result(Status.NOT_APPLICABLE, decision.reason)
+    if inspector.live and patcher.is_applied(backport.id):
+        return result(Status.APPLIED, "already applied in this process")
+
+    # Verify what the backport will touch before running any of its code: a
+    # renamed upstream symbol then reads as "missing", not as a crash.
+    inspected = _inspect(backport, inspector)
+    problems = list(inspected.problems)
+    patches: list[patcher.Patch] = []
+    probe: Probe | None = None
+    if not problems:
+        try:
+            module = load_backport_module(backport)
+        except Exception as exc:
+            logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
+            problems.append(
+                _Problem(Status.FAILED, f"{backport.module_text} raised {_describe(exc)} on import")
+            )
+        else:
+            try:
+                probe, why = _probe(module, inspected)
+            except Exception as exc:
+                problems.append(_Problem(Status.FAILED, f"{PROBE_HOOK} raised {_describe(exc)}"))
+            else:
+                if probe is Probe.FIXED:
+                    return result(
+                        Status.FIXED_UPSTREAM,
+                        f"{decision.reason}, but the installed code already has the fix: {why}",
+                        inspected,
+                        probe,
+                    )
+            for target, facts in inspected.targets:
+                replacement = _replacement(module, backport, target)
+                if isinstance(replacement, _Problem):
+                    problems.append(replacement)
+                elif facts.resolved is not None:
+                    patches.append(_plan(target, facts, replacement))
+
+    if problems:
+        worst = next(s for s in _SEVERITY if any(p.status is s for p in problems))
+        return result(worst, "; ".join(p.message for p in problems), inspected, probe)
+    if mode is not Mode.APPLY:
+        return result(Status.READY, _verified(backport, inspected), inspected, probe)
+    try:
+        patcher.apply_patches(backport.id, str(manifest.path), tuple(patches))
+    except Exception as exc:
+        logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
+        return result(
+            Status.FAILED, f"patching failed, nothing changed: {_describe(exc)}", inspected, probe
+        )
+    return result(
+        Status.APPLIED,
+        "replaced " + ", ".join(str(t.symbol) for t in backport.targets),
+        inspected,
+        probe,
+    )
 
 
 def _replacement(module: ModuleType, backport: Backport, target: Target) -> object | _Problem:
@@ -150,107 +375,44 @@ def _replacement(module: ModuleType, backport: Backport, target: Target) -> obje
     return value
 
 
-def _evaluate(
-    manifest: Manifest,
-    backport: Backport,
-    version: Version | None,
-    disabled: frozenset[str],
-    *,
-    patch: bool,
-) -> BackportResult:
-    def result(
-        status: Status, reason: str, targets: tuple[TargetReport, ...] = ()
-    ) -> BackportResult:
-        return BackportResult(backport.id, status, reason, targets)
-
-    if backport.id in disabled or "all" in disabled:
-        return result(Status.DISABLED, f"disabled by {DISABLE_ENV}")
-    if version is None:
-        return result(Status.NOT_APPLICABLE, f"{manifest.package} is not installed")
-    decision = gate(
-        manifest.package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text
-    )
-    if not decision.eligible:
-        status = Status.FIXED_UPSTREAM if decision.fixed_upstream else Status.NOT_APPLICABLE
-        return result(status, decision.reason)
-    if patcher.is_applied(backport.id):
-        return result(Status.APPLIED, "already applied in this process")
-
-    # Verify what the backport will touch before running any of its code: a
-    # renamed upstream symbol then reads as "missing", not as a crash.
-    found: list[tuple[Target, Resolved]] = []
-    reports: list[TargetReport] = []
-    problems: list[_Problem] = []
-    for target in backport.targets:
-        resolved, report, target_problems = _verify_target(target)
-        reports.append(report)
-        problems += target_problems
-        if resolved is not None:
-            found.append((target, resolved))
-    for ref in backport.requires:
-        required = _resolve(str(ref), "required symbol", functools.partial(resolve, ref))
-        if isinstance(required, _Problem):
-            problems.append(required)
-    targets = tuple(reports)
-
-    patches: list[patcher.Patch] = []
-    if not problems:
-        try:
-            module = _load_module(backport)
-        except Exception as exc:
-            logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
-            problems.append(
-                _Problem(Status.FAILED, f"{backport.module_text} raised {_describe(exc)} on import")
-            )
-        else:
-            for target, resolved in found:
-                replacement = _replacement(module, backport, target)
-                if isinstance(replacement, _Problem):
-                    problems.append(replacement)
-                    continue
-                # Keep the descriptor kind of the original, or a staticmethod
-                # target would start receiving ``self``.
-                if isinstance(resolved.raw, (staticmethod, classmethod)) and callable(replacement):
-                    replacement = type(resolved.raw)(replacement)
-                patches.append(
-                    patcher.Patch(
-                        str(target.symbol), resolved.owner, resolved.name, resolved.own, replacement
-                    )
-                )
-
-    if problems:
-        worst = next(s for s in _SEVERITY if any(p.status is s for p in problems))
-        return result(worst, "; ".join(p.message for p in problems), targets)
-    if not patch:
-        return result(Status.READY, _verified(backport), targets)
-    try:
-        patcher.apply_patches(backport.id, str(manifest.path), tuple(patches))
-    except Exception as exc:
-        logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
-        return result(Status.FAILED, f"patching failed, nothing changed: {_describe(exc)}", targets)
-    return result(
-        Status.APPLIED, "replaced " + ", ".join(str(t.symbol) for t in backport.targets), targets
+def _plan(target: Target, facts: SymbolFacts, replacement: object) -> patcher.Patch:
+    resolved = facts.resolved
+    assert resolved is not None
+    # Keep the descriptor kind of the original, or a staticmethod target would
+    # start receiving ``self``.
+    if isinstance(resolved.raw, (staticmethod, classmethod)) and callable(replacement):
+        replacement = type(resolved.raw)(replacement)
+    return patcher.Patch(
+        str(target.symbol), resolved.owner, resolved.name, resolved.own, replacement
     )
 
 
-def _verified(backport: Backport) -> str:
+def _verified(backport: Backport, inspected: _Inspected) -> str:
     checks = ["targets found"]
     if any(t.signature for t in backport.targets):
         checks.append("signatures match")
+    if any(t.fingerprints for t in backport.targets):
+        checks.append("fingerprints match")
     if backport.requires:
-        checks.append(f"{len(backport.requires)} required symbols found")
+        found = len(backport.requires) - len(inspected.requires_unknown)
+        checks.append(f"{found} required symbols found")
+        if inspected.requires_unknown:
+            checks.append(f"{len(inspected.requires_unknown)} not readable from source")
     return "would apply: " + ", ".join(checks)
 
 
-def _run(manifest: Manifest, *, patch: bool) -> Report:
-    version = installed_version(manifest.package)
-    disabled = _disabled(manifest)
+def _run(manifest: Manifest, mode: Mode, inspector: Inspector, version: Version | None) -> Report:
+    disabled = _disabled(manifest) if mode is not Mode.STATIC else frozenset()
     results = tuple(
-        _evaluate(manifest, backport, version, disabled, patch=patch)
+        _evaluate(manifest, backport, version, disabled, inspector, mode)
         for backport in manifest.backports
     )
     report = Report(
-        manifest.package, str(version) if version else None, str(manifest.path), results
+        manifest.package,
+        str(version) if version else None,
+        str(manifest.path),
+        results,
+        source=None if inspector.live else inspector.label,
     )
     for item in results:
         level = logging.WARNING if item.status.is_problem else logging.DEBUG
@@ -266,12 +428,33 @@ def apply(manifest: str | os.PathLike[str] | Manifest | None = None) -> Report:
     bad backport never stops the others. Applying twice is a no-op. Raises
     :class:`ManifestError` for an invalid manifest, before anything is imported.
     """
-    return _run(_manifest(manifest), patch=True)
+    loaded = resolve_manifest(manifest)
+    return _run(loaded, Mode.APPLY, LiveInspector(), installed_version(loaded.package))
 
 
-def check(manifest: str | os.PathLike[str] | Manifest | None = None) -> Report:
-    """Verify every backport like :func:`apply` would, without patching anything."""
-    return _run(_manifest(manifest), patch=False)
+def check(
+    manifest: str | os.PathLike[str] | Manifest | None = None,
+    *,
+    source: str | None = None,
+) -> Report:
+    """Verify every backport like :func:`apply` would, without patching anything.
+
+    With ``source`` (a wheel, a directory, or ``REPO@REV``), check that version of
+    the package instead of the installed one, by parsing its sources; nothing of
+    it is imported. A backport refused as fixed upstream gets its claim checked
+    against the code (``upstream_claim``).
+    """
+    loaded = resolve_manifest(manifest)
+    if source is None:
+        return _run(loaded, Mode.CHECK, LiveInspector(), installed_version(loaded.package))
+    tree = open_tree(source)
+    version = tree.version(loaded.package)
+    if version is None:
+        raise UsageError(
+            f"cannot tell which {loaded.package} version {source} holds: it has no "
+            f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
+        )
+    return _run(loaded, Mode.STATIC, StaticInspector(StaticIndex(tree)), version)
 
 
 def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:

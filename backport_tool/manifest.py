@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import ast
 import difflib
 import keyword
 import re
@@ -15,11 +14,13 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import ManifestError
+from .source import normalize_signature
 
 SCHEMA_VERSION = 1
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 # PEP 508 names: what pip accepts as a distribution name.
+_FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
 _DIST_RE = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
 T = TypeVar("T")
@@ -58,6 +59,8 @@ class Target:
     symbol: SymbolRef
     replacement: str
     signature: str | None = None
+    fingerprints: tuple[str, ...] = ()
+    recorded_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,9 +86,15 @@ class Backport:
     fixed_in: Version | None = None
     upstream: Upstream = field(default_factory=Upstream)
     requires: tuple[SymbolRef, ...] = ()
+    retired_reason: str | None = None
     line: int | None = None
     # As written: str(SpecifierSet) sorts the clauses, which reads backwards.
     applies_to_text: str = ""
+
+    @property
+    def retired(self) -> bool:
+        """True for an entry kept for the record with ``status: retired``."""
+        return self.retired_reason is not None
 
 
 @dataclass(frozen=True)
@@ -351,7 +360,7 @@ class _Checker:
 
     def backport(self, keypath: str, data: object) -> Backport | None:
         required = ("id", "summary", "applies_to", "module", "targets")
-        optional = ("fixed_in", "upstream", "requires")
+        optional = ("fixed_in", "upstream", "requires", "status", "retired_reason")
         entry = self.mapping(keypath, data, required, optional)
         if entry is None:
             return None
@@ -389,6 +398,7 @@ class _Checker:
         requires = self.each(
             f"{keypath}.requires", entry.get("requires", []), self.symbol, nonempty=False
         )
+        retired_reason = self.retirement(keypath, entry)
         if (
             len(self.problems) > before
             or backport_id is None
@@ -412,6 +422,7 @@ class _Checker:
             module_text=entry["module"],
             targets=targets,
             requires=requires,
+            retired_reason=retired_reason,
             line=pos.line if pos else None,
         )
 
@@ -479,8 +490,49 @@ class _Checker:
             return None
         return resolved
 
+    def retirement(self, keypath: str, entry: Mapping[str, Any]) -> str | None:
+        status = entry.get("status", "active")
+        reason = entry.get("retired_reason")
+        if status not in ("active", "retired"):
+            self.expect(f"{keypath}.status", "'active' or 'retired'", status)
+            return None
+        if status == "retired":
+            if reason is None:
+                self.error(keypath, "missing required key 'retired_reason' (status is 'retired')")
+                return None
+            return self.string(f"{keypath}.retired_reason", reason)
+        if reason is not None:
+            self.error(
+                f"{keypath}.retired_reason",
+                "retired_reason given but status is not 'retired'; set status: retired",
+            )
+        return None
+
+    def fingerprints(self, keypath: str, value: object) -> tuple[str, ...] | None:
+        items = value if isinstance(value, list) else [value]
+        found: list[str] = []
+        for index, item in enumerate(items):
+            where = f"{keypath}[{index}]" if isinstance(value, list) else keypath
+            if not (isinstance(item, str) and _FINGERPRINT_RE.match(item)):
+                self.expect(where, "a fingerprint 'sha256:<16 hex digits>'", item)
+                return None
+            found.append(item)
+        if not found:
+            self.expect(keypath, "a fingerprint or a non-empty list of them", value)
+            return None
+        return tuple(found)
+
+    def versions(self, keypath: str, value: object) -> tuple[str, ...] | None:
+        result = self.each(keypath, value, self.version, nonempty=False)
+        return None if result is None else tuple(str(v) for v in result)
+
     def target(self, keypath: str, data: object) -> Target | None:
-        entry = self.mapping(keypath, data, ("symbol", "replacement"), ("signature",))
+        entry = self.mapping(
+            keypath,
+            data,
+            ("symbol", "replacement"),
+            ("signature", "fingerprint", "recorded_from"),
+        )
         if entry is None:
             return None
         before = len(self.problems)
@@ -495,9 +547,25 @@ class _Checker:
             if "signature" in entry
             else None
         )
-        if len(self.problems) > before or symbol is None or replacement is None:
+        fingerprints = (
+            self.fingerprints(f"{keypath}.fingerprint", entry["fingerprint"])
+            if "fingerprint" in entry
+            else ()
+        )
+        recorded_from = (
+            self.versions(f"{keypath}.recorded_from", entry["recorded_from"])
+            if "recorded_from" in entry
+            else ()
+        )
+        if (
+            len(self.problems) > before
+            or symbol is None
+            or replacement is None
+            or fingerprints is None
+            or recorded_from is None
+        ):
             return None
-        return Target(symbol, replacement, signature)
+        return Target(symbol, replacement, signature, fingerprints, recorded_from)
 
     def symbol(self, keypath: str, value: object) -> SymbolRef | None:
         text = self.string(keypath, value)
@@ -528,36 +596,3 @@ class _Checker:
             self.expect(keypath, 'a signature such as "(self, users: int) -> bool"', text)
             return None
         return text
-
-
-def normalize_signature(text: str) -> str:
-    """Return ``text`` in one canonical spelling, so that spacing and quoting of
-    annotations do not count; raise ``ValueError`` if it is not a signature."""
-    text = text.strip()
-    if not text.startswith("("):
-        raise ValueError(text)
-    try:
-        module = ast.parse(f"def _{text}:\n    pass\n")
-    except SyntaxError:
-        raise ValueError(text) from None
-    if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
-        raise ValueError(text)
-    func = module.body[0]
-    arguments = [*func.args.posonlyargs, *func.args.args, *func.args.kwonlyargs]
-    arguments += [a for a in (func.args.vararg, func.args.kwarg) if a is not None]
-    for arg in arguments:
-        arg.annotation = _unquote(arg.annotation)
-    func.returns = _unquote(func.returns)
-    args = ast.unparse(func.args)
-    returns = f" -> {ast.unparse(func.returns)}" if func.returns is not None else ""
-    return f"({args}){returns}"
-
-
-def _unquote(node: ast.expr | None) -> ast.expr | None:
-    # inspect renders string annotations (PEP 563) with quotes; unquote them.
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        try:
-            return ast.parse(node.value, mode="eval").body
-        except SyntaxError:
-            return node
-    return node

@@ -4,6 +4,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .source import normalize_signature
+
 
 class Status(str, enum.Enum):
     """The outcome for one backport. The values are stable: they appear in JSON."""
@@ -16,6 +18,7 @@ class Status(str, enum.Enum):
     DRIFT = "drift"
     MISSING = "missing"
     FAILED = "failed"
+    RETIRED = "retired"
 
     @property
     def is_problem(self) -> bool:
@@ -26,22 +29,68 @@ class Status(str, enum.Enum):
         return self.value
 
 
+class Claim(str, enum.Enum):
+    """Whether the code agrees with a ``fixed_in`` declaration that refused a backport."""
+
+    CONFIRMED = "confirmed"  # the probe finds the fix in the code
+    CONTRADICTED = "contradicted"  # the probe finds the code without the fix
+    UNVERIFIED = "unverified"  # no probe, or it cannot tell
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Probe(str, enum.Enum):
+    """A backport's content probe's answer: does the original already have the fix?"""
+
+    FIXED = "fixed"
+    NOT_FIXED = "not-fixed"
+    UNKNOWN = "unknown"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class TargetReport:
     """What was found for one target of a backport."""
 
     symbol: str
+    presence: str = "unchecked"
     expected_signature: str | None = None
     actual_signature: str | None = None
     defined_on: str | None = None
+    expected_fingerprints: tuple[str, ...] = ()
+    actual_fingerprint: str | None = None
+
+    @property
+    def signature_matches(self) -> bool | None:
+        """None when there is nothing to compare."""
+        if self.expected_signature is None or self.actual_signature is None:
+            return None
+        return normalize_signature(self.expected_signature) == normalize_signature(
+            self.actual_signature
+        )
+
+    @property
+    def fingerprint_matches(self) -> bool | None:
+        """None when there is nothing to compare."""
+        if not self.expected_fingerprints or self.actual_fingerprint is None:
+            return None
+        return self.actual_fingerprint in self.expected_fingerprints
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
         return {
             "symbol": self.symbol,
+            "presence": self.presence,
+            "defined_on": self.defined_on,
             "expected_signature": self.expected_signature,
             "actual_signature": self.actual_signature,
-            "defined_on": self.defined_on,
+            "signature_matches": self.signature_matches,
+            "expected_fingerprints": list(self.expected_fingerprints),
+            "actual_fingerprint": self.actual_fingerprint,
+            "fingerprint_matches": self.fingerprint_matches,
         }
 
 
@@ -53,12 +102,28 @@ class BackportResult:
     status: Status
     reason: str
     targets: tuple[TargetReport, ...] = ()
+    upstream_claim: Claim | None = None
+    probe: Probe | None = None
+    requires_missing: tuple[str, ...] = ()
+    requires_unknown: tuple[str, ...] = ()
+    requires_total: int = 0
 
     def to_dict(self, *, details: bool = False) -> dict[str, Any]:
         """Return the JSON form; ``details`` adds what was found for each target."""
-        data: dict[str, Any] = {"id": self.id, "status": self.status.value, "reason": self.reason}
+        data: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "reason": self.reason,
+            "upstream_claim": self.upstream_claim.value if self.upstream_claim else None,
+            "probe": self.probe.value if self.probe else None,
+        }
         if details:
             data["targets"] = [t.to_dict() for t in self.targets]
+            data["requires"] = {
+                "total": self.requires_total,
+                "missing": list(self.requires_missing),
+                "unknown": list(self.requires_unknown),
+            }
         return data
 
 
@@ -70,6 +135,7 @@ class Report:
     version: str | None
     manifest: str
     results: tuple[BackportResult, ...]
+    source: str | None = None  # set when read statically from a wheel, tree or git revision
 
     @property
     def exit_code(self) -> int:
@@ -96,5 +162,6 @@ class Report:
             "package": self.package,
             "version": self.version,
             "manifest": self.manifest,
+            "source": self.source,
             "backports": [r.to_dict(details=details) for r in self.results],
         }

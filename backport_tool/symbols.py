@@ -5,7 +5,8 @@ import inspect
 from dataclasses import dataclass
 from types import ModuleType
 
-from .manifest import SymbolRef, normalize_signature
+from .manifest import SymbolRef
+from .source import normalize_signature
 
 
 class SymbolMissing(Exception):

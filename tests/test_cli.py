@@ -55,16 +55,21 @@ def test_check_json(patchset: PatchSet, manifest: str) -> None:
         "package": patchset.dist,
         "version": "1.5.0",
         "manifest": manifest,
+        "source": None,
         "backports": [
             {
                 "id": "fix",
                 "status": "ready",
                 "reason": "would apply: targets found, signatures match",
+                "upstream_claim": None,
+                "probe": None,
             },
             {
                 "id": "later",
                 "status": "not-applicable",
                 "reason": f"{patchset.dist} 1.5.0 is outside applies_to '>=2.0'",
+                "upstream_claim": None,
+                "probe": None,
             },
         ],
     }

@@ -286,13 +286,29 @@ def test_disable_env_warns_about_unknown_ids(
     )
 
 
-def test_version_gates(patchset: PatchSet) -> None:
+def test_version_gates_refuse_without_importing_the_target(patchset: PatchSet) -> None:
     patchset.add("old", "Widget.compute", applies_to=">=0.1,<1.0")
     patchset.add("fixed", "Widget.other", applies_to=">=1.0,<1.5", fixed_in="1.5.0")
-    report = check(patchset.write())
+    report = apply(patchset.write())
     assert statuses(report) == {"old": "not-applicable", "fixed": "fixed-upstream"}
     assert report.exit_code == 0
     assert patchset.module not in sys.modules
+
+
+def test_check_verifies_a_fixed_upstream_claim_against_the_code(patchset: PatchSet) -> None:
+    # Without a probe the claim stays unverified, but drift is still reported.
+    patchset.add(
+        "fixed", "Widget.other", applies_to=">=1.0,<1.5", fixed_in="1.5.0", signature="(self)"
+    )
+    result = check(patchset.write()).by_id("fixed")
+    assert result.status is Status.FIXED_UPSTREAM
+    assert result.upstream_claim is backport_tool.Claim.UNVERIFIED
+    assert result.reason == (
+        f"{patchset.dist} 1.5.0 >= fixed_in 1.5.0: upstream is declared to include the fix; "
+        "unverified: the backport has no content probe; also: target "
+        f"{patchset.sym('Widget.other')} has signature (self, x: int) -> int, the backport "
+        "expects (self)"
+    )
 
 
 def test_package_not_installed_is_not_applicable(patchset: PatchSet) -> None:

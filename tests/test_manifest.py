@@ -8,7 +8,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from backport_tool import ManifestError, SymbolRef, load_manifest
-from backport_tool.manifest import normalize_signature
+from backport_tool.source import normalize_signature
 
 VALID = """\
 version: 1
@@ -85,7 +85,7 @@ def test_the_shipped_manifest_is_valid() -> None:
             [
                 "M:6: backports[0].applies-to: unknown key 'applies-to' (did you mean "
                 "'applies_to'?); expected one of: id, summary, applies_to, module, targets, "
-                "fixed_in, upstream, requires",
+                "fixed_in, upstream, requires, status, retired_reason",
                 "M:4: backports[0]: missing required key 'applies_to'",
             ],
         ),
@@ -194,7 +194,7 @@ def test_the_shipped_manifest_is_valid() -> None:
             "    targets: []\n    old:\n      - symbol",
             [
                 "M:12: backports[0].old: unknown key 'old'; expected one of: id, summary, "
-                "applies_to, module, targets, fixed_in, upstream, requires",
+                "applies_to, module, targets, fixed_in, upstream, requires, status, retired_reason",
                 "M:11: backports[0].targets: expected a non-empty list, got a list",
             ],
         ),

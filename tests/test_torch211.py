@@ -27,7 +27,8 @@ def test_check_reports_ready_with_every_symbol_verified() -> None:
     result = backport_tool.check().by_id(BACKPORT)
     assert result.status is Status.READY
     assert result.reason == (
-        "would apply: targets found, signatures match, 17 required symbols found"
+        "would apply: targets found, signatures match, fingerprints match, "
+        "17 required symbols found"
     )
     (target,) = result.targets
     assert target.actual_signature == "(self, users: int) -> bool"

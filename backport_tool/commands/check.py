@@ -7,4 +7,4 @@ from . import _output
 
 
 def run(args: argparse.Namespace) -> int:
-    return _output.emit(check(args.manifest), args.json)
+    return _output.emit(check(args.manifest, source=args.source), args.json)

@@ -41,7 +41,7 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest or default_manifest_path())
-    report = check(manifest)
+    report = check(manifest, source=args.source)
     if args.json:
         data = report.to_dict(details=True)
         for entry, backport in zip(data["backports"], manifest.backports, strict=True):

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import argparse
+import json
+
+from ..matrix import COLUMNS, Matrix, build_matrix
+
+
+def _text(rows: list[tuple[str, ...]]) -> list[str]:
+    table = [COLUMNS, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(COLUMNS))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return lines
+
+
+def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
+    def line(cells: tuple[str, ...]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return [line(COLUMNS), line(tuple("---" for _ in COLUMNS)), *map(line, rows)]
+
+
+def render(matrix: Matrix, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(
+            {
+                "manifest": str(matrix.manifest.path),
+                "versions": [r.to_dict(details=True) for r in matrix.reports],
+            },
+            indent=2,
+        )
+    out: list[str] = []
+    for backport in matrix.manifest.backports:
+        rows = matrix.rows(backport.id)
+        if fmt == "markdown":
+            out += [f"### {backport.id}", "", *_markdown(rows), ""]
+        else:
+            out += [f"{backport.id}", *_text(rows), ""]
+    return "\n".join(out).rstrip("\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    matrix = build_matrix(args.sources, args.manifest)
+    print(render(matrix, "json" if args.json else args.format))
+    return 0

@@ -1,0 +1,129 @@
+"""Source facts shared by the live and the static readers: normalized source,
+fingerprints and signatures of functions, all computed from the AST.
+
+Both readers end in :func:`function_facts` on an ``ast.FunctionDef``, so a
+fingerprint taken from an installed torch and one read out of a wheel agree
+exactly when the code does.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import inspect
+import textwrap
+from dataclasses import dataclass
+
+FINGERPRINT_PREFIX = "sha256:"
+
+FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+@dataclass(frozen=True)
+class FunctionFacts:
+    """What the source of one function says about it."""
+
+    signature: str
+    fingerprint: str
+    source: str
+
+
+def normalized_source(node: FunctionNode) -> str:
+    """The function's code with comments, formatting and its docstring dropped."""
+    node = copy.deepcopy(node)
+    body = node.body
+    # A docstring documents; it does not change what the function does.
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        node.body = body[1:] or [ast.Pass()]
+    return ast.unparse(node)
+
+
+def fingerprint_of(source: str) -> str:
+    return FINGERPRINT_PREFIX + hashlib.sha256(source.encode("utf-8")).hexdigest()[:16]
+
+
+def signature_of(node: FunctionNode) -> str:
+    return _render(node.args, node.returns)
+
+
+def normalize_signature(text: str) -> str:
+    """Return signature ``text`` in one canonical spelling (PEP 8 spacing, annotations
+    unquoted), so that only real differences count; raise ``ValueError`` if it is
+    not a signature."""
+    text = text.strip()
+    if not text.startswith("("):
+        raise ValueError(text)
+    try:
+        module = ast.parse(f"def _{text}:\n    pass\n")
+    except SyntaxError:
+        raise ValueError(text) from None
+    if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
+        raise ValueError(text)
+    func = module.body[0]
+    return _render(func.args, func.returns)
+
+
+def _unquote(node: ast.expr | None) -> str | None:
+    if node is None:
+        return None
+    # inspect renders string annotations (PEP 563) with quotes; unquote them.
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            return ast.unparse(ast.parse(node.value, mode="eval").body)
+        except SyntaxError:
+            pass
+    return ast.unparse(node)
+
+
+def _param(arg: ast.arg, default: ast.expr | None, prefix: str = "") -> str:
+    annotation = _unquote(arg.annotation)
+    text = prefix + arg.arg + (f": {annotation}" if annotation else "")
+    if default is not None:
+        text += f" = {ast.unparse(default)}" if annotation else f"={ast.unparse(default)}"
+    return text
+
+
+def _render(args: ast.arguments, returns: ast.expr | None) -> str:
+    # Written out rather than ast.unparse(args), which spells "x: int=1";
+    # this matches inspect.Signature's "x: int = 1".
+    positional = [*args.posonlyargs, *args.args]
+    defaults: list[ast.expr | None] = [None] * (len(positional) - len(args.defaults))
+    defaults += args.defaults
+    parts = [_param(a, d) for a, d in zip(positional, defaults, strict=True)]
+    if args.posonlyargs:
+        parts.insert(len(args.posonlyargs), "/")
+    if args.vararg is not None:
+        parts.append(_param(args.vararg, None, "*"))
+    elif args.kwonlyargs:
+        parts.append("*")
+    parts += [_param(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True)]
+    if args.kwarg is not None:
+        parts.append(_param(args.kwarg, None, "**"))
+    result = _unquote(returns)
+    return f"({', '.join(parts)})" + (f" -> {result}" if result else "")
+
+
+def function_facts(node: FunctionNode) -> FunctionFacts:
+    source = normalized_source(node)
+    return FunctionFacts(signature_of(node), fingerprint_of(source), source)
+
+
+def live_function_facts(obj: object) -> FunctionFacts | None:
+    """Facts of a live function from its source file; None if it has no Python source."""
+    try:
+        text = inspect.getsource(obj)  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return None
+    try:
+        module = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        return None
+    if not module.body or not isinstance(module.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    return function_facts(module.body[0])
