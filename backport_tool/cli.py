@@ -15,6 +15,7 @@ from .commands import check as check_cmd
 from .commands import lock as lock_cmd
 from .commands import matrix as matrix_cmd
 from .commands import status as status_cmd
+from .commands import track as track_cmd
 from .errors import BackportToolError
 from .loader import MANIFEST_ENV
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", status_cmd, "show the manifest against the installed version, in detail"),
         ("lock", lock_cmd, "record targets' signatures and fingerprints into the manifest"),
         ("matrix", matrix_cmd, "backports x versions, read statically from wheels or trees"),
+        ("track", track_cmd, "which upstream release tags really contain each fix (git)"),
     ):
         command = sub.add_parser(name, help=text, description=text)
         _add_common(command)
@@ -60,6 +62,29 @@ def build_parser() -> argparse.ArgumentParser:
             help="read this version of the package statically instead of the installed one: "
             "a .whl file, a directory, or REPO@REV (a git revision)",
         )
+    check_cmd_parser = commands["check"]
+    check_cmd_parser.add_argument(
+        "--supported",
+        metavar="REQ",
+        help="the versions your project supports, e.g. 'torch>=2.12,<2.14'; backports that "
+        "can never apply there are flagged for retirement",
+    )
+    check_cmd_parser.add_argument(
+        "--supported-from",
+        metavar="PYPROJECT",
+        help="read the supported range from this pyproject.toml's [project] dependencies",
+    )
+    check_cmd_parser.add_argument(
+        "--strict", action="store_true", help="exit 1 when a backport should be retired"
+    )
+    check_cmd_parser.add_argument(
+        "--selftest",
+        action="store_true",
+        help="run each ready backport's self-test in a subprocess with the patch applied",
+    )
+    commands["track"].add_argument(
+        "--upstream", metavar="PATH", required=True, help="a local clone of the upstream repo"
+    )
     commands["matrix"].add_argument(
         "--source",
         dest="sources",

@@ -5,10 +5,11 @@ import importlib.util
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from . import patcher
@@ -16,6 +17,7 @@ from .errors import UsageError
 from .inspection import Inspector, LiveInspector, Presence, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, Target, load_manifest
 from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
+from .retire import retirement
 from .static import StaticIndex, open_tree
 from .symbols import ABSENT
 from .versions import gate, installed_version
@@ -436,6 +438,8 @@ def check(
     manifest: str | os.PathLike[str] | Manifest | None = None,
     *,
     source: str | None = None,
+    supported: SpecifierSet | None = None,
+    selftest: bool = False,
 ) -> Report:
     """Verify every backport like :func:`apply` would, without patching anything.
 
@@ -443,18 +447,47 @@ def check(
     the package instead of the installed one, by parsing its sources; nothing of
     it is imported. A backport refused as fixed upstream gets its claim checked
     against the code (``upstream_claim``).
+
+    With ``supported``, each result's ``retire`` says why the backport can never
+    apply to any supported version. With ``selftest``, every ``ready`` backport
+    that defines a ``selftest()`` runs it in a subprocess with the patch applied.
     """
     loaded = resolve_manifest(manifest)
     if source is None:
-        return _run(loaded, Mode.CHECK, LiveInspector(), installed_version(loaded.package))
-    tree = open_tree(source)
-    version = tree.version(loaded.package)
-    if version is None:
-        raise UsageError(
-            f"cannot tell which {loaded.package} version {source} holds: it has no "
-            f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
-        )
-    return _run(loaded, Mode.STATIC, StaticInspector(StaticIndex(tree)), version)
+        report = _run(loaded, Mode.CHECK, LiveInspector(), installed_version(loaded.package))
+    else:
+        if selftest:
+            raise UsageError("--selftest runs the installed package; it cannot run a --source")
+        tree = open_tree(source)
+        version = tree.version(loaded.package)
+        if version is None:
+            raise UsageError(
+                f"cannot tell which {loaded.package} version {source} holds: it has no "
+                f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
+            )
+        report = _run(loaded, Mode.STATIC, StaticInspector(StaticIndex(tree)), version)
+    results = []
+    for backport, result in zip(loaded.backports, report.results, strict=True):
+        final = result
+        if supported is not None:
+            final = replace(final, retire=retirement(backport, supported))
+        if selftest and final.status is Status.READY:
+            final = _selftest(loaded, backport, final)
+        results.append(final)
+    return replace(report, results=tuple(results))
+
+
+def _selftest(manifest: Manifest, backport: Backport, result: BackportResult) -> BackportResult:
+    from .selftest import run_selftest  # noqa: PLC0415 - selftest imports this module
+
+    if not hasattr(load_backport_module(backport), SELFTEST_HOOK):
+        return result
+    outcome = run_selftest(manifest.path, backport.id)
+    return replace(
+        result,
+        selftest="passed" if outcome.passed else "failed",
+        selftest_message=outcome.message,
+    )
 
 
 def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ SCHEMA_VERSION = 1
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 # PEP 508 names: what pip accepts as a distribution name.
+_SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
 _DIST_RE = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
@@ -465,6 +466,9 @@ class _Checker:
         for key in ("pr", "issue", "commit", "notes"):
             if key in entry:
                 values[key] = self.string(_join(keypath, key), entry[key])
+        commit = values.get("commit")
+        if commit is not None and not _SHA_RE.match(commit):
+            self.expect(_join(keypath, "commit"), "a git commit sha (7 to 40 hex digits)", commit)
         return Upstream(**values)
 
     def module(self, keypath: str, value: object) -> Path | None:

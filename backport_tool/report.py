@@ -107,6 +107,14 @@ class BackportResult:
     requires_missing: tuple[str, ...] = ()
     requires_unknown: tuple[str, ...] = ()
     requires_total: int = 0
+    retire: str | None = None  # set by check --supported
+    selftest: str | None = None  # "passed" / "failed", set by check --selftest
+    selftest_message: str | None = None
+
+    @property
+    def is_problem(self) -> bool:
+        """True when this result alone makes ``apply``/``check`` exit 1."""
+        return self.status.is_problem or self.selftest == "failed"
 
     def to_dict(self, *, details: bool = False) -> dict[str, Any]:
         """Return the JSON form; ``details`` adds what was found for each target."""
@@ -116,7 +124,11 @@ class BackportResult:
             "reason": self.reason,
             "upstream_claim": self.upstream_claim.value if self.upstream_claim else None,
             "probe": self.probe.value if self.probe else None,
+            "retire": self.retire,
+            "selftest": self.selftest,
         }
+        if self.selftest_message is not None:
+            data["selftest_message"] = self.selftest_message
         if details:
             data["targets"] = [t.to_dict() for t in self.targets]
             data["requires"] = {
@@ -140,7 +152,7 @@ class Report:
     @property
     def exit_code(self) -> int:
         """0 when every backport is fine or correctly not applied, else 1."""
-        return 1 if any(r.status.is_problem for r in self.results) else 0
+        return 1 if any(r.is_problem for r in self.results) else 0
 
     def by_id(self, backport_id: str) -> BackportResult:
         """Return the result for ``backport_id``; raise ``KeyError`` if absent."""

@@ -1,10 +1,24 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ..loader import check
+from ..errors import UsageError
+from ..loader import check, resolve_manifest
+from ..retire import parse_supported, supported_from_pyproject
 from . import _output
 
 
 def run(args: argparse.Namespace) -> int:
-    return _output.emit(check(args.manifest, source=args.source), args.json)
+    manifest = resolve_manifest(args.manifest)
+    supported = None
+    if args.supported and args.supported_from:
+        raise UsageError("give --supported or --supported-from, not both")
+    if args.supported:
+        supported = parse_supported(args.supported, manifest.package)
+    elif args.supported_from:
+        supported = supported_from_pyproject(Path(args.supported_from), manifest.package)
+    if args.strict and supported is None:
+        raise UsageError("--strict needs --supported or --supported-from")
+    report = check(manifest, source=args.source, supported=supported, selftest=args.selftest)
+    return _output.emit(report, args.json, strict=args.strict)
