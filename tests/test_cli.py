@@ -63,6 +63,8 @@ def test_check_json(patchset: PatchSet, manifest: str) -> None:
                 "reason": "would apply: targets found, signatures match",
                 "upstream_claim": None,
                 "probe": None,
+                "retire": None,
+                "selftest": None,
             },
             {
                 "id": "later",
@@ -70,6 +72,8 @@ def test_check_json(patchset: PatchSet, manifest: str) -> None:
                 "reason": f"{patchset.dist} 1.5.0 is outside applies_to '>=2.0'",
                 "upstream_claim": None,
                 "probe": None,
+                "retire": None,
+                "selftest": None,
             },
         ],
     }
@@ -185,3 +189,58 @@ def test_interrupt_exits_130(
     monkeypatch.setattr(apply_cmd, "run", interrupted)
     assert cli.main(["apply"]) == 130
     assert capsys.readouterr().err == "backport-tool: interrupted\n"
+
+
+def test_check_supported_strict(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "check", "--manifest", manifest, "--supported", f"{patchset.dist}>=2.0")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].strip() == (
+        "retire: outside every supported version (>=2.0; applies_to >=1.0,<2.0)"
+    )
+    strict = run(
+        patchset, "check", "--manifest", manifest, "--supported", ">=2.0", "--strict", "--json"
+    )
+    assert strict.returncode == 1
+    retire = [b["retire"] for b in json.loads(strict.stdout)["backports"]]
+    assert retire == [
+        "retire: outside every supported version (>=2.0; applies_to >=1.0,<2.0)",
+        None,
+    ]
+    usage = run(patchset, "check", "--manifest", manifest, "--strict")
+    assert (usage.returncode, usage.stderr) == (
+        2,
+        "backport-tool: error: --strict needs --supported or --supported-from\n",
+    )
+
+
+def test_lock_and_matrix_commands(patchset: PatchSet, manifest: str, tmp_path: Path) -> None:
+    proc = run(patchset, "lock", "--manifest", manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith(
+        f"updated    fix {patchset.sym('Widget.compute')}: fingerprint sha256:"
+    )
+    proc = run(
+        patchset,
+        "matrix",
+        "--manifest",
+        manifest,
+        "--source",
+        str(patchset.site),
+        "--format",
+        "markdown",
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:5] == [
+        "### fix",
+        "",
+        "| version | status | upstream claim | targets | signature | fingerprint | probe | "
+        "requires |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| 1.5.0 | ready | - | found | match | match | - | 0/0 |",
+    ]
+
+
+def test_track_command_exits_1_when_fixed_in_disagrees(tmp_path: Path) -> None:
+    proc = run(None, "track", "--upstream", str(tmp_path))
+    assert proc.returncode == 2
+    assert "is not a git repository" in proc.stderr

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +103,29 @@ def test_cost_model_keeps_inlining_a_cheap_value_with_two_users(
     assert [(d.users, d.original, d.installed) for d in decisions] == [(2, False, False)]
     for got, want in zip(out, fn(*args), strict=True):
         torch.testing.assert_close(got, want)
+
+
+def test_probe_reads_the_2_11_heuristic_as_not_fixed() -> None:
+    result = backport_tool.check().by_id(BACKPORT)
+    assert result.probe is backport_tool.Probe.NOT_FIXED
+    assert result.targets[0].fingerprint_matches is True
+
+
+def test_selftest_compiles_with_the_patch_and_passes() -> None:
+    result = backport_tool.check(selftest=True).by_id(BACKPORT)
+    assert (result.status, result.selftest, result.selftest_message) == (
+        Status.READY,
+        "passed",
+        "passed",
+    )
+
+
+def test_lock_against_the_installed_2_11_keeps_the_shipped_fingerprint(tmp_path: Path) -> None:
+    from backport_tool.lock import lock
+
+    bundled = backport_tool.default_manifest_path()
+    shutil.copytree(bundled.parent / "backports", tmp_path / "backports")
+    shutil.copy(bundled, tmp_path / "manifest.yaml")
+    (entry,) = lock(tmp_path / "manifest.yaml")
+    assert entry.action == "unchanged"
+    assert (tmp_path / "manifest.yaml").read_text() == bundled.read_text()

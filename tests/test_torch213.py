@@ -66,9 +66,22 @@ def test_signature_check_catches_the_2_13_signature(tmp_path: Path) -> None:
     original = StorageBox.__dict__["should_realize_on_reuse"]
     result = backport_tool.apply(tmp_path / "manifest.yaml").by_id(BACKPORT)
     assert result.status is Status.DRIFT
-    assert result.reason == (
+    assert result.reason.startswith(
         "target torch._inductor.ir:StorageBox.should_realize_on_reuse has signature "
         "(self, users: int, *, graph_reuse: bool = True) -> bool, "
-        "the backport expects (self, users: int) -> bool"
+        "the backport expects (self, users: int) -> bool; "
+        "target torch._inductor.ir:StorageBox.should_realize_on_reuse source fingerprint "
     )
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
+
+
+def test_check_says_the_declared_fix_is_not_in_the_2_13_code() -> None:
+    result = backport_tool.check().by_id(BACKPORT)
+    assert result.status is Status.FIXED_UPSTREAM
+    assert result.upstream_claim is backport_tool.Claim.CONTRADICTED
+    assert result.to_dict()["upstream_claim"] == "contradicted"
+    (target,) = result.targets
+    assert target.signature_matches is False
+    assert target.fingerprint_matches is False
+    assert "but the code does not have the fix" in result.reason
+    assert "graph_reuse: bool = True" in result.reason

@@ -93,9 +93,7 @@ def test_contained_but_reverted_is_not_in_the_release(
     assert pick != fix.hexsha
     assert result.first_release == Version("2.14.0")
     assert result.disagrees
-    assert result.message == (
-        "first release with the fix: 2.14.0; fixed_in 2.12.0 disagrees"
-    )
+    assert result.message == ("first release with the fix: 2.14.0; fixed_in 2.12.0 disagrees")
     assert (untracked.commit, untracked.message) == (None, "no upstream.commit")
 
 

@@ -1,0 +1,190 @@
+"""Fingerprints, content probes, retired entries and static checks of other
+versions, on synthetic packages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from helpers import BACKPORT_SOURCE, TARGET_SOURCE, PatchSet
+
+from backport_tool import Claim, Probe, Status, apply, check
+
+PROBE = """
+
+def upstream_probe(symbol, source):
+    if "+ 1000" in source:
+        return True, f"{symbol} already adds 1000"
+    if "+ 1" in source:
+        return False, f"{symbol} still adds 1"
+    return None, "cannot tell"
+"""
+
+FIXED_TARGET = TARGET_SOURCE.replace("return x + 1\n", "return x + 1000\n")
+
+
+def fingerprint(patchset: PatchSet) -> str:
+    result = check(patchset.write()).by_id("fix")
+    fp = result.targets[0].actual_fingerprint
+    assert fp is not None
+    return fp
+
+
+def test_fingerprint_drift_names_the_target_and_recorded_versions(patchset: PatchSet) -> None:
+    entry = patchset.add("fix", "Widget.compute")
+    good = fingerprint(patchset)
+    entry["targets"][0]["fingerprint"] = good
+    assert check(patchset.write()).by_id("fix").status is Status.READY
+
+    entry["targets"][0]["fingerprint"] = ["sha256:0000000000000000", "sha256:1111111111111111"]
+    entry["targets"][0]["recorded_from"] = ["1.4.0", "1.4.1"]
+    result = apply(patchset.write()).by_id("fix")
+    assert result.status is Status.DRIFT
+    assert result.reason == (
+        f"target {patchset.sym('Widget.compute')} source fingerprint {good} is not the recorded "
+        "sha256:0000000000000000 or sha256:1111111111111111 (recorded from torch 1.4.0, "
+        "1.4.1); the code the backport replaces has changed"
+    )
+    assert patchset.target().Widget().compute(1) == 2
+
+
+def test_a_list_of_equivalent_fingerprints_is_accepted(patchset: PatchSet) -> None:
+    entry = patchset.add("fix", "Widget.compute")
+    entry["targets"][0]["fingerprint"] = ["sha256:0000000000000000", fingerprint(patchset)]
+    assert apply(patchset.write()).by_id("fix").status is Status.APPLIED
+
+
+def test_probe_refuses_when_the_code_in_range_already_has_the_fix(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + PROBE)
+    (patchset.site / f"{patchset.module}.py").write_text(FIXED_TARGET)
+    patchset.add("fix", "Widget.compute")
+    result = apply(patchset.write()).by_id("fix")
+    assert result.status is Status.FIXED_UPSTREAM
+    assert result.probe is Probe.FIXED
+    assert result.reason == (
+        f"{patchset.dist} 1.5.0 is inside applies_to '>=1.0,<2.0', but the installed code "
+        f"already has the fix: {patchset.sym('Widget.compute')} already adds 1000"
+    )
+    assert patchset.target().Widget().compute(1) == 1001  # the original, untouched
+
+
+def test_probe_not_fixed_lets_it_apply(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + PROBE)
+    patchset.add("fix", "Widget.compute")
+    result = apply(patchset.write()).by_id("fix")
+    assert (result.status, result.probe) == (Status.APPLIED, Probe.NOT_FIXED)
+
+
+@pytest.mark.parametrize(
+    ("source", "claim", "tail"),
+    [
+        (
+            TARGET_SOURCE,
+            Claim.CONTRADICTED,
+            "but the code does not have the fix: {sym} still adds 1",
+        ),
+        (FIXED_TARGET, Claim.CONFIRMED, "the code confirms it: {sym} already adds 1000"),
+    ],
+)
+def test_check_verifies_fixed_in_against_the_code(
+    patchset: PatchSet, source: str, claim: Claim, tail: str
+) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + PROBE)
+    (patchset.site / f"{patchset.module}.py").write_text(source)
+    patchset.add("fix", "Widget.compute", applies_to="<1.5", fixed_in="1.5.0")
+    result = check(patchset.write()).by_id("fix")
+    assert result.status is Status.FIXED_UPSTREAM
+    assert result.upstream_claim is claim
+    assert result.reason == (
+        f"{patchset.dist} 1.5.0 >= fixed_in 1.5.0: upstream is declared to include the fix; "
+        + tail.format(sym=patchset.sym("Widget.compute"))
+    )
+    assert result.to_dict()["upstream_claim"] == claim.value
+
+
+def test_contradicted_claim_on_identical_code_says_so(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + PROBE)
+    entry = patchset.add("fix", "Widget.compute", applies_to="<1.5", fixed_in="1.5.0")
+    patchset.set_version("1.4.0")
+    entry["targets"][0]["fingerprint"] = fingerprint(patchset)
+    entry["targets"][0]["recorded_from"] = ["1.4.0"]
+    patchset.set_version("1.5.0")
+    reason = check(patchset.write()).by_id("fix").reason
+    assert reason.endswith(
+        "the target's source is identical to the one the backport was written for (torch 1.4.0)"
+    )
+
+
+def test_retired_entries_are_documented_but_never_applied(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute", status="retired", retired_reason="fixed in 1.5")
+    report = apply(patchset.write())
+    assert report.by_id("fix").status is Status.RETIRED
+    assert report.by_id("fix").reason == "retired: fixed in 1.5"
+    assert report.exit_code == 0
+    assert patchset.target().Widget().compute(1) == 2
+
+
+def test_static_check_of_other_versions(patchset: PatchSet, tmp_path: Path) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + PROBE)
+    patchset.add(
+        "fix",
+        "Widget.compute",
+        applies_to=">=1.0,<1.6",
+        fixed_in="1.6.0",
+        signature="(self, x: int) -> int",
+    )
+    manifest = patchset.write()
+    old = tmp_path / "old"
+    shutil.copytree(patchset.site, old)
+    new = tmp_path / "new"
+    shutil.copytree(patchset.site, new)
+    for info in new.glob("*.dist-info"):
+        shutil.rmtree(info)
+    (new / "version.txt").write_text("1.7.0\n")
+    (new / f"{patchset.module}.py").write_text(
+        TARGET_SOURCE.replace("def compute(self, x: int)", "def compute(self, x: int, *, y=1)")
+    )
+    ready = check(manifest, source=str(old))
+    assert ready.source == str(old)
+    assert ready.version == "1.5.0"
+    assert ready.by_id("fix").status is Status.READY
+    refused = check(manifest, source=str(new)).by_id("fix")
+    assert refused.status is Status.FIXED_UPSTREAM
+    assert refused.upstream_claim is Claim.CONTRADICTED
+    assert refused.targets[0].signature_matches is False
+    assert refused.targets[0].actual_signature == "(self, x: int, *, y=1) -> int"
+    assert patchset.module not in __import__("sys").modules
+
+
+@pytest.mark.parametrize(
+    ("body", "verdict", "message"),
+    [
+        ("    assert Widget().compute(1) == 1001\n", "passed", "passed"),
+        (
+            "    raise TypeError('takes 2 positional arguments')\n",
+            "failed",
+            "failed: TypeError: takes 2 positional arguments",
+        ),
+    ],
+)
+def test_selftest_runs_in_a_subprocess_with_the_patch_applied(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, body: str, verdict: str, message: str
+) -> None:
+    selftest = f"\n\ndef selftest():\n    from {patchset.module} import Widget\n{body}"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + selftest)
+    patchset.add("fix", "Widget.compute")
+    patchset.add("other", "Widget.other")
+    inherited = os.environ.get("PYTHONPATH")
+    paths = [str(patchset.site), *([inherited] if inherited else [])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    report = check(patchset.write(), selftest=True)
+    result = report.by_id("fix")
+    assert (result.status, result.selftest, result.selftest_message) == (
+        Status.READY,
+        verdict,
+        message,
+    )
+    assert report.exit_code == (1 if verdict == "failed" else 0)
+    assert patchset.target().Widget().compute(1) == 2  # this process stays unpatched
