@@ -36,3 +36,11 @@ def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
     assert len(wheels) == 7, wheels
     matrix = build_matrix(wheels)
     assert matrix.rows("inductor-realize-on-reuse") == TRUTH
+    reason = matrix.reports[2].by_id("inductor-realize-on-reuse").reason
+    assert reason == (
+        "torch 2.12.0 >= fixed_in 2.12.0: upstream is declared to include the fix; but the code "
+        "does not have the fix: torch._inductor.ir:StorageBox.should_realize_on_reuse decides "
+        "from num_reads() > realize_reads_threshold and reads no buffer sizes: it is the "
+        "read-count heuristic, without the cost model; the target's source is identical to the "
+        "one the backport was written for (torch 2.11.0)"
+    )
