@@ -1,15 +1,67 @@
 """backport-tool: apply upstream PyTorch fixes as verified, reversible patches.
 
-Only the names in ``__all__`` are public API.
+Only the names in ``__all__`` are public API. They are loaded on first use, so
+that ``import backport_tool`` adds next to nothing to a server's startup.
 """
 
 from __future__ import annotations
 
-from .errors import BackportToolError, InstalledVersionError, ManifestError, UsageError
-from .loader import applied, apply, check, default_manifest_path, revert
-from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
-from .patcher import AppliedBackport
-from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .errors import (
+        BackportToolError,
+        InstalledVersionError,
+        ManifestError,
+        UsageError,
+        VerificationError,
+    )
+    from .lazy import current_report
+    from .loader import applied, check, revert
+    from .lock import LockEntry, lock
+    from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
+    from .matrix import Matrix, build_matrix
+    from .patcher import AppliedBackport
+    from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
+    from .startup import apply, default_manifest_path
+    from .track import TrackResult, track
+
+# name -> module that defines it
+_EXPORTS = {
+    "AppliedBackport": "patcher",
+    "Backport": "manifest",
+    "BackportResult": "report",
+    "BackportToolError": "errors",
+    "Claim": "report",
+    "InstalledVersionError": "errors",
+    "LockEntry": "lock",
+    "Manifest": "manifest",
+    "ManifestError": "errors",
+    "Matrix": "matrix",
+    "Probe": "report",
+    "Report": "report",
+    "Status": "report",
+    "SymbolRef": "manifest",
+    "Target": "manifest",
+    "TargetReport": "report",
+    "TrackResult": "track",
+    "Upstream": "manifest",
+    "UsageError": "errors",
+    "VerificationError": "errors",
+    "apply": "startup",
+    "applied": "loader",
+    "build_matrix": "matrix",
+    "check": "loader",
+    "default_manifest_path": "startup",
+    "load_manifest": "manifest",
+    "lock": "lock",
+    "current_report": "lazy",
+    "revert": "loader",
+    "track": "track",
+}
 
 __all__ = [
     "AppliedBackport",
@@ -18,23 +70,42 @@ __all__ = [
     "BackportToolError",
     "Claim",
     "InstalledVersionError",
+    "LockEntry",
     "Manifest",
     "ManifestError",
+    "Matrix",
     "Probe",
     "Report",
     "Status",
     "SymbolRef",
     "Target",
     "TargetReport",
+    "TrackResult",
     "Upstream",
     "UsageError",
+    "VerificationError",
     "__version__",
     "applied",
     "apply",
+    "build_matrix",
     "check",
+    "current_report",
     "default_manifest_path",
     "load_manifest",
+    "lock",
     "revert",
+    "track",
 ]
 
-__version__ = "0.1.0"
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backport_tool' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -17,7 +17,7 @@ from .commands import matrix as matrix_cmd
 from .commands import status as status_cmd
 from .commands import track as track_cmd
 from .errors import BackportToolError
-from .loader import MANIFEST_ENV
+from .startup import MANIFEST_ENV
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
@@ -62,6 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
             help="read this version of the package statically instead of the installed one: "
             "a .whl file, a directory, or REPO@REV (a git revision)",
         )
+    commands["apply"].add_argument(
+        "cmd",
+        nargs=argparse.REMAINDER,
+        metavar="-- CMD [ARGS]",
+        help="run CMD with the patch set applied at the startup of each of its Python "
+        "processes, instead of applying in this process",
+    )
     check_cmd_parser = commands["check"]
     check_cmd_parser.add_argument(
         "--supported",

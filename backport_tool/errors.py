@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .report import Report
 
 
 class BackportToolError(Exception):
@@ -38,3 +42,17 @@ class InstalledVersionError(BackportToolError):
 
 class UsageError(BackportToolError):
     """The library or CLI was called in a way that cannot work."""
+
+
+class VerificationError(BackportToolError):
+    """``apply(strict=True)`` found a backport that is drift, missing or failed."""
+
+    exit_code = 1
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        bad = [f"{r.id}: {r.status.value} ({r.reason})" for r in report.results if r.is_problem]
+        super().__init__(
+            "backport verification failed:\n  " + "\n  ".join(bad) + "\nHint: run "
+            "`backport-tool status` for details, or set BACKPORT_TOOL_DISABLE to skip a backport"
+        )

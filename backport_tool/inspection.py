@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import ast
 import enum
+import importlib.util
 import logging
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from .manifest import SymbolRef
 from .source import FunctionFacts, function_facts, live_function_facts
-from .static import Found, Missing, StaticIndex
+from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import Resolved, SymbolMissing, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
@@ -40,7 +44,9 @@ class Inspector(Protocol):
     live: bool
     label: str
 
-    def inspect(self, ref: SymbolRef) -> SymbolFacts: ...
+    def inspect(self, ref: SymbolRef, *, source: bool = True) -> SymbolFacts:
+        """Find ``ref``; ``source=False`` skips reading its source (presence only)."""
+        ...
 
 
 def _describe(exc: BaseException) -> str:
@@ -49,12 +55,24 @@ def _describe(exc: BaseException) -> str:
 
 
 class LiveInspector:
-    """Imports modules in this interpreter and looks at the real objects."""
+    """Imports modules in this interpreter and looks at the real objects.
+
+    With ``settled``, a symbol whose module is not settled (not imported yet, or
+    still executing: the lazy hook runs inside an import) is read statically
+    from its installed source instead, so that the hook never imports
+    anything or sees a half-initialized module.
+    """
 
     live = True
     label = "installed"
 
-    def inspect(self, ref: SymbolRef) -> SymbolFacts:
+    def __init__(self, settled: Callable[[str], bool] | None = None) -> None:
+        self.settled = settled
+        self._indexes: dict[Path, StaticIndex] = {}
+
+    def inspect(self, ref: SymbolRef, *, source: bool = True) -> SymbolFacts:
+        if self.settled is not None and not self.settled(ref.module):
+            return self._from_source(ref)
         symbol = str(ref)
         try:
             resolved = resolve(ref)
@@ -64,6 +82,10 @@ class LiveInspector:
             logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
             return SymbolFacts(symbol, Presence.FAILED, f"import raised {_describe(exc)}")
         function = resolved.function
+        if not source:
+            return SymbolFacts(
+                symbol, Presence.FOUND, defined_on=resolved.defined_on_name, resolved=resolved
+            )
         return SymbolFacts(
             symbol,
             Presence.FOUND,
@@ -72,6 +94,21 @@ class LiveInspector:
             function=live_function_facts(function),
             resolved=resolved,
         )
+
+    def _from_source(self, ref: SymbolRef) -> SymbolFacts:
+        module = sys.modules.get(ref.module)
+        try:
+            spec = module.__spec__ if module is not None else importlib.util.find_spec(ref.module)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.origin or not spec.has_location:
+            return SymbolFacts(str(ref), Presence.MISSING, f"module {ref.module!r} not found")
+        origin = Path(spec.origin)
+        depth = ref.module.count(".") + (1 if origin.name == "__init__.py" else 0)
+        root = origin.parents[depth]
+        if root not in self._indexes:
+            self._indexes[root] = StaticIndex(DirTree(root))
+        return StaticInspector(self._indexes[root]).inspect(ref)
 
 
 class StaticInspector:
@@ -83,7 +120,7 @@ class StaticInspector:
         self.index = index
         self.label = index.tree.label
 
-    def inspect(self, ref: SymbolRef) -> SymbolFacts:
+    def inspect(self, ref: SymbolRef, *, source: bool = True) -> SymbolFacts:
         symbol = str(ref)
         result = self.index.lookup(ref)
         if isinstance(result, Missing):

@@ -5,6 +5,7 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -12,48 +13,29 @@ from types import ModuleType
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from . import patcher
+from . import cachekey, lazy, patcher
 from .errors import UsageError
 from .inspection import Inspector, LiveInspector, Presence, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, Target, load_manifest
 from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
 from .retire import retirement
+from .startup import DISABLE_ENV, default_manifest_path, disabled_ids
 from .static import StaticIndex, open_tree
 from .symbols import ABSENT
 from .versions import gate, installed_version
 
 logger = logging.getLogger("backport_tool")
 
-DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
-MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
 
 # The optional hooks a backport module may define.
 PROBE_HOOK = "upstream_probe"
 SELFTEST_HOOK = "selftest"
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
-
 # Backport modules are loaded once per file, so that apply after revert
 # installs the very same replacement objects.
 _modules: dict[Path, ModuleType] = {}
-
-
-def bundled_manifest_path() -> Path:
-    """Return the manifest shipped with the package.
-
-    A wheel carries it as ``backport_tool/_bundled/manifest.yaml``; a source
-    checkout has it at the repository root.
-    """
-    installed = _PACKAGE_DIR / "_bundled" / "manifest.yaml"
-    if installed.is_file():
-        return installed
-    return _PACKAGE_DIR.parent / "manifest.yaml"
-
-
-def default_manifest_path() -> Path:
-    """``$BACKPORT_TOOL_MANIFEST`` if set, else the bundled manifest."""
-    from_env = os.environ.get(MANIFEST_ENV)
-    return Path(from_env) if from_env else bundled_manifest_path()
+# The manifest entry of every backport applied in this process, by id.
+_backports: dict[str, Backport] = {}
 
 
 def resolve_manifest(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest:
@@ -62,10 +44,7 @@ def resolve_manifest(manifest: str | os.PathLike[str] | Manifest | None) -> Mani
     return load_manifest(default_manifest_path() if manifest is None else Path(manifest))
 
 
-def _disabled(manifest: Manifest) -> frozenset[str]:
-    raw = os.environ.get(DISABLE_ENV, "")
-    ids = frozenset(part.strip() for part in raw.split(",") if part.strip())
-    known = {b.id for b in manifest.backports}
+def warn_unknown_disabled(ids: frozenset[str], known: set[str]) -> None:
     unknown = sorted(ids - known - {"all"})
     if unknown:
         logger.warning(
@@ -74,6 +53,11 @@ def _disabled(manifest: Manifest) -> frozenset[str]:
             ", ".join(unknown),
             ", ".join(sorted(known)) or "(none)",
         )
+
+
+def _disabled(manifest: Manifest) -> frozenset[str]:
+    ids = disabled_ids()
+    warn_unknown_disabled(ids, {b.id for b in manifest.backports})
     return ids
 
 
@@ -187,7 +171,7 @@ def _inspect(backport: Backport, inspector: Inspector) -> _Inspected:
             out.problems.append(problem)
         out.problems += _drift(target, report)
     for ref in backport.requires:
-        facts = inspector.inspect(ref)
+        facts = inspector.inspect(ref, source=False)
         problem = _presence_problem("required symbol", facts)
         if problem is not None:
             out.problems.append(problem)
@@ -346,6 +330,7 @@ def _evaluate(
     if mode is not Mode.APPLY:
         return result(Status.READY, _verified(backport, inspected), inspected, probe)
     try:
+        _backports[backport.id] = backport
         patcher.apply_patches(backport.id, str(manifest.path), tuple(patches))
     except Exception as exc:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
@@ -422,16 +407,37 @@ def _run(manifest: Manifest, mode: Mode, inspector: Inspector, version: Version 
     return report
 
 
-def apply(manifest: str | os.PathLike[str] | Manifest | None = None) -> Report:
-    """Verify and apply every backport of ``manifest`` that matches the installed version.
+def apply_now(manifest: str | os.PathLike[str] | Manifest | None = None) -> Report:
+    """Import, verify and apply every matching backport now (``apply(eager=True)``)."""
+    loaded = resolve_manifest(manifest)
+    report = _run(loaded, Mode.APPLY, LiveInspector(), installed_version(loaded.package))
+    _retag()
+    return report
 
-    ``manifest`` defaults to ``$BACKPORT_TOOL_MANIFEST``, else the bundled patch
-    set. Each backport is applied atomically (all of its targets or none) and a
-    bad backport never stops the others. Applying twice is a no-op. Raises
-    :class:`ManifestError` for an invalid manifest, before anything is imported.
+
+def apply_one(
+    manifest: Path, backport_id: str, settled: Callable[[str], bool] | None = None
+) -> BackportResult:
+    """Verify and apply one backport now; the lazy import hook calls this.
+
+    ``settled`` says which modules are fully imported; symbols of the others are
+    verified from their installed sources (see :class:`LiveInspector`).
     """
     loaded = resolve_manifest(manifest)
-    return _run(loaded, Mode.APPLY, LiveInspector(), installed_version(loaded.package))
+    result = _evaluate(
+        loaded,
+        loaded.get(backport_id),
+        installed_version(loaded.package),
+        disabled_ids(),
+        LiveInspector(settled),
+        Mode.APPLY,
+    )
+    _retag()
+    return result
+
+
+def _retag() -> None:
+    cachekey.update([(a.id, _backports[a.id].module) for a in patcher.applied()])
 
 
 def check(
@@ -491,7 +497,8 @@ def _selftest(manifest: Manifest, backport: Backport, result: BackportResult) ->
 
 
 def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
-    """Restore the exact original objects of the applied backports.
+    """Restore the exact original objects of the applied backports, and drop the
+    pending ones.
 
     ``ids`` limits it to those backports (default: all). Returns the ids reverted.
     """
@@ -499,7 +506,13 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
         ids = (ids,)
     if ids is not None and not all(isinstance(i, str) for i in ids):
         raise UsageError("revert() takes backport ids as strings")
-    return patcher.revert(None if ids is None else tuple(ids))
+    selected = None if ids is None else tuple(ids)
+    lazy.cancel(selected)
+    reverted = patcher.revert(selected)
+    for backport_id in reverted:
+        lazy.forget(backport_id)
+    _retag()
+    return reverted
 
 
 def applied() -> tuple[patcher.AppliedBackport, ...]:

@@ -19,6 +19,7 @@ class Status(str, enum.Enum):
     MISSING = "missing"
     FAILED = "failed"
     RETIRED = "retired"
+    PENDING = "pending"  # lazy apply: verified and applied when its modules are imported
 
     @property
     def is_problem(self) -> bool:

@@ -13,7 +13,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from .loader import SELFTEST_HOOK, apply, load_backport_module
+from .loader import SELFTEST_HOOK, apply_now, load_backport_module
 from .manifest import load_manifest
 from .report import Status
 
@@ -47,7 +47,7 @@ def _main(argv: list[str]) -> int:
     manifest_path, backport_id = Path(argv[0]), argv[1]
     manifest = load_manifest(manifest_path)
     backport = manifest.get(backport_id)
-    result = apply(manifest).by_id(backport_id)
+    result = apply_now(manifest).by_id(backport_id)
     if result.status is not Status.APPLIED:
         print(f"not applied: {result.status.value} ({result.reason})")
         return 1

@@ -3,6 +3,7 @@ versions, on synthetic packages."""
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from pathlib import Path
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 from helpers import BACKPORT_SOURCE, TARGET_SOURCE, PatchSet
 
-from backport_tool import Claim, Probe, Status, apply, check
+import backport_tool
+from backport_tool import Claim, Probe, Status, check
 
 PROBE = """
 
@@ -23,6 +25,10 @@ def upstream_probe(symbol, source):
 """
 
 FIXED_TARGET = TARGET_SOURCE.replace("return x + 1\n", "return x + 1000\n")
+
+# These tests are about verifying and patching, so they apply eagerly;
+# test_lazy.py covers the deferred default.
+apply = functools.partial(backport_tool.apply, eager=True)
 
 
 def fingerprint(patchset: PatchSet) -> str:

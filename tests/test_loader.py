@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -7,7 +8,11 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import Status, applied, apply, check, revert
+from backport_tool import Status, applied, check, revert
+
+# These tests are about verifying and patching, so they apply eagerly;
+# test_lazy.py covers the deferred default.
+apply = functools.partial(backport_tool.apply, eager=True)
 
 
 def statuses(report: backport_tool.Report) -> dict[str, str]:

@@ -20,7 +20,7 @@ BACKPORT = "inductor-realize-on-reuse"
 
 @pytest.fixture
 def applied_patch() -> Iterator[backport_tool.Report]:
-    report = backport_tool.apply()
+    report = backport_tool.apply(eager=True)
     yield report
     backport_tool.revert()
 
@@ -41,7 +41,7 @@ def test_apply_replaces_the_heuristic_and_revert_restores_it() -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
-    report = backport_tool.apply()
+    report = backport_tool.apply(eager=True)
     try:
         assert report.by_id(BACKPORT).status is Status.APPLIED
         assert report.version == "2.11.0"
@@ -68,7 +68,7 @@ def test_patched_compile_flips_a_realize_decision_and_matches_eager(
     assert unpatched
     assert all(d.original == d.installed for d in unpatched)
 
-    assert backport_tool.apply().by_id(BACKPORT).status is Status.APPLIED
+    assert backport_tool.apply(eager=True).by_id(BACKPORT).status is Status.APPLIED
     try:
         with record_decisions(monkeypatch) as patched:
             out = fresh_compile(four_read_pointwise_three_users, *args)

@@ -1,10 +1,41 @@
 from __future__ import annotations
 
 import argparse
+import os
+from pathlib import Path
 
-from ..loader import apply
+from ..errors import UsageError
+from ..loader import resolve_manifest
+from ..startup import MANIFEST_ENV, apply
 from . import _output
+
+BOOT_DIR = Path(__file__).resolve().parent.parent / "_boot"
 
 
 def run(args: argparse.Namespace) -> int:
-    return _output.emit(apply(args.manifest), args.json)
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        if args.cmd:
+            raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
+        return _output.emit(apply(args.manifest, eager=True), args.json)
+    return _exec(args.manifest, command)
+
+
+def _exec(manifest_arg: str | None, command: list[str]) -> int:
+    # Validate here, where a bad manifest can still exit 2 with a message.
+    manifest = resolve_manifest(manifest_arg)
+    env = dict(os.environ)
+    paths = [str(BOOT_DIR)]
+    paths += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(BOOT_DIR)]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env[MANIFEST_ENV] = str(manifest.path.resolve())
+    try:
+        # exec, not a child: the program's exit status and signals are its own.
+        os.execvpe(command[0], command, env)
+    except FileNotFoundError:
+        raise UsageError(f"command not found: {command[0]}") from None
+    except PermissionError:
+        raise UsageError(f"cannot execute {command[0]}: permission denied") from None
+    return 0  # unreachable: exec replaced this process

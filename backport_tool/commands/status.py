@@ -3,9 +3,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..loader import check, default_manifest_path
+from ..loader import check
 from ..manifest import Backport, load_manifest
 from ..report import BackportResult
+from ..startup import default_manifest_path
 from . import _output
 
 

@@ -1,0 +1,63 @@
+"""Keeps torch's compile caches apart for patched and unpatched code.
+
+torch's FX-graph and AOTAutograd cache keys hash torch's files on disk, so an
+in-memory patch is invisible to them: an artifact compiled without the patch
+would be reused with it, and the other way round. ``cache_key_tag`` enters
+those keys; we append a fingerprint of the applied set to the user's tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import threading
+from pathlib import Path
+
+logger = logging.getLogger("backport_tool")
+
+MARK = "backport-tool:"
+
+
+class _State:
+    lock = threading.Lock()
+    base: str | None = None  # the user's tag before we changed it
+    ours: str | None = None  # what we last set
+
+
+def fingerprint(applied: list[tuple[str, Path]]) -> str:
+    """A stable digest of the applied backports: their ids and module sources."""
+    digest = hashlib.sha256()
+    for backport_id, module in sorted(applied):
+        digest.update(backport_id.encode() + b"\0")
+        try:
+            digest.update(hashlib.sha256(module.read_bytes()).digest())
+        except OSError:
+            digest.update(b"unreadable")
+    return digest.hexdigest()[:16]
+
+
+def update(applied: list[tuple[str, Path]]) -> str | None:
+    """Set ``torch.compiler.config.cache_key_tag`` for the applied set; return it."""
+    if "torch" not in sys.modules:
+        return None
+    try:
+        from torch.compiler import config  # noqa: PLC0415
+    except Exception:  # torch without compile support: nothing to key
+        return None
+    state = _State
+    with state.lock:
+        current: str = config.cache_key_tag
+        if state.ours is None or current != state.ours:
+            state.base = current  # first time, or the user changed it since
+        base = state.base or ""
+        if not applied:
+            config.cache_key_tag = base
+            state.ours = None
+            return base
+        suffix = MARK + fingerprint(applied)
+        tag = f"{base}|{suffix}" if base else suffix
+        config.cache_key_tag = tag
+        state.ours = tag
+        logger.debug("backport-tool: compile cache key tag is now %r", tag)
+        return tag
