@@ -181,11 +181,30 @@ def disabled_ids() -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
 
+BOOT_DIR = _PACKAGE_DIR / "_boot"
+
+
+def reach_subprocesses(manifest: Path) -> None:
+    """Make Inductor's compile subprocesses apply the same patch set at startup.
+
+    torch starts them with ``PYTHONPATH`` built from this process's ``sys.path``
+    (``python_subprocess_env``), so the boot ``sitecustomize`` directory goes on
+    ``sys.path``, ahead of site-packages where another sitecustomize may live.
+    It holds nothing else, and this process imported its sitecustomize long ago,
+    so imports here are unaffected.
+    """
+    boot = str(BOOT_DIR)
+    if boot not in sys.path:
+        sys.path.insert(1 if sys.path else 0, boot)
+    os.environ[MANIFEST_ENV] = str(manifest)
+
+
 def apply(
     manifest: str | os.PathLike[str] | Manifest | None = None,
     *,
     eager: bool = False,
     strict: bool = False,
+    subprocesses: bool = True,
 ) -> Report:
     """Apply the patch set of ``manifest`` (default: ``$BACKPORT_TOOL_MANIFEST``, else
     the bundled one) in this process.
@@ -197,11 +216,23 @@ def apply(
     show in :func:`report`; they never break the import.
 
     ``eager=True`` imports the targets and verifies and applies now.
+    ``subprocesses=True`` makes Inductor's compile subprocesses (e.g.
+    ``TORCHINDUCTOR_FX_COMPILE_MODE=subprocess``) apply the same patch set; see
+    :func:`reach_subprocesses`. ``backport-tool apply -- CMD`` reaches every
+    Python process of CMD instead.
     ``strict=True`` (implies eager) raises :class:`VerificationError` when a
     backport is ``drift``, ``missing`` or ``failed``. An invalid manifest always
     raises :class:`ManifestError`, before anything is imported or patched.
     """
     configure_logging()
+    if manifest is None:
+        path = default_manifest_path()
+    elif isinstance(manifest, (str, os.PathLike)):
+        path = Path(manifest)
+    else:
+        path = manifest.path
+    if subprocesses:
+        reach_subprocesses(path.resolve())
     if eager or strict:
         from . import lazy  # noqa: PLC0415
         from .errors import VerificationError  # noqa: PLC0415
@@ -214,12 +245,6 @@ def apply(
             raise VerificationError(report)
         return report
 
-    if manifest is None:
-        path = default_manifest_path()
-    elif isinstance(manifest, (str, os.PathLike)):
-        path = Path(manifest)
-    else:
-        path = manifest.path
     plan, version = load_plan(path)
     disabled = disabled_ids()
     results: list[BackportResult] = []

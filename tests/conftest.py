@@ -49,6 +49,11 @@ def patchset(tmp_path: Path) -> Iterator[PatchSet]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("BACKPORT_TOOL_DISABLE", raising=False)
-    monkeypatch.delenv("BACKPORT_TOOL_MANIFEST", raising=False)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # apply() exports the manifest for subprocesses; set-then-delete makes
+    # monkeypatch restore "unset" after each test.
+    for name in ("BACKPORT_TOOL_DISABLE", "BACKPORT_TOOL_MANIFEST", "BACKPORT_TOOL_LOG"):
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    # Startup plans go to a throwaway cache, never the user's home.
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

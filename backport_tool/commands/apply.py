@@ -2,14 +2,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 
 from ..errors import UsageError
 from ..loader import resolve_manifest
-from ..startup import MANIFEST_ENV, apply
+from ..startup import BOOT_DIR, MANIFEST_ENV, apply
 from . import _output
-
-BOOT_DIR = Path(__file__).resolve().parent.parent / "_boot"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,7 +16,9 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         if args.cmd:
             raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
-        return _output.emit(apply(args.manifest, eager=True), args.json)
+        # This process exits right after; children are not this command's job.
+        report = apply(args.manifest, eager=True, subprocesses=False)
+        return _output.emit(report, args.json)
     return _exec(args.manifest, command)
 
 
