@@ -10,14 +10,15 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
+from . import patcher
 from .manifest import SymbolRef
 from .source import FunctionFacts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
-from .symbols import Resolved, SymbolMissing, resolve, signature_text
+from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
 
@@ -81,6 +82,7 @@ class LiveInspector:
         except Exception as exc:
             logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
             return SymbolFacts(symbol, Presence.FAILED, f"import raised {_describe(exc)}")
+        resolved = _unpatched(resolved)
         function = resolved.function
         if not source:
             return SymbolFacts(
@@ -109,6 +111,21 @@ class LiveInspector:
         if root not in self._indexes:
             self._indexes[root] = StaticIndex(DirTree(root))
         return StaticInspector(self._indexes[root]).inspect(ref)
+
+
+def _unpatched(resolved: Resolved) -> Resolved:
+    # A target this process already patched is judged by its original, so that
+    # check, lock and status read the code the backport replaced.
+    original = patcher.original_of(resolved.owner, resolved.name)
+    if original is None:
+        return resolved
+    if original is not ABSENT:
+        return replace(resolved, raw=original, own=original)
+    for klass in getattr(resolved.owner, "__mro__", ())[1:]:
+        if resolved.name in vars(klass):
+            raw = vars(klass)[resolved.name]
+            return replace(resolved, raw=raw, defined_on=klass, own=ABSENT)
+    return resolved
 
 
 class StaticInspector:

@@ -75,6 +75,17 @@ def owner_of(owner: object, name: str) -> str | None:
     return None
 
 
+def original_of(owner: object, name: str) -> object | None:
+    """What ``owner.name`` held before an applied backport replaced it (ABSENT if it
+    was inherited), or None when no applied backport patched it."""
+    with _LOCK:
+        for _, patches in _applied.values():
+            for patch in patches:
+                if patch.owner is owner and patch.name == name:
+                    return patch.own
+    return None
+
+
 def apply_patches(backport_id: str, manifest: str, patches: tuple[Patch, ...]) -> None:
     """Apply every patch or none; raise :class:`PatchConflict` or the setattr error."""
     with _LOCK:

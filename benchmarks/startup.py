@@ -70,8 +70,11 @@ def main() -> int:
         },
     }
     lazy_ratio = result["ratios"]["lazy apply()"][1]
-    result["budget"] = {"limit": args.budget, "lazy_median_ratio": lazy_ratio,
-                        "ok": lazy_ratio <= args.budget}
+    result["budget"] = {
+        "limit": args.budget,
+        "lazy_median_ratio": lazy_ratio,
+        "ok": lazy_ratio <= args.budget,
+    }
     if args.json:
         print(json.dumps(result, indent=2))
     else:

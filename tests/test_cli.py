@@ -27,6 +27,7 @@ def run(patchset: PatchSet | None, *args: str, **env: str) -> subprocess.Complet
         text=True,
         env=environ,
         check=False,
+        cwd=Path(__file__).parent,  # not the repo root: test the installed package
     )
 
 

@@ -104,7 +104,12 @@ def run_python(code: str, patchset: PatchSet, **env: str) -> subprocess.Complete
     )
     environ.update(env)
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=environ, check=False
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environ,
+        check=False,
+        cwd=Path(__file__).parent,  # not the repo root: test the installed package
     )
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from helpers import PatchSet
 
-from backport_tool import ManifestError, Status, check, load_manifest
+from backport_tool import ManifestError, Status, apply, check, load_manifest
 from backport_tool.lock import lock
 
 MANIFEST = """\
@@ -114,4 +114,15 @@ def test_lock_refuses_an_invalid_manifest_and_leaves_it_alone(
     before = manifest.read_text()
     with pytest.raises(ManifestError):
         lock(manifest)
+    assert manifest.read_text() == before
+
+
+def test_lock_reads_the_original_even_while_the_patch_is_applied(
+    patchset: PatchSet, manifest: Path
+) -> None:
+    lock(manifest)
+    before = manifest.read_text()
+    apply(manifest, eager=True)
+    assert patchset.target().Widget().compute(1) == 1001
+    assert {e.action for e in lock(manifest) if e.backport == "fix"} == {"unchanged"}
     assert manifest.read_text() == before

@@ -35,6 +35,7 @@ def run_cli(
         text=True,
         env=env,
         check=False,
+        cwd=Path(__file__).parent,  # not the repo root: test the installed package
     )
 
 

@@ -26,8 +26,8 @@ def tool(name: str) -> str:
 @pytest.mark.parametrize(
     "args",
     [
-        ["check", "backport_tool", "backports", "tests"],
-        ["format", "--check", "backport_tool", "backports", "tests"],
+        ["check", "backport_tool", "backports", "tests", "benchmarks"],
+        ["format", "--check", "backport_tool", "backports", "tests", "benchmarks"],
     ],
 )
 def test_ruff(args: list[str]) -> None:

@@ -42,7 +42,9 @@ def python(
     command = [sys.executable, str(program), *args]
     if via_cli:
         command = [sys.executable, "-m", "backport_tool", "apply", "--", *command]
-    return subprocess.run(command, capture_output=True, text=True, env=environ, timeout=600)
+    return subprocess.run(
+        command, capture_output=True, text=True, env=environ, timeout=600, cwd=tmp_path
+    )
 
 
 def last_json(proc: subprocess.CompletedProcess[str]) -> object:
@@ -118,6 +120,7 @@ def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
         text=True,
         env=environ,
         timeout=300,
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ranks = sorted(
@@ -146,7 +149,8 @@ def should_realize_on_reuse(self, users):
 """
 
 
-def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["library", "cli"])
+def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path, how: str) -> None:
     # The shipped backport, wrapped to record each decision with its pid.
     bundled = backport_tool.default_manifest_path()
     data = yaml.safe_load(bundled.read_text())
@@ -157,7 +161,8 @@ def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path) -> None
     log = tmp_path / "decisions.log"
     code = f"""
     import json, os, sys, torch, backport_tool
-    backport_tool.apply(sys.argv[1])  # the library call, no `apply -- CMD`
+    if sys.argv[2] == "library":
+        backport_tool.apply(sys.argv[1])  # the library call, no `apply -- CMD`
     {textwrap.indent(GRAPH, "    ").strip()}
     args = [torch.randn(32, 64) for _ in range(4)]
     out = torch.compile(f, fullgraph=True)(*args)
@@ -168,7 +173,11 @@ def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path) -> None
         "DECISION_LOG": str(log),
         "REAL_BACKPORT": str(bundled.parent / "backports" / "inductor_realize_on_reuse.py"),
     }
-    parent, ok = last_json(python(tmp_path, code, str(tmp_path / "manifest.yaml"), env=env))
+    manifest = str(tmp_path / "manifest.yaml")
+    if how == "cli":
+        env["BACKPORT_TOOL_MANIFEST"] = manifest
+    proc = python(tmp_path, code, manifest, how, env=env, via_cli=how == "cli")
+    parent, ok = last_json(proc)
     assert ok is True
     decisions = [line.split() for line in log.read_text().splitlines()]
     child = [d for d in decisions if int(d[0]) != parent]
@@ -202,11 +211,11 @@ def test_compile_cache_is_keyed_by_the_patch_set(tmp_path: Path) -> None:
     assert plain_again == [0, 1, "users-tag"]
 
 
-def test_revert_restores_the_users_cache_key_tag(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(torch.compiler.config, "cache_key_tag", "mine")
-    backport_tool.apply(eager=True)
-    try:
-        assert torch.compiler.config.cache_key_tag.startswith("mine|backport-tool:")
-    finally:
-        backport_tool.revert()
-    assert torch.compiler.config.cache_key_tag == "mine"
+def test_revert_restores_the_users_cache_key_tag() -> None:
+    with torch.compiler.config.patch(cache_key_tag="mine"):
+        backport_tool.apply(eager=True)
+        try:
+            assert torch.compiler.config.cache_key_tag.startswith("mine|backport-tool:")
+        finally:
+            backport_tool.revert()
+        assert torch.compiler.config.cache_key_tag == "mine"

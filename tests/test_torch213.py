@@ -29,7 +29,11 @@ def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
         "print(json.dumps([r.to_dict(), 'torch._inductor.ir' in sys.modules]))\n"
     )
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent,  # not the repo root: test the installed package
     ).stdout
     report, inductor_imported = yaml.safe_load(out)
     assert report["version"].startswith("2.13.")

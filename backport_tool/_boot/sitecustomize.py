@@ -24,25 +24,24 @@ def _apply_patch_set() -> None:
 def _chain_to_the_shadowed_sitecustomize() -> None:
     import importlib.machinery
     import importlib.util
-    import os
     import sys
 
-    here = os.path.dirname(os.path.realpath(__file__))
-    path = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
-    spec = importlib.machinery.PathFinder.find_spec("sitecustomize", path)
-    if spec is None or spec.origin is None or spec.loader is None:
+    for entry in sys.path:
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", [entry])
+        if spec is None or spec.origin is None or spec.loader is None:
+            continue
+        try:
+            with open(spec.origin, "rb") as handle:
+                # This file, or another copy of it (a second install on the
+                # path): skip it, or the patch set would apply twice.
+                if b"__backport_tool_boot__" in handle.read(200):
+                    continue
+        except OSError:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["sitecustomize"] = module
+        spec.loader.exec_module(module)
         return
-    try:
-        with open(spec.origin, "rb") as handle:
-            # Another copy of this file (a second install on the path): it would
-            # apply the same patch set again and look for us in turn.
-            if b"__backport_tool_boot__" in handle.read(200):
-                return
-    except OSError:
-        return
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["sitecustomize"] = module
-    spec.loader.exec_module(module)
 
 
 _apply_patch_set()

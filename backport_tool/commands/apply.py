@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from ..errors import UsageError
 from ..loader import resolve_manifest
@@ -26,8 +27,14 @@ def _exec(manifest_arg: str | None, command: list[str]) -> int:
     # Validate here, where a bad manifest can still exit 2 with a message.
     manifest = resolve_manifest(manifest_arg)
     env = dict(os.environ)
+    # One boot directory, ours, first: a nested `apply --` (or another
+    # install of backport-tool) must not stack a second one.
     paths = [str(BOOT_DIR)]
-    paths += [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(BOOT_DIR)]
+    paths += [
+        p
+        for p in env.get("PYTHONPATH", "").split(os.pathsep)
+        if p and Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
+    ]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env[MANIFEST_ENV] = str(manifest.path.resolve())
     try:
