@@ -1,50 +1,22 @@
-"""Counts realize-on-reuse decisions of a real torch.compile, as the original
-2.11 heuristic and the installed one (patched or not) would make them."""
+"""Helpers for the real-torch tests of the realize-on-reuse backport. The
+decision recorder is the benchmark's (benchmarks/realize_bench.py), so tests and
+benchmark count flips the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 from torch._inductor import config as inductor_config
-from torch._inductor.ir import StorageBox
 
-ORIGINAL = StorageBox.__dict__["should_realize_on_reuse"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
+from realize_bench import Decision, record_decisions
 
-@dataclass(frozen=True)
-class Decision:
-    users: int
-    kind: str
-    original: bool
-    installed: bool
-
-
-@contextmanager
-def record_decisions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Decision]]:
-    # mark_reuse is where every lowering path asks the heuristic and acts on
-    # it; wrapping it (not the heuristic) leaves the patched target alone.
-    decisions: list[Decision] = []
-    real_mark_reuse = StorageBox.mark_reuse
-
-    def mark_reuse(self: StorageBox, users: int) -> None:
-        decisions.append(
-            Decision(
-                users,
-                type(self.data).__name__,
-                ORIGINAL(self, users),
-                StorageBox.should_realize_on_reuse(self, users),
-            )
-        )
-        return real_mark_reuse(self, users)
-
-    with monkeypatch.context() as m:
-        m.setattr(StorageBox, "mark_reuse", mark_reuse)
-        yield decisions
+__all__ = ["Decision", "four_read_pointwise_three_users", "fresh_compile", "record_decisions"]
 
 
 def fresh_compile(fn: Callable[..., Any], *args: torch.Tensor) -> Any:

@@ -62,7 +62,7 @@ def test_patched_compile_flips_a_realize_decision_and_matches_eager(
     args = [torch.randn(256, 512) for _ in range(4)]
     expected = four_read_pointwise_three_users(*args)
 
-    with record_decisions(monkeypatch) as unpatched:
+    with record_decisions() as unpatched:
         fresh_compile(four_read_pointwise_three_users, *args)
     # Unpatched, the installed heuristic is the original: no disagreement.
     assert unpatched
@@ -70,7 +70,7 @@ def test_patched_compile_flips_a_realize_decision_and_matches_eager(
 
     assert backport_tool.apply(eager=True).by_id(BACKPORT).status is Status.APPLIED
     try:
-        with record_decisions(monkeypatch) as patched:
+        with record_decisions() as patched:
             out = fresh_compile(four_read_pointwise_three_users, *args)
     finally:
         backport_tool.revert()
@@ -98,7 +98,7 @@ def test_cost_model_keeps_inlining_a_cheap_value_with_two_users(
         return x * 2, x - 1
 
     args = [torch.randn(64, 64) for _ in range(2)]
-    with record_decisions(monkeypatch) as decisions:
+    with record_decisions() as decisions:
         out = fresh_compile(fn, *args)
     assert [(d.users, d.original, d.installed) for d in decisions] == [(2, False, False)]
     for got, want in zip(out, fn(*args), strict=True):
