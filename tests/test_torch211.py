@@ -54,9 +54,7 @@ def test_apply_replaces_the_heuristic_and_revert_restores_it() -> None:
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
 
 
-def test_patched_compile_flips_a_realize_decision_and_matches_eager(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_patched_compile_flips_a_realize_decision_and_matches_eager() -> None:
     from realize_probe import four_read_pointwise_three_users, fresh_compile, record_decisions
 
     args = [torch.randn(256, 512) for _ in range(4)]
@@ -88,7 +86,7 @@ def test_patched_compile_flips_a_realize_decision_and_matches_eager(
 
 
 def test_cost_model_keeps_inlining_a_cheap_value_with_two_users(
-    monkeypatch: pytest.MonkeyPatch, applied_patch: backport_tool.Report
+    applied_patch: backport_tool.Report,
 ) -> None:
     from realize_probe import fresh_compile, record_decisions
 
