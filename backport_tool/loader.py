@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import importlib.util
 import logging
 import os
@@ -77,11 +78,27 @@ class _Problem:
 _SEVERITY = (Status.FAILED, Status.MISSING, Status.DRIFT)
 
 
+class PinMismatch(Exception):
+    """The backport module's bytes are not the ones the manifest pins."""
+
+
 def load_backport_module(backport: Backport) -> ModuleType:
-    """Execute (once) and return the backport module of ``backport``."""
+    """Execute (once) and return the backport module of ``backport``.
+
+    With a ``sha256`` pin, the file is hashed first and not executed unless it
+    matches.
+    """
     cached = _modules.get(backport.module)
     if cached is not None:
         return cached
+    if backport.sha256 is not None:
+        actual = hashlib.sha256(backport.module.read_bytes()).hexdigest()
+        if actual != backport.sha256:
+            raise PinMismatch(
+                f"{backport.module_text} has sha256 {actual}, but the manifest pins "
+                f"{backport.sha256}; it was modified, so it was not run. If the change is "
+                "yours, run `backport-tool lock` to pin the new file"
+            )
     name = "_backport_tool_bp_" + backport.id.replace("-", "_")
     spec = importlib.util.spec_from_file_location(name, backport.module)
     if spec is None or spec.loader is None:
@@ -301,9 +318,12 @@ def _evaluate(
             module = load_backport_module(backport)
         except Exception as exc:
             logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
-            problems.append(
-                _Problem(Status.FAILED, f"{backport.module_text} raised {_describe(exc)} on import")
+            message = (
+                str(exc)
+                if isinstance(exc, PinMismatch)
+                else f"{backport.module_text} raised {_describe(exc)} on import"
             )
+            problems.append(_Problem(Status.FAILED, message))
         else:
             try:
                 probe, why = _probe(module, inspected)

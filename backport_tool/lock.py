@@ -4,6 +4,7 @@ manifest, keeping the comments and key order a human wrote."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tempfile
@@ -97,6 +98,10 @@ def lock(
             why = "retired" if backport.retired else decision.reason
             entries.append(LockEntry(backport.id, None, "skipped", why))
             continue
+        pin = hashlib.sha256(backport.module.read_bytes()).hexdigest()
+        if backport.sha256 != pin:
+            _set(document["backports"][index], "sha256", pin, after="module")
+            entries.append(LockEntry(backport.id, None, "updated", f"sha256 {pin}"))
         raw_targets = document["backports"][index]["targets"]
         for target, raw in zip(backport.targets, raw_targets, strict=True):
             entries.append(_lock_target(backport.id, target, raw, inspector, label))

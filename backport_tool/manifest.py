@@ -17,9 +17,13 @@ from .errors import ManifestError
 from .source import normalize_signature
 
 SCHEMA_VERSION = 1
+# A patch set is a few KB; anything near this is a mistake or an attack.
+MAX_MANIFEST_BYTES = 1024 * 1024
+MAX_ID_LENGTH = 64
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 # PEP 508 names: what pip accepts as a distribution name.
+_SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
 _DIST_RE = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
@@ -88,6 +92,7 @@ class Backport:
     upstream: Upstream = field(default_factory=Upstream)
     requires: tuple[SymbolRef, ...] = ()
     retired_reason: str | None = None
+    sha256: str | None = None  # pin of the module file, checked before it runs
     line: int | None = None
     # As written: str(SpecifierSet) sorts the clauses, which reads backwards.
     applies_to_text: str = ""
@@ -123,9 +128,20 @@ def load_manifest(path: str | Path) -> Manifest:
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_MANIFEST_BYTES:
+            raise ManifestError(
+                str(path),
+                [
+                    f"{path}: {size} bytes, over the {MAX_MANIFEST_BYTES} byte limit for a "
+                    "manifest; split the patch set or remove what is not a manifest"
+                ],
+            )
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ManifestError(str(path), [f"{path}: file not found"]) from None
+    except IsADirectoryError:
+        raise ManifestError(str(path), [f"{path}: is a directory, not a manifest file"]) from None
     except OSError as exc:
         raise ManifestError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from None
     try:
@@ -196,6 +212,10 @@ class _Pos:
 
 
 def _join(keypath: str, key: str) -> str:
+    # Keys that are not plain names are quoted, so that the path stays readable
+    # for keys such as " " or "a.b".
+    if not (key.isascii() and key.isidentifier()):
+        return f"{keypath}[{key!r}]"
     return f"{keypath}.{key}" if keypath else key
 
 
@@ -310,7 +330,7 @@ class _Checker:
         top = self.mapping("", data, ("version", "package", "backports"), ())
         if top is None:
             return None
-        version = self.schema_version(top.get("version"))
+        version = self.schema_version(top["version"]) if "version" in top else None
         package = self.package(top["package"]) if "package" in top else None
         backports = (
             self.each("backports", top["backports"], self.backport, nonempty=False)
@@ -324,8 +344,6 @@ class _Checker:
         return Manifest(self.path, version, package, backports)
 
     def schema_version(self, value: object) -> int | None:
-        if value is None:
-            return None  # already reported as missing
         if isinstance(value, bool) or not isinstance(value, int):
             self.expect("version", f"the integer {SCHEMA_VERSION}", value)
             return None
@@ -361,12 +379,12 @@ class _Checker:
 
     def backport(self, keypath: str, data: object) -> Backport | None:
         required = ("id", "summary", "applies_to", "module", "targets")
-        optional = ("fixed_in", "upstream", "requires", "status", "retired_reason")
+        optional = ("fixed_in", "upstream", "requires", "status", "retired_reason", "sha256")
         entry = self.mapping(keypath, data, required, optional)
         if entry is None:
             return None
         before = len(self.problems)
-        backport_id = self.backport_id(f"{keypath}.id", entry.get("id"))
+        backport_id = self.backport_id(f"{keypath}.id", entry["id"]) if "id" in entry else None
         summary = (
             self.string(f"{keypath}.summary", entry["summary"]) if "summary" in entry else None
         )
@@ -400,6 +418,7 @@ class _Checker:
             f"{keypath}.requires", entry.get("requires", []), self.symbol, nonempty=False
         )
         retired_reason = self.retirement(keypath, entry)
+        sha256 = self.sha256(f"{keypath}.sha256", entry["sha256"]) if "sha256" in entry else None
         if (
             len(self.problems) > before
             or backport_id is None
@@ -424,17 +443,19 @@ class _Checker:
             targets=targets,
             requires=requires,
             retired_reason=retired_reason,
+            sha256=sha256,
             line=pos.line if pos else None,
         )
 
     def backport_id(self, keypath: str, value: object) -> str | None:
-        if value is None:
-            return None
         text = self.string(keypath, value)
         if text is None:
             return None
         if not _ID_RE.match(text):
             self.expect(keypath, "an id matching [a-z0-9][a-z0-9-]*", text)
+            return None
+        if len(text) > MAX_ID_LENGTH:
+            self.expect(keypath, f"an id of at most {MAX_ID_LENGTH} characters", text)
             return None
         return text
 
@@ -487,7 +508,7 @@ class _Checker:
         # inside the root cannot point the loader at code outside it.
         resolved = (root / relative).resolve()
         if not resolved.is_relative_to(root):
-            self.expect(keypath, f"a path inside {self.base}", text)
+            self.expect(keypath, f"a path inside the manifest's directory {self.base}", text)
             return None
         if not resolved.is_file():
             self.error(keypath, f"file not found: {text} (looked in {self.base})")
@@ -501,16 +522,25 @@ class _Checker:
             self.expect(f"{keypath}.status", "'active' or 'retired'", status)
             return None
         if status == "retired":
-            if reason is None:
+            if "retired_reason" not in entry:
                 self.error(keypath, "missing required key 'retired_reason' (status is 'retired')")
                 return None
             return self.string(f"{keypath}.retired_reason", reason)
-        if reason is not None:
+        if "retired_reason" in entry:
             self.error(
                 f"{keypath}.retired_reason",
                 "retired_reason given but status is not 'retired'; set status: retired",
             )
         return None
+
+    def sha256(self, keypath: str, value: object) -> str | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        if not _SHA256_RE.match(text):
+            self.expect(keypath, "the module file's sha256 as 64 lowercase hex digits", text)
+            return None
+        return text
 
     def fingerprints(self, keypath: str, value: object) -> tuple[str, ...] | None:
         items = value if isinstance(value, list) else [value]

@@ -217,7 +217,9 @@ def test_check_supported_strict(patchset: PatchSet, manifest: str) -> None:
 def test_lock_and_matrix_commands(patchset: PatchSet, manifest: str, tmp_path: Path) -> None:
     proc = run(patchset, "lock", "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[0].startswith(
+    pin, target = proc.stdout.splitlines()[:2]
+    assert pin.startswith("updated    fix: sha256 ")
+    assert target.startswith(
         f"updated    fix {patchset.sym('Widget.compute')}: fingerprint sha256:"
     )
     proc = run(

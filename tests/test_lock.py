@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -44,14 +45,17 @@ def test_lock_records_signatures_and_fingerprints_keeping_comments_and_order(
     patchset: PatchSet, manifest: Path
 ) -> None:
     entries = lock(manifest)
-    assert [(e.backport, e.action) for e in entries] == [
-        ("fix", "updated"),
-        ("fix", "updated"),
-        ("later", "skipped"),
+    assert [(e.backport, e.symbol is None, e.action) for e in entries] == [
+        ("fix", True, "updated"),  # the module's sha256 pin
+        ("fix", False, "updated"),
+        ("fix", False, "updated"),
+        ("later", True, "skipped"),
     ]
     text = manifest.read_text()
-    fp = load_manifest(manifest).get("fix").targets[0].fingerprints[0]
-    assert text.splitlines()[:16] == [
+    locked = load_manifest(manifest).get("fix")
+    fp = locked.targets[0].fingerprints[0]
+    assert locked.sha256 == hashlib.sha256(locked.module.read_bytes()).hexdigest()
+    assert text.splitlines()[:17] == [
         "# The patch set (comment kept by lock)",
         "version: 1",
         f"package: {patchset.dist}",
@@ -61,6 +65,7 @@ def test_lock_records_signatures_and_fingerprints_keeping_comments_and_order(
         "    summary: s   # trailing comment",
         '    applies_to: ">=1.0,<2.0"',
         "    module: backports/fix.py",
+        f"    sha256: {locked.sha256}",
         "    targets:",
         f'      - symbol: "{patchset.module}:Widget.compute"',
         "        replacement: compute   # the new one",
@@ -103,7 +108,7 @@ def test_lock_replaces_a_changed_fingerprint(patchset: PatchSet, manifest: Path)
 
 def test_lock_from_a_source_tree(patchset: PatchSet, manifest: Path) -> None:
     entries = lock(manifest, source=str(patchset.site))
-    assert [e.action for e in entries] == ["updated", "updated", "skipped"]
+    assert [e.action for e in entries] == ["updated", "updated", "updated", "skipped"]
     assert patchset.module not in __import__("sys").modules
 
 
@@ -126,3 +131,19 @@ def test_lock_reads_the_original_even_while_the_patch_is_applied(
     assert patchset.target().Widget().compute(1) == 1001
     assert {e.action for e in lock(manifest) if e.backport == "fix"} == {"unchanged"}
     assert manifest.read_text() == before
+
+
+def test_a_pinned_module_that_was_modified_is_not_run(patchset: PatchSet, manifest: Path) -> None:
+    lock(manifest)
+    module = patchset.patches / "backports" / "fix.py"
+    marker = patchset.root / "ran"
+    module.write_text(module.read_text() + f"\nopen({str(marker)!r}, 'w').close()\n")
+    result = apply(manifest, eager=True).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason.startswith("backports/fix.py has sha256 ")
+    assert result.reason.endswith(
+        "; it was modified, so it was not run. If the change is yours, run "
+        "`backport-tool lock` to pin the new file"
+    )
+    assert not marker.exists()
+    assert patchset.target().Widget().compute(1) == 2

@@ -83,9 +83,9 @@ def test_the_shipped_manifest_is_valid() -> None:
             "applies_to:",
             "applies-to:",
             [
-                "M:6: backports[0].applies-to: unknown key 'applies-to' (did you mean "
+                "M:6: backports[0]['applies-to']: unknown key 'applies-to' (did you mean "
                 "'applies_to'?); expected one of: id, summary, applies_to, module, targets, "
-                "fixed_in, upstream, requires, status, retired_reason",
+                "fixed_in, upstream, requires, status, retired_reason, sha256",
                 "M:4: backports[0]: missing required key 'applies_to'",
             ],
         ),
@@ -140,7 +140,10 @@ def test_the_shipped_manifest_is_valid() -> None:
         (
             "module: backports/fix.py",
             "module: ../outside.py",
-            ["M:10: backports[0].module: expected a path inside DIR, got '../outside.py'"],
+            [
+                "M:10: backports[0].module: expected a path inside the manifest's directory "
+                "DIR, got '../outside.py'"
+            ],
         ),
         (
             "module: backports/fix.py",
@@ -194,7 +197,8 @@ def test_the_shipped_manifest_is_valid() -> None:
             "    targets: []\n    old:\n      - symbol",
             [
                 "M:12: backports[0].old: unknown key 'old'; expected one of: id, summary, "
-                "applies_to, module, targets, fixed_in, upstream, requires, status, retired_reason",
+                "applies_to, module, targets, fixed_in, upstream, requires, status, "
+                "retired_reason, sha256",
                 "M:11: backports[0].targets: expected a non-empty list, got a list",
             ],
         ),
@@ -276,7 +280,8 @@ def test_module_symlink_escaping_the_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ManifestError) as info:
         load_manifest(path)
     assert info.value.problems == (
-        f"{path}:10: backports[0].module: expected a path inside {root}, got 'backports/link.py'",
+        f"{path}:10: backports[0].module: expected a path inside the manifest's directory "
+        f"{root}, got 'backports/link.py'",
     )
 
 

@@ -1,0 +1,2 @@
+def method(self, users):
+    return True
