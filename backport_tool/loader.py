@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ SELFTEST_HOOK = "selftest"
 # Backport modules are loaded once per file, so that apply after revert
 # installs the very same replacement objects.
 _modules: dict[Path, ModuleType] = {}
+_module_lock = threading.RLock()
 # The manifest entry of every backport applied in this process, by id.
 _backports: dict[str, Backport] = {}
 
@@ -88,6 +90,13 @@ def load_backport_module(backport: Backport) -> ModuleType:
     With a ``sha256`` pin, the file is hashed first and not executed unless it
     matches.
     """
+    # One lock: two threads applying at once must not execute a module twice
+    # (two sets of replacement objects would then compete for one target).
+    with _module_lock:
+        return _load_backport_module(backport)
+
+
+def _load_backport_module(backport: Backport) -> ModuleType:
     cached = _modules.get(backport.module)
     if cached is not None:
         return cached

@@ -1,0 +1,151 @@
+"""Faults and concurrency: every failure gets its own status, the other
+backports still apply, the target stays untouched, and no interleaving of
+apply/revert leaves a wrapper of a wrapper."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+
+import pytest
+from helpers import BACKPORT_SOURCE, PatchSet
+
+import backport_tool
+from backport_tool import Status, current_report, loader, revert
+
+apply = functools.partial(backport_tool.apply, eager=True)
+
+
+def test_each_fault_has_its_status_and_the_rest_still_applies(patchset: PatchSet) -> None:
+    patchset.write_backport("boom.py", "raise ImportError('no such helper')\n")
+    patchset.write_backport("notcallable.py", "compute = 'not a function'\n")
+    patchset.add("raises-on-import", "Widget.compute", module="backports/boom.py")
+    patchset.add("not-callable", "Widget.compute", module="backports/notcallable.py")
+    patchset.add("good", "Widget.other")
+    module = patchset.target()
+    original = module.Widget.__dict__["compute"]
+    report = apply(patchset.write())
+    assert {r.id: r.status for r in report.results} == {
+        "raises-on-import": Status.FAILED,
+        "not-callable": Status.FAILED,
+        "good": Status.APPLIED,
+    }
+    assert module.Widget.__dict__["compute"] is original
+    assert module.Widget().other(1) == 2001
+
+
+def test_a_target_replaced_between_verify_and_apply(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patchset.add("fix", "Widget.compute", "Widget.other")
+    patchset.add("good", "Widget.inherited")
+    module = patchset.target()
+
+    def intruder(self: object, x: int) -> int:
+        return -x
+
+    real_plan = loader._plan
+
+    def plan_then_intrude(*args: object) -> object:
+        planned = real_plan(*args)  # type: ignore[arg-type]
+        # Someone else patches the class after verification, before patching.
+        if planned.symbol.endswith("Widget.other"):
+            module.Widget.other = intruder
+        return planned
+
+    monkeypatch.setattr(loader, "_plan", plan_then_intrude)
+    report = apply(patchset.write())
+    result = report.by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "patching failed, nothing changed: PatchConflict: "
+        f"{patchset.sym('Widget.other')} changed between verification and patching; "
+        "something else replaced it"
+    )
+    assert module.Widget().compute(1) == 2  # first target not left patched
+    assert module.Widget.__dict__["other"] is intruder
+    assert report.by_id("good").status is Status.APPLIED
+
+
+def test_failure_in_a_lazy_hook_never_breaks_the_import(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    backport_tool.apply(patchset.write())
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("internal bug")
+
+    monkeypatch.setattr(loader, "apply_one", broken)
+    module = patchset.target()  # must import fine
+    assert module.Widget().compute(1) == 2
+    report = current_report()
+    assert report is not None
+    assert report.by_id("fix").status is Status.FAILED
+    assert report.by_id("fix").reason == "RuntimeError: internal bug"
+
+
+def test_apply_after_revert_works(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    module = patchset.target()
+    for _ in range(3):
+        assert apply(manifest).by_id("fix").status is Status.APPLIED
+        assert module.Widget().compute(1) == 1001
+        assert revert() == ("fix",)
+        assert module.Widget().compute(1) == 2
+
+
+def test_eight_threads_applying_and_reverting_stay_consistent(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE)
+    patchset.add("fix", "Widget.compute", "Widget.helper")
+    patchset.add("other", "Widget.other")
+    manifest = patchset.write()
+    # The target module is imported by a thread of its own while the others
+    # run, so the lazy hook fires concurrently with eager applies/reverts.
+    errors: list[BaseException] = []
+    start = threading.Barrier(9)
+
+    def churn(seed: int) -> None:
+        try:
+            start.wait()
+            for i in range(40):
+                if (i + seed) % 3 == 0:
+                    revert()
+                elif (i + seed) % 3 == 1:
+                    backport_tool.apply(manifest)
+                else:
+                    apply(manifest)
+        except BaseException as exc:  # collected for the main thread
+            errors.append(exc)
+
+    def importer() -> None:
+        start.wait()
+        __import__(patchset.module)
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(8)]
+    threads.append(threading.Thread(target=importer))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors
+    module = sys.modules[patchset.module]
+    fix = loader._modules[patchset.patches.joinpath("backports/fix.py").resolve()]
+    # Each target is exactly the original (defined in the target module) or
+    # exactly the replacement (defined in the backport module): never a wrapper.
+    compute = module.Widget.__dict__["compute"]
+    helper = module.Widget.__dict__["helper"]
+    assert isinstance(helper, staticmethod)
+    applied = {a.id for a in backport_tool.applied()}
+    if "fix" in applied:
+        assert compute is fix.compute
+        assert helper.__func__ is fix.helper
+    else:
+        assert compute.__module__ == helper.__func__.__module__ == patchset.module
+    revert()
+    assert module.Widget.__dict__["compute"].__module__ == patchset.module
+    assert module.Widget().compute(1) == 2
+    assert module.Widget.helper(2) == 4
+    assert module.Widget().other(1) == 3
