@@ -33,6 +33,12 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log details of each step to stderr"
     )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing when all is well; only problems otherwise",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -83,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_cmd_parser.add_argument(
         "--strict", action="store_true", help="exit 1 when a backport should be retired"
+    )
+    check_cmd_parser.add_argument(
+        "--format",
+        choices=("text", "json", "github"),
+        default="text",
+        help="output format; github prints workflow annotations on the manifest lines",
     )
     check_cmd_parser.add_argument(
         "--selftest",

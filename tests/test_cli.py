@@ -247,3 +247,34 @@ def test_track_command_exits_1_when_fixed_in_disagrees(tmp_path: Path) -> None:
     proc = run(None, "track", "--upstream", str(tmp_path))
     assert proc.returncode == 2
     assert "is not a git repository" in proc.stderr
+
+
+def test_check_format_github_annotates_the_manifest_line(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute", signature="(self) -> int")
+    patchset.add("old", "Widget.other", applies_to="<1.0")
+    manifest = patchset.write()
+    proc = run(
+        patchset, "check", "--manifest", str(manifest), "--format", "github", "--supported", ">=1.0"
+    )
+    assert proc.returncode == 1
+    annotation, retire, summary = proc.stdout.splitlines()
+    assert annotation == (
+        f"::error file={str(manifest).replace(':', '%3A')},line=4,"
+        "title=backport fix%3A drift::target "
+        f"{patchset.sym('Widget.compute')} has signature (self, x: int) -> int, "
+        "the backport expects (self) -> int"
+    )
+    assert retire.startswith(
+        f"::warning file={manifest},line=12,title=backport old%3A retire::retire: outside"
+    )
+    assert summary == f"{patchset.dist} 1.5.0: 1 drift, 1 not-applicable"
+
+
+def test_quiet_prints_only_problems(patchset: PatchSet, manifest: str) -> None:
+    quiet = run(patchset, "check", "-q", "--manifest", manifest)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    patchset.add("bad", "Widget.other", signature="(self) -> int")
+    noisy = run(patchset, "apply", "--quiet", "--manifest", str(patchset.write()))
+    assert noisy.returncode == 1
+    assert noisy.stdout.startswith("drift           bad: target ")
+    assert len(noisy.stdout.splitlines()) == 1

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from ..report import Report, Status
+from ..manifest import Manifest
+from ..report import BackportResult, Report, Status
 
 _WIDTH = max(len(s.value) for s in Status)
 
@@ -15,11 +17,15 @@ def summary(report: Report) -> str:
     return f"{report.package} {version}{where}: {counts}"
 
 
+def _line(result: BackportResult) -> str:
+    return f"{result.status.value:<{_WIDTH}}  {result.id}: {result.reason}"
+
+
 def lines(report: Report) -> list[str]:
     rows: list[str] = []
     indent = " " * (_WIDTH + 2)
     for result in report.results:
-        rows.append(f"{result.status.value:<{_WIDTH}}  {result.id}: {result.reason}")
+        rows.append(_line(result))
         if result.selftest:
             rows.append(f"{indent}selftest {result.selftest}: {result.selftest_message}")
         if result.retire:
@@ -31,8 +37,59 @@ def dump(data: dict[str, Any]) -> str:
     return json.dumps(data, indent=2, sort_keys=False)
 
 
-def emit(report: Report, as_json: bool, *, strict: bool = False) -> int:
-    print(dump(report.to_dict()) if as_json else "\n".join(lines(report)))
+def _escape(text: str, *, prop: bool = False) -> str:
+    # GitHub's workflow-command escaping; properties also escape ':' and ','.
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+
+
+def github(report: Report, manifest: Manifest) -> list[str]:
+    """Workflow annotations pointing at each offending backport's manifest line."""
+    try:
+        path = str(manifest.path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        path = str(manifest.path)
+    out: list[str] = []
+    for result in report.results:
+        backport = manifest.get(result.id)
+        where = f"file={_escape(path, prop=True)},line={backport.line or 1}"
+        if result.is_problem:
+            level, title = "error", f"backport {result.id}: {result.status.value}"
+            text = result.reason
+            if result.selftest == "failed":
+                text = f"self-test failed: {result.selftest_message}"
+        elif result.retire:
+            level, title, text = "warning", f"backport {result.id}: retire", result.retire
+        elif result.upstream_claim is not None and result.upstream_claim.value == "contradicted":
+            level, title = "warning", f"backport {result.id}: fixed_in contradicted"
+            text = result.reason
+        else:
+            continue
+        out.append(f"::{level} {where},title={_escape(title, prop=True)}::{_escape(text)}")
+    return [*out, summary(report)]
+
+
+def emit(
+    report: Report,
+    fmt: str,
+    *,
+    strict: bool = False,
+    quiet: bool = False,
+    manifest: Manifest | None = None,
+) -> int:
+    code = report.exit_code
     if strict and any(r.retire for r in report.results):
-        return 1
-    return report.exit_code
+        code = 1
+    if fmt == "json":
+        print(dump(report.to_dict()))
+    elif fmt == "github":
+        assert manifest is not None
+        print("\n".join(github(report, manifest)))
+    elif quiet:
+        # Shell-friendly: silent when all is well, the problems otherwise.
+        bad = [_line(r) for r in report.results if r.is_problem or r.retire]
+        if bad or code:
+            print("\n".join(bad or lines(report)))
+    else:
+        print("\n".join(lines(report)))
+    return code

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
         # This process exits right after; children are not this command's job.
         report = apply(args.manifest, eager=True, subprocesses=False)
-        return _output.emit(report, args.json)
+        return _output.emit(report, "json" if args.json else "text", quiet=args.quiet)
     return _exec(args.manifest, command)
 
 

@@ -21,4 +21,5 @@ def run(args: argparse.Namespace) -> int:
     if args.strict and supported is None:
         raise UsageError("--strict needs --supported or --supported-from")
     report = check(manifest, source=args.source, supported=supported, selftest=args.selftest)
-    return _output.emit(report, args.json, strict=args.strict)
+    fmt = "json" if args.json else args.format
+    return _output.emit(report, fmt, strict=args.strict, quiet=args.quiet, manifest=manifest)
