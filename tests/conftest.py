@@ -9,6 +9,7 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
+from backport_tool import lazy
 
 
 def _torch_version() -> str | None:
@@ -55,5 +56,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     for name in ("BACKPORT_TOOL_DISABLE", "BACKPORT_TOOL_MANIFEST", "BACKPORT_TOOL_LOG"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
+    # Each test starts with no "latest report" from an earlier test's apply().
+    monkeypatch.setattr(lazy._Latest, "report", None)
     # Startup plans go to a throwaway cache, never the user's home.
     monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+pytest_plugins = ["pytester"]

@@ -1,0 +1,110 @@
+"""pytest plugin: run a test session with the project's patch set applied.
+
+Installed as the ``backport_tool`` plugin (entry point ``pytest11``); it does
+nothing unless ``--backports`` is given::
+
+    pytest --backports                 # the default manifest
+    pytest --backports=path/manifest.yaml
+
+Fixtures: ``backport_applied(id)`` asserts that a backport is applied;
+``backport_reverted(id)`` is a context manager that runs a block with it
+reverted and re-applies it after.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+import pytest
+
+from .lazy import current_report
+from .loader import applied, revert
+from .report import Report, Status
+from .startup import apply
+
+_DEFAULT = "<default>"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("backport-tool")
+    group.addoption(
+        "--backports",
+        nargs="?",
+        const=_DEFAULT,
+        default=None,
+        metavar="MANIFEST",
+        help="apply the backport patch set for the session (default manifest: "
+        "$BACKPORT_TOOL_MANIFEST, else the bundled one)",
+    )
+
+
+def _manifest(config: pytest.Config) -> str | None:
+    value: str | None = config.getoption("backports")
+    return None if value in (None, _DEFAULT) else value
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("backports") is None:
+        return
+    # Eager: a session that asks for the patch set wants to know at once
+    # whether it is in force, not at the first compile.
+    report = apply(_manifest(config), eager=True)
+    config.stash[_REPORT] = report
+
+
+_REPORT = pytest.StashKey[Report]()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    report = config.stash.get(_REPORT, None)
+    if report is None:
+        return None
+    parts = ", ".join(f"{r.id}: {r.status.value}" for r in report.results) or "no backports"
+    return [f"backport-tool: {report.package} {report.version or 'not installed'}: {parts}"]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if config.stash.get(_REPORT, None) is not None:
+        revert()
+
+
+@pytest.fixture
+def backport_applied() -> Callable[[str], None]:
+    """Return a function that fails the test unless the backport ``id`` is applied."""
+
+    def check(backport_id: str) -> None:
+        if backport_id not in {a.id for a in applied()}:
+            report = current_report()
+            why = "no patch set was applied (run pytest with --backports)"
+            if report is not None:
+                try:
+                    result = report.by_id(backport_id)
+                    why = f"it is {result.status.value}: {result.reason}"
+                except KeyError:
+                    why = "the manifest has no such backport"
+            pytest.fail(f"backport {backport_id!r} is not applied: {why}")
+
+    return check
+
+
+@pytest.fixture
+def backport_reverted(
+    pytestconfig: pytest.Config,
+) -> Callable[[str], AbstractContextManager[None]]:
+    """Return a context manager factory: ``with backport_reverted(id):`` runs the
+    block with that backport reverted and applies it again afterwards."""
+
+    @contextmanager
+    def reverted(backport_id: str) -> Iterator[None]:
+        if backport_id not in {a.id for a in applied()}:
+            pytest.fail(f"backport {backport_id!r} is not applied; nothing to revert")
+        revert(backport_id)
+        try:
+            yield
+        finally:
+            result = apply(_manifest(pytestconfig), eager=True).by_id(backport_id)
+            if result.status is not Status.APPLIED:
+                pytest.fail(f"could not re-apply {backport_id!r}: {result.reason}")
+
+    return reverted
