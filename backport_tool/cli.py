@@ -14,6 +14,7 @@ from .commands import apply as apply_cmd
 from .commands import check as check_cmd
 from .commands import lock as lock_cmd
 from .commands import matrix as matrix_cmd
+from .commands import new as new_cmd
 from .commands import status as status_cmd
 from .commands import track as track_cmd
 from .errors import BackportToolError
@@ -41,10 +42,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    # A fixed width keeps --help (and docs/cli.md, generated from it) the same
+    # on every terminal.
+    return argparse.HelpFormatter(prog, width=88)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backport-tool",
         description="Apply upstream PyTorch fixes as verified, reversible patches.",
+        formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -56,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("lock", lock_cmd, "record targets' signatures and fingerprints into the manifest"),
         ("matrix", matrix_cmd, "backports x versions, read statically from wheels or trees"),
         ("track", track_cmd, "which upstream release tags really contain each fix (git)"),
+        ("new", new_cmd, "start a backport: a module skeleton and its manifest entry"),
     ):
-        command = sub.add_parser(name, help=text, description=text)
+        command = sub.add_parser(name, help=text, description=text, formatter_class=_formatter)
         _add_common(command)
         command.set_defaults(run=module.run)
         commands[name] = command
@@ -101,6 +110,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run each ready backport's self-test in a subprocess with the patch applied",
     )
+    commands["new"].add_argument("id", help="the new backport's id, e.g. inductor-fix-foo")
+    commands["new"].add_argument(
+        "--target",
+        required=True,
+        metavar="MODULE:QUALNAME",
+        help="the function to replace, read from the installed package",
+    )
+    commands["new"].add_argument(
+        "--package",
+        help="distribution that gates a new manifest (default: the target's top-level "
+        "module, e.g. torch)",
+    )
     commands["track"].add_argument(
         "--upstream", metavar="PATH", required=True, help="a local clone of the upstream repo"
     )
@@ -116,6 +137,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "markdown"), default="text", help="table format"
     )
     return parser
+
+
+def reference() -> str:
+    """The CLI reference in Markdown, generated from the argparse definitions
+    (docs/cli.md is this text; a test keeps them equal)."""
+    parser = build_parser()
+    parts = [
+        "# CLI reference",
+        "",
+        "Generated from the argparse definitions by",
+        "`python -c 'from backport_tool.cli import reference; print(reference(), end=\"\")'`.",
+        "",
+        "```",
+        parser.format_help().rstrip(),
+        "```",
+    ]
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in subparsers.choices.items():
+        parts += ["", f"## backport-tool {name}", "", "```", command.format_help().rstrip(), "```"]
+    return "\n".join(parts) + "\n"
 
 
 def _log_path() -> Path:
