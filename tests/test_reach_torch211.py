@@ -97,7 +97,9 @@ def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
     dist.all_reduce(ok)
     from torch._inductor.ir import StorageBox
     patched = StorageBox.should_realize_on_reuse.__module__ == "{MODULE}"
-    print(json.dumps({{"rank": rank, "patched": patched, "ranks_ok": ok.item()}}))
+    print(json.dumps({{"rank": rank, "patched": patched, "ranks_ok": ok.item()}}), flush=True)
+    # Both ranks leave together: gloo can abort a rank whose peer tears down first.
+    dist.barrier()
     dist.destroy_process_group()
     """
     program = tmp_path / "ranks.py"
