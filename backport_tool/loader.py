@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -228,6 +229,29 @@ def _probe(module: ModuleType, inspected: _Inspected) -> tuple[Probe | None, str
     return Probe.UNKNOWN, why
 
 
+def _result(
+    backport: Backport,
+    status: Status,
+    reason: str,
+    inspected: _Inspected | None = None,
+    probe: Probe | None = None,
+    claim: Claim | None = None,
+) -> BackportResult:
+    if inspected is None:
+        return BackportResult(backport.id, status, reason)
+    return BackportResult(
+        backport.id,
+        status,
+        reason,
+        tuple(inspected.reports),
+        upstream_claim=claim,
+        probe=probe,
+        requires_missing=tuple(inspected.requires_missing),
+        requires_unknown=tuple(inspected.requires_unknown),
+        requires_total=len(backport.requires),
+    )
+
+
 def _verify_claim(backport: Backport, inspector: Inspector, reason: str) -> BackportResult:
     # The version says upstream has the fix. Ask the code whether it agrees.
     inspected = _inspect(backport, inspector)
@@ -256,17 +280,7 @@ def _verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Back
         reason += f"; unverified: {why or 'the probe cannot tell'}"
     if notes:
         reason += "; also: " + "; ".join(notes)
-    return BackportResult(
-        backport.id,
-        Status.FIXED_UPSTREAM,
-        reason,
-        tuple(inspected.reports),
-        upstream_claim=claim,
-        probe=probe,
-        requires_missing=tuple(inspected.requires_missing),
-        requires_unknown=tuple(inspected.requires_unknown),
-        requires_total=len(backport.requires),
-    )
+    return _result(backport, Status.FIXED_UPSTREAM, reason, inspected, probe, claim)
 
 
 def _evaluate(
@@ -277,24 +291,7 @@ def _evaluate(
     inspector: Inspector,
     mode: Mode,
 ) -> BackportResult:
-    def result(
-        status: Status,
-        reason: str,
-        inspected: _Inspected | None = None,
-        probe: Probe | None = None,
-    ) -> BackportResult:
-        if inspected is None:
-            return BackportResult(backport.id, status, reason)
-        return BackportResult(
-            backport.id,
-            status,
-            reason,
-            tuple(inspected.reports),
-            probe=probe,
-            requires_missing=tuple(inspected.requires_missing),
-            requires_unknown=tuple(inspected.requires_unknown),
-            requires_total=len(backport.requires),
-        )
+    result = functools.partial(_result, backport)
 
     if backport.retired:
         return result(Status.RETIRED, f"retired: {backport.retired_reason}")

@@ -447,12 +447,18 @@ class _Checker:
             line=pos.line if pos else None,
         )
 
-    def backport_id(self, keypath: str, value: object) -> str | None:
+    def matching(
+        self, keypath: str, value: object, pattern: re.Pattern[str], expected: str
+    ) -> str | None:
         text = self.string(keypath, value)
-        if text is None:
+        if text is not None and not pattern.match(text):
+            self.expect(keypath, expected, text)
             return None
-        if not _ID_RE.match(text):
-            self.expect(keypath, "an id matching [a-z0-9][a-z0-9-]*", text)
+        return text
+
+    def backport_id(self, keypath: str, value: object) -> str | None:
+        text = self.matching(keypath, value, _ID_RE, "an id matching [a-z0-9][a-z0-9-]*")
+        if text is None:
             return None
         if len(text) > MAX_ID_LENGTH:
             self.expect(keypath, f"an id of at most {MAX_ID_LENGTH} characters", text)
@@ -484,12 +490,14 @@ class _Checker:
         if entry is None:
             return None
         values: dict[str, str | None] = {}
-        for key in ("pr", "issue", "commit", "notes"):
+        for key in ("pr", "issue", "notes"):
             if key in entry:
                 values[key] = self.string(_join(keypath, key), entry[key])
-        commit = values.get("commit")
-        if commit is not None and not _SHA_RE.match(commit):
-            self.expect(_join(keypath, "commit"), "a git commit sha (7 to 40 hex digits)", commit)
+        if "commit" in entry:
+            expected = "a git commit sha (7 to 40 hex digits)"
+            values["commit"] = self.matching(
+                _join(keypath, "commit"), entry["commit"], _SHA_RE, expected
+            )
         return Upstream(**values)
 
     def module(self, keypath: str, value: object) -> Path | None:
@@ -534,13 +542,8 @@ class _Checker:
         return None
 
     def sha256(self, keypath: str, value: object) -> str | None:
-        text = self.string(keypath, value)
-        if text is None:
-            return None
-        if not _SHA256_RE.match(text):
-            self.expect(keypath, "the module file's sha256 as 64 lowercase hex digits", text)
-            return None
-        return text
+        expected = "the module file's sha256 as 64 lowercase hex digits"
+        return self.matching(keypath, value, _SHA256_RE, expected)
 
     def fingerprints(self, keypath: str, value: object) -> tuple[str, ...] | None:
         items = value if isinstance(value, list) else [value]

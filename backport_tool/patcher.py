@@ -50,15 +50,10 @@ def _current(owner: object, name: str) -> object:
 
 
 def _restore(patch: Patch) -> None:
-    if patch.own is ABSENT:
-        if name_in(patch.owner, patch.name):
-            delattr(patch.owner, patch.name)
-    else:
+    if patch.own is not ABSENT:
         setattr(patch.owner, patch.name, patch.own)
-
-
-def name_in(owner: object, name: str) -> bool:
-    return name in vars(owner)
+    elif _current(patch.owner, patch.name) is not ABSENT:
+        delattr(patch.owner, patch.name)
 
 
 def is_applied(backport_id: str) -> bool:
@@ -66,24 +61,26 @@ def is_applied(backport_id: str) -> bool:
         return backport_id in _applied
 
 
-def owner_of(owner: object, name: str) -> str | None:
-    """Return the id of the applied backport that patched ``owner.name``, if any."""
+def _patch_of(owner: object, name: str) -> tuple[str, Patch] | None:
     with _LOCK:
         for info, patches in _applied.values():
-            if any(p.owner is owner and p.name == name for p in patches):
-                return info.id
+            for patch in patches:
+                if patch.owner is owner and patch.name == name:
+                    return info.id, patch
     return None
+
+
+def owner_of(owner: object, name: str) -> str | None:
+    """Return the id of the applied backport that patched ``owner.name``, if any."""
+    found = _patch_of(owner, name)
+    return found[0] if found else None
 
 
 def original_of(owner: object, name: str) -> object | None:
     """What ``owner.name`` held before an applied backport replaced it (ABSENT if it
     was inherited), or None when no applied backport patched it."""
-    with _LOCK:
-        for _, patches in _applied.values():
-            for patch in patches:
-                if patch.owner is owner and patch.name == name:
-                    return patch.own
-    return None
+    found = _patch_of(owner, name)
+    return found[1].own if found else None
 
 
 def apply_patches(backport_id: str, manifest: str, patches: tuple[Patch, ...]) -> None:

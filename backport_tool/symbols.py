@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from .manifest import SymbolRef
-from .source import normalize_signature
 
 
 class SymbolMissing(Exception):
@@ -129,13 +128,3 @@ class _Source:
 
     def __repr__(self) -> str:
         return self.text
-
-
-def signatures_match(expected: str, actual: str | None) -> bool:
-    """Compare two signatures ignoring spacing and annotation quoting."""
-    if actual is None:
-        return False
-    try:
-        return normalize_signature(expected) == normalize_signature(actual)
-    except ValueError:
-        return False

@@ -4,6 +4,8 @@ backport modules and a manifest, all real files in a temp dir."""
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -57,6 +59,37 @@ def free_function(a, b=2):
 """
 
 
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def python_env(*paths: Path | str, **extra: str) -> dict[str, str]:
+    """os.environ with ``paths`` put first on PYTHONPATH, plus ``extra``."""
+    env = dict(os.environ)
+    inherited = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = os.pathsep.join([*map(str, paths), *([inherited] if inherited else [])])
+    env.update(extra)
+    return env
+
+
+def run_backport_tool(
+    *args: str, paths: list[Path | str] | None = None, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m backport_tool ARGS`` in a subprocess.
+
+    The default cwd is the tests directory, not the repository root: ``-m``
+    puts the cwd first on sys.path, and the installed package is the one under
+    test.
+    """
+    return subprocess.run(
+        [sys.executable, "-m", "backport_tool", *args],
+        capture_output=True,
+        text=True,
+        env=python_env(*(paths or []), **env),
+        cwd=cwd or TESTS_DIR,
+        check=False,
+    )
+
+
 class PatchSet:
     """A directory with a fake distribution ``fakepkg-N`` and a manifest for it."""
 
@@ -92,6 +125,16 @@ class PatchSet:
 
     def write_backport(self, name: str, source: str) -> None:
         (self.patches / "backports" / name).write_text(textwrap.dedent(source))
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The environment for a subprocess that must import the fake package."""
+        return python_env(self.site, **extra)
+
+    def cli(
+        self, *args: str, cwd: Path | None = None, **env: str
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``python -m backport_tool ARGS`` with the fake package importable."""
+        return run_backport_tool(*args, paths=[self.site], cwd=cwd, **env)
 
     def sym(self, qualname: str) -> str:
         return f"{self.module}:{qualname}"

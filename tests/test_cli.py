@@ -1,34 +1,18 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import PatchSet, run_backport_tool
 
 from backport_tool import __version__, cli
 from backport_tool.commands import apply as apply_cmd
 
 
 def run(patchset: PatchSet | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = dict(os.environ)
-    paths = [str(patchset.site)] if patchset else []
-    if environ.get("PYTHONPATH"):
-        paths.append(environ["PYTHONPATH"])
-    environ["PYTHONPATH"] = os.pathsep.join(paths)
-    environ.pop("BACKPORT_TOOL_DISABLE", None)
-    environ.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "backport_tool", *args],
-        capture_output=True,
-        text=True,
-        env=environ,
-        check=False,
-        cwd=Path(__file__).parent,  # not the repo root: test the installed package
-    )
+    return patchset.cli(*args, **env) if patchset else run_backport_tool(*args, **env)
 
 
 @pytest.fixture

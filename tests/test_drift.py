@@ -4,7 +4,6 @@ versions, on synthetic packages."""
 from __future__ import annotations
 
 import functools
-import os
 import shutil
 from pathlib import Path
 
@@ -182,9 +181,7 @@ def test_selftest_runs_in_a_subprocess_with_the_patch_applied(
     patchset.write_backport("fix.py", BACKPORT_SOURCE + selftest)
     patchset.add("fix", "Widget.compute")
     patchset.add("other", "Widget.other")
-    inherited = os.environ.get("PYTHONPATH")
-    paths = [str(patchset.site), *([inherited] if inherited else [])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(paths))
+    monkeypatch.setenv("PYTHONPATH", patchset.env()["PYTHONPATH"])
     report = check(patchset.write(), selftest=True)
     result = report.by_id("fix")
     assert (result.status, result.selftest, result.selftest_message) == (

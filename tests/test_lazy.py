@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import TESTS_DIR, PatchSet
 
 import backport_tool
 from backport_tool import VerificationError, apply, current_report
@@ -97,19 +96,13 @@ def test_exactly_one_info_line_at_startup(
 
 
 def run_python(code: str, patchset: PatchSet, **env: str) -> subprocess.CompletedProcess[str]:
-    environ = dict(os.environ)
-    inherited = environ.get("PYTHONPATH")
-    environ["PYTHONPATH"] = os.pathsep.join(
-        [str(patchset.site), *([inherited] if inherited else [])]
-    )
-    environ.update(env)
     return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        env=environ,
+        env=patchset.env(**env),
         check=False,
-        cwd=Path(__file__).parent,  # not the repo root: test the installed package
+        cwd=TESTS_DIR,  # not the repo root: test the installed package
     )
 
 

@@ -4,26 +4,14 @@ and a manifest entry with the installed target's signature and fingerprint."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from helpers import PatchSet
 
 
 def cli(patchset: PatchSet, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    inherited = env.get("PYTHONPATH")
-    env["PYTHONPATH"] = os.pathsep.join([str(patchset.site), *([inherited] if inherited else [])])
-    return subprocess.run(
-        [sys.executable, "-m", "backport_tool", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return patchset.cli(*args, cwd=cwd)
 
 
 def test_new_writes_a_module_and_a_verified_entry(patchset: PatchSet, tmp_path: Path) -> None:

@@ -17,12 +17,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def precommit(repo: Path, patchset: PatchSet, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     bindir = Path(sys.executable).parent
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(bindir), env.get("PATH", "")])
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(patchset.site), *([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])]
+    env = patchset.env(
+        PATH=os.pathsep.join([str(bindir), os.environ.get("PATH", "")]),
+        PRE_COMMIT_HOME=str(tmp_path / "pre-commit-home"),
     )
-    env["PRE_COMMIT_HOME"] = str(tmp_path / "pre-commit-home")
     return subprocess.run(
         [str(bindir / "pre-commit"), "try-repo", str(ROOT), "backport-tool-check", "--all-files"],
         cwd=repo,

@@ -5,7 +5,6 @@ codes and signals passed through."""
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import PatchSet, run_backport_tool
 
 REPORT = (
     "import json, backport_tool, {mod}\n"
@@ -25,18 +24,7 @@ REPORT = (
 def run_cli(
     patchset: PatchSet, *args: str, pythonpath: list[str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    inherited = env.get("PYTHONPATH")
-    paths = [*(pythonpath or []), str(patchset.site), *([inherited] if inherited else [])]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    return subprocess.run(
-        [sys.executable, "-m", "backport_tool", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        cwd=Path(__file__).parent,  # not the repo root: test the installed package
-    )
+    return run_backport_tool(*args, paths=[*(pythonpath or []), patchset.site])
 
 
 @pytest.fixture

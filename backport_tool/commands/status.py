@@ -3,10 +3,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..loader import check
-from ..manifest import Backport, load_manifest
+from ..loader import check, resolve_manifest
+from ..manifest import Backport
 from ..report import BackportResult
-from ..startup import default_manifest_path
 from . import _output
 
 
@@ -41,7 +40,7 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest or default_manifest_path())
+    manifest = resolve_manifest(args.manifest)
     report = check(manifest, source=args.source)
     if args.json:
         data = report.to_dict(details=True)
