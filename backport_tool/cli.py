@@ -20,6 +20,10 @@ from .commands import track as track_cmd
 from .errors import BackportToolError
 from .startup import MANIFEST_ENV
 
+# The CLI, unlike the library's apply(), looks in the current directory: that
+# is where `new` writes and where a project keeps its patch set. A server's
+# working directory must not decide what gets patched, so apply() does not.
+LOCAL_MANIFEST = "manifest.yaml"
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
@@ -28,7 +32,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--manifest",
         metavar="PATH",
-        help=f"manifest to use (default: ${MANIFEST_ENV}, else the bundled patch set)",
+        help=f"manifest to use (default: ${MANIFEST_ENV}, else {LOCAL_MANIFEST} in the "
+        "current directory if there is one, else the bundled patch set)",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -191,6 +196,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
+    if args.manifest is None:
+        args.manifest = os.environ.get(MANIFEST_ENV) or None
+    if args.manifest is None and (args.command == "new" or Path(LOCAL_MANIFEST).is_file()):
+        args.manifest = LOCAL_MANIFEST
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("backport_tool")

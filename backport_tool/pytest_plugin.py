@@ -3,8 +3,8 @@
 Installed as the ``backport_tool`` plugin (entry point ``pytest11``); it does
 nothing unless ``--backports`` is given::
 
-    pytest --backports                 # the default manifest
-    pytest --backports=path/manifest.yaml
+    pytest --backports                        # ./manifest.yaml, else the default one
+    pytest --backports-manifest=path/manifest.yaml
 
 Fixtures: ``backport_applied(id)`` asserts that a backport is applied;
 ``backport_reverted(id)`` is a context manager that runs a block with it
@@ -13,43 +13,66 @@ reverted and re-applies it after.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
+from .errors import BackportToolError
 from .lazy import current_report
 from .loader import applied, revert
 from .report import Report, Status
-from .startup import apply
-
-_DEFAULT = "<default>"
+from .startup import MANIFEST_ENV, apply
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("backport-tool")
+    # A flag plus a separate path option: an optional value on --backports
+    # would swallow the test path that follows it (`pytest --backports tests`).
     group.addoption(
         "--backports",
-        nargs="?",
-        const=_DEFAULT,
+        action="store_true",
+        default=False,
+        help="apply the backport patch set for the session (manifest: "
+        "--backports-manifest, else $BACKPORT_TOOL_MANIFEST, else manifest.yaml in the "
+        "current directory or the rootdir, else the bundled one)",
+    )
+    group.addoption(
+        "--backports-manifest",
+        metavar="PATH",
         default=None,
-        metavar="MANIFEST",
-        help="apply the backport patch set for the session (default manifest: "
-        "$BACKPORT_TOOL_MANIFEST, else the bundled one)",
+        help="the manifest to apply; implies --backports",
     )
 
 
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("backports") or config.getoption("backports_manifest"))
+
+
 def _manifest(config: pytest.Config) -> str | None:
-    value: str | None = config.getoption("backports")
-    return None if value in (None, _DEFAULT) else value
+    value: str | None = config.getoption("backports_manifest")
+    if value is not None:
+        return value
+    if os.environ.get(MANIFEST_ENV):
+        return None
+    # Like the CLI: the project's own patch set before the bundled one.
+    for directory in (config.invocation_params.dir, config.rootpath):
+        if (directory / "manifest.yaml").is_file():
+            return str(directory / "manifest.yaml")
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.getoption("backports") is None:
+    if not _enabled(config):
         return
     # Eager: a session that asks for the patch set wants to know at once
     # whether it is in force, not at the first compile.
-    report = apply(_manifest(config), eager=True)
+    try:
+        report = apply(_manifest(config), eager=True)
+    except BackportToolError as exc:
+        # A bad manifest is a usage error: one line, no INTERNALERROR traceback.
+        raise pytest.UsageError(f"backport-tool: {exc}") from None
     config.stash[_REPORT] = report
 
 

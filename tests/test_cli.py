@@ -252,6 +252,19 @@ def test_check_format_github_annotates_the_manifest_line(patchset: PatchSet) -> 
         f"::warning file={manifest},line=12,title=backport old%3A retire::retire: outside"
     )
     assert summary == f"{patchset.dist} 1.5.0: 1 drift, 1 not-applicable"
+    strict = run(
+        patchset,
+        "check",
+        "--manifest",
+        str(manifest),
+        "--format",
+        "github",
+        "--supported",
+        ">=1.0",
+        "--strict",
+    )
+    # --strict fails the job for it, so the annotation is an error.
+    assert strict.stdout.splitlines()[1].startswith(f"::error file={manifest},line=12,")
 
 
 def test_quiet_prints_only_problems(patchset: PatchSet, manifest: str) -> None:
@@ -262,3 +275,31 @@ def test_quiet_prints_only_problems(patchset: PatchSet, manifest: str) -> None:
     assert noisy.returncode == 1
     assert noisy.stdout.startswith("drift           bad: target ")
     assert len(noisy.stdout.splitlines()) == 1
+
+
+def test_manifest_in_the_current_directory_is_the_default(
+    patchset: PatchSet, manifest: str
+) -> None:
+    # `new` writes ./manifest.yaml; `check` run next to it must read that one,
+    # not the bundled patch set.
+    proc = patchset.cli("check", "--json", cwd=patchset.patches)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["manifest"] == "manifest.yaml"
+    assert [b["id"] for b in json.loads(proc.stdout)["backports"]] == ["fix", "later"]
+
+
+def test_manifest_env_wins_over_the_current_directory(
+    patchset: PatchSet, manifest: str, tmp_path: Path
+) -> None:
+    other = tmp_path / "other.yaml"
+    other.write_text(f"version: 1\npackage: {patchset.dist}\nbackports: []\n")
+    proc = patchset.cli("check", "--json", cwd=patchset.patches, BACKPORT_TOOL_MANIFEST=str(other))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["backports"] == []
+
+
+def test_without_a_local_manifest_the_bundled_one_is_used(tmp_path: Path) -> None:
+    proc = run_backport_tool("check", "--json", cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert Path(json.loads(proc.stdout)["manifest"]).name == "manifest.yaml"
+    assert json.loads(proc.stdout)["manifest"] != "manifest.yaml"

@@ -32,7 +32,7 @@ def test_new_writes_a_module_and_a_verified_entry(patchset: PatchSet, tmp_path: 
 
     selftest = cli(patchset, work, "check", "--selftest", "--manifest", "manifest.yaml")
     assert selftest.returncode == 1
-    assert "selftest failed: failed: AssertionError: fix-compute: the self-test is not " in (
+    assert "selftest failed: AssertionError: fix-compute: the self-test is not " in (
         selftest.stdout
     )
 

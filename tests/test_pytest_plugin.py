@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 from helpers import PatchSet
 
@@ -37,7 +39,7 @@ def test_applies_for_the_session_and_reports_in_the_header(
             backport_applied("old")
         """
     )
-    result = pytester.runpytest_inprocess(*PLUGIN, f"--backports={manifest}")
+    result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={manifest}")
     result.stdout.fnmatch_lines(
         [
             f"backport-tool: {patchset.dist} 1.5.0: fix: applied, old: not-applicable",
@@ -66,3 +68,29 @@ def test_inert_without_the_option(
         ["*backport 'fix' is not applied: no patch set was applied (run pytest with --backports)"]
     )
     assert "backport-tool:" not in result.stdout.str().split("collected")[0]
+
+
+def test_bare_option_uses_the_rootdir_manifest(
+    pytester: pytest.Pytester, patchset: PatchSet, manifest: str
+) -> None:
+    shutil.copytree(patchset.patches, pytester.path, dirs_exist_ok=True)
+    pytester.makepyfile("def test_ok(backport_applied):\n    backport_applied('fix')\n")
+    # The test path after the flag stays a test path.
+    result = pytester.runpytest_inprocess(*PLUGIN, "--backports", str(pytester.path))
+    result.stdout.fnmatch_lines(
+        [f"backport-tool: {patchset.dist} 1.5.0: fix: applied, old: not-applicable"]
+    )
+    result.assert_outcomes(passed=1)
+
+
+def test_invalid_manifest_is_a_usage_error_without_traceback(
+    pytester: pytest.Pytester, manifest: str
+) -> None:
+    bad = pytester.path / "bad.yaml"
+    bad.write_text("version: 1\npackage: torch\nbackports: {}\n")
+    pytester.makepyfile("def test_ok():\n    pass\n")
+    result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={bad}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*backport-tool: invalid manifest: *bad.yaml*backports*"])
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()

@@ -17,6 +17,13 @@ def summary(report: Report) -> str:
     return f"{report.package} {version}{where}: {counts}"
 
 
+def selftest_text(result: BackportResult) -> str:
+    """``selftest passed`` or ``selftest failed: why``, without saying it twice."""
+    detail = result.selftest_message or ""
+    detail = detail.removeprefix(f"{result.selftest}").removeprefix(": ")
+    return f"selftest {result.selftest}" + (f": {detail}" if detail else "")
+
+
 def _line(result: BackportResult) -> str:
     return f"{result.status.value:<{_WIDTH}}  {result.id}: {result.reason}"
 
@@ -27,7 +34,7 @@ def lines(report: Report) -> list[str]:
     for result in report.results:
         rows.append(_line(result))
         if result.selftest:
-            rows.append(f"{indent}selftest {result.selftest}: {result.selftest_message}")
+            rows.append(indent + selftest_text(result))
         if result.retire:
             rows.append(f"{indent}{result.retire}")
     return [*rows, summary(report)]
@@ -43,7 +50,7 @@ def _escape(text: str, *, prop: bool = False) -> str:
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
-def github(report: Report, manifest: Manifest) -> list[str]:
+def github(report: Report, manifest: Manifest, *, strict: bool = False) -> list[str]:
     """Workflow annotations pointing at each offending backport's manifest line."""
     try:
         path = str(manifest.path.resolve().relative_to(Path.cwd().resolve()))
@@ -57,9 +64,11 @@ def github(report: Report, manifest: Manifest) -> list[str]:
             level, title = "error", f"backport {result.id}: {result.status.value}"
             text = result.reason
             if result.selftest == "failed":
-                text = f"self-test failed: {result.selftest_message}"
+                text = selftest_text(result)
         elif result.retire:
-            level, title, text = "warning", f"backport {result.id}: retire", result.retire
+            # Under --strict a backport to retire fails the job: say so.
+            level = "error" if strict else "warning"
+            title, text = f"backport {result.id}: retire", result.retire
         elif result.upstream_claim is not None and result.upstream_claim.value == "contradicted":
             level, title = "warning", f"backport {result.id}: fixed_in contradicted"
             text = result.reason
@@ -84,7 +93,7 @@ def emit(
         print(dump(report.to_dict()))
     elif fmt == "github":
         assert manifest is not None
-        print("\n".join(github(report, manifest)))
+        print("\n".join(github(report, manifest, strict=strict)))
     elif quiet:
         # Shell-friendly: silent when all is well, the problems otherwise.
         bad = [_line(r) for r in report.results if r.is_problem or r.retire]

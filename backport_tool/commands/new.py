@@ -6,9 +6,7 @@ from ..scaffold import scaffold
 
 
 def run(args: argparse.Namespace) -> int:
-    manifest, module = scaffold(
-        args.manifest or "manifest.yaml", args.id, args.target, package=args.package
-    )
+    manifest, module = scaffold(args.manifest, args.id, args.target, package=args.package)
     print(f"wrote {module}")
     print(f"added {args.id} to {manifest} (signature and fingerprint from the installed code)")
     print(
