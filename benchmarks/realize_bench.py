@@ -51,6 +51,16 @@ class Decision:
     kind: str
     original: bool
     installed: bool
+    cost_model: bool  # what the backport would decide, applied or not
+
+
+def cost_model_heuristic() -> Callable[..., bool]:
+    """The backport's replacement, loaded (not applied) from the bundled patch set."""
+    from backport_tool.loader import load_backport_module
+
+    manifest = backport_tool.load_manifest(backport_tool.default_manifest_path())
+    module = load_backport_module(manifest.get(BACKPORT))
+    return module.should_realize_on_reuse  # type: ignore[no-any-return]
 
 
 def original_heuristic() -> Callable[..., bool]:
@@ -64,6 +74,7 @@ def record_decisions() -> Iterator[list[Decision]]:
     """Record every realize-on-reuse decision of the compiles inside the block, as
     the original 2.11 heuristic and as the installed one would make it."""
     original = original_heuristic()
+    cost_model = cost_model_heuristic()
     decisions: list[Decision] = []
     real_mark_reuse = StorageBox.mark_reuse
 
@@ -76,6 +87,7 @@ def record_decisions() -> Iterator[list[Decision]]:
                 type(self.data).__name__,
                 bool(original(self, users)),
                 bool(StorageBox.should_realize_on_reuse(self, users)),
+                bool(cost_model(self, users)),
             )
         )
         real_mark_reuse(self, users)
@@ -110,6 +122,10 @@ def compile_fresh(
         "flips": sum(d.original != d.installed for d in decisions),
         "flips_to_realize": sum(d.installed and not d.original for d in decisions),
         "flips_to_inline": sum(d.original and not d.installed for d in decisions),
+        # The same, whether or not the backport is applied in this compile.
+        "cost_model_flips": sum(d.original != d.cost_model for d in decisions),
+        "cost_model_flips_to_realize": sum(d.cost_model and not d.original for d in decisions),
+        "cost_model_flips_to_inline": sum(d.original and not d.cost_model for d in decisions),
         "kernels": metrics.generated_kernel_count,
         "bytes": metrics.num_bytes_accessed,
     }
