@@ -37,6 +37,7 @@ from torch._inductor.ir import StorageBox
 
 import backport_tool
 from backport_tool import patcher
+from backport_tool.loader import load_backport_module
 
 BACKPORT = "inductor-realize-on-reuse"
 
@@ -56,8 +57,6 @@ class Decision:
 
 def cost_model_heuristic() -> Callable[..., bool]:
     """The backport's replacement, loaded (not applied) from the bundled patch set."""
-    from backport_tool.loader import load_backport_module
-
     manifest = backport_tool.load_manifest(backport_tool.default_manifest_path())
     module = load_backport_module(manifest.get(BACKPORT))
     return module.should_realize_on_reuse  # type: ignore[no-any-return]

@@ -6,7 +6,8 @@ parallelism. Run it under torchrun:
         --tokens 2048 --dim 2048 --heads 16 --hidden 5632 --out tp-gpu.json
 
 Each rank builds the same Llama-style decoder layers (RMSNorm, attention with
-RoPE angles computed in the graph, SwiGLU MLP, an fp32 residual stream) and
+RoPE angles computed in the graph, SwiGLU MLP, a residual stream in fp32 or,
+with ``--residual activation``, in the activations' dtype) and
 shards them Megatron-style:
 
 - ``tp``: attention heads and MLP columns split over the ranks; the row-parallel
@@ -68,6 +69,7 @@ class Shape:
 
 
 def rms_norm(x: Tensor, weight: Tensor, dtype: torch.dtype) -> Tensor:
+    x = x.float()
     normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
     return (normed * weight).to(dtype)
 
@@ -153,7 +155,7 @@ def decoder(
     inv_freq = 1.0 / (10000 ** (torch.arange(0, head_dim, 2, device=x.device).float() / head_dim))
     cos, sin = rope_angles(positions, inv_freq, dtype)
     for layer in weights:
-        residual = x.float() + residual
+        residual = x.to(residual.dtype) + residual
         h = gather(rms_norm(residual, layer["norm1"], dtype))
         tokens = h.shape[0]
         q, k, v = (
@@ -162,7 +164,7 @@ def decoder(
         q, k = rope(q, cos, sin), rope(k, cos, sin)
         attn = F.scaled_dot_product_attention(q[None], k[None], v[None], is_causal=True)[0]
         x = reduce(attn.transpose(0, 1).reshape(tokens, -1) @ layer["wo"])
-        residual = x.float() + residual
+        residual = x.to(residual.dtype) + residual
         h = gather(rms_norm(residual, layer["norm2"], dtype))
         x = reduce((F.silu(h @ layer["wg"]) * (h @ layer["wu"])) @ layer["wd"])
     return x, residual
@@ -272,34 +274,15 @@ def set_backport(on: bool) -> None:
         backport_tool.revert()
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    parser.add_argument("--tokens", type=int, default=32)
-    parser.add_argument("--dim", type=int, default=128)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--modes", default="tp,sp")
-    parser.add_argument("--dtypes", default="float32,bfloat16")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
-
-    device = args.device
-    if device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if device == "cuda" else "gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    shape = Shape(args.tokens, args.dim, args.heads, args.hidden, args.layers)
-    if shape.heads % world or shape.hidden % world or shape.tokens % world:
-        raise SystemExit(f"heads, hidden and tokens must divide by the world size {world}")
-
+def run_all(args: argparse.Namespace, shape: Shape, device: str) -> list[Result]:
     results: list[Result] = []
     for dtype_name in args.dtypes.split(","):
         dtype = DTYPES[dtype_name]
         generator = torch.Generator().manual_seed(1)
         x = torch.randn(shape.tokens, shape.dim, generator=generator).to(device, dtype)
-        residual = torch.randn(shape.tokens, shape.dim, generator=generator).to(device)
+        residual = torch.randn(shape.tokens, shape.dim, generator=generator).to(
+            device, torch.float32 if args.residual == "float32" else dtype
+        )
         positions = torch.arange(shape.tokens, device=device)
         weights = make_weights(shape, dtype, device)
         with torch.no_grad():
@@ -323,6 +306,38 @@ def main() -> int:
                 result.error_vs_other = between
             results.extend(sorted(pair, key=lambda r: r.backport))
             dist.barrier()
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--tokens", type=int, default=32)
+    parser.add_argument("--dim", type=int, default=128)
+    parser.add_argument("--heads", type=int, default=4)
+    parser.add_argument("--hidden", type=int, default=256)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--modes", default="tp,sp")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
+    parser.add_argument(
+        "--residual",
+        default="float32",
+        choices=("float32", "activation"),
+        help="dtype of the residual stream: fp32, or the activations' dtype",
+    )
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+
+    device = args.device
+    if device == "cuda":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if device == "cuda" else "gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    shape = Shape(args.tokens, args.dim, args.heads, args.hidden, args.layers)
+    if shape.heads % world or shape.hidden % world or shape.tokens % world:
+        raise SystemExit(f"heads, hidden and tokens must divide by the world size {world}")
+
+    results = run_all(args, shape, device)
 
     # Every rank checks its own copy of the outputs; a failure anywhere counts.
     failed = torch.tensor([sum(not r.passed for r in results)], dtype=torch.int64)
@@ -336,6 +351,7 @@ def main() -> int:
             "backend": dist.get_backend(),
             "world_size": world,
             "shape": asdict(shape),
+            "residual": args.residual,
             "results": [asdict(r) for r in results],
             "failed_on_any_rank": int(failed.item()),
         }
