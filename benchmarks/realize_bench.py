@@ -53,6 +53,7 @@ class Decision:
     original: bool
     installed: bool
     cost_model: bool  # what the backport would decide, applied or not
+    origins: str = ""  # the FX nodes the buffer computes, to say which value flipped
 
 
 def cost_model_heuristic() -> Callable[..., bool]:
@@ -87,6 +88,7 @@ def record_decisions() -> Iterator[list[Decision]]:
                 bool(original(self, users)),
                 bool(StorageBox.should_realize_on_reuse(self, users)),
                 bool(cost_model(self, users)),
+                ",".join(sorted(n.name for n in getattr(self.data, "origins", ()))),
             )
         )
         real_mark_reuse(self, users)
@@ -125,6 +127,11 @@ def compile_fresh(
         "cost_model_flips": sum(d.original != d.cost_model for d in decisions),
         "cost_model_flips_to_realize": sum(d.cost_model and not d.original for d in decisions),
         "cost_model_flips_to_inline": sum(d.original and not d.cost_model for d in decisions),
+        "cost_model_flipped": [
+            f"{d.kind}({d.origins}) x{d.users} users -> {'realize' if d.cost_model else 'inline'}"
+            for d in decisions
+            if d.original != d.cost_model
+        ],
         "kernels": metrics.generated_kernel_count,
         "bytes": metrics.num_bytes_accessed,
     }

@@ -198,6 +198,7 @@ class Result:
     flips_to_realize: int
     flips_to_inline: int
     kernels: int
+    flipped: list[str]
     error_vs_other: float | None = None
 
 
@@ -260,6 +261,7 @@ def run_config(
         flips_to_realize=stats["cost_model_flips_to_realize"],
         flips_to_inline=stats["cost_model_flips_to_inline"],
         kernels=stats["kernels"],
+        flipped=stats["cost_model_flipped"],
     )
     return result, out
 
@@ -312,6 +314,11 @@ def run_all(args: argparse.Namespace, shape: Shape, device: str) -> list[Result]
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--backend",
+        choices=("gloo", "nccl"),
+        help="default: nccl on cuda, gloo on cpu; gloo on cuda lets several ranks share one GPU",
+    )
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--heads", type=int, default=4)
@@ -330,8 +337,9 @@ def main() -> int:
 
     device = args.device
     if device == "cuda":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    dist.init_process_group("nccl" if device == "cuda" else "gloo")
+        # More ranks than GPUs share them (gloo only: NCCL refuses that).
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    dist.init_process_group(args.backend or ("nccl" if device == "cuda" else "gloo"))
     rank, world = dist.get_rank(), dist.get_world_size()
     shape = Shape(args.tokens, args.dim, args.heads, args.hidden, args.layers)
     if shape.heads % world or shape.hidden % world or shape.tokens % world:
@@ -341,7 +349,7 @@ def main() -> int:
 
     # Every rank checks its own copy of the outputs; a failure anywhere counts.
     failed = torch.tensor([sum(not r.passed for r in results)], dtype=torch.int64)
-    if device == "cuda":
+    if dist.get_backend() == "nccl":
         failed = failed.cuda()
     dist.all_reduce(failed)
     if rank == 0:

@@ -64,5 +64,7 @@ def test_tp_and_sp_match_the_single_device_reference_with_and_without(tmp_path: 
         assert on["flips"] > 0, on
         assert on["flips_to_realize"] > 0, on
         assert on["kernels"] != off["kernels"], (on, off)
+        # Among them the residual add on the collective's output.
+        assert any(f.startswith("Pointwise(add") for f in on["flipped"]), on["flipped"]
         # Realizing or inlining an fp32 value is the same arithmetic.
         assert on["error_vs_other"] == 0.0, on
