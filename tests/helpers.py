@@ -71,6 +71,25 @@ def python_env(*paths: Path | str, **extra: str) -> dict[str, str]:
     return env
 
 
+def run_two_ranks(
+    program: Path, *args: str, cwd: Path, launcher: tuple[str, ...] = (), timeout: int = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run ``program ARGS`` as 2 torchrun ranks (standalone), after ``launcher``."""
+    environ = dict(
+        os.environ, TORCHINDUCTOR_CACHE_DIR=str(cwd / "inductor-cache"), OMP_NUM_THREADS="1"
+    )
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    return subprocess.run(
+        [*launcher, *torchrun, "--standalone", "--nproc-per-node", "2", str(program), *args],
+        capture_output=True,
+        text=True,
+        env=environ,
+        timeout=timeout,
+        cwd=cwd,
+        check=False,
+    )
+
+
 def run_backport_tool(
     *args: str, paths: list[Path | str] | None = None, cwd: Path | None = None, **env: str
 ) -> subprocess.CompletedProcess[str]:

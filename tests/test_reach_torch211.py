@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_two_ranks
 
 pytestmark = pytest.mark.torch211
 
@@ -84,7 +85,6 @@ def test_spawn_pool_workers_under_apply_cmd(tmp_path: Path) -> None:
 
 
 def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
-    torchrun = Path(sys.executable).parent / "torchrun"
     code = f"""
     import json, os, torch, torch.distributed as dist
     dist.init_process_group("gloo")
@@ -104,25 +104,9 @@ def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
     """
     program = tmp_path / "ranks.py"
     program.write_text(textwrap.dedent(code))
-    environ = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "backport_tool",
-            "apply",
-            "--",
-            str(torchrun),
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(program),
-        ],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=300,
-        cwd=tmp_path,
+    # `apply --` execs torchrun, so every rank starts with the patch set.
+    proc = run_two_ranks(
+        program, cwd=tmp_path, launcher=(sys.executable, "-m", "backport_tool", "apply", "--")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     ranks = sorted(

@@ -4,12 +4,10 @@ on 2 CPU ranks with gloo, CI-sized, on the real torch 2.11."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from helpers import run_two_ranks
 
 pytestmark = pytest.mark.torch211
 
@@ -18,31 +16,7 @@ HARNESS = Path(__file__).resolve().parent.parent / "benchmarks" / "tp_correctnes
 
 def test_tp_and_sp_match_the_single_device_reference_with_and_without(tmp_path: Path) -> None:
     out = tmp_path / "tp.json"
-    environ = dict(
-        os.environ,
-        TORCHINDUCTOR_CACHE_DIR=str(tmp_path / "inductor"),
-        OMP_NUM_THREADS="1",
-        PYTHONWARNINGS="ignore",
-    )
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nproc-per-node",
-            "2",
-            str(HARNESS),
-            "--out",
-            str(out),
-        ],
-        capture_output=True,
-        text=True,
-        env=environ,
-        timeout=900,
-        cwd=tmp_path,
-        check=False,
-    )
+    proc = run_two_ranks(HARNESS, "--out", str(out), cwd=tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     report = json.loads(out.read_text())
     assert (report["world_size"], report["backend"], report["failed_on_any_rank"]) == (2, "gloo", 0)
