@@ -2,11 +2,12 @@
 set applied, so that a broken patched path (an AttributeError, a TypeError at
 compile time) shows up in ``check --selftest`` rather than in production.
 
-Run as ``python -m backport_tool.selftest MANIFEST ID``; exit 0 means passed.
+Run by ``run_selftest`` as a child interpreter; exit 0 means passed.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import traceback
@@ -18,6 +19,11 @@ from .manifest import load_manifest
 from .report import Status
 
 TIMEOUT_S = 900
+_PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+_CHILD = (
+    "import sys; del sys.path[0]; "
+    "from backport_tool.selftest import _main; raise SystemExit(_main(sys.argv[1:]))"
+)
 
 
 @dataclass(frozen=True)
@@ -28,13 +34,23 @@ class SelftestResult:
 
 def run_selftest(manifest: Path, backport_id: str) -> SelftestResult:
     """Run one backport's self-test in a subprocess and return its verdict."""
+    # The child must run this backport_tool, not one that happens to sit in
+    # the caller's working directory: `-m` would put the cwd first on
+    # sys.path, so the child drops that entry. This package's root goes last
+    # on PYTHONPATH (after the user's entries, which may hold a torch build)
+    # for a parent that itself imported backport_tool from its cwd.
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        [*([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []), str(_PACKAGE_ROOT)]
+    )
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "backport_tool.selftest", str(manifest), backport_id],
+            [sys.executable, "-c", _CHILD, str(Path(manifest).resolve()), backport_id],
             capture_output=True,
             text=True,
             timeout=TIMEOUT_S,
             check=False,
+            env=env,
         )
     except subprocess.TimeoutExpired:
         return SelftestResult(False, f"timed out after {TIMEOUT_S} s")

@@ -191,3 +191,20 @@ def test_selftest_runs_in_a_subprocess_with_the_patch_applied(
     )
     assert report.exit_code == (1 if verdict == "failed" else 0)
     assert patchset.target().Widget().compute(1) == 2  # this process stays unpatched
+
+
+def test_selftest_child_ignores_a_backport_tool_in_the_working_directory(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    decoy = tmp_path / "cwd" / "backport_tool"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('the decoy in the cwd was imported')\n")
+    selftest = f"\n\ndef selftest():\n    from {patchset.module} import Widget\n"
+    selftest += "    assert Widget().compute(1) == 1001\n"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + selftest)
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    monkeypatch.setenv("PYTHONPATH", patchset.env()["PYTHONPATH"])
+    monkeypatch.chdir(decoy.parent)
+    result = check(manifest, selftest=True).by_id("fix")
+    assert (result.selftest, result.selftest_message) == ("passed", "passed")
