@@ -18,12 +18,8 @@ from .commands import new as new_cmd
 from .commands import status as status_cmd
 from .commands import track as track_cmd
 from .errors import BackportToolError
-from .startup import MANIFEST_ENV
+from .startup import LOCAL_MANIFEST, MANIFEST_ENV, project_manifest_path
 
-# The CLI, unlike the library's apply(), looks in the current directory: that
-# is where `new` writes and where a project keeps its patch set. A server's
-# working directory must not decide what gets patched, so apply() does not.
-LOCAL_MANIFEST = "manifest.yaml"
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
@@ -197,9 +193,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     if args.manifest is None:
-        args.manifest = os.environ.get(MANIFEST_ENV) or None
-    if args.manifest is None and (args.command == "new" or Path(LOCAL_MANIFEST).is_file()):
-        args.manifest = LOCAL_MANIFEST
+        # The current directory is where a project keeps its patch set, and
+        # where `new` starts one.
+        found = project_manifest_path(Path())
+        if found is not None:
+            args.manifest = str(found)
+        elif args.command == "new":
+            args.manifest = LOCAL_MANIFEST
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("backport_tool")

@@ -13,7 +13,6 @@ reverted and re-applies it after.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
@@ -23,7 +22,7 @@ from .errors import BackportToolError
 from .lazy import current_report
 from .loader import applied, revert
 from .report import Report, Status
-from .startup import MANIFEST_ENV, apply
+from .startup import apply, project_manifest_path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,13 +53,8 @@ def _manifest(config: pytest.Config) -> str | None:
     value: str | None = config.getoption("backports_manifest")
     if value is not None:
         return value
-    if os.environ.get(MANIFEST_ENV):
-        return None
-    # Like the CLI: the project's own patch set before the bundled one.
-    for directory in (config.invocation_params.dir, config.rootpath):
-        if (directory / "manifest.yaml").is_file():
-            return str(directory / "manifest.yaml")
-    return None
+    found = project_manifest_path(config.invocation_params.dir, config.rootpath)
+    return str(found) if found else None
 
 
 def pytest_configure(config: pytest.Config) -> None:

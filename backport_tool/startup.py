@@ -54,6 +54,22 @@ def default_manifest_path() -> Path:
     return Path(from_env) if from_env else bundled_manifest_path()
 
 
+LOCAL_MANIFEST = "manifest.yaml"
+
+
+# Tools run inside a project (the CLI, the pytest plugin) look for its
+# manifest.yaml before falling back to the bundled one. The library's apply()
+# does not: a server's working directory must not decide what gets patched.
+def project_manifest_path(*directories: Path) -> Path | None:
+    from_env = os.environ.get(MANIFEST_ENV)
+    if from_env:
+        return Path(from_env)
+    for directory in directories:
+        if (directory / LOCAL_MANIFEST).is_file():
+            return directory / LOCAL_MANIFEST
+    return None
+
+
 def cache_dir() -> Path:
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])

@@ -170,7 +170,7 @@ def decoder(
     return x, residual
 
 
-def parallel(mode: str, world: int) -> dict[str, Collective]:
+def parallel(mode: str) -> dict[str, Collective]:
     group = dist.group.WORLD
     assert group is not None
     if mode == "tp":
@@ -233,7 +233,7 @@ def run_config(
     if mode == "sp":
         x, residual = (t.chunk(world, dim=0)[rank].contiguous() for t in (x, residual))
     local = shard(weights, rank, world)
-    collectives = parallel(mode, world)
+    collectives = parallel(mode)
     head_dim = shape.dim // shape.heads
 
     class Layers(torch.nn.Module):

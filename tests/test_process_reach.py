@@ -27,6 +27,14 @@ def run_cli(
     return run_backport_tool(*args, paths=[*(pythonpath or []), patchset.site])
 
 
+def apply_python(
+    patchset: PatchSet, manifest: str, *python_args: str, pythonpath: list[str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``backport-tool apply --manifest MANIFEST -- python PYTHON_ARGS``."""
+    command = ("apply", "--manifest", manifest, "--", sys.executable, *python_args)
+    return run_cli(patchset, *command, pythonpath=pythonpath)
+
+
 @pytest.fixture
 def manifest(patchset: PatchSet) -> str:
     patchset.add("fix", "Widget.compute")
@@ -35,7 +43,7 @@ def manifest(patchset: PatchSet) -> str:
 
 def test_the_program_runs_with_the_patch_set_applied(patchset: PatchSet, manifest: str) -> None:
     code = REPORT.format(mod=patchset.module)
-    proc = run_cli(patchset, "apply", "--manifest", manifest, "--", sys.executable, "-c", code)
+    proc = apply_python(patchset, manifest, "-c", code)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [1001, "applied"]
 
@@ -62,7 +70,7 @@ def test_spawned_workers_and_subprocesses_get_it_too(
             print(json.dumps([spawned, int(child)]))
         """)
     )
-    proc = run_cli(patchset, "apply", "--manifest", manifest, "--", sys.executable, str(program))
+    proc = apply_python(patchset, manifest, str(program))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == [[1001, 1001], 1001]
 
@@ -74,17 +82,7 @@ def test_the_users_own_sitecustomize_still_runs(
     own.mkdir()
     (own / "sitecustomize.py").write_text("MARK = 'users own sitecustomize'\n")
     code = REPORT.format(mod=patchset.module) + "import sitecustomize; print(sitecustomize.MARK)\n"
-    proc = run_cli(
-        patchset,
-        "apply",
-        "--manifest",
-        manifest,
-        "--",
-        sys.executable,
-        "-c",
-        code,
-        pythonpath=[str(own)],
-    )
+    proc = apply_python(patchset, manifest, "-c", code, pythonpath=[str(own)])
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert json.loads(lines[0]) == [1001, "applied"]
@@ -97,7 +95,7 @@ def test_nesting_does_not_recurse_or_apply_twice(patchset: PatchSet, manifest: s
         + "import os; print(os.environ['PYTHONPATH'].count('_boot'))\n"
     )
     inner = ["-m", "backport_tool", "apply", "--manifest", manifest, "--", sys.executable, "-c"]
-    proc = run_cli(patchset, "apply", "--manifest", manifest, "--", sys.executable, *inner, code)
+    proc = apply_python(patchset, manifest, *inner, code)
     assert proc.returncode == 0, proc.stderr
     first, count = proc.stdout.splitlines()
     assert json.loads(first) == [1001, "applied"]
@@ -105,19 +103,10 @@ def test_nesting_does_not_recurse_or_apply_twice(patchset: PatchSet, manifest: s
 
 
 def test_exit_code_and_signals_pass_through(patchset: PatchSet, manifest: str) -> None:
-    exits = run_cli(
-        patchset, "apply", "--manifest", manifest, "--", sys.executable, "-c", "raise SystemExit(7)"
-    )
+    exits = apply_python(patchset, manifest, "-c", "raise SystemExit(7)")
     assert exits.returncode == 7
-    killed = run_cli(
-        patchset,
-        "apply",
-        "--manifest",
-        manifest,
-        "--",
-        sys.executable,
-        "-c",
-        "import os, signal; os.kill(os.getpid(), signal.SIGTERM)",
+    killed = apply_python(
+        patchset, manifest, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGTERM)"
     )
     assert killed.returncode == -signal.SIGTERM
 
