@@ -97,7 +97,10 @@ def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
     dist.all_reduce(ok)
     from torch._inductor.ir import StorageBox
     patched = StorageBox.should_realize_on_reuse.__module__ == "{MODULE}"
-    print(json.dumps({{"rank": rank, "patched": patched, "ranks_ok": ok.item()}}), flush=True)
+    # One file per rank: both ranks share one stdout pipe, where print's text and
+    # its newline are separate writes that the other rank can land between.
+    with open(f"rank{{rank}}.json", "w") as out:
+        json.dump({{"rank": rank, "patched": patched, "ranks_ok": ok.item()}}, out)
     # Both ranks leave together: gloo can abort a rank whose peer tears down first.
     dist.barrier()
     dist.destroy_process_group()
@@ -109,10 +112,7 @@ def test_torchrun_ranks_apply_and_compile(tmp_path: Path) -> None:
         program, cwd=tmp_path, launcher=(sys.executable, "-m", "backport_tool", "apply", "--")
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    ranks = sorted(
-        (json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")),
-        key=lambda r: r["rank"],
-    )
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
     assert ranks == [
         {"rank": 0, "patched": True, "ranks_ok": 2.0},
         {"rank": 1, "patched": True, "ranks_ok": 2.0},
