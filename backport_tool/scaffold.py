@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import ast
+import builtins
+import importlib.util
+import inspect
 import io
 import os
+import sys
 from pathlib import Path
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
@@ -26,7 +31,7 @@ Until this module is implemented, its self-test fails, so
 """
 
 from __future__ import annotations
-
+{imports}
 
 def {name}{signature}:
     """The fixed {qualname}."""
@@ -125,6 +130,7 @@ def scaffold(
             signature=signature,
             qualname=ref.qualname,
             id=backport_id,
+            imports=_annotation_imports(signature, ref.module),
         ),
         encoding="utf-8",
     )
@@ -136,3 +142,109 @@ def scaffold(
         module_path.unlink(missing_ok=True)
         raise
     return [path, module_path]
+
+
+def _annotation_imports(signature: str, home: str) -> str:
+    # The copied signature names what the target's module had in scope: a
+    # TYPE_CHECKING block makes those names resolvable for the user's linters
+    # and type checkers, without importing torch when the module is loaded.
+    func = ast.parse(f"def _{signature}:\n    pass\n").body[0]
+    assert isinstance(func, ast.FunctionDef)
+    arguments = func.args
+    annotations = [
+        a.annotation
+        for a in (
+            *arguments.posonlyargs,
+            *arguments.args,
+            arguments.vararg,
+            *arguments.kwonlyargs,
+            arguments.kwarg,
+        )
+        if a is not None and a.annotation is not None
+    ]
+    if func.returns is not None:
+        annotations.append(func.returns)
+    dotted: set[str] = set()
+    bare: set[str] = set()
+    for annotation in annotations:
+        _names_in(annotation, dotted, bare)
+    bound = _import_statements(home)
+    statements = set()
+    for name in dotted:
+        root = name.partition(".")[0]
+        # `np.ndarray` after `import numpy as np` takes the home module's import.
+        statements.add(bound[root] if root in bound else f"import {_module_prefix(name)}")
+    for name in bare - set(dir(builtins)):
+        # The home module's own import of the name, else the name from it.
+        if name in bound:
+            statements.add(bound[name])
+        elif hasattr(sys.modules.get(home), name):
+            statements.add(f"from {home} import {name}")
+    if not statements:
+        return ""
+    # isort's order: plain imports first, then from-imports.
+    ordered = sorted(statements, key=lambda line: (line.startswith("from "), line))
+    body = "".join(f"    {line}\n" for line in ordered)
+    return f"\nfrom typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n{body}"
+
+
+def _names_in(node: ast.expr, dotted: set[str], bare: set[str]) -> None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:  # a forward reference, such as Optional["Node"]
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return
+    chain = []
+    current: ast.expr = node
+    while isinstance(current, ast.Attribute):
+        chain.append(current.attr)
+        current = current.value
+    if isinstance(current, ast.Name):
+        if chain:
+            dotted.add(".".join([current.id, *reversed(chain)]))
+        else:
+            bare.add(current.id)
+        return
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.expr):
+            _names_in(child, dotted, bare)
+
+
+def _module_prefix(dotted: str) -> str:
+    # inspect spells evaluated annotations module.qualname: the longest loaded
+    # prefix is the module to import.
+    parts = dotted.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        if ".".join(parts[:end]) in sys.modules:
+            return ".".join(parts[:end])
+    return parts[0]
+
+
+def _import_statements(home: str) -> dict[str, str]:
+    # Under PEP 563 the signature keeps the source's spelling, often names the
+    # module imports only under TYPE_CHECKING, so read its import statements.
+    module = sys.modules.get(home)
+    try:
+        tree = ast.parse(inspect.getsource(module)) if module is not None else None
+    except (OSError, TypeError, SyntaxError):
+        tree = None
+    if tree is None:
+        return {}
+    package = getattr(module, "__package__", None) or home.rpartition(".")[0]
+    bound: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            try:
+                source = importlib.util.resolve_name(
+                    "." * node.level + (node.module or ""), package
+                )
+            except (ImportError, ValueError):
+                continue
+            for alias in node.names:
+                spelled = alias.name + (f" as {alias.asname}" if alias.asname else "")
+                bound.setdefault(alias.asname or alias.name, f"from {source} import {spelled}")
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    bound.setdefault(alias.asname, f"import {alias.name} as {alias.asname}")
+    return bound
