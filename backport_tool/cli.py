@@ -140,6 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    # argparse keeps no public handle on its subparsers; the reference and its
+    # test both read them from here.
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return dict(action.choices)
+
+
 def reference() -> str:
     """The CLI reference in Markdown, generated from the argparse definitions
     (docs/cli.md is this text; a test keeps them equal)."""
@@ -154,8 +161,7 @@ def reference() -> str:
         parser.format_help().rstrip(),
         "```",
     ]
-    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    for name, command in subparsers.choices.items():
+    for name, command in subcommands(parser).items():
         parts += ["", f"## backport-tool {name}", "", "```", command.format_help().rstrip(), "```"]
     return "\n".join(parts) + "\n"
 

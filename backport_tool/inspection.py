@@ -18,7 +18,7 @@ from . import patcher
 from .manifest import SymbolRef
 from .source import FunctionFacts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
-from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text
+from .symbols import ABSENT, Resolved, SymbolMissing, defined_in, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
 
@@ -121,11 +121,11 @@ def _unpatched(resolved: Resolved) -> Resolved:
         return resolved
     if original is not ABSENT:
         return replace(resolved, raw=original, own=original)
-    for klass in getattr(resolved.owner, "__mro__", ())[1:]:
-        if resolved.name in vars(klass):
-            raw = vars(klass)[resolved.name]
-            return replace(resolved, raw=raw, defined_on=klass, own=ABSENT)
-    return resolved
+    found = defined_in(getattr(resolved.owner, "__mro__", ())[1:], resolved.name)
+    if found is None:
+        return resolved
+    klass, raw = found
+    return replace(resolved, raw=raw, defined_on=klass, own=ABSENT)
 
 
 class StaticInspector:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import importlib.util
 import logging
 import os
@@ -102,7 +101,7 @@ def _load_backport_module(backport: Backport) -> ModuleType:
     if cached is not None:
         return cached
     if backport.sha256 is not None:
-        actual = hashlib.sha256(backport.module.read_bytes()).hexdigest()
+        actual = backport.module_sha256()
         if actual != backport.sha256:
             raise PinMismatch(
                 f"{backport.module_text} has sha256 {actual}, but the manifest pins "

@@ -4,7 +4,6 @@ manifest, keeping the comments and key order a human wrote."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import tempfile
@@ -98,7 +97,7 @@ def lock(
             why = "retired" if backport.retired else decision.reason
             entries.append(LockEntry(backport.id, None, "skipped", why))
             continue
-        pin = hashlib.sha256(backport.module.read_bytes()).hexdigest()
+        pin = backport.module_sha256()
         if backport.sha256 != pin:
             _set(document["backports"][index], "sha256", pin, after="module")
             entries.append(LockEntry(backport.id, None, "updated", f"sha256 {pin}"))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import keyword
 import re
 from collections.abc import Callable, Mapping
@@ -101,6 +102,10 @@ class Backport:
     def retired(self) -> bool:
         """True for an entry kept for the record with ``status: retired``."""
         return self.retired_reason is not None
+
+    def module_sha256(self) -> str:
+        """The sha256 of the module file as it is now, in the form ``sha256`` pins."""
+        return hashlib.sha256(self.module.read_bytes()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ import pytest
 
 from .errors import BackportToolError
 from .lazy import current_report
-from .loader import applied, revert
+from .loader import revert
+from .patcher import is_applied
 from .report import Report, Status
 from .startup import apply, project_manifest_path
 
@@ -91,7 +92,7 @@ def backport_applied() -> Callable[[str], None]:
     """Return a function that fails the test unless the backport ``id`` is applied."""
 
     def check(backport_id: str) -> None:
-        if backport_id not in {a.id for a in applied()}:
+        if not is_applied(backport_id):
             report = current_report()
             why = "no patch set was applied (run pytest with --backports)"
             if report is not None:
@@ -114,7 +115,7 @@ def backport_reverted(
 
     @contextmanager
     def reverted(backport_id: str) -> Iterator[None]:
-        if backport_id not in {a.id for a in applied()}:
+        if not is_applied(backport_id):
             pytest.fail(f"backport {backport_id!r} is not applied; nothing to revert")
         revert(backport_id)
         try:

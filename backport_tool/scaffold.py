@@ -18,6 +18,7 @@ from .errors import UsageError
 from .inspection import LiveInspector, Presence
 from .lock import _round_trip, _write_atomically
 from .manifest import _ID_RE, SymbolRef, parse_manifest
+from .source import parse_signature
 from .versions import installed_version
 
 SKELETON = '''\
@@ -148,8 +149,7 @@ def _annotation_imports(signature: str, home: str) -> str:
     # The copied signature names what the target's module had in scope: a
     # TYPE_CHECKING block makes those names resolvable for the user's linters
     # and type checkers, without importing torch when the module is loaded.
-    func = ast.parse(f"def _{signature}:\n    pass\n").body[0]
-    assert isinstance(func, ast.FunctionDef)
+    func = parse_signature(signature)
     arguments = func.args
     annotations = [
         a.annotation

@@ -56,6 +56,12 @@ def normalize_signature(text: str) -> str:
     """Return signature ``text`` in one canonical spelling (PEP 8 spacing, annotations
     unquoted), so that only real differences count; raise ``ValueError`` if it is
     not a signature."""
+    func = parse_signature(text)
+    return _render(func.args, func.returns)
+
+
+# ValueError when ``text`` is not a signature.
+def parse_signature(text: str) -> ast.FunctionDef:
     text = text.strip()
     if not text.startswith("("):
         raise ValueError(text)
@@ -65,8 +71,7 @@ def normalize_signature(text: str) -> str:
         raise ValueError(text) from None
     if len(module.body) != 1 or not isinstance(module.body[0], ast.FunctionDef):
         raise ValueError(text)
-    func = module.body[0]
-    return _render(func.args, func.returns)
+    return module.body[0]
 
 
 def _unquote(node: ast.expr | None) -> str | None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -80,14 +81,11 @@ def resolve(ref: SymbolRef) -> Resolved:
         walked = f"{walked}:{part}" if walked == ref.module else f"{walked}.{part}"
     name = parts[-1]
     if isinstance(owner, type):
-        # Look in the MRO's __dict__s rather than getattr: getattr would bind
-        # the function and hide staticmethod/classmethod wrappers.
-        for klass in owner.__mro__:
-            if name in vars(klass):
-                raw = vars(klass)[name]
-                own = raw if klass is owner else ABSENT
-                return Resolved(ref, owner, name, raw, klass, own)
-        raise SymbolMissing(f"class {walked} has no attribute {name!r} (own or inherited)")
+        found = defined_in(owner.__mro__, name)
+        if found is None:
+            raise SymbolMissing(f"class {walked} has no attribute {name!r} (own or inherited)")
+        klass, raw = found
+        return Resolved(ref, owner, name, raw, klass, raw if klass is owner else ABSENT)
     namespace = getattr(owner, "__dict__", None)
     if isinstance(namespace, dict) and name in namespace:
         raw = namespace[name]
@@ -99,6 +97,16 @@ def resolve(ref: SymbolRef) -> Resolved:
     except AttributeError:
         raise SymbolMissing(f"{walked} has no attribute {name!r}") from None
     return Resolved(ref, owner, name, value, owner, ABSENT)
+
+
+def defined_in(classes: Iterable[type], name: str) -> tuple[type, object] | None:
+    """The first of ``classes`` whose ``__dict__`` has ``name``, and the raw value."""
+    # The __dict__s rather than getattr: getattr would bind the function and
+    # hide staticmethod/classmethod wrappers.
+    for klass in classes:
+        if name in vars(klass):
+            return klass, vars(klass)[name]
+    return None
 
 
 def signature_text(obj: object) -> str | None:

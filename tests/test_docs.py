@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backport_tool import ManifestError, Status, load_manifest
-from backport_tool.cli import build_parser, reference
+from backport_tool.cli import build_parser, reference, subcommands
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -21,8 +21,7 @@ def test_cli_reference_is_generated_from_argparse() -> None:
 
 def test_every_command_is_in_the_readme() -> None:
     readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
-    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    for name in commands:
+    for name in subcommands(build_parser()):
         assert f"backport-tool {name}" in readme, name
 
 
