@@ -18,6 +18,7 @@ model disagree on the same buffer during the patched compile.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import statistics
@@ -56,6 +57,7 @@ class Decision:
     origins: str = ""  # the FX nodes the buffer computes, to say which value flipped
 
 
+@functools.cache
 def cost_model_heuristic() -> Callable[..., bool]:
     """The backport's replacement, loaded (not applied) from the bundled patch set."""
     manifest = backport_tool.load_manifest(backport_tool.default_manifest_path())
@@ -100,6 +102,25 @@ def record_decisions() -> Iterator[list[Decision]]:
         StorageBox.mark_reuse = real_mark_reuse  # type: ignore[method-assign]
 
 
+@contextmanager
+def no_compile_caches() -> Iterator[None]:
+    """FX-graph, autotune and AOTAutograd caches off: every compile lowers anew."""
+    with (
+        inductor_config.patch(fx_graph_cache=False, autotune_local_cache=False),
+        torch._functorch.config.patch(enable_autograd_cache=False),
+    ):
+        yield
+
+
+def set_backport(on: bool) -> None:
+    """Revert the patch set; with ``on``, apply it and exit unless the backport applied."""
+    backport_tool.revert()
+    if on:
+        result = backport_tool.apply(eager=True).by_id(BACKPORT)
+        if result.status.value != "applied":
+            raise SystemExit(f"backport not applied: {result.status.value} {result.reason}")
+
+
 def compile_fresh(
     module: nn.Module, inputs: tuple[torch.Tensor, ...]
 ) -> tuple[Any, dict[str, Any]]:
@@ -110,11 +131,7 @@ def compile_fresh(
     # fresh entry function per compile gets its own code object.
     namespace: dict[str, Any] = {"module": module}
     exec(compile("def entry(*args):\n    return module(*args)\n", "<bench>", "exec"), namespace)
-    with (
-        record_decisions() as decisions,
-        inductor_config.patch(fx_graph_cache=False, autotune_local_cache=False),
-        torch._functorch.config.patch(enable_autograd_cache=False),
-    ):
+    with record_decisions() as decisions, no_compile_caches():
         compiled = torch.compile(namespace["entry"], fullgraph=True)
         with torch.no_grad():
             compiled(*inputs)
@@ -418,11 +435,7 @@ def run_case(workload: Workload, tokens: int, device: str, smoke: bool, reps: in
         expected = module(*inputs)
     compiled: dict[str, Any] = {}
     for mode in ("original", "patched"):
-        backport_tool.revert()
-        if mode == "patched":
-            result = backport_tool.apply(eager=True).by_id(BACKPORT)
-            if result.status.value != "applied":
-                raise SystemExit(f"backport not applied: {result.status.value} {result.reason}")
+        set_backport(mode == "patched")
         # A new module object per mode: its own Dynamo cache entry, compiled
         # under the heuristic in force right now.
         fresh, _ = workload.build(tokens, device, smoke)

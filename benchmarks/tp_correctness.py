@@ -42,13 +42,9 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 import torch.nn.functional as F
-from realize_bench import compile_fresh
+from realize_bench import compile_fresh, set_backport
 from torch import Tensor
 
-import backport_tool
-from backport_tool import Status
-
-BACKPORT = "inductor-realize-on-reuse"
 # Relative to the largest reference value. fp32 differs from eager only by
 # summation order; bf16 rounds each matmul's partial sums before the collective.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 3e-2}
@@ -264,16 +260,6 @@ def run_config(
         flipped=stats["cost_model_flipped"],
     )
     return result, out
-
-
-def set_backport(on: bool) -> None:
-    if on:
-        report = backport_tool.apply(eager=True)
-        status = report.by_id(BACKPORT).status
-        if status is not Status.APPLIED:
-            raise SystemExit(f"{BACKPORT} is {status.value}, not applied: {report.by_id(BACKPORT)}")
-    else:
-        backport_tool.revert()
 
 
 def run_all(args: argparse.Namespace, shape: Shape, device: str) -> list[Result]:

@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch._inductor import config as inductor_config
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from realize_bench import Decision, record_decisions
+from realize_bench import Decision, no_compile_caches, record_decisions
 
 __all__ = ["Decision", "four_read_pointwise_three_users", "fresh_compile", "record_decisions"]
 
@@ -22,10 +21,7 @@ __all__ = ["Decision", "four_read_pointwise_three_users", "fresh_compile", "reco
 def fresh_compile(fn: Callable[..., Any], *args: torch.Tensor) -> Any:
     """Compile and run ``fn`` with no cache hit, so that lowering really runs."""
     torch._dynamo.reset()
-    with (
-        inductor_config.patch(fx_graph_cache=False, autotune_local_cache=False),
-        torch._functorch.config.patch(enable_autograd_cache=False),
-    ):
+    with no_compile_caches():
         return torch.compile(fn, fullgraph=True)(*args)
 
 
