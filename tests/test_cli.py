@@ -237,9 +237,8 @@ def test_check_format_github_annotates_the_manifest_line(patchset: PatchSet) -> 
     patchset.add("fix", "Widget.compute", signature="(self) -> int")
     patchset.add("old", "Widget.other", applies_to="<1.0")
     manifest = patchset.write()
-    proc = run(
-        patchset, "check", "--manifest", str(manifest), "--format", "github", "--supported", ">=1.0"
-    )
+    command = ("check", "--manifest", str(manifest), "--format", "github", "--supported", ">=1.0")
+    proc = run(patchset, *command)
     assert proc.returncode == 1
     annotation, retire, summary = proc.stdout.splitlines()
     assert annotation == (
@@ -252,17 +251,7 @@ def test_check_format_github_annotates_the_manifest_line(patchset: PatchSet) -> 
         f"::warning file={manifest},line=12,title=backport old%3A retire::retire: outside"
     )
     assert summary == f"{patchset.dist} 1.5.0: 1 drift, 1 not-applicable"
-    strict = run(
-        patchset,
-        "check",
-        "--manifest",
-        str(manifest),
-        "--format",
-        "github",
-        "--supported",
-        ">=1.0",
-        "--strict",
-    )
+    strict = run(patchset, *command, "--strict")
     # --strict fails the job for it, so the annotation is an error.
     assert strict.stdout.splitlines()[1].startswith(f"::error file={manifest},line=12,")
 
