@@ -42,7 +42,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 import torch.nn.functional as F
-from realize_bench import compile_fresh, set_backport
+from realize_bench import compile_fresh, rope, set_backport
 from torch import Tensor
 
 # Relative to the largest reference value. fp32 differs from eager only by
@@ -68,12 +68,6 @@ def rms_norm(x: Tensor, weight: Tensor, dtype: torch.dtype) -> Tensor:
     x = x.float()
     normed = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)
     return (normed * weight).to(dtype)
-
-
-def rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    half = x.shape[-1] // 2
-    rotated = torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-    return x * cos + rotated * sin
 
 
 def rope_angles(positions: Tensor, inv_freq: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
