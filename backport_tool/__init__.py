@@ -19,14 +19,22 @@ if TYPE_CHECKING:
         UsageError,
         VerificationError,
     )
-    from .lazy import current_report
-    from .loader import applied, check, revert
+    from .api import applied, apply, check, current_report, revert
+    from .config import default_manifest_path
     from .lock import LockEntry, lock
     from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
     from .matrix import Matrix, build_matrix
     from .patcher import AppliedBackport
-    from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
-    from .startup import apply, default_manifest_path
+    from .report import (
+        BackportResult,
+        Claim,
+        Presence,
+        Probe,
+        Report,
+        Status,
+        TargetReport,
+        Verdict,
+    )
     from .track import TrackResult, track
 
 # name -> module that defines it
@@ -41,6 +49,7 @@ _EXPORTS = {
     "Manifest": "manifest",
     "ManifestError": "errors",
     "Matrix": "matrix",
+    "Presence": "report",
     "Probe": "report",
     "Report": "report",
     "Status": "report",
@@ -50,16 +59,17 @@ _EXPORTS = {
     "TrackResult": "track",
     "Upstream": "manifest",
     "UsageError": "errors",
+    "Verdict": "report",
     "VerificationError": "errors",
-    "apply": "startup",
-    "applied": "loader",
+    "apply": "api",
+    "applied": "api",
     "build_matrix": "matrix",
-    "check": "loader",
-    "default_manifest_path": "startup",
+    "check": "api",
+    "default_manifest_path": "config",
     "load_manifest": "manifest",
     "lock": "lock",
-    "current_report": "lazy",
-    "revert": "loader",
+    "current_report": "api",
+    "revert": "api",
     "track": "track",
 }
 
@@ -74,6 +84,7 @@ __all__ = [
     "Manifest",
     "ManifestError",
     "Matrix",
+    "Presence",
     "Probe",
     "Report",
     "Status",
@@ -83,6 +94,7 @@ __all__ = [
     "TrackResult",
     "Upstream",
     "UsageError",
+    "Verdict",
     "VerificationError",
     "__version__",
     "applied",

@@ -12,7 +12,6 @@ import hashlib
 import logging
 import sys
 import threading
-from pathlib import Path
 
 logger = logging.getLogger("backport_tool")
 
@@ -25,19 +24,16 @@ class _State:
     ours: str | None = None  # what we last set
 
 
-def fingerprint(applied: list[tuple[str, Path]]) -> str:
-    """A stable digest of the applied backports: their ids and module sources."""
+def fingerprint(applied: list[tuple[str, str]]) -> str:
+    """A stable digest of the applied backports: their ids and the sha256 of the
+    module bytes that ran."""
     digest = hashlib.sha256()
-    for backport_id, module in sorted(applied):
-        digest.update(backport_id.encode() + b"\0")
-        try:
-            digest.update(hashlib.sha256(module.read_bytes()).digest())
-        except OSError:
-            digest.update(b"unreadable")
+    for backport_id, module_sha256 in sorted(applied):
+        digest.update(f"{backport_id}\0{module_sha256}\0".encode())
     return digest.hexdigest()[:16]
 
 
-def update(applied: list[tuple[str, Path]]) -> str | None:
+def update(applied: list[tuple[str, str]]) -> str | None:
     """Set ``torch.compiler.config.cache_key_tag`` for the applied set; return it."""
     if "torch" not in sys.modules:
         return None

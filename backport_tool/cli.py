@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 import traceback
@@ -17,30 +16,31 @@ from .commands import matrix as matrix_cmd
 from .commands import new as new_cmd
 from .commands import status as status_cmd
 from .commands import track as track_cmd
+from .commands._output import Format
+from .config import LOCAL_MANIFEST, MANIFEST_ENV, internal_log_path, project_manifest_path
 from .errors import BackportToolError
-from .startup import LOCAL_MANIFEST, MANIFEST_ENV, project_manifest_path
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 
 
-def _add_common(parser: argparse.ArgumentParser) -> None:
+QUIET_PROBLEMS = "print nothing when all is well; only problems otherwise"
+
+
+def _add_common(parser: argparse.ArgumentParser, quiet: str | None) -> None:
     parser.add_argument(
         "--manifest",
         metavar="PATH",
         help=f"manifest to use (default: ${MANIFEST_ENV}, else {LOCAL_MANIFEST} in the "
         "current directory if there is one, else the bundled patch set)",
     )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log details of each step to stderr"
     )
-    parser.add_argument(
-        "-q",
-        "--quiet",
-        action="store_true",
-        help="print nothing when all is well; only problems otherwise",
-    )
+    # Only where quiet means something for that command; its help says what.
+    if quiet is not None:
+        parser.add_argument("-q", "--quiet", action="store_true", help=quiet)
 
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
@@ -58,18 +58,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {}
-    for name, module, text in (
-        ("apply", apply_cmd, "apply the patch set in this process and report each backport"),
-        ("check", check_cmd, "verify every backport without changing anything"),
-        ("status", status_cmd, "show the manifest against the installed version, in detail"),
-        ("lock", lock_cmd, "record targets' signatures and fingerprints into the manifest"),
-        ("matrix", matrix_cmd, "backports x versions, read statically from wheels or trees"),
-        ("track", track_cmd, "which upstream release tags really contain each fix (git)"),
-        ("new", new_cmd, "start a backport: a module skeleton and its manifest entry"),
+    for name, text, quiet in (
+        ("apply", "apply the patch set in this process and report each backport", QUIET_PROBLEMS),
+        ("check", "verify every backport without changing anything", QUIET_PROBLEMS),
+        (
+            "status",
+            "show the manifest against the installed version, in detail",
+            "show only the backports with a problem; nothing when all is well",
+        ),
+        (
+            "lock",
+            "record targets' signatures and fingerprints into the manifest",
+            "print only what changed",
+        ),
+        ("matrix", "backports x versions, read statically from wheels or trees", None),
+        (
+            "track",
+            "which upstream release tags really contain each fix (git)",
+            "print only the backports whose fixed_in disagrees with the history",
+        ),
+        (
+            "new",
+            "start a backport: a module skeleton and its manifest entry",
+            "print only the paths written",
+        ),
     ):
         command = sub.add_parser(name, help=text, description=text, formatter_class=_formatter)
-        _add_common(command)
-        command.set_defaults(run=module.run)
+        _add_common(command, quiet)
         commands[name] = command
     for name in ("check", "status", "lock"):
         commands[name].add_argument(
@@ -102,9 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check_cmd_parser.add_argument(
         "--format",
-        choices=("text", "json", "github"),
-        default="text",
-        help="output format; github prints workflow annotations on the manifest lines",
+        choices=[f.value for f in (Format.TEXT, Format.JSON, Format.GITHUB)],
+        default=Format.TEXT.value,
+        help="output format (--json is --format json); github prints workflow annotations "
+        "on the manifest lines",
     )
     check_cmd_parser.add_argument(
         "--selftest",
@@ -135,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="a version to read (.whl, directory or REPO@REV); repeat for each version",
     )
     commands["matrix"].add_argument(
-        "--format", choices=("text", "markdown"), default="text", help="table format"
+        "--format",
+        choices=[f.value for f in (Format.TEXT, Format.MARKDOWN)],
+        default=Format.TEXT.value,
+        help="table format (--json prints every report instead)",
     )
     return parser
 
@@ -166,14 +185,9 @@ def reference() -> str:
     return "\n".join(parts) + "\n"
 
 
-def _log_path() -> Path:
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(cache) / "backport-tool" / "backport-tool.log"
-
-
 def _internal_error() -> int:
     details = traceback.format_exc()
-    path = _log_path()
+    path = internal_log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(details, encoding="utf-8")
@@ -192,6 +206,46 @@ def _internal_error() -> int:
     return EXIT_INTERNAL
 
 
+def _format(args: argparse.Namespace) -> Format:
+    return Format.JSON if args.json else Format(args.format)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # The one place where parsed options become typed parameters.
+    manifest: str | None = args.manifest
+    quiet: bool = getattr(args, "quiet", False)
+    if args.command == "apply":
+        return apply_cmd.run(manifest, args.cmd, as_json=args.json, quiet=quiet)
+    if args.command == "check":
+        return check_cmd.run(
+            manifest,
+            source=args.source,
+            supported=args.supported,
+            supported_from=args.supported_from,
+            strict=args.strict,
+            fmt=_format(args),
+            selftest=args.selftest,
+            quiet=quiet,
+        )
+    if args.command == "status":
+        return status_cmd.run(manifest, source=args.source, as_json=args.json, quiet=quiet)
+    if args.command == "lock":
+        return lock_cmd.run(manifest, source=args.source, as_json=args.json, quiet=quiet)
+    if args.command == "matrix":
+        return matrix_cmd.run(manifest, args.sources, fmt=_format(args))
+    if args.command == "track":
+        return track_cmd.run(manifest, args.upstream, as_json=args.json, quiet=quiet)
+    assert args.command == "new"
+    return new_cmd.run(
+        manifest or LOCAL_MANIFEST,
+        args.id,
+        args.target,
+        package=args.package,
+        as_json=args.json,
+        quiet=quiet,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -204,8 +258,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = project_manifest_path(Path())
         if found is not None:
             args.manifest = str(found)
-        elif args.command == "new":
-            args.manifest = LOCAL_MANIFEST
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     logger = logging.getLogger("backport_tool")
@@ -214,8 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The report already shows every problem; the log is for --verbose.
     logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
     try:
-        code: int = args.run(args)
-        return code
+        return _run(args)
     except BackportToolError as exc:
         print(f"backport-tool: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -5,7 +5,6 @@ these facts alone, so both readers give the same verdict for the same code."""
 from __future__ import annotations
 
 import ast
-import enum
 import importlib.util
 import logging
 import sys
@@ -16,18 +15,12 @@ from typing import Protocol
 
 from . import patcher
 from .manifest import SymbolRef
+from .report import Presence
 from .source import FunctionFacts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import ABSENT, Resolved, SymbolMissing, defined_in, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
-
-
-class Presence(enum.Enum):
-    FOUND = "found"
-    MISSING = "missing"
-    FAILED = "failed"  # its module raised on import
-    UNKNOWN = "unknown"  # static reading cannot tell (compiled or dynamic)
 
 
 @dataclass(frozen=True)

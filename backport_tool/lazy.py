@@ -1,7 +1,6 @@
-"""Deferred application: an import hook that verifies and applies a backport
-right after the last of its modules (targets and requires) has been imported,
-before any code can use them. Only stdlib imports at module level: this runs on
-the startup path."""
+"""The import hook behind lazy ``apply()``: it calls a callback right after the
+last of a set of modules has been imported, before any other code can use
+them. It knows nothing of backports. Stdlib only: this runs at startup."""
 
 from __future__ import annotations
 
@@ -10,35 +9,33 @@ import importlib.machinery
 import logging
 import sys
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .report import BackportResult, Report, Status
-
 logger = logging.getLogger("backport_tool")
+
+# Called with a predicate that says whether a module is fully imported: the
+# module that triggered the hook counts as imported, though its import
+# statement has not returned yet.
+Callback = Callable[[Callable[[str], bool]], None]
 
 _lock = threading.RLock()
 _local = threading.local()
 
 
-@dataclass
-class _Pending:
-    manifest: Path
-    backport_id: str
+@dataclass(frozen=True)
+class _Waiting:
     modules: tuple[str, ...]
+    callback: Callback
 
 
-_pending: dict[str, _Pending] = {}
+_waiting: dict[str, _Waiting] = {}
 
 
-class _Latest:
-    report: Report | None = None
-
-
-def _loaded(name: str, just_loaded: str | None = None) -> bool:
+def is_loaded(name: str, just_loaded: str | None = None) -> bool:
+    """True when module ``name`` has finished executing."""
     if name == just_loaded:
         return True
     module = sys.modules.get(name)
@@ -50,7 +47,7 @@ def _loaded(name: str, just_loaded: str | None = None) -> bool:
 
 
 class _Loader(importlib.abc.Loader):
-    """Wraps the real loader of a watched module to run a hook after it executes."""
+    """Wraps the real loader of a watched module to run the hook after it executes."""
 
     def __init__(self, real: importlib.abc.Loader, name: str) -> None:
         self._real = real
@@ -105,114 +102,53 @@ class _Finder(importlib.abc.MetaPathFinder):
 _finder = _Finder()
 
 
-def _watch(names: set[str]) -> None:
-    _finder.watched |= names
-    if _finder.watched and _finder not in sys.meta_path:
-        sys.meta_path.insert(0, _finder)
-
-
 def _unwatch_done() -> None:
-    still = {m for p in _pending.values() for m in p.modules if not _loaded(m)}
+    still = {m for w in _waiting.values() for m in w.modules if not is_loaded(m)}
     _finder.watched &= still
     if not _finder.watched and _finder in sys.meta_path:
         sys.meta_path.remove(_finder)
 
 
-def schedule(
-    manifest: Path, eligible: list[dict[str, Any]], results: list[BackportResult]
-) -> list[BackportResult]:
-    """Apply now what is ready, register the rest; return the updated results."""
-    final = list(results)
-    ready: list[_Pending] = []
+def when_imported(key: str, modules: tuple[str, ...], callback: Callback) -> tuple[str, ...]:
+    """Call ``callback`` once every one of ``modules`` is imported.
+
+    Returns the modules still awaited; when none is, nothing is registered and
+    the caller runs the callback itself. ``key`` names the registration for
+    :func:`cancel`.
+    """
     with _lock:
-        for entry in eligible:
-            pending = _Pending(manifest, entry["id"], tuple(entry["modules"]))
-            if all(_loaded(m) for m in pending.modules):
-                ready.append(pending)
-                continue
-            waiting = [m for m in pending.modules if not _loaded(m)]
-            _pending[pending.backport_id] = pending
-            _watch(set(waiting))
-            index = next(i for i, r in enumerate(final) if r.id == pending.backport_id)
-            final[index] = BackportResult(
-                pending.backport_id,
-                Status.PENDING,
-                "verified and applied when " + ", ".join(waiting) + " is imported",
-            )
-    for pending in ready:
-        result = _apply(pending)
-        index = next(i for i, r in enumerate(final) if r.id == pending.backport_id)
-        final[index] = result
-    return final
-
-
-def _apply(pending: _Pending, just_loaded: str | None = None) -> BackportResult:
-    from .loader import apply_one  # noqa: PLC0415 - the full machinery, only now
-
-    def settled(name: str) -> bool:
-        return _loaded(name, just_loaded)
-
-    try:
-        result = apply_one(pending.manifest, pending.backport_id, settled)
-    except Exception as exc:
-        logger.debug("backport-tool: applying %s failed", pending.backport_id, exc_info=True)
-        result = BackportResult(pending.backport_id, Status.FAILED, f"{type(exc).__name__}: {exc}")
-    level = logging.WARNING if result.is_problem else logging.DEBUG
-    logger.log(level, "backport-tool: %s: %s (%s)", result.id, result.status.value, result.reason)
-    _update(result)
-    return result
+        missing = tuple(m for m in modules if not is_loaded(m))
+        if missing:
+            _waiting[key] = _Waiting(modules, callback)
+            _finder.watched |= set(missing)
+            if _finder not in sys.meta_path:
+                sys.meta_path.insert(0, _finder)
+        return missing
 
 
 def _module_loaded(name: str) -> None:
     # Runs inside the user's import statement: whatever happens here is
-    # logged and reported, never raised into their import.
+    # logged, never raised into their import.
     try:
         with _lock:
             ready = [
-                p
-                for p in _pending.values()
-                if name in p.modules and all(_loaded(m, name) for m in p.modules)
+                key
+                for key, waiting in _waiting.items()
+                if name in waiting.modules and all(is_loaded(m, name) for m in waiting.modules)
             ]
-            for pending in ready:
-                del _pending[pending.backport_id]
+            callbacks = [_waiting.pop(key).callback for key in ready]
             _unwatch_done()
-        for pending in ready:
-            _apply(pending, name)
+        for callback in callbacks:
+            callback(lambda module: is_loaded(module, name))
     except Exception:
         logger.warning("backport-tool: import hook for %s failed", name, exc_info=True)
 
 
-def record(report: Report) -> None:
+def cancel(keys: Sequence[str] | None = None) -> tuple[str, ...]:
+    """Drop the registrations ``keys`` (default: all); return those that were waiting."""
     with _lock:
-        _Latest.report = report
-
-
-def _update(result: BackportResult) -> None:
-    with _lock:
-        latest = _Latest.report
-        if latest is None:
-            return
-        _Latest.report = replace(
-            latest, results=tuple(result if r.id == result.id else r for r in latest.results)
-        )
-
-
-def cancel(ids: tuple[str, ...] | None = None) -> None:
-    """Forget pending backports (all, or ``ids``), as revert does."""
-    with _lock:
-        for backport_id in list(_pending) if ids is None else ids:
-            if _pending.pop(backport_id, None) is not None:
-                _update(BackportResult(backport_id, Status.DISABLED, "reverted before it applied"))
+        dropped = tuple(k for k in (list(_waiting) if keys is None else keys) if k in _waiting)
+        for key in dropped:
+            del _waiting[key]
         _unwatch_done()
-
-
-def forget(backport_id: str) -> None:
-    """Mark an applied backport as reverted in the latest report."""
-    _update(BackportResult(backport_id, Status.DISABLED, "reverted by revert() in this process"))
-
-
-def current_report() -> Report | None:
-    """Return the current state of the patch set applied with :func:`apply`, with
-    lazily applied backports updated; None before the first ``apply()``."""
-    with _lock:
-        return _Latest.report
+        return dropped

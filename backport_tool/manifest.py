@@ -3,6 +3,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import keyword
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,23 +12,20 @@ from typing import Any, TypeVar
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import ManifestError
+from .manifest_file import ManifestFile, read_manifest_file
 from .source import normalize_signature
 
 SCHEMA_VERSION = 1
-# A patch set is a few KB; anything near this is a mistake or an attack.
-MAX_MANIFEST_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 64
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
-# PEP 508 names: what pip accepts as a distribution name.
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
-_DIST_RE = re.compile(r"([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])\Z", re.IGNORECASE)
 
 T = TypeVar("T")
 
@@ -116,6 +114,9 @@ class Manifest:
     version: int
     package: str
     backports: tuple[Backport, ...]
+    # The real file (symlinks resolved): it identifies the patch set, and
+    # module paths are relative to its directory.
+    location: Path
 
     def get(self, backport_id: str) -> Backport:
         """Return the backport with ``backport_id``; raise ``KeyError`` if absent."""
@@ -125,46 +126,42 @@ class Manifest:
         raise KeyError(backport_id)
 
 
-def load_manifest(path: str | Path) -> Manifest:
+def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     """Read and validate the manifest at ``path``.
 
     Nothing is imported or patched. Every problem found is collected and raised
     together as one :class:`ManifestError`.
     """
-    path = Path(path)
+    return parse_manifest_file(read_manifest_file(Path(path)))
+
+
+def parse_manifest_file(file: ManifestFile) -> Manifest:
+    """Validate the manifest bytes already read from ``file``."""
     try:
-        size = path.stat().st_size
-        if size > MAX_MANIFEST_BYTES:
-            raise ManifestError(
-                str(path),
-                [
-                    f"{path}: {size} bytes, over the {MAX_MANIFEST_BYTES} byte limit for a "
-                    "manifest; split the patch set or remove what is not a manifest"
-                ],
-            )
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ManifestError(str(path), [f"{path}: file not found"]) from None
-    except IsADirectoryError:
-        raise ManifestError(str(path), [f"{path}: is a directory, not a manifest file"]) from None
-    except OSError as exc:
-        raise ManifestError(str(path), [f"{path}: cannot read: {exc.strerror}"]) from None
-    try:
-        text = raw.decode("utf-8")
+        text = file.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(
-            str(path), [f"{path}: not UTF-8 text (invalid byte at offset {exc.start})"]
+            str(file.path), [f"{file.path}: not UTF-8 text (invalid byte at offset {exc.start})"]
         ) from None
-    return parse_manifest(text, path)
+    return parse_manifest(text, file.path, location=file.location)
 
 
-def parse_manifest(text: str, path: Path) -> Manifest:
-    """Validate manifest ``text`` as if read from ``path`` (used for relative module paths)."""
+def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Manifest:
+    """Validate manifest ``text`` as if read from ``path``.
+
+    ``location`` is the real file (default: ``path`` with symlinks resolved);
+    module paths are relative to its directory.
+    """
     try:
-        data = yaml.safe_load(text)
-        # safe_load keeps the last of duplicate keys silently; the node tree
-        # shows them, and gives line numbers for messages.
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        # One parse: the node tree finds duplicate keys (which safe_load keeps
+        # silently) and gives line numbers; the data is constructed from it.
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+        positions = _positions(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -172,8 +169,14 @@ def parse_manifest(text: str, path: Path) -> Manifest:
         raise ManifestError(str(path), [f"{path}{where}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as exc:
         raise ManifestError(str(path), [f"{path}: invalid YAML: {exc}"]) from None
-    checker = _Checker(path, _positions(root))
-    manifest = checker.manifest(data)
+    except (RecursionError, MemoryError):
+        # pyyaml composes recursively: deep nesting fits in the size limit.
+        raise ManifestError(
+            str(path), [f"{path}: nested too deeply to read; a manifest is a few levels deep"]
+        ) from None
+    real = location if location is not None else path.resolve()
+    checker = _Checker(path, real.parent, positions)
+    manifest = checker.manifest(data, real)
     if checker.problems or manifest is None:
         raise ManifestError(str(path), checker.problems)
     return manifest
@@ -249,11 +252,14 @@ def _show(value: object) -> str:
 
 
 class _Checker:
-    def __init__(self, path: Path, positions: Mapping[str, _Pos]) -> None:
+    def __init__(self, path: Path, base: Path, positions: Mapping[str, _Pos]) -> None:
         self.path = path
         self.positions = positions
         self.problems: list[str] = []
-        self.base = path.parent
+        # The manifest's real directory (see manifest_file.py for the rule),
+        # named in messages as the user spelled it when that is the same place.
+        self.base = base
+        self.shown_base = path.parent if path.parent.resolve() == base else base
 
     def error(self, keypath: str, message: str) -> None:
         pos = self.positions.get(keypath)
@@ -264,12 +270,13 @@ class _Checker:
         self.error(keypath, f"expected {expected}, got {_show(found)}{hint}")
 
     def duplicates(self, keypath: str, data: Mapping[str, Any]) -> None:
-        for key in data:
-            pos = self.positions.get(f"{_join(keypath, str(key))}#dup")
+        # 1 and "1" are two keys of one spelling: one problem, not one per key.
+        for key in dict.fromkeys(str(k) for k in data):
+            pos = self.positions.get(f"{_join(keypath, key)}#dup")
             if pos is not None:
                 self.problems.append(
-                    f"{self.path}:{pos.line}: {_join(keypath, str(key))}: "
-                    f"duplicate key {str(key)!r}; keep one"
+                    f"{self.path}:{pos.line}: {_join(keypath, key)}: "
+                    f"duplicate key {key!r}; keep one"
                 )
 
     def mapping(
@@ -331,7 +338,7 @@ class _Checker:
             return None
         return tuple(r for r in results if r is not None)
 
-    def manifest(self, data: object) -> Manifest | None:
+    def manifest(self, data: object, location: Path) -> Manifest | None:
         top = self.mapping("", data, ("version", "package", "backports"), ())
         if top is None:
             return None
@@ -346,7 +353,7 @@ class _Checker:
             self.unique_ids(backports)
         if self.problems or version is None or package is None or backports is None:
             return None
-        return Manifest(self.path, version, package, backports)
+        return Manifest(self.path, version, package, backports, location)
 
     def schema_version(self, value: object) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -365,10 +372,11 @@ class _Checker:
         name = self.string("package", value)
         if name is None:
             return None
-        if not _DIST_RE.match(name):
+        try:
+            return canonicalize_name(name, validate=True)
+        except InvalidName:
             self.expect("package", "a distribution name such as 'torch'", name)
             return None
-        return canonicalize_name(name)
 
     def unique_ids(self, backports: tuple[Backport, ...]) -> None:
         first: dict[str, int] = {}
@@ -521,10 +529,12 @@ class _Checker:
         # inside the root cannot point the loader at code outside it.
         resolved = (root / relative).resolve()
         if not resolved.is_relative_to(root):
-            self.expect(keypath, f"a path inside the manifest's directory {self.base}", text)
+            self.expect(
+                keypath, f"a path inside the manifest's directory {self.shown_base}", text
+            )
             return None
         if not resolved.is_file():
-            self.error(keypath, f"file not found: {text} (looked in {self.base})")
+            self.error(keypath, f"file not found: {text} (looked in {self.shown_base})")
             return None
         return resolved
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from .loader import check, resolve_manifest
+from .api import check, manifest_for
 from .manifest import Manifest
-from .report import BackportResult, Report
+from .report import BackportResult, Presence, Report
 
 COLUMNS = (
     "version",
@@ -40,7 +40,7 @@ def build_matrix(
     sources: list[str], manifest: str | os.PathLike[str] | Manifest | None = None
 ) -> Matrix:
     """Check every backport against every source (wheel, directory or ``REPO@REV``)."""
-    loaded = resolve_manifest(manifest)
+    loaded = manifest_for(manifest)
     reports = [check(loaded, source=source) for source in sources]
     reports.sort(key=lambda r: Version(r.version or "0"))
     return Matrix(loaded, tuple(reports))
@@ -51,11 +51,11 @@ def _row(version: str, result: BackportResult) -> tuple[str, ...]:
         return (version, result.status.value, "-", "-", "-", "-", "-", "-")
     targets = (
         "found"
-        if all(t.presence == "found" for t in result.targets)
+        if all(t.presence is Presence.FOUND for t in result.targets)
         else ", ".join(
             f"{t.symbol.rsplit(':', 1)[-1]} {t.presence}"
             for t in result.targets
-            if t.presence != "found"
+            if t.presence is not Presence.FOUND
         )
     )
     signature = _compare(

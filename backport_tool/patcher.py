@@ -34,12 +34,25 @@ class AppliedBackport:
     """A backport that is in force in this process."""
 
     id: str
-    manifest: str
+    manifest: str  # the real path of the manifest it came from
     targets: tuple[str, ...]
+    module_sha256: str  # of the backport module's bytes that ran
 
 
 class PatchConflict(Exception):
     """The state of a target is not what verification saw."""
+
+
+class AlreadyApplied(Exception):
+    """This backport, from this manifest, is already in force."""
+
+
+class ForeignApplied(Exception):
+    """A backport of this id from another manifest is already in force."""
+
+    def __init__(self, manifest: str) -> None:
+        super().__init__(manifest)
+        self.manifest = manifest
 
 
 _applied: dict[str, tuple[AppliedBackport, tuple[Patch, ...]]] = {}
@@ -59,6 +72,13 @@ def _restore(patch: Patch) -> None:
 def is_applied(backport_id: str) -> bool:
     with _LOCK:
         return backport_id in _applied
+
+
+def applied_from(backport_id: str) -> str | None:
+    """The manifest the applied backport ``backport_id`` came from, if it is applied."""
+    with _LOCK:
+        entry = _applied.get(backport_id)
+        return entry[0].manifest if entry else None
 
 
 def _patch_of(owner: object, name: str) -> tuple[str, Patch] | None:
@@ -83,9 +103,18 @@ def original_of(owner: object, name: str) -> object | None:
     return found[1].own if found else None
 
 
-def apply_patches(backport_id: str, manifest: str, patches: tuple[Patch, ...]) -> None:
-    """Apply every patch or none; raise :class:`PatchConflict` or the setattr error."""
+def apply_patches(info: AppliedBackport, patches: tuple[Patch, ...]) -> None:
+    """Apply every patch or none; raise :class:`PatchConflict` or the setattr error.
+
+    "Already applied" is decided here, under the lock, so that threads applying
+    one patch set at once never conflict with themselves.
+    """
     with _LOCK:
+        entry = _applied.get(info.id)
+        if entry is not None:
+            if entry[0].manifest == info.manifest:
+                raise AlreadyApplied(info.id)
+            raise ForeignApplied(entry[0].manifest)
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
             if other is not None:
@@ -104,8 +133,7 @@ def apply_patches(backport_id: str, manifest: str, patches: tuple[Patch, ...]) -
             for patch in reversed(done):
                 _restore(patch)
             raise
-        info = AppliedBackport(backport_id, manifest, tuple(p.symbol for p in patches))
-        _applied[backport_id] = (info, patches)
+        _applied[info.id] = (info, patches)
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:

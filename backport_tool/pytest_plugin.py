@@ -19,11 +19,10 @@ from contextlib import AbstractContextManager, contextmanager
 import pytest
 
 from .errors import BackportToolError
-from .lazy import current_report
-from .loader import revert
+from .api import apply, current_report, revert
+from .config import project_manifest_path
 from .patcher import is_applied
 from .report import Report, Status
-from .startup import apply, project_manifest_path
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -52,12 +52,34 @@ class Probe(str, enum.Enum):
         return self.value
 
 
+class Presence(str, enum.Enum):
+    """Whether a target or required symbol was found. The values appear in JSON."""
+
+    FOUND = "found"
+    MISSING = "missing"
+    FAILED = "failed"  # its module raised on import
+    UNKNOWN = "unknown"  # static reading cannot tell (compiled or dynamic)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Verdict(str, enum.Enum):
+    """A self-test's outcome (``check --selftest``). The values appear in JSON."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class TargetReport:
     """What was found for one target of a backport."""
 
     symbol: str
-    presence: str = "unchecked"
+    presence: Presence
     expected_signature: str | None = None
     actual_signature: str | None = None
     defined_on: str | None = None
@@ -84,7 +106,7 @@ class TargetReport:
         """Return the JSON form."""
         return {
             "symbol": self.symbol,
-            "presence": self.presence,
+            "presence": self.presence.value,
             "defined_on": self.defined_on,
             "expected_signature": self.expected_signature,
             "actual_signature": self.actual_signature,
@@ -109,13 +131,13 @@ class BackportResult:
     requires_unknown: tuple[str, ...] = ()
     requires_total: int = 0
     retire: str | None = None  # set by check --supported
-    selftest: str | None = None  # "passed" / "failed", set by check --selftest
+    selftest: Verdict | None = None  # set by check --selftest
     selftest_message: str | None = None
 
     @property
     def is_problem(self) -> bool:
         """True when this result alone makes ``apply``/``check`` exit 1."""
-        return self.status.is_problem or self.selftest == "failed"
+        return self.status.is_problem or self.selftest is Verdict.FAILED
 
     def to_dict(self, *, details: bool = False) -> dict[str, Any]:
         """Return the JSON form; ``details`` adds what was found for each target."""
@@ -126,7 +148,7 @@ class BackportResult:
             "upstream_claim": self.upstream_claim.value if self.upstream_claim else None,
             "probe": self.probe.value if self.probe else None,
             "retire": self.retire,
-            "selftest": self.selftest,
+            "selftest": self.selftest.value if self.selftest else None,
         }
         if self.selftest_message is not None:
             data["selftest_message"] = self.selftest_message

@@ -5,8 +5,12 @@ import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
-from .manifest import SymbolRef
+if TYPE_CHECKING:
+    # Annotations only: the patcher imports this module on the startup path,
+    # which must not pay for the manifest's yaml.
+    from .manifest import SymbolRef
 
 
 class SymbolMissing(Exception):

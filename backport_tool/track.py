@@ -9,6 +9,7 @@ commit <sha>" line git writes, or by the patch-id of the inverse change.
 
 from __future__ import annotations
 
+import enum
 import os
 import re
 import tempfile
@@ -19,10 +20,21 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from .errors import UsageError
-from .loader import resolve_manifest
+from .api import manifest_for
 from .manifest import Manifest
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+
+
+class TrackState(str, enum.Enum):
+    """Whether a release tag holds a fix. The values appear in JSON."""
+
+    CONTAINS = "contains"  # the fix commit, or a cherry-pick of it (see applied_by)
+    REVERTED = "reverted"
+    ABSENT = "absent"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -36,11 +48,11 @@ class TagState:
     reverted_by: str | None  # the last revert, when it undid the fix
 
     @property
-    def state(self) -> str:
-        """``contains``, ``contains (cherry-pick)``, ``reverted`` or ``absent``."""
+    def state(self) -> TrackState:
+        """What the tag's history says about the fix."""
         if self.contains:
-            return "contains"
-        return "reverted" if self.reverted_by else "absent"
+            return TrackState.CONTAINS
+        return TrackState.REVERTED if self.reverted_by else TrackState.ABSENT
 
 
 @dataclass(frozen=True)
@@ -144,7 +156,7 @@ def track(
     clone at ``upstream`` really contain the fix, and the first release that does."""
     import git  # noqa: PLC0415 - gitpython is only needed here
 
-    loaded = resolve_manifest(manifest)
+    loaded = manifest_for(manifest)
     try:
         repo = git.Repo(Path(upstream))
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):

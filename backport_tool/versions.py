@@ -19,20 +19,19 @@ The rules (documented in the README, "Versions"):
 
 from __future__ import annotations
 
-import importlib.metadata
 from dataclasses import dataclass
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from .errors import InstalledVersionError
+from .installed import version_text
 
 
 def installed_version(package: str) -> Version | None:
     """Return the installed version of ``package``, or None if it is not installed."""
-    try:
-        raw = importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
+    raw = version_text(package)
+    if raw is None:
         return None
     try:
         return Version(raw)

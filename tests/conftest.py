@@ -9,7 +9,7 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import lazy
+from backport_tool import api
 
 
 def _torch_version() -> str | None:
@@ -56,8 +56,10 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPat
     for name in ("BACKPORT_TOOL_DISABLE", "BACKPORT_TOOL_MANIFEST", "BACKPORT_TOOL_LOG"):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    # Each test starts with no "latest report" from an earlier test's apply().
-    monkeypatch.setattr(lazy._Latest, "report", None)
+    # Each test starts as a fresh process would: no "latest report" and no
+    # manifest exported by an earlier test's apply().
+    monkeypatch.setattr(api._State, "latest", None)
+    monkeypatch.setattr(api._State, "exported", None)
     # Startup plans go to a throwaway cache, never the user's home.
     monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 

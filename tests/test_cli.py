@@ -151,13 +151,14 @@ def test_version() -> None:
 def test_internal_error_exits_3_and_points_to_a_log(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    def explode(args: object) -> int:
+    def explode(*args: object, **kwargs: object) -> int:
         raise RuntimeError("kaboom")
 
     monkeypatch.setattr(apply_cmd, "run", explode)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    # The log goes where the cache goes.
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path / "cache"))
     assert cli.main(["apply"]) == 3
-    log = tmp_path / "backport-tool" / "backport-tool.log"
+    log = tmp_path / "cache" / "backport-tool.log"
     assert capsys.readouterr().err == (
         "backport-tool: internal error: RuntimeError: kaboom\n"
         f"The traceback is in {log}. Please report it with that file.\n"
@@ -168,7 +169,7 @@ def test_internal_error_exits_3_and_points_to_a_log(
 def test_interrupt_exits_130(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def interrupted(args: object) -> int:
+    def interrupted(*args: object, **kwargs: object) -> int:
         raise KeyboardInterrupt
 
     monkeypatch.setattr(apply_cmd, "run", interrupted)

@@ -12,7 +12,7 @@ import pytest
 from helpers import BACKPORT_SOURCE, PatchSet
 
 import backport_tool
-from backport_tool import Status, current_report, loader, revert
+from backport_tool import Status, current_report, engine, revert
 
 apply = functools.partial(backport_tool.apply, eager=True)
 
@@ -45,7 +45,7 @@ def test_a_target_replaced_between_verify_and_apply(
     def intruder(self: object, x: int) -> int:
         return -x
 
-    real_plan = loader._plan
+    real_plan = engine._plan
 
     def plan_then_intrude(*args: object) -> object:
         planned = real_plan(*args)  # type: ignore[arg-type]
@@ -54,7 +54,7 @@ def test_a_target_replaced_between_verify_and_apply(
             module.Widget.other = intruder
         return planned
 
-    monkeypatch.setattr(loader, "_plan", plan_then_intrude)
+    monkeypatch.setattr(engine, "_plan", plan_then_intrude)
     report = apply(patchset.write())
     result = report.by_id("fix")
     assert result.status is Status.FAILED
@@ -77,7 +77,7 @@ def test_failure_in_a_lazy_hook_never_breaks_the_import(
     def broken(*args: object, **kwargs: object) -> object:
         raise RuntimeError("internal bug")
 
-    monkeypatch.setattr(loader, "apply_one", broken)
+    monkeypatch.setattr(engine, "evaluate", broken)
     module = patchset.target()  # must import fine
     assert module.Widget().compute(1) == 2
     report = current_report()
@@ -132,7 +132,7 @@ def test_eight_threads_applying_and_reverting_stay_consistent(patchset: PatchSet
         thread.join(timeout=120)
     assert not errors
     module = sys.modules[patchset.module]
-    fix = loader._modules[patchset.patches.joinpath("backports/fix.py").resolve()]
+    fix = engine._modules[patchset.patches.joinpath("backports/fix.py").resolve()][0]
     # Each target is exactly the original (defined in the target module) or
     # exactly the replacement (defined in the backport module): never a wrapper.
     compute = module.Widget.__dict__["compute"]

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import enum
 import json
 from pathlib import Path
 from typing import Any
 
 from ..manifest import Manifest
-from ..report import BackportResult, Report, Status
+from ..report import BackportResult, Claim, Report, Status, Verdict
+
+
+class Format(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
+    GITHUB = "github"  # workflow annotations
+    MARKDOWN = "markdown"
+
 
 _WIDTH = max(len(s.value) for s in Status)
 
@@ -63,13 +72,13 @@ def github(report: Report, manifest: Manifest, *, strict: bool = False) -> list[
         if result.is_problem:
             level, title = "error", f"backport {result.id}: {result.status.value}"
             text = result.reason
-            if result.selftest == "failed":
+            if result.selftest is Verdict.FAILED:
                 text = selftest_text(result)
         elif result.retire:
             # Under --strict a backport to retire fails the job: say so.
             level = "error" if strict else "warning"
             title, text = f"backport {result.id}: retire", result.retire
-        elif result.upstream_claim is not None and result.upstream_claim.value == "contradicted":
+        elif result.upstream_claim is Claim.CONTRADICTED:
             level, title = "warning", f"backport {result.id}: fixed_in contradicted"
             text = result.reason
         else:
@@ -80,7 +89,7 @@ def github(report: Report, manifest: Manifest, *, strict: bool = False) -> list[
 
 def emit(
     report: Report,
-    fmt: str,
+    fmt: Format,
     *,
     strict: bool = False,
     quiet: bool = False,
@@ -89,9 +98,9 @@ def emit(
     code = report.exit_code
     if strict and any(r.retire for r in report.results):
         code = 1
-    if fmt == "json":
+    if fmt is Format.JSON:
         print(dump(report.to_dict()))
-    elif fmt == "github":
+    elif fmt is Format.GITHUB:
         assert manifest is not None
         print("\n".join(github(report, manifest, strict=strict)))
     elif quiet:

@@ -1,31 +1,36 @@
 from __future__ import annotations
 
-import argparse
+import errno
 import os
+import shutil
 from pathlib import Path
+from typing import NoReturn
 
+from ..api import apply, manifest_for
+from ..config import BOOT_DIR, MANIFEST_ENV
 from ..errors import UsageError
-from ..loader import resolve_manifest
-from ..startup import BOOT_DIR, MANIFEST_ENV, apply
 from . import _output
 
 
-def run(args: argparse.Namespace) -> int:
-    command = list(args.cmd)
+def run(manifest: str | None, cmd: list[str], *, as_json: bool, quiet: bool) -> int:
+    command = list(cmd)
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        if args.cmd:
+        if cmd:
             raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
         # This process exits right after; children are not this command's job.
-        report = apply(args.manifest, eager=True, subprocesses=False)
-        return _output.emit(report, "json" if args.json else "text", quiet=args.quiet)
-    return _exec(args.manifest, command)
+        report = apply(manifest, eager=True, subprocesses=False)
+        fmt = _output.Format.JSON if as_json else _output.Format.TEXT
+        return _output.emit(report, fmt, quiet=quiet)
+    if as_json or quiet:
+        raise UsageError("--json and --quiet report on this process; with -- CMD, CMD reports")
+    _exec(manifest, command)
 
 
-def _exec(manifest_arg: str | None, command: list[str]) -> int:
+def _exec(manifest_arg: str | None, command: list[str]) -> NoReturn:
     # Validate here, where a bad manifest can still exit 2 with a message.
-    manifest = resolve_manifest(manifest_arg)
+    manifest = manifest_for(manifest_arg)
     env = dict(os.environ)
     # One boot directory, ours, first: a nested `apply --` (or another
     # install of backport-tool) must not stack a second one.
@@ -36,12 +41,48 @@ def _exec(manifest_arg: str | None, command: list[str]) -> int:
         if p and Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
     ]
     env["PYTHONPATH"] = os.pathsep.join(paths)
-    env[MANIFEST_ENV] = str(manifest.path.resolve())
+    env[MANIFEST_ENV] = str(manifest.location)
     try:
         # exec, not a child: the program's exit status and signals are its own.
         os.execvpe(command[0], command, env)
-    except FileNotFoundError:
-        raise UsageError(f"command not found: {command[0]}") from None
-    except PermissionError:
-        raise UsageError(f"cannot execute {command[0]}: permission denied") from None
-    return 0  # unreachable: exec replaced this process
+    except OSError as exc:
+        raise _cannot_execute(command[0], exc, env) from None
+
+
+def _cannot_execute(name: str, exc: OSError, env: dict[str, str]) -> UsageError:
+    found = name if os.sep in name else shutil.which(name, path=env.get("PATH"))
+    path = Path(found) if found else None
+    if path is not None and path.is_dir():
+        return UsageError(f"cannot execute {name}: it is a directory")
+    if isinstance(exc, FileNotFoundError):
+        if path is None or not path.exists():
+            return UsageError(f"command not found: {name}")
+        # The file is there, so what is missing is the interpreter its '#!'
+        # line names.
+        interpreter = _shebang(path)
+        if interpreter:
+            return UsageError(
+                f"cannot execute {name}: its interpreter {interpreter} (from its '#!' line) "
+                "was not found; fix the '#!' line or install that interpreter"
+            )
+        return UsageError(f"cannot execute {name}: {exc.strerror}")
+    if exc.errno == errno.ENOEXEC:
+        return UsageError(
+            f"cannot execute {name}: not a program the system can run; a script needs a "
+            "'#!' first line naming its interpreter (or run it as: python SCRIPT)"
+        )
+    if isinstance(exc, PermissionError):
+        return UsageError(f"cannot execute {name}: permission denied")
+    return UsageError(f"cannot execute {name}: {exc.strerror}")
+
+
+def _shebang(path: Path) -> str | None:
+    try:
+        with path.open("rb") as handle:
+            first = handle.readline(256)
+    except OSError:
+        return None
+    if not first.startswith(b"#!"):
+        return None
+    words = first[2:].decode("utf-8", errors="replace").split()
+    return words[0] if words else None

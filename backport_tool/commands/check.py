@@ -1,25 +1,33 @@
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+from ..api import check, manifest_for
 from ..errors import UsageError
-from ..loader import check, resolve_manifest
 from ..retire import parse_supported, supported_from_pyproject
 from . import _output
 
 
-def run(args: argparse.Namespace) -> int:
-    manifest = resolve_manifest(args.manifest)
-    supported = None
-    if args.supported and args.supported_from:
+def run(
+    manifest: str | None,
+    *,
+    source: str | None,
+    supported: str | None,
+    supported_from: str | None,
+    strict: bool,
+    fmt: _output.Format,
+    selftest: bool,
+    quiet: bool,
+) -> int:
+    loaded = manifest_for(manifest)
+    if supported and supported_from:
         raise UsageError("give --supported or --supported-from, not both")
-    if args.supported:
-        supported = parse_supported(args.supported, manifest.package)
-    elif args.supported_from:
-        supported = supported_from_pyproject(Path(args.supported_from), manifest.package)
-    if args.strict and supported is None:
+    supported_range = None
+    if supported:
+        supported_range = parse_supported(supported, loaded.package)
+    elif supported_from:
+        supported_range = supported_from_pyproject(Path(supported_from), loaded.package)
+    if strict and supported_range is None:
         raise UsageError("--strict needs --supported or --supported-from")
-    report = check(manifest, source=args.source, supported=supported, selftest=args.selftest)
-    fmt = "json" if args.json else args.format
-    return _output.emit(report, fmt, strict=args.strict, quiet=args.quiet, manifest=manifest)
+    report = check(loaded, source=source, supported=supported_range, selftest=selftest)
+    return _output.emit(report, fmt, strict=strict, quiet=quiet, manifest=loaded)

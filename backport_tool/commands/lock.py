@@ -1,13 +1,31 @@
 from __future__ import annotations
 
-import argparse
-
 from ..lock import lock
+from . import _output
 
 
-def run(args: argparse.Namespace) -> int:
-    entries = lock(args.manifest, source=args.source)
-    for entry in entries:
+def run(manifest: str | None, *, source: str | None, as_json: bool, quiet: bool) -> int:
+    entries = lock(manifest, source=source)
+    # Quiet keeps what changed the manifest.
+    shown = [e for e in entries if str(e.action) == "updated" or not quiet]
+    if as_json:
+        print(
+            _output.dump(
+                {
+                    "entries": [
+                        {
+                            "backport": e.backport,
+                            "symbol": e.symbol,
+                            "action": str(e.action),
+                            "detail": e.detail,
+                        }
+                        for e in shown
+                    ]
+                }
+            )
+        )
+        return 0
+    for entry in shown:
         where = f"{entry.backport} {entry.symbol}" if entry.symbol else entry.backport
-        print(f"{entry.action:<9}  {where}: {entry.detail}")
+        print(f"{entry.action!s:<9}  {where}: {entry.detail}")
     return 0

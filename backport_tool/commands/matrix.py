@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import argparse
 import json
 
 from ..matrix import COLUMNS, Matrix, build_matrix
+from ._output import Format
 
 
 def _text(rows: list[tuple[str, ...]]) -> list[str]:
@@ -24,8 +24,8 @@ def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
     return [line(COLUMNS), line(tuple("---" for _ in COLUMNS)), *map(line, rows)]
 
 
-def render(matrix: Matrix, fmt: str) -> str:
-    if fmt == "json":
+def render(matrix: Matrix, fmt: Format) -> str:
+    if fmt is Format.JSON:
         return json.dumps(
             {
                 "manifest": str(matrix.manifest.path),
@@ -36,14 +36,13 @@ def render(matrix: Matrix, fmt: str) -> str:
     out: list[str] = []
     for backport in matrix.manifest.backports:
         rows = matrix.rows(backport.id)
-        if fmt == "markdown":
+        if fmt is Format.MARKDOWN:
             out += [f"### {backport.id}", "", *_markdown(rows), ""]
         else:
             out += [f"{backport.id}", *_text(rows), ""]
     return "\n".join(out).rstrip("\n")
 
 
-def run(args: argparse.Namespace) -> int:
-    matrix = build_matrix(args.sources, args.manifest)
-    print(render(matrix, "json" if args.json else args.format))
+def run(manifest: str | None, sources: list[str], *, fmt: Format) -> int:
+    print(render(build_matrix(sources, manifest), fmt))
     return 0

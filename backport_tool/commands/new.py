@@ -1,16 +1,31 @@
 from __future__ import annotations
 
-import argparse
-
 from ..scaffold import scaffold
+from . import _output
 
 
-def run(args: argparse.Namespace) -> int:
-    manifest, module = scaffold(args.manifest, args.id, args.target, package=args.package)
-    print(f"wrote {module}")
-    print(f"added {args.id} to {manifest} (signature and fingerprint from the installed code)")
-    print(
-        "next: implement the replacement, upstream_probe and selftest in the module, fill "
-        "in summary and upstream, then run `backport-tool check --selftest`"
-    )
+def run(
+    manifest: str,
+    backport_id: str,
+    target: str,
+    *,
+    package: str | None,
+    as_json: bool,
+    quiet: bool,
+) -> int:
+    manifest_path, module = scaffold(manifest, backport_id, target, package=package)
+    if as_json:
+        print(_output.dump({"id": backport_id, "manifest": str(manifest_path), "module": str(module)}))
+    elif quiet:
+        print(f"{manifest_path}\n{module}")
+    else:
+        print(f"wrote {module}")
+        print(
+            f"added {backport_id} to {manifest_path} (signature and fingerprint from the "
+            "installed code)"
+        )
+        print(
+            "next: implement the replacement, upstream_probe and selftest in the module, fill "
+            "in summary and upstream, then run `backport-tool check --selftest`"
+        )
     return 0

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
-from ..loader import check, resolve_manifest
+from ..api import check, manifest_for
 from ..manifest import Backport
 from ..report import BackportResult
 from . import _output
@@ -39,17 +38,25 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
     return rows
 
 
-def run(args: argparse.Namespace) -> int:
-    manifest = resolve_manifest(args.manifest)
-    report = check(manifest, source=args.source)
-    if args.json:
+def run(manifest: str | None, *, source: str | None, as_json: bool, quiet: bool) -> int:
+    loaded = manifest_for(manifest)
+    report = check(loaded, source=source)
+    # Quiet keeps only the backports with a problem, in either format.
+    shown = [
+        (backport, result)
+        for backport, result in zip(loaded.backports, report.results, strict=True)
+        if result.is_problem or not quiet
+    ]
+    if as_json:
         data = report.to_dict(details=True)
-        for entry, backport in zip(data["backports"], manifest.backports, strict=True):
-            entry.update(_details(backport))
+        entries = {entry["id"]: entry for entry in data["backports"]}
+        data["backports"] = [entries[b.id] | _details(b) for b, _ in shown]
         print(_output.dump(data))
         return report.exit_code
+    if quiet and not shown:
+        return report.exit_code
     out = [f"manifest: {report.manifest}", f"{report.package}: {report.version or 'not installed'}"]
-    for backport, result in zip(manifest.backports, report.results, strict=True):
+    for backport, result in shown:
         out += ["", *_text(backport, result)]
     print("\n".join(out))
     return report.exit_code

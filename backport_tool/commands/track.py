@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-import argparse
 import json
 
 from ..track import track
 
 
-def run(args: argparse.Namespace) -> int:
-    results = track(args.upstream, args.manifest)
-    if args.json:
+def run(manifest: str | None, upstream: str, *, as_json: bool, quiet: bool) -> int:
+    # Quiet keeps the backports whose fixed_in the history contradicts.
+    results = [r for r in track(upstream, manifest) if r.disagrees or not quiet]
+    if as_json:
         data = [
             {
                 "id": r.backport,
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
                 "tags": [
                     {
                         "tag": t.tag,
-                        "state": t.state,
+                        "state": t.state.value,
                         "applied_by": t.applied_by,
                         "reverted_by": t.reverted_by,
                     }

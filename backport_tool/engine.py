@@ -1,30 +1,32 @@
+"""One path from a manifest entry to a patch: the version decision, verification
+of every target and required symbol, the content probe, and patching.
+
+``decide`` is the only place that answers "does this backport apply to this
+version?"; the startup plan stores its answer as is. ``evaluate`` carries a
+backport the rest of the way, for ``apply``, ``check`` and static reads alike.
+"""
+
 from __future__ import annotations
 
 import enum
-import functools
+import hashlib
 import importlib.util
 import logging
-import os
 import sys
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from . import cachekey, lazy, patcher
-from .errors import UsageError
-from .inspection import Inspector, LiveInspector, Presence, StaticInspector, SymbolFacts
-from .manifest import Backport, Manifest, Target, load_manifest
-from .report import BackportResult, Claim, Probe, Report, Status, TargetReport
-from .retire import retirement
-from .startup import DISABLE_ENV, default_manifest_path, disabled_ids
-from .static import StaticIndex, open_tree
+from . import patcher
+from .config import DISABLE_ENV, is_disabled
+from .inspection import Inspector, SymbolFacts
+from .manifest import Backport, Manifest, Target
+from .report import BackportResult, Claim, Presence, Probe, Report, Status, TargetReport
 from .symbols import ABSENT
-from .versions import gate, installed_version
+from .versions import gate
 
 logger = logging.getLogger("backport_tool")
 
@@ -33,35 +35,31 @@ logger = logging.getLogger("backport_tool")
 PROBE_HOOK = "upstream_probe"
 SELFTEST_HOOK = "selftest"
 
-# Backport modules are loaded once per file, so that apply after revert
-# installs the very same replacement objects.
-_modules: dict[Path, ModuleType] = {}
-_module_lock = threading.RLock()
-# The manifest entry of every backport applied in this process, by id.
-_backports: dict[str, Backport] = {}
+
+@dataclass(frozen=True)
+class Decision:
+    """What the versions alone say about a backport: ``READY`` means it may apply."""
+
+    status: Status
+    reason: str
 
 
-def resolve_manifest(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest:
-    if isinstance(manifest, Manifest):
-        return manifest
-    return load_manifest(default_manifest_path() if manifest is None else Path(manifest))
-
-
-def warn_unknown_disabled(ids: frozenset[str], known: set[str]) -> None:
-    unknown = sorted(ids - known - {"all"})
-    if unknown:
-        logger.warning(
-            "backport-tool: %s names unknown backport id(s) %s. Hint: known ids are %s",
-            DISABLE_ENV,
-            ", ".join(unknown),
-            ", ".join(sorted(known)) or "(none)",
-        )
-
-
-def _disabled(manifest: Manifest) -> frozenset[str]:
-    ids = disabled_ids()
-    warn_unknown_disabled(ids, {b.id for b in manifest.backports})
-    return ids
+def decide(
+    backport: Backport, version: Version | None, disabled: frozenset[str], package: str
+) -> Decision:
+    """Decide from the manifest entry, the installed version and the disabled set."""
+    if backport.retired:
+        return Decision(Status.RETIRED, f"retired: {backport.retired_reason}")
+    if is_disabled(backport.id, disabled):
+        return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
+    if version is None:
+        return Decision(Status.NOT_APPLICABLE, f"{package} is not installed")
+    decision = gate(package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text)
+    if decision.fixed_upstream:
+        return Decision(Status.FIXED_UPSTREAM, decision.reason)
+    if not decision.eligible:
+        return Decision(Status.NOT_APPLICABLE, decision.reason)
+    return Decision(Status.READY, decision.reason)
 
 
 class Mode(enum.Enum):
@@ -84,42 +82,65 @@ class PinMismatch(Exception):
     """The backport module's bytes are not the ones the manifest pins."""
 
 
+# Backport modules are executed once per file, so that apply after revert
+# installs the very same replacement objects. Each entry keeps the digest of
+# the bytes that ran.
+_modules: dict[Path, tuple[ModuleType, str]] = {}
+# Two threads applying at once must not execute a module twice (two sets of
+# replacement objects would then compete for one target).
+_module_lock = threading.RLock()
+
+
 def load_backport_module(backport: Backport) -> ModuleType:
     """Execute (once) and return the backport module of ``backport``.
 
-    With a ``sha256`` pin, the file is hashed first and not executed unless it
-    matches.
+    The file is read once; with a ``sha256`` pin those bytes are hashed and
+    compiled and executed only if they match, so the pin holds for the code
+    that runs (a ``__pycache__`` file never stands in for it).
     """
-    # One lock: two threads applying at once must not execute a module twice
-    # (two sets of replacement objects would then compete for one target).
     with _module_lock:
-        return _load_backport_module(backport)
+        cached = _modules.get(backport.module)
+        if cached is None:
+            source = backport.module.read_bytes()
+            cached = (_execute(backport, source), hashlib.sha256(source).hexdigest())
+            _modules[backport.module] = cached
+        else:
+            _check_pin(backport, cached[1])
+        return cached[0]
 
 
-def _load_backport_module(backport: Backport) -> ModuleType:
-    cached = _modules.get(backport.module)
-    if cached is not None:
-        return cached
+def module_digest(backport: Backport) -> str | None:
+    """The sha256 of the bytes that ran for ``backport``'s module, once loaded."""
+    with _module_lock:
+        cached = _modules.get(backport.module)
+        return cached[1] if cached else None
+
+
+def _check_pin(backport: Backport, actual: str) -> None:
+    if backport.sha256 is not None and actual != backport.sha256:
+        raise PinMismatch(
+            f"{backport.module_text} has sha256 {actual}, but the manifest pins "
+            f"{backport.sha256}; it was modified, so it was not run. If the change is "
+            "yours, run `backport-tool lock` to pin the new file"
+        )
+
+
+def _execute(backport: Backport, source: bytes) -> ModuleType:
     if backport.sha256 is not None:
-        actual = backport.module_sha256()
-        if actual != backport.sha256:
-            raise PinMismatch(
-                f"{backport.module_text} has sha256 {actual}, but the manifest pins "
-                f"{backport.sha256}; it was modified, so it was not run. If the change is "
-                "yours, run `backport-tool lock` to pin the new file"
-            )
+        _check_pin(backport, hashlib.sha256(source).hexdigest())
     name = "_backport_tool_bp_" + backport.id.replace("-", "_")
-    spec = importlib.util.spec_from_file_location(name, backport.module)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load {backport.module_text}")
-    module = importlib.util.module_from_spec(spec)
+    # Compiled from the bytes just read, never through the import system's
+    # loader, which may prefer a cached .pyc with a matching mtime and size.
+    code = compile(source, str(backport.module), "exec", dont_inherit=True)
+    module = ModuleType(name)
+    module.__file__ = str(backport.module)
+    module.__spec__ = importlib.util.spec_from_file_location(name, backport.module)
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise
-    _modules[backport.module] = module
     return module
 
 
@@ -137,7 +158,7 @@ def _versions(target: Target) -> str:
 def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
     return TargetReport(
         symbol=str(target.symbol),
-        presence=facts.presence.value,
+        presence=facts.presence,
         expected_signature=target.signature,
         actual_signature=facts.signature,
         defined_on=facts.defined_on,
@@ -282,7 +303,7 @@ def _verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Back
     return _result(backport, Status.FIXED_UPSTREAM, reason, inspected, probe, claim)
 
 
-def _evaluate(
+def evaluate(
     manifest: Manifest,
     backport: Backport,
     version: Version | None,
@@ -290,30 +311,31 @@ def _evaluate(
     inspector: Inspector,
     mode: Mode,
 ) -> BackportResult:
-    result = functools.partial(_result, backport)
+    """Carry one backport from its version decision to its final status.
 
-    if backport.retired:
-        return result(Status.RETIRED, f"retired: {backport.retired_reason}")
-    if mode is not Mode.STATIC and (backport.id in disabled or "all" in disabled):
-        return result(Status.DISABLED, f"disabled by {DISABLE_ENV}")
-    if version is None:
-        return result(Status.NOT_APPLICABLE, f"{manifest.package} is not installed")
-    decision = gate(
-        manifest.package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text
-    )
-    if decision.fixed_upstream:
+    ``Mode.APPLY`` patches when everything checks out; the other modes stop at
+    ``ready``. Nothing here raises for a problem of the backport: it becomes
+    the status.
+    """
+    decision = decide(backport, version, disabled, manifest.package)
+    if decision.status is Status.FIXED_UPSTREAM:
         # apply runs at startup and must not import torch internals for a
         # backport it refuses anyway; check and static reads verify the claim.
         if mode is Mode.APPLY:
-            return result(Status.FIXED_UPSTREAM, decision.reason)
+            return _result(backport, decision.status, decision.reason)
         return _verify_claim(backport, inspector, decision.reason)
-    if not decision.eligible:
-        return result(Status.NOT_APPLICABLE, decision.reason)
-    if inspector.live and patcher.is_applied(backport.id):
-        return result(Status.APPLIED, "already applied in this process")
+    if decision.status is not Status.READY:
+        return _result(backport, decision.status, decision.reason)
+
+    applied_from = patcher.applied_from(backport.id) if inspector.live else None
+    if applied_from is not None and applied_from != str(manifest.location):
+        return _result(backport, Status.FAILED, _conflict(backport.id, applied_from, manifest))
+    if mode is Mode.APPLY and applied_from is not None:
+        return _result(backport, Status.APPLIED, "already applied in this process")
 
     # Verify what the backport will touch before running any of its code: a
-    # renamed upstream symbol then reads as "missing", not as a crash.
+    # renamed upstream symbol then reads as "missing", not as a crash. A
+    # target this process patched is judged by its original.
     inspected = _inspect(backport, inspector)
     problems = list(inspected.problems)
     patches: list[patcher.Patch] = []
@@ -336,7 +358,8 @@ def _evaluate(
                 problems.append(_Problem(Status.FAILED, f"{PROBE_HOOK} raised {_describe(exc)}"))
             else:
                 if probe is Probe.FIXED:
-                    return result(
+                    return _result(
+                        backport,
                         Status.FIXED_UPSTREAM,
                         f"{decision.reason}, but the installed code already has the fix: {why}",
                         inspected,
@@ -351,22 +374,54 @@ def _evaluate(
 
     if problems:
         worst = next(s for s in _SEVERITY if any(p.status is s for p in problems))
-        return result(worst, "; ".join(p.message for p in problems), inspected, probe)
+        return _result(backport, worst, "; ".join(p.message for p in problems), inspected, probe)
     if mode is not Mode.APPLY:
-        return result(Status.READY, _verified(backport, inspected), inspected, probe)
+        verified = _verified(backport, inspected)
+        if applied_from is not None:
+            return _result(
+                backport,
+                Status.APPLIED,
+                f"applied in this process; the original {verified.removeprefix('would apply: ')}",
+                inspected,
+                probe,
+            )
+        return _result(backport, Status.READY, verified, inspected, probe)
+    digest = module_digest(backport) or ""
     try:
-        _backports[backport.id] = backport
-        patcher.apply_patches(backport.id, str(manifest.path), tuple(patches))
+        patcher.apply_patches(
+            patcher.AppliedBackport(
+                backport.id, str(manifest.location), tuple(p.symbol for p in patches), digest
+            ),
+            tuple(patches),
+        )
+    except patcher.AlreadyApplied:
+        # Another thread applied it between the check above and the lock.
+        return _result(backport, Status.APPLIED, "already applied in this process", inspected)
+    except patcher.ForeignApplied as exc:
+        return _result(backport, Status.FAILED, _conflict(backport.id, exc.manifest, manifest))
     except Exception as exc:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
-        return result(
-            Status.FAILED, f"patching failed, nothing changed: {_describe(exc)}", inspected, probe
+        return _result(
+            backport,
+            Status.FAILED,
+            f"patching failed, nothing changed: {_describe(exc)}",
+            inspected,
+            probe,
         )
-    return result(
+    return _result(
+        backport,
         Status.APPLIED,
         "replaced " + ", ".join(str(t.symbol) for t in backport.targets),
         inspected,
         probe,
+    )
+
+
+def _conflict(backport_id: str, applied_from: str, manifest: Manifest) -> str:
+    return (
+        f"backport id {backport_id!r} is already applied in this process from {applied_from}; "
+        f"{manifest.location} has a backport of the same id, which was not applied. Apply "
+        "one patch set per process, or give the backports distinct ids"
     )
 
 
@@ -413,133 +468,25 @@ def _verified(backport: Backport, inspected: _Inspected) -> str:
     return "would apply: " + ", ".join(checks)
 
 
-def _run(manifest: Manifest, mode: Mode, inspector: Inspector, version: Version | None) -> Report:
-    disabled = _disabled(manifest) if mode is not Mode.STATIC else frozenset()
+def run(
+    manifest: Manifest,
+    mode: Mode,
+    inspector: Inspector,
+    version: Version | None,
+    disabled: frozenset[str],
+) -> Report:
+    """Evaluate every backport of ``manifest`` and log each result."""
     results = tuple(
-        _evaluate(manifest, backport, version, disabled, inspector, mode)
+        evaluate(manifest, backport, version, disabled, inspector, mode)
         for backport in manifest.backports
     )
-    report = Report(
+    for item in results:
+        level = logging.WARNING if item.status.is_problem else logging.DEBUG
+        logger.log(level, "backport-tool: %s: %s (%s)", item.id, item.status.value, item.reason)
+    return Report(
         manifest.package,
         str(version) if version else None,
         str(manifest.path),
         results,
         source=None if inspector.live else inspector.label,
     )
-    for item in results:
-        level = logging.WARNING if item.status.is_problem else logging.DEBUG
-        logger.log(level, "backport-tool: %s: %s (%s)", item.id, item.status.value, item.reason)
-    return report
-
-
-def apply_now(manifest: str | os.PathLike[str] | Manifest | None = None) -> Report:
-    """Import, verify and apply every matching backport now (``apply(eager=True)``)."""
-    loaded = resolve_manifest(manifest)
-    report = _run(loaded, Mode.APPLY, LiveInspector(), installed_version(loaded.package))
-    _retag()
-    return report
-
-
-def apply_one(
-    manifest: Path, backport_id: str, settled: Callable[[str], bool] | None = None
-) -> BackportResult:
-    """Verify and apply one backport now; the lazy import hook calls this.
-
-    ``settled`` says which modules are fully imported; symbols of the others are
-    verified from their installed sources (see :class:`LiveInspector`).
-    """
-    loaded = resolve_manifest(manifest)
-    result = _evaluate(
-        loaded,
-        loaded.get(backport_id),
-        installed_version(loaded.package),
-        disabled_ids(),
-        LiveInspector(settled),
-        Mode.APPLY,
-    )
-    _retag()
-    return result
-
-
-def _retag() -> None:
-    cachekey.update([(a.id, _backports[a.id].module) for a in patcher.applied()])
-
-
-def check(
-    manifest: str | os.PathLike[str] | Manifest | None = None,
-    *,
-    source: str | None = None,
-    supported: SpecifierSet | None = None,
-    selftest: bool = False,
-) -> Report:
-    """Verify every backport like :func:`apply` would, without patching anything.
-
-    With ``source`` (a wheel, a directory, or ``REPO@REV``), check that version of
-    the package instead of the installed one, by parsing its sources; nothing of
-    it is imported. A backport refused as fixed upstream gets its claim checked
-    against the code (``upstream_claim``).
-
-    With ``supported``, each result's ``retire`` says why the backport can never
-    apply to any supported version. With ``selftest``, every ``ready`` backport
-    that defines a ``selftest()`` runs it in a subprocess with the patch applied.
-    """
-    loaded = resolve_manifest(manifest)
-    if source is None:
-        report = _run(loaded, Mode.CHECK, LiveInspector(), installed_version(loaded.package))
-    else:
-        if selftest:
-            raise UsageError("--selftest runs the installed package; it cannot run a --source")
-        tree = open_tree(source)
-        version = tree.version(loaded.package)
-        if version is None:
-            raise UsageError(
-                f"cannot tell which {loaded.package} version {source} holds: it has no "
-                f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
-            )
-        report = _run(loaded, Mode.STATIC, StaticInspector(StaticIndex(tree)), version)
-    results = []
-    for backport, result in zip(loaded.backports, report.results, strict=True):
-        final = result
-        if supported is not None:
-            final = replace(final, retire=retirement(backport, supported))
-        if selftest and final.status is Status.READY:
-            final = _selftest(loaded, backport, final)
-        results.append(final)
-    return replace(report, results=tuple(results))
-
-
-def _selftest(manifest: Manifest, backport: Backport, result: BackportResult) -> BackportResult:
-    from .selftest import run_selftest  # noqa: PLC0415 - selftest imports this module
-
-    if not hasattr(load_backport_module(backport), SELFTEST_HOOK):
-        return result
-    outcome = run_selftest(manifest.path, backport.id)
-    return replace(
-        result,
-        selftest="passed" if outcome.passed else "failed",
-        selftest_message=outcome.message,
-    )
-
-
-def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
-    """Restore the exact original objects of the applied backports, and drop the
-    pending ones.
-
-    ``ids`` limits it to those backports (default: all). Returns the ids reverted.
-    """
-    if isinstance(ids, str):
-        ids = (ids,)
-    if ids is not None and not all(isinstance(i, str) for i in ids):
-        raise UsageError("revert() takes backport ids as strings")
-    selected = None if ids is None else tuple(ids)
-    lazy.cancel(selected)
-    reverted = patcher.revert(selected)
-    for backport_id in reverted:
-        lazy.forget(backport_id)
-    _retag()
-    return reverted
-
-
-def applied() -> tuple[patcher.AppliedBackport, ...]:
-    """Return the backports currently applied in this process."""
-    return patcher.applied()

@@ -1,0 +1,106 @@
+"""Process settings read from the environment: which manifest, which backports are
+switched off, where the cache and the internal-error log go, and logging.
+
+Stdlib only: ``apply()`` at server startup reads all of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
+DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
+LOG_ENV = "BACKPORT_TOOL_LOG"
+CACHE_ENV = "BACKPORT_TOOL_CACHE_DIR"
+
+# The word in BACKPORT_TOOL_DISABLE that switches every backport off.
+ALL = "all"
+LOCAL_MANIFEST = "manifest.yaml"
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# `apply -- CMD` and apply()'s subprocess reach put this directory on the path:
+# it holds only our sitecustomize.
+BOOT_DIR = PACKAGE_DIR / "_boot"
+
+logger = logging.getLogger("backport_tool")
+
+
+def bundled_manifest_path() -> Path:
+    """Return the manifest shipped with the package.
+
+    A wheel carries it as ``backport_tool/_bundled/manifest.yaml``; a source
+    checkout has it at the repository root.
+    """
+    installed = PACKAGE_DIR / "_bundled" / "manifest.yaml"
+    if installed.is_file():
+        return installed
+    return PACKAGE_DIR.parent / "manifest.yaml"
+
+
+def default_manifest_path() -> Path:
+    """``$BACKPORT_TOOL_MANIFEST`` if set, else the bundled manifest."""
+    from_env = os.environ.get(MANIFEST_ENV)
+    return Path(from_env) if from_env else bundled_manifest_path()
+
+
+# Tools run inside a project (the CLI, the pytest plugin) look for its
+# manifest.yaml before falling back to the bundled one. The library's apply()
+# does not: a server's working directory must not decide what gets patched.
+def project_manifest_path(*directories: Path) -> Path | None:
+    from_env = os.environ.get(MANIFEST_ENV)
+    if from_env:
+        return Path(from_env)
+    for directory in directories:
+        if (directory / LOCAL_MANIFEST).is_file():
+            return directory / LOCAL_MANIFEST
+    return None
+
+
+def cache_dir() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "backport-tool"
+
+
+def internal_log_path() -> Path:
+    return cache_dir() / "backport-tool.log"
+
+
+def disabled_ids() -> frozenset[str]:
+    # Ids are lowercase by schema, so folding case loses nothing and makes
+    # `ALL` and `All` mean what the user meant.
+    raw = os.environ.get(DISABLE_ENV, "")
+    return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def is_disabled(backport_id: str, disabled: frozenset[str]) -> bool:
+    return ALL in disabled or backport_id in disabled
+
+
+class _Logging:
+    configured = False
+
+
+def configure_logging() -> None:
+    """Honour ``BACKPORT_TOOL_LOG=DEBUG|INFO|WARNING|ERROR|OFF`` (once per process)."""
+    level_name = os.environ.get(LOG_ENV, "").strip().upper()
+    if not level_name or _Logging.configured:
+        return
+    _Logging.configured = True
+    if level_name == "OFF":
+        logger.setLevel(logging.CRITICAL + 1)
+        return
+    level = logging.getLevelName(level_name)
+    if not isinstance(level, int):
+        logger.warning("backport-tool: ignoring %s=%r: not a logging level", LOG_ENV, level_name)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    # Our handler prints already; the root logger would print it twice.
+    logger.propagate = False

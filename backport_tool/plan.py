@@ -1,0 +1,152 @@
+"""The startup plan: ``engine.decide``'s answer for every backport of a manifest,
+kept as JSON between processes so that ``apply()`` at startup needs neither
+yaml nor the validator.
+
+A plan is keyed by the manifest's real path and bytes, backport-tool's
+version, the installed version and the disabled set. A cached plan is only
+trusted after it is checked against the manifest it claims to be for:
+anything foreign, invalid or incomplete is rebuilt, never used. Stdlib only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import cache_dir
+from .manifest_file import ManifestFile
+from .report import Status
+
+logger = logging.getLogger("backport_tool")
+
+PLAN_FORMAT = 3
+# What decide() can answer; READY backports are verified and applied later.
+DECIDED = frozenset(
+    {Status.RETIRED, Status.DISABLED, Status.NOT_APPLICABLE, Status.FIXED_UPSTREAM, Status.READY}
+)
+
+# Enough of the schema to cross-check a cached plan without yaml: block-style
+# `id:` keys (only backports have one). A manifest written another way simply
+# never matches, and its plan is rebuilt every time: slower, never wrong.
+_ID_LINE = re.compile(r"""^[ \t-]*id:[ \t]*['"]?([a-z0-9][a-z0-9-]*)['"]?[ \t]*(?:#.*)?$""", re.M)
+_PACKAGE_LINE = re.compile(r"""^package:[ \t]*['"]?([^'"#\s]+)""", re.M)
+
+
+@dataclass(frozen=True)
+class PlanEntry:
+    id: str
+    status: Status
+    reason: str
+    modules: tuple[str, ...]  # the targets' modules, whose import applies it
+
+
+@dataclass(frozen=True)
+class Plan:
+    package: str
+    version: str | None
+    entries: tuple[PlanEntry, ...]
+
+
+def package_name(raw: bytes) -> str | None:
+    """The manifest's ``package``, read without yaml (only to know which version to
+    read before a plan exists; the validator has the last word)."""
+    match = _PACKAGE_LINE.search(raw.decode("utf-8", errors="replace"))
+    return match.group(1) if match else None
+
+
+def plan_path(file: ManifestFile, version: str | None, disabled: frozenset[str]) -> Path:
+    key = hashlib.sha256()
+    parts = (str(file.location), __version__, str(version), ",".join(sorted(disabled)))
+    for part in (*parts, str(PLAN_FORMAT)):
+        key.update(part.encode() + b"\0")
+    key.update(file.raw)
+    return cache_dir() / f"plan-{key.hexdigest()[:32]}.json"
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def to_json(plan: Plan, file: ManifestFile, disabled: frozenset[str]) -> dict[str, Any]:
+    return {
+        "format": PLAN_FORMAT,
+        "manifest_sha256": _digest(file.raw),
+        "package": plan.package,
+        "version": plan.version,
+        "disabled": sorted(disabled),
+        "backports": [
+            {"id": e.id, "status": e.status.value, "reason": e.reason, "modules": list(e.modules)}
+            for e in plan.entries
+        ],
+    }
+
+
+def from_json(
+    data: object, file: ManifestFile, version: str | None, disabled: frozenset[str]
+) -> Plan | None:
+    """The plan ``data`` describes, if it is one for exactly this manifest and
+    environment; None for anything else."""
+    if not isinstance(data, dict):
+        return None
+    if (
+        data.get("format") != PLAN_FORMAT
+        or data.get("manifest_sha256") != _digest(file.raw)
+        or data.get("version") != version
+        or data.get("disabled") != sorted(disabled)
+        or not isinstance(data.get("package"), str)
+        or not isinstance(data.get("backports"), list)
+    ):
+        return None
+    entries = [_entry(item) for item in data["backports"]]
+    if any(e is None for e in entries):
+        return None
+    checked = tuple(e for e in entries if e is not None)
+    ids = [e.id for e in checked]
+    expected = set(_ID_LINE.findall(file.raw.decode("utf-8", errors="replace")))
+    # Complete: one entry per backport of the manifest, no more, no fewer.
+    if len(set(ids)) != len(ids) or set(ids) != expected:
+        return None
+    return Plan(data["package"], version, checked)
+
+
+def _entry(item: object) -> PlanEntry | None:
+    if not isinstance(item, dict):
+        return None
+    ident, status, reason, modules = (item.get(k) for k in ("id", "status", "reason", "modules"))
+    if not (isinstance(ident, str) and isinstance(reason, str) and isinstance(modules, list)):
+        return None
+    if not all(isinstance(m, str) and m for m in modules):
+        return None
+    try:
+        decided = Status(status)
+    except ValueError:
+        return None
+    if decided not in DECIDED or (decided is Status.READY and not modules):
+        return None
+    return PlanEntry(ident, decided, reason, tuple(modules))
+
+
+def load(path: Path, file: ManifestFile, version: str | None, disabled: frozenset[str]) -> Plan | None:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return None
+    return from_json(data, file, version, disabled)
+
+
+def store(path: Path, plan: Plan, file: ManifestFile, disabled: frozenset[str]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(to_json(plan, file, disabled)), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        # A read-only home only costs speed: the plan is rebuilt next time.
+        logger.debug("backport-tool: cannot cache the plan in %s: %s", path.parent, exc)
