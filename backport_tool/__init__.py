@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
+    from .api import applied, apply, check, current_report, revert
+    from .config import default_manifest_path
     from .errors import (
         BackportToolError,
         InstalledVersionError,
@@ -19,8 +21,6 @@ if TYPE_CHECKING:
         UsageError,
         VerificationError,
     )
-    from .api import applied, apply, check, current_report, revert
-    from .config import default_manifest_path
     from .lock import LockEntry, lock
     from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
     from .matrix import Matrix, build_matrix

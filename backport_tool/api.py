@@ -18,7 +18,7 @@ import sys
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from . import cachekey, lazy, patcher, plan
 from .config import (
@@ -44,10 +44,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("backport_tool")
 
+
 class _State:
     lock = threading.RLock()
     # Each manifest is parsed once per process: by path, real file and bytes.
-    manifests: dict[tuple[Path, Path, str], Manifest] = {}
+    manifests: ClassVar[dict[tuple[Path, Path, str], Manifest]] = {}
     # The manifest this process exported in BACKPORT_TOOL_MANIFEST; a later
     # apply() of another manifest never switches it under the running process.
     exported: Path | None = None
@@ -141,8 +142,7 @@ def reach_subprocesses(location: Path) -> None:
     with _State.lock:
         if _State.exported not in (None, location):
             logger.warning(
-                "backport-tool: subprocesses keep applying %s; %s is applied in this "
-                "process only",
+                "backport-tool: subprocesses keep applying %s; %s is applied in this process only",
                 _State.exported,
                 location,
             )

@@ -54,7 +54,9 @@ def decide(
         return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
     if version is None:
         return Decision(Status.NOT_APPLICABLE, f"{package} is not installed")
-    decision = gate(package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text)
+    decision = gate(
+        package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text
+    )
     if decision.fixed_upstream:
         return Decision(Status.FIXED_UPSTREAM, decision.reason)
     if not decision.eligible:

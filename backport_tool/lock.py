@@ -4,11 +4,10 @@ manifest, keeping the comments and key order a human wrote."""
 
 from __future__ import annotations
 
+import enum
 import io
 import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from packaging.version import Version
@@ -16,12 +15,26 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from .api import manifest_for
+from .engine import decide
 from .errors import UsageError
-from .inspection import Inspector, LiveInspector, Presence, StaticInspector
-from .loader import resolve_manifest
+from .files import read_text, write_text_preserving
+from .inspection import Inspector, LiveInspector, StaticInspector
 from .manifest import Manifest, Target, parse_manifest
+from .report import Presence, Status
 from .static import StaticIndex, open_tree
-from .versions import gate, installed_version
+from .versions import installed_version
+
+
+class LockAction(str, enum.Enum):
+    """What ``lock`` did with one target or one backport."""
+
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -30,8 +43,17 @@ class LockEntry:
 
     backport: str
     symbol: str | None
-    action: str  # "updated", "unchanged", "skipped"
+    action: LockAction
     detail: str
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The entry as plain JSON-ready values."""
+        return {
+            "backport": self.backport,
+            "symbol": self.symbol,
+            "action": self.action.value,
+            "detail": self.detail,
+        }
 
 
 def _round_trip() -> YAML:
@@ -71,7 +93,7 @@ def lock(
     fingerprint that still matches gains the version in ``recorded_from``; one
     that changed replaces the old one. Returns what was done per target.
     """
-    loaded = resolve_manifest(manifest)
+    loaded = manifest_for(manifest)
     inspector: Inspector
     if source is None:
         version = installed_version(loaded.package)
@@ -89,29 +111,32 @@ def lock(
 
     yaml = _round_trip()
     path = loaded.path
-    document = yaml.load(path.read_text(encoding="utf-8"))
+    # ruamel.yaml sees the text without BOM and with \n line endings; the
+    # file is written back in the style it was read in.
+    text, style = read_text(path)
+    document = yaml.load(text)
     entries: list[LockEntry] = []
     for index, backport in enumerate(loaded.backports):
-        decision = gate(loaded.package, version, backport.applies_to, None)
-        if backport.retired or not decision.eligible:
-            why = "retired" if backport.retired else decision.reason
-            entries.append(LockEntry(backport.id, None, "skipped", why))
+        # Lock what would apply to this version, whatever switches it off here.
+        decision = decide(backport, version, frozenset(), loaded.package)
+        if decision.status is not Status.READY:
+            entries.append(LockEntry(backport.id, None, LockAction.SKIPPED, decision.reason))
             continue
         pin = backport.module_sha256()
         if backport.sha256 != pin:
             _set(document["backports"][index], "sha256", pin, after="module")
-            entries.append(LockEntry(backport.id, None, "updated", f"sha256 {pin}"))
+            entries.append(LockEntry(backport.id, None, LockAction.UPDATED, f"sha256 {pin}"))
         raw_targets = document["backports"][index]["targets"]
         for target, raw in zip(backport.targets, raw_targets, strict=True):
             entries.append(_lock_target(backport.id, target, raw, inspector, label))
 
-    if any(e.action == "updated" for e in entries):
+    if any(e.action is LockAction.UPDATED for e in entries):
         buffer = io.StringIO()
         yaml.dump(document, buffer)
         # What lock writes must itself be a valid manifest; check before the
         # file is replaced.
         parse_manifest(buffer.getvalue(), path)
-        _write_atomically(path, buffer.getvalue())
+        write_text_preserving(path, buffer.getvalue(), style=style)
     return tuple(entries)
 
 
@@ -122,7 +147,7 @@ def _lock_target(
     symbol = str(target.symbol)
     if facts.presence is not Presence.FOUND or facts.function is None:
         why = facts.message or "no Python source to fingerprint"
-        return LockEntry(backport_id, symbol, "skipped", why)
+        return LockEntry(backport_id, symbol, LockAction.SKIPPED, why)
     fingerprint = facts.function.fingerprint
     changes: list[str] = []
     signature = facts.signature or facts.function.signature
@@ -139,16 +164,7 @@ def _lock_target(
         _set(raw, "recorded_from", _versions(recorded, label), after="fingerprint")
         changes.append(f"recorded from {label}")
     if not changes:
-        return LockEntry(backport_id, symbol, "unchanged", f"matches {fingerprint} ({label})")
-    return LockEntry(backport_id, symbol, "updated", ", ".join(changes))
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return LockEntry(
+            backport_id, symbol, LockAction.UNCHANGED, f"matches {fingerprint} ({label})"
+        )
+    return LockEntry(backport_id, symbol, LockAction.UPDATED, ", ".join(changes))

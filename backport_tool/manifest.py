@@ -529,9 +529,7 @@ class _Checker:
         # inside the root cannot point the loader at code outside it.
         resolved = (root / relative).resolve()
         if not resolved.is_relative_to(root):
-            self.expect(
-                keypath, f"a path inside the manifest's directory {self.shown_base}", text
-            )
+            self.expect(keypath, f"a path inside the manifest's directory {self.shown_base}", text)
             return None
         if not resolved.is_file():
             self.error(keypath, f"file not found: {text} (looked in {self.shown_base})")

@@ -133,7 +133,9 @@ def _entry(item: object) -> PlanEntry | None:
     return PlanEntry(ident, decided, reason, tuple(modules))
 
 
-def load(path: Path, file: ManifestFile, version: str | None, disabled: frozenset[str]) -> Plan | None:
+def load(
+    path: Path, file: ManifestFile, version: str | None, disabled: frozenset[str]
+) -> Plan | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):

@@ -18,9 +18,9 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
-from .errors import BackportToolError
 from .api import apply, current_report, revert
 from .config import project_manifest_path
+from .errors import BackportToolError
 from .patcher import is_applied
 from .report import Report, Status
 

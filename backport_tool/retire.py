@@ -41,25 +41,64 @@ def parse_supported(text: str, package: str) -> SpecifierSet:
     return requirement.specifier
 
 
+def _kind(value: object) -> str:
+    # What a TOML key holds, for "got a string" in messages.
+    kinds = {bool: "a boolean", str: "a string", int: "an integer", float: "a float"}
+    kinds |= {list: "a list", dict: "a table"}
+    return kinds.get(type(value), "a date or time")
+
+
 def supported_from_pyproject(path: Path, package: str) -> SpecifierSet:
     """The specifier of ``package`` in a pyproject.toml's ``[project] dependencies``."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UsageError(f"{path}: file not found") from None
+        raise UsageError(f"{path}: file not found; give the path of a pyproject.toml") from None
+    except IsADirectoryError:
+        raise UsageError(
+            f"{path}: is a directory; give the path of the pyproject.toml file in it"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "TOML files must be UTF-8"
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{path}: invalid TOML: {exc}") from None
-    dependencies = data.get("project", {}).get("dependencies", [])
-    for item in dependencies if isinstance(dependencies, list) else []:
+    project = data.get("project", {})
+    if not isinstance(project, dict):
+        raise UsageError(f"{path}: [project] must be a table, got {_kind(project)}")
+    dependencies = project.get("dependencies", [])
+    if not isinstance(dependencies, list):
+        raise UsageError(
+            f"{path}: [project] dependencies must be a list of requirement strings, "
+            f"got {_kind(dependencies)}"
+        )
+    found: SpecifierSet | None = None
+    # Every entry is checked, not only those before the match: whether a
+    # broken entry is reported must not depend on where it sits.
+    for index, item in enumerate(dependencies):
+        key = f"[project] dependencies[{index}]"
+        if not isinstance(item, str):
+            raise UsageError(f"{path}: {key} must be a requirement string, got {_kind(item)}")
         try:
-            requirement = Requirement(str(item))
-        except InvalidRequirement:
-            continue
-        if canonicalize_name(requirement.name) == canonicalize_name(package):
-            return requirement.specifier
-    raise UsageError(
-        f"{path}: [project] dependencies has no requirement on {package}; pass --supported instead"
-    )
+            requirement = Requirement(item)
+        except InvalidRequirement as exc:
+            # packaging's message goes on with the text and a caret: keep one line.
+            why = str(exc).partition("\n")[0]
+            raise UsageError(f"{path}: {key} {item!r} is not a valid requirement: {why}") from None
+        if found is None and canonicalize_name(requirement.name) == canonicalize_name(package):
+            found = requirement.specifier
+    if found is None:
+        raise UsageError(
+            f"{path}: [project] dependencies has no requirement on {package}; "
+            "pass --supported instead"
+        )
+    return found
 
 
 def _candidates(sets: list[SpecifierSet], extra: list[Version]) -> list[Version]:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import ast
 import builtins
+import contextlib
 import importlib.util
 import inspect
 import io
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .errors import UsageError
-from .inspection import LiveInspector, Presence
-from .lock import _round_trip, _write_atomically
-from .manifest import _ID_RE, SymbolRef, parse_manifest
+from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
+from .inspection import LiveInspector
+from .lock import _round_trip
+from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
+from .report import Presence
 from .source import parse_signature
 from .versions import installed_version
 
@@ -52,26 +56,50 @@ def selftest() -> None:
 '''
 
 
+class Scaffolded(NamedTuple):
+    """The files ``new`` wrote: the manifest (as given) and the new backport module."""
+
+    manifest: Path
+    module: Path
+
+    def to_dict(self) -> dict[str, str]:
+        """The paths as JSON-ready strings."""
+        return {"manifest": str(self.manifest), "module": str(self.module)}
+
+
 def scaffold(
     manifest_path: str | os.PathLike[str],
     backport_id: str,
     target: str,
     package: str | None = None,
-) -> list[Path]:
-    """Write a backport module skeleton and its manifest entry; return the paths written."""
+) -> Scaffolded:
+    """Write a backport module skeleton and its manifest entry; return the paths written.
+
+    An existing manifest must be valid; nothing is written otherwise, nor when
+    any write fails.
+    """
     if not _ID_RE.match(backport_id):
         raise UsageError(f"id {backport_id!r} must match [a-z0-9][a-z0-9-]*")
     try:
         ref = SymbolRef.parse(target)
     except ValueError as exc:
         raise UsageError(f"--target {target!r} is not module:qualname ({exc})") from None
+    path = Path(manifest_path)
+    # A dangling link is refused here, not mistaken for "no manifest yet".
+    manifest_file = write_target(path)
+    exists = manifest_file.exists()
+    if exists:
+        # The project's validator, before anything is changed: `new` must not
+        # build on a manifest that every other command would refuse.
+        load_manifest(path)
     facts = LiveInspector().inspect(ref)
     if facts.presence is not Presence.FOUND or facts.function is None:
         raise UsageError(f"cannot read the installed {target}: {facts.message or 'no source'}")
-    path = Path(manifest_path)
     yaml = _round_trip()
-    if path.exists():
-        document = yaml.load(path.read_text(encoding="utf-8"))
+    style = TextStyle()
+    if exists:
+        text, style = read_text(manifest_file)
+        document = yaml.load(text)
         package = str(document.get("package"))
     else:
         # The distribution that gates the patch set; torch's module and
@@ -86,12 +114,64 @@ def scaffold(
     if any(entry.get("id") == backport_id for entry in document.get("backports") or []):
         raise UsageError(f"{path} already has a backport {backport_id!r}")
     module_rel = f"backports/{backport_id.replace('-', '_')}.py"
-    module_path = path.parent / module_rel
-    if module_path.exists():
-        raise UsageError(f"{module_path} already exists; choose another id")
+    # Module paths are relative to the manifest's REAL location (symlinks
+    # resolved), the rule the loader uses to find them; through a symlinked
+    # manifest the module lands next to the file the link points to.
+    base = manifest_file.parent
+    module_path = base / module_rel
+    # Said as the user spelled the manifest when that is the same directory.
+    shown = path.parent / module_rel if path.parent.resolve() == base else module_path
+    if write_target(shown, within=base).exists():
+        raise UsageError(f"{shown} already exists; choose another id")
     name = ref.qualname.rsplit(".", 1)[-1]
     signature = facts.signature or facts.function.signature
     summary = f"TODO: one line on what {backport_id} fixes"
+    if document.get("backports") is None:
+        document["backports"] = []
+    document["backports"].append(
+        _entry(
+            backport_id,
+            summary,
+            target,
+            name,
+            signature,
+            facts.function.fingerprint,
+            version.public,
+            f">={series}.0,<{major}.{minor + 1}",
+            module_rel,
+        )
+    )
+    buffer = io.StringIO()
+    yaml.dump(document, buffer)
+    skeleton = SKELETON.format(
+        summary=summary.replace("TODO: one line on", "Backport:"),
+        package=package,
+        series=series,
+        target=target,
+        name=name,
+        signature=signature,
+        qualname=ref.qualname,
+        id=backport_id,
+        imports=_annotation_imports(signature, ref.module),
+    )
+    result = Scaffolded(path, shown)
+    _write_both(result, module_path.parent, skeleton, manifest_file, buffer.getvalue(), style)
+    return result
+
+
+def _entry(
+    backport_id: str,
+    summary: str,
+    target: str,
+    name: str,
+    signature: str,
+    fingerprint: str,
+    version: str,
+    applies_to: str,
+    module: str,
+) -> CommentedMap:
+    recorded_from = CommentedSeq([DoubleQuotedScalarString(version)])
+    recorded_from.fa.set_flow_style()
     targets = CommentedSeq(
         [
             CommentedMap(
@@ -99,50 +179,74 @@ def scaffold(
                     ("symbol", DoubleQuotedScalarString(target)),
                     ("replacement", name),
                     ("signature", DoubleQuotedScalarString(signature)),
-                    ("fingerprint", DoubleQuotedScalarString(facts.function.fingerprint)),
-                    ("recorded_from", CommentedSeq([DoubleQuotedScalarString(version.public)])),
+                    ("fingerprint", DoubleQuotedScalarString(fingerprint)),
+                    ("recorded_from", recorded_from),
                 ]
             )
         ]
     )
-    targets[0]["recorded_from"].fa.set_flow_style()
-    entry = CommentedMap(
+    return CommentedMap(
         [
             ("id", backport_id),
             ("summary", summary),
-            ("applies_to", DoubleQuotedScalarString(f">={series}.0,<{major}.{minor + 1}")),
-            ("module", module_rel),
+            ("applies_to", DoubleQuotedScalarString(applies_to)),
+            ("module", module),
             ("targets", targets),
         ]
     )
-    if document.get("backports") is None:
-        document["backports"] = []
-    document["backports"].append(entry)
-    buffer = io.StringIO()
-    yaml.dump(document, buffer)
-    module_path.parent.mkdir(parents=True, exist_ok=True)
-    module_path.write_text(
-        SKELETON.format(
-            summary=summary.replace("TODO: one line on", "Backport:"),
-            package=package,
-            series=series,
-            target=target,
-            name=name,
-            signature=signature,
-            qualname=ref.qualname,
-            id=backport_id,
-            imports=_annotation_imports(signature, ref.module),
-        ),
-        encoding="utf-8",
-    )
+
+
+def _write_both(
+    result: Scaffolded,
+    module_directory: Path,
+    skeleton: str,
+    manifest_file: Path,
+    manifest_text: str,
+    style: TextStyle,
+) -> None:
+    # All or nothing: the module first (the validation needs it in place),
+    # then the manifest; a failure removes the module and the directories
+    # made for it.
+    base = manifest_file.parent
+    created = _make_directories(module_directory, result.module)
     try:
-        # Validate the result as a whole, with the module now in place.
-        parse_manifest(buffer.getvalue(), path)
-        _write_atomically(path, buffer.getvalue())
+        module_file = write_text_preserving(result.module, skeleton, style=TextStyle(), within=base)
+        try:
+            # Validate the result as a whole, with the module now in place.
+            parse_manifest(manifest_text, manifest_file)
+            write_text_preserving(result.manifest, manifest_text, style=style)
+        except BaseException:
+            module_file.unlink(missing_ok=True)
+            raise
     except BaseException:
-        module_path.unlink(missing_ok=True)
+        for directory in reversed(created):
+            _remove_empty(directory)
         raise
-    return [path, module_path]
+
+
+def _make_directories(directory: Path, module: Path) -> list[Path]:
+    # Returns the directories created, so that a failed `new` removes them.
+    missing: list[Path] = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    created: list[Path] = []
+    for step in reversed(missing):
+        try:
+            step.mkdir()
+        except OSError as exc:
+            for made in reversed(created):
+                _remove_empty(made)
+            raise cannot_write(module, exc) from None
+        created.append(step)
+    return created
+
+
+def _remove_empty(directory: Path) -> None:
+    # Something put there meanwhile keeps the directory.
+    with contextlib.suppress(OSError):
+        directory.rmdir()
 
 
 def _annotation_imports(signature: str, home: str) -> str:

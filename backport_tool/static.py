@@ -1,6 +1,13 @@
 """Reading another version of a package without installing or importing it:
 a wheel, an unpacked tree, or a git revision (through gitpython, work tree
-untouched). Symbols are looked up by parsing the sources with ``ast``."""
+untouched). Symbols are looked up by parsing the sources with ``ast``.
+
+Every file is read with a size limit (:data:`MAX_FILE_BYTES`). A source
+module that is over it, damaged, or that Python's parser gives up on (nesting
+too deep) makes its lookups :class:`Unknown`, with a message naming the file;
+the rest of the tree is still read. A dist-info ``METADATA`` that cannot be
+read raises :class:`~backport_tool.errors.UsageError`, since without it the
+version is unknown."""
 
 from __future__ import annotations
 
@@ -12,13 +19,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from packaging.utils import canonicalize_name
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
 from packaging.version import InvalidVersion, Version
 
 from .errors import UsageError
 from .manifest import SymbolRef
 
 _VERSION_PY = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+
+# The largest source file in torch 2.11 is 1.3 MB. Parsing costs far more than
+# reading (8 MiB of short statements took ast.parse 28 s and 5 GB), so the
+# limit is 6x that file, not the hundreds of MB a damaged or hostile wheel can
+# inflate to.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+# PEP 508 names, ASCII only: re.IGNORECASE alone would let "K" (KELVIN SIGN)
+# match [a-z].
+_NAME = re.compile(r"[A-Z0-9](?:[A-Z0-9._-]*[A-Z0-9])?", re.IGNORECASE | re.ASCII)
+
+
+class UnreadableFile(UsageError):
+    """A file the tree holds but that cannot be read: too large, damaged or
+    not permitted. Lookups in such a module are :class:`Unknown`."""
 
 
 class SourceTree(Protocol):
@@ -27,7 +54,8 @@ class SourceTree(Protocol):
     label: str
 
     def read(self, relpath: str) -> str | None:
-        """Return the text of ``relpath``, or None if the tree has no such file."""
+        """Return the text of ``relpath``, or None if the tree has no such file;
+        raise :class:`UnreadableFile` if it has one that cannot be read."""
         ...
 
     def version(self, package: str) -> Version | None:
@@ -35,11 +63,33 @@ class SourceTree(Protocol):
         ...
 
 
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:g} MiB" if limit >= 2**20 else f"{limit} bytes"
+
+
+def _too_large(where: str) -> UnreadableFile:
+    return UnreadableFile(
+        f"{where} is larger than {_size(MAX_FILE_BYTES)}, the most backport-tool reads of one "
+        "file; check that the source is not damaged"
+    )
+
+
+def _text(data: bytes) -> str:
+    # Sources and METADATA are UTF-8; a stray byte must not stop the rest of
+    # the file (or its Version field, which is ASCII) from being read.
+    return data.decode("utf-8", errors="replace")
+
+
 def _parse_version(text: str, where: str) -> Version:
+    text = text.strip()
     try:
-        return Version(text.strip())
+        # Versions are ASCII; that is not left to the pattern of whichever
+        # packaging release is installed.
+        if not text.isascii():
+            raise InvalidVersion(text)
+        return Version(text)
     except InvalidVersion:
-        raise UsageError(f"{where} gives version {text.strip()!r}, which is not PEP 440") from None
+        raise UsageError(f"{where} gives version {text!r}, which is not PEP 440") from None
 
 
 def _version_from_files(tree: SourceTree, package: str) -> Version | None:
@@ -56,9 +106,43 @@ def _version_from_files(tree: SourceTree, package: str) -> Version | None:
     return None
 
 
-def _metadata_version(text: str, where: str) -> Version | None:
-    value = email.parser.Parser().parsestr(text).get("Version")
-    return _parse_version(value, where) if value else None
+def _metadata_version(text: str, where: str) -> Version:
+    value = email.parser.HeaderParser().parsestr(text).get("Version")
+    if value is None or not str(value).strip():
+        raise UsageError(
+            f"{where} has no Version field; a dist-info's METADATA must give the version "
+            "it holds (rebuild or reinstall the package)"
+        )
+    return _parse_version(str(value), where)
+
+
+def _dist_info_name(folder: str) -> NormalizedName | None:
+    """The project of a ``NAME-VERSION.dist-info`` folder, or None for any
+    other name: a folder this cannot parse is skipped as if absent."""
+    stem = folder.removesuffix(".dist-info")
+    name, sep, version = stem.rpartition("-")
+    if stem == folder or not sep or not folder.isascii() or not _NAME.fullmatch(name):
+        return None
+    try:
+        Version(version)
+    except InvalidVersion:
+        return None
+    return canonicalize_name(name)
+
+
+def _check_wheel_name(path: Path) -> None:
+    try:
+        parse_wheel_filename(path.name)
+    except InvalidWheelFilename:
+        valid = False
+    else:
+        # parse_wheel_filename takes "K" (KELVIN SIGN) or "pkg_" in a project name.
+        valid = path.name.isascii() and bool(_NAME.fullmatch(path.name.split("-", 1)[0]))
+    if not valid:
+        raise UsageError(
+            f"cannot read wheel {path}: {path.name!r} is not a wheel file name; rename it to "
+            "NAME-VERSION[-BUILD]-PYTHON-ABI-PLATFORM.whl (ASCII only), as pip names wheels"
+        )
 
 
 class WheelTree:
@@ -66,25 +150,41 @@ class WheelTree:
 
     def __init__(self, path: Path) -> None:
         self.label = path.name
+        _check_wheel_name(path)
         try:
             self._zip = zipfile.ZipFile(path)
         except (OSError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot read wheel {path}: {exc}") from None
-        self._names = set(self._zip.namelist())
+        self._members = {info.filename: info for info in self._zip.infolist()}
 
     def read(self, relpath: str) -> str | None:
-        if relpath not in self._names:
-            return None
-        return self._zip.read(relpath).decode("utf-8", errors="replace")
+        info = self._members.get(relpath)
+        return None if info is None else _text(self._read_member(info))
+
+    def _read_member(self, info: zipfile.ZipInfo) -> bytes:
+        where = f"{self.label}: {info.filename}"
+        if info.file_size > MAX_FILE_BYTES:
+            raise _too_large(where)
+        try:
+            with self._zip.open(info) as member:
+                # file_size is only what the header claims: read one byte
+                # past it, never more, whatever the member holds.
+                data = member.read(info.file_size + 1)
+        # A damaged member fails in whichever decompressor it names (zlib.error,
+        # lzma.LZMAError, EOFError, BadZipFile for a bad CRC, RuntimeError when
+        # encrypted...): all of them mean the same to the user.
+        except Exception as exc:
+            raise UnreadableFile(f"{where} cannot be read: {exc}") from None
+        if len(data) > info.file_size:
+            raise UnreadableFile(f"{where} cannot be read: it holds more than its header says")
+        return data
 
     def version(self, package: str) -> Version | None:
         wanted = canonicalize_name(package)
-        for name in self._names:
-            parts = name.split("/")
-            if len(parts) == 2 and parts[1] == "METADATA" and parts[0].endswith(".dist-info"):
-                dist = parts[0][: -len(".dist-info")].rsplit("-", 1)[0]
-                if canonicalize_name(dist) == wanted:
-                    return _metadata_version(self._zip.read(name).decode(), f"{self.label}: {name}")
+        for name, info in sorted(self._members.items()):
+            folder, _, leaf = name.partition("/")
+            if leaf == "METADATA" and _dist_info_name(folder) == wanted:
+                return _metadata_version(_text(self._read_member(info)), f"{self.label}: {name}")
         return _version_from_files(self, package)
 
 
@@ -96,19 +196,35 @@ class DirTree:
         self._root = path
 
     def read(self, relpath: str) -> str | None:
-        path = self._root / relpath
+        data = self._read(self._root / relpath, f"{self.label}: {relpath}")
+        return None if data is None else _text(data)
+
+    @staticmethod
+    def _read(path: Path, where: str) -> bytes | None:
+        # Not a regular file (a directory, or a FIFO that would block): absent.
+        if not path.is_file():
+            return None
         try:
-            return path.read_text(encoding="utf-8", errors="replace")
+            with path.open("rb") as file:
+                # Bounded, rather than trusting a size taken before the read.
+                data = file.read(MAX_FILE_BYTES + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             return None
+        except OSError as exc:
+            raise UnreadableFile(f"{where} cannot be read: {exc.strerror or exc}") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_large(where)
+        return data
 
     def version(self, package: str) -> Version | None:
         wanted = canonicalize_name(package)
         for info in sorted(self._root.glob("*.dist-info")):
-            dist = info.name[: -len(".dist-info")].rsplit("-", 1)[0]
+            if _dist_info_name(info.name) != wanted:
+                continue
             metadata = info / "METADATA"
-            if canonicalize_name(dist) == wanted and metadata.is_file():
-                return _metadata_version(metadata.read_text(), str(metadata))
+            data = self._read(metadata, str(metadata))
+            if data is not None:
+                return _metadata_version(_text(data), str(metadata))
         return _version_from_files(self, package)
 
 
@@ -134,8 +250,12 @@ class GitTree:
             return None
         if blob.type != "blob":
             return None
+        # A blob's size comes from git's own object header, which its hash
+        # covers; checking it first is enough.
+        if blob.size > MAX_FILE_BYTES:
+            raise _too_large(f"{self.label}: {relpath}")
         data: bytes = blob.data_stream.read()
-        return data.decode("utf-8", errors="replace")
+        return _text(data)
 
     def version(self, package: str) -> Version | None:
         return _version_from_files(self, package)
@@ -171,7 +291,8 @@ class Missing:
 
 @dataclass(frozen=True)
 class Unknown:
-    """The sources cannot say: the name comes from compiled code or is dynamic."""
+    """The sources cannot say: the name comes from compiled code or is dynamic,
+    or its module cannot be read or parsed."""
 
     message: str
 
@@ -180,6 +301,11 @@ Lookup = Found | Missing | Unknown
 
 _MAX_DEPTH = 25
 
+# Fingerprints copy.deepcopy and ast.unparse a found function: both recurse,
+# about 6 frames a level, and ran out of the default 1000 at 170 levels. The
+# deepest function in torch 2.11 (VariableBuilder._wrap) nests 95.
+MAX_FUNCTION_NESTING = 128
+
 
 class StaticIndex:
     """Looks up ``module:qualname`` symbols in a :class:`SourceTree` by parsing it."""
@@ -187,51 +313,83 @@ class StaticIndex:
     def __init__(self, tree: SourceTree) -> None:
         self.tree = tree
         self._modules: dict[str, tuple[ast.Module, bool] | None] = {}
+        self._files: dict[str, str] = {}
+        # Modules the tree has but that cannot be read or parsed, and why.
+        self._unreadable: dict[str, str] = {}
 
     def module(self, name: str) -> tuple[ast.Module, bool] | None:
-        """Return the module's AST and whether it is a package, or None if absent."""
+        """Return the module's AST and whether it is a package, or None if it is
+        absent or cannot be read or parsed."""
         if name not in self._modules:
-            base = name.replace(".", "/")
-            found: tuple[ast.Module, bool] | None = None
-            # A .pyi stub stands in for a compiled module (torch._C).
-            for relpath, is_package in (
-                (f"{base}.py", False),
-                (f"{base}/__init__.py", True),
-                (f"{base}.pyi", False),
-                (f"{base}/__init__.pyi", True),
-            ):
-                text = self.tree.read(relpath)
-                if text is not None:
-                    try:
-                        found = (ast.parse(text), is_package)
-                    except SyntaxError:
-                        found = None
-                    break
-            self._modules[name] = found
+            self._modules[name] = self._load(name)
         return self._modules[name]
+
+    def _load(self, name: str) -> tuple[ast.Module, bool] | None:
+        base = name.replace(".", "/")
+        # A .pyi stub stands in for a compiled module (torch._C).
+        for relpath, is_package in (
+            (f"{base}.py", False),
+            (f"{base}/__init__.py", True),
+            (f"{base}.pyi", False),
+            (f"{base}/__init__.pyi", True),
+        ):
+            try:
+                text = self.tree.read(relpath)
+            except UnreadableFile as exc:
+                self._unreadable[name] = str(exc)
+                return None
+            if text is None:
+                continue
+            self._files[name] = relpath
+            parsed = _parse(text)
+            if isinstance(parsed, str):
+                self._unreadable[name] = f"{self.tree.label}: {relpath} cannot be parsed: {parsed}"
+                return None
+            return parsed, is_package
+        return None
 
     def lookup(self, ref: SymbolRef) -> Lookup:
         """Find where ``ref`` is defined, following imports and base classes."""
         if self.module(ref.module) is None:
+            problem = self._unreadable.get(ref.module)
+            if problem is not None:
+                return Unknown(problem)
             return Missing(f"module {ref.module!r} not found in {self.tree.label}")
-        return self._in_module(ref.module, ref.qualname.split("."), 0)
+        result = self._in_module(ref.module, ref.qualname.split("."), 0)
+        if (
+            isinstance(result, Found)
+            and isinstance(result.node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and _nests_deeper(result.node, MAX_FUNCTION_NESTING)
+        ):
+            module = result.defined_on.split(":")[0]
+            where = f"{self.tree.label}: {self._files.get(module, module)}"
+            return Unknown(
+                f"{where}: {result.node.name} nests more than {MAX_FUNCTION_NESTING} "
+                "levels deep, too deep to fingerprint"
+            )
+        return result
 
     def _in_module(self, module: str, parts: list[str], depth: int) -> Lookup:
         loaded = self.module(module)
         if loaded is None:
-            return Unknown(f"module {module!r} has no Python source in {self.tree.label}")
+            return Unknown(
+                self._unreadable.get(module)
+                or f"module {module!r} has no Python source in {self.tree.label}"
+            )
         if depth > _MAX_DEPTH:
             return Unknown(f"import chain too deep at {module}")
         tree, is_package = loaded
         name, rest = parts[0], parts[1:]
         binding = _find_binding(tree.body, name)
         if binding is None:
-            if self.module(f"{module}.{name}") is not None:
+            submodule = f"{module}.{name}"
+            if self.module(submodule) is not None:
                 return (
-                    self._in_module(f"{module}.{name}", rest, depth + 1)
-                    if rest
-                    else Found(tree, f"{module}.{name}")
+                    self._in_module(submodule, rest, depth + 1) if rest else Found(tree, submodule)
                 )
+            problem = self._unreadable.get(submodule)
+            if problem is not None:
+                return Unknown(problem)
             for star in _star_imports(tree.body):
                 target = _absolute(module, is_package, star)
                 if self.module(target) is not None:
@@ -318,12 +476,14 @@ class StaticIndex:
 
 
 def _dotted(node: ast.expr) -> str | None:
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        inner = _dotted(node.value)
-        return f"{inner}.{node.attr}" if inner else None
-    return None
+    # A loop, not recursion: a base class may be a.b.c... thousands deep.
+    attrs: list[str] = []
+    while isinstance(node, ast.Attribute):
+        attrs.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(attrs)])
 
 
 def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -337,16 +497,23 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
 
 
 def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
-    # Top-level bindings may sit under if/try (TYPE_CHECKING, fallbacks).
+    # Top-level bindings may sit under if/try (TYPE_CHECKING, fallbacks), in
+    # source order. A stack, not recursion: an elif chain nests one If per
+    # branch, and Python parses thousands.
     out: list[ast.stmt] = []
-    for stmt in body:
+    pending: list[list[ast.stmt]] = [body]
+    while pending:
+        block = pending.pop()
+        if not block:
+            continue
+        stmt, after = block[0], block[1:]
         out.append(stmt)
+        nested: list[list[ast.stmt]] = []
         if isinstance(stmt, ast.If):
-            out += _statements(stmt.body) + _statements(stmt.orelse)
+            nested = [stmt.body, stmt.orelse]
         elif isinstance(stmt, ast.Try):
-            out += _statements(stmt.body) + _statements(stmt.orelse)
-            for handler in stmt.handlers:
-                out += _statements(handler.body)
+            nested = [stmt.body, stmt.orelse, *(handler.body for handler in stmt.handlers)]
+        pending += [after, *reversed(nested)]
     return out
 
 
@@ -383,3 +550,27 @@ def _star_imports(body: list[ast.stmt]) -> list[ast.ImportFrom]:
         for s in _statements(body)
         if isinstance(s, ast.ImportFrom) and any(a.name == "*" for a in s.names)
     ]
+
+
+def _parse(text: str) -> ast.Module | str:
+    """The module's AST, or why Python's parser gave up on it."""
+    try:
+        return ast.parse(text)
+    except SyntaxError as exc:  # "too many nested parentheses" is one
+        return f"{exc.msg} (line {exc.lineno})" if exc.lineno else exc.msg
+    except ValueError as exc:  # null bytes, before Python 3.12
+        return str(exc)
+    except RecursionError:
+        return "nesting too deep"
+    except MemoryError:  # the parser's own stack overflowing, on deep nesting
+        return "nesting too deep or too large"
+
+
+def _nests_deeper(node: ast.AST, limit: int) -> bool:
+    stack = [(node, 1)]
+    while stack:
+        current, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack += [(child, depth + 1) for child in ast.iter_child_nodes(current)]
+    return False

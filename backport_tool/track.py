@@ -19,8 +19,8 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import UsageError
 from .api import manifest_for
+from .errors import UsageError
 from .manifest import Manifest
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")

@@ -38,7 +38,7 @@ from torch._inductor.ir import StorageBox
 
 import backport_tool
 from backport_tool import patcher
-from backport_tool.loader import load_backport_module
+from backport_tool.engine import load_backport_module
 
 BACKPORT = "inductor-realize-on-reuse"
 

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
+import json
+import os
+import shutil
+import stat
 from pathlib import Path
 
 import pytest
 from helpers import PatchSet
+from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
 
 from backport_tool import ManifestError, Status, apply, check, load_manifest
-from backport_tool.lock import lock
+from backport_tool.errors import UsageError
+from backport_tool.lock import LockAction, lock
 
 MANIFEST = """\
 # The patch set (comment kept by lock)
@@ -147,3 +155,103 @@ def test_a_pinned_module_that_was_modified_is_not_run(patchset: PatchSet, manife
     )
     assert not marker.exists()
     assert patchset.target().Widget().compute(1) == 2
+
+
+def test_lock_actions_are_an_enum_and_entries_render_as_json(
+    patchset: PatchSet, manifest: Path
+) -> None:
+    entries = lock(manifest)
+    assert [e.action for e in entries] == [
+        LockAction.UPDATED,
+        LockAction.UPDATED,
+        LockAction.UPDATED,
+        LockAction.SKIPPED,
+    ]
+    assert (str(LockAction.UNCHANGED), f"{LockAction.SKIPPED:<9}|") == (
+        "unchanged",
+        "skipped  |",
+    )
+    assert json.loads(json.dumps([e.to_dict() for e in entries]))[3] == {
+        "backport": "later",
+        "symbol": None,
+        "action": "skipped",
+        "detail": entries[3].detail,
+    }
+    # A str enum: dataclasses.asdict output is JSON as it is.
+    assert json.loads(json.dumps(dataclasses.asdict(entries[0])))["action"] == "updated"
+
+
+def test_lock_keeps_the_manifests_mode(patchset: PatchSet, manifest: Path) -> None:
+    manifest.chmod(0o664)
+    lock(manifest)
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o664
+    assert "sha256:" in manifest.read_text()
+
+
+def test_lock_writes_through_a_symlinked_manifest(patchset: PatchSet, manifest: Path) -> None:
+    # Link and target share a directory, so that module paths mean the same
+    # through either.
+    real = manifest.with_name("manifest.real.yaml")
+    manifest.rename(real)
+    manifest.symlink_to(real.name)
+    lock(manifest)
+    assert (manifest.is_symlink(), os.readlink(manifest)) == (True, real.name)
+    assert load_manifest(real).get("fix").targets[0].fingerprints
+    assert sorted(p.name for p in manifest.parent.iterdir()) == [
+        "backports",
+        "manifest.real.yaml",
+        "manifest.yaml",
+    ]
+
+
+@pytest.mark.parametrize(("bom", "newline"), [(True, "\n"), (False, "\r\n"), (True, "\r\n")])
+def test_lock_keeps_a_bom_and_crlf_line_endings(
+    patchset: PatchSet, manifest: Path, tmp_path: Path, bom: bool, newline: str
+) -> None:
+    plain = tmp_path / "plain" / "manifest.yaml"
+    shutil.copytree(manifest.parent, plain.parent)
+    lock(plain)
+    text = MANIFEST.format(dist=patchset.dist, mod=patchset.module)
+    manifest.write_bytes(("\ufeff" * bom + text.replace("\n", newline)).encode())
+    lock(manifest)
+    expected = "\ufeff" * bom + plain.read_text().replace("\n", newline)
+    assert manifest.read_bytes() == expected.encode()
+
+
+def _cli_env(patchset: PatchSet, tmp_path: Path) -> dict[str, str]:
+    # An internal error's log goes to the test's directory, not ~/.cache.
+    return patchset.env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+
+
+def test_lock_on_a_read_only_filesystem_exits_2_and_changes_nothing(
+    patchset: PatchSet, manifest: Path, tmp_path: Path
+) -> None:
+    before = listing(patchset.patches)
+    proc = run_read_only(
+        patchset.patches,
+        ["lock", "--manifest", "manifest.yaml"],
+        cwd=patchset.patches,
+        env=_cli_env(patchset, tmp_path),
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "backport-tool: error: " + EROFS_MESSAGE.format(path="manifest.yaml") + "\n",
+    )
+    assert listing(patchset.patches) == before
+
+
+@pytest.mark.parametrize("call", ["open", "write", "replace"])
+def test_lock_write_error_is_a_usage_error_and_leaves_nothing_behind(
+    patchset: PatchSet, manifest: Path, monkeypatch: pytest.MonkeyPatch, call: str
+) -> None:
+    """OSError(EROFS) injected at the os-level call, in-process: the fallback
+    for sandboxes without read-only mounts, and the only way to fail after the
+    temporary file exists."""
+    before = listing(patchset.patches)
+
+    monkeypatch.setattr(os, call, fail_for(patchset.patches, getattr(os, call), errno.EROFS))
+    with pytest.raises(UsageError) as caught:
+        lock(manifest)
+    monkeypatch.undo()
+    assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
+    assert listing(patchset.patches) == before

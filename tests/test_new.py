@@ -3,13 +3,21 @@ and a manifest entry with the installed target's signature and fingerprint."""
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 import subprocess
 import typing
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import PatchSet, run_backport_tool
+from test_files import EROFS_MESSAGE, listing, run_read_only
+
+from backport_tool import load_manifest
+from backport_tool.errors import UsageError
+from backport_tool.scaffold import scaffold
 
 
 def cli(patchset: PatchSet, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -130,3 +138,207 @@ def test_new_skeleton_imports_what_its_annotations_name(
     exec(compile(skeleton.replace("if TYPE_CHECKING:", "if True:"), "fix.py", "exec"), namespace)
     hints = typing.get_type_hints(namespace[function])
     assert set(hints) >= {"x", "return"}
+
+
+def _cli_env(patchset: PatchSet, tmp_path: Path) -> dict[str, str]:
+    # An internal error's log goes to the test's directory, not ~/.cache.
+    return patchset.env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+
+
+def _new(patchset: PatchSet, work: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    return run_backport_tool(
+        "new",
+        "fix",
+        "--target",
+        patchset.sym("Widget.compute"),
+        "--manifest",
+        "manifest.yaml",
+        paths=[patchset.site],
+        cwd=work,
+        XDG_CACHE_HOME=str(tmp_path / "xdg"),
+    )
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    work = tmp_path / "project"
+    work.mkdir()
+    return work
+
+
+def _manifest(patchset: PatchSet) -> str:
+    return f"# mine\nversion: 1\npackage: {patchset.dist}\nbackports: []\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("", "manifest.yaml: <document>: expected a mapping, got null"),
+        ("- a\n- b\n", "manifest.yaml:1: <document>: expected a mapping, got a list"),
+        (
+            "version: 1\npackage: [x\n",
+            "manifest.yaml:3:1: invalid YAML: expected ',' or ']', but got '<stream end>'",
+        ),
+        (
+            "version: 1\nversion: 1\npackage: p\nbackports: []\n",
+            "manifest.yaml:2: version: duplicate key 'version'; keep one",
+        ),
+        (
+            "version: 1\npackage: p\nbackports:\n  a: 1\n",
+            "manifest.yaml:3: backports: expected a list, got a mapping",
+        ),
+    ],
+    ids=["empty", "list", "yaml-syntax", "duplicate-key", "backports-mapping"],
+)
+def test_new_refuses_an_invalid_manifest_and_writes_nothing(
+    patchset: PatchSet, work: Path, tmp_path: Path, text: str, problem: str
+) -> None:
+    (work / "manifest.yaml").write_text(text)
+    proc = _new(patchset, work, tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"backport-tool: error: invalid manifest: {problem}\n",
+    )
+    assert listing(work) == {"manifest.yaml": text.encode()}
+
+
+def test_new_returns_the_paths_it_wrote(patchset: PatchSet, work: Path) -> None:
+    target = patchset.sym("Widget.compute")
+    result = scaffold(work / "manifest.yaml", "fix-it", target, package=patchset.dist)
+    assert result == (work / "manifest.yaml", work / "backports" / "fix_it.py")
+    assert (result.manifest, result.module) == result
+    assert json.loads(json.dumps(result.to_dict())) == {
+        "manifest": str(work / "manifest.yaml"),
+        "module": str(work / "backports" / "fix_it.py"),
+    }
+
+
+def test_new_keeps_the_manifests_mode_bom_and_crlf(patchset: PatchSet, work: Path) -> None:
+    manifest = work / "manifest.yaml"
+    manifest.write_bytes(("\ufeff" + _manifest(patchset).replace("\n", "\r\n")).encode())
+    manifest.chmod(0o664)
+    scaffold(manifest, "fix", patchset.sym("Widget.compute"))
+    raw = manifest.read_bytes().decode()
+    assert raw.startswith("\ufeff# mine\r\nversion: 1\r\n")
+    assert raw.count("\n") == raw.count("\r\n") > 10
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o664
+    assert load_manifest(manifest).get("fix").module == work / "backports" / "fix.py"
+
+
+def test_new_writes_through_a_symlinked_manifest_next_to_its_target(
+    patchset: PatchSet, work: Path
+) -> None:
+    # Module paths are relative to the manifest's real location: the module
+    # lands next to the file the link points to, not next to the link.
+    (work / "real").mkdir()
+    real = work / "real" / "manifest.yaml"
+    real.write_text(_manifest(patchset))
+    link = work / "manifest.yaml"
+    link.symlink_to(Path("real") / "manifest.yaml")
+    result = scaffold(link, "fix", patchset.sym("Widget.compute"))
+    assert result == (link, work / "real" / "backports" / "fix.py")
+    assert (link.is_symlink(), os.readlink(link)) == (True, str(Path("real") / "manifest.yaml"))
+    assert "- id: fix" in real.read_text()
+    assert sorted(listing(work)) == [
+        "manifest.yaml",
+        "real",
+        "real/backports",
+        "real/backports/fix.py",
+        "real/manifest.yaml",
+    ]
+
+
+def test_new_refuses_a_dangling_manifest_link(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    (work / "manifest.yaml").symlink_to("gone.yaml")
+    proc = _new(patchset, work, tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "backport-tool: error: manifest.yaml is a symlink to gone.yaml, which does not "
+        "exist; nothing was written. Fix or remove the link and run the command again\n",
+    )
+    assert listing(work) == {"manifest.yaml": None}
+    assert (work / "manifest.yaml").is_symlink()
+
+
+def test_new_refuses_a_backports_link_that_leads_outside(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (work / "manifest.yaml").write_text(_manifest(patchset))
+    (work / "backports").symlink_to(outside)
+    proc = _new(patchset, work, tmp_path)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"backport-tool: error: backports/fix.py leads to {outside / 'fix.py'}, outside "
+        f"{work}; nothing was written. A patch set's files must stay inside the manifest's "
+        "directory: replace the symlink with a real directory there\n",
+    )
+    assert listing(outside) == {}
+    assert listing(work) == {"backports": None, "manifest.yaml": _manifest(patchset).encode()}
+
+
+def test_new_on_a_read_only_filesystem_exits_2_and_writes_nothing(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    (work / "manifest.yaml").write_text(_manifest(patchset))
+    before = listing(work)
+    proc = run_read_only(
+        work,
+        ["new", "fix", "--target", patchset.sym("Widget.compute"), "--manifest", "manifest.yaml"],
+        cwd=work,
+        env=_cli_env(patchset, tmp_path),
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "backport-tool: error: " + EROFS_MESSAGE.format(path="backports/fix.py") + "\n",
+    )
+    assert listing(work) == before
+
+
+def test_new_removes_its_module_when_the_manifest_cannot_be_written(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    # The manifest's directory is read-only, backports/ on it a writable mount:
+    # the module is written, the manifest is not, and the module must go.
+    (work / "manifest.yaml").write_text(_manifest(patchset))
+    (work / "backports").mkdir()
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    before = listing(work)
+    proc = run_read_only(
+        work,
+        ["new", "fix", "--target", patchset.sym("Widget.compute"), "--manifest", "manifest.yaml"],
+        cwd=work,
+        env=_cli_env(patchset, tmp_path),
+        writable=[(spill, work / "backports")],
+    )
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "backport-tool: error: " + EROFS_MESSAGE.format(path="manifest.yaml") + "\n",
+    )
+    assert (listing(work), listing(spill)) == (before, {})
+
+
+def test_new_write_error_removes_the_module_and_the_directory_it_made(
+    patchset: PatchSet, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OSError(EROFS) injected at os.replace of the manifest, in-process: the
+    fallback for sandboxes without read-only mounts."""
+    manifest = work / "manifest.yaml"
+    manifest.write_text(_manifest(patchset))
+    real_replace = os.replace
+
+    def replace(source: str, target: str) -> None:
+        if Path(target) == manifest:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(UsageError) as caught:
+        scaffold(manifest, "fix", patchset.sym("Widget.compute"))
+    monkeypatch.undo()
+    assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
+    assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import PatchSet
 from packaging.specifiers import SpecifierSet
 
 from backport_tool import UsageError, load_manifest
@@ -67,4 +68,82 @@ def test_supported_from_pyproject(tmp_path: Path) -> None:
         supported_from_pyproject(path, "torch")
     assert str(info.value) == (
         f"{path}: [project] dependencies has no requirement on torch; pass --supported instead"
+    )
+
+
+NO_LIST = "[project] dependencies must be a list of requirement strings"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            b'[project]\nname = "caf\xe9"\n',
+            "not UTF-8 (byte 0xe9 at offset 21); TOML files must be UTF-8",
+        ),
+        (b'project = "app"\n', "[project] must be a table, got a string"),
+        (b'project = ["torch"]\n', "[project] must be a table, got a list"),
+        (b'[project]\ndependencies = "torch>=2.12"\n', f"{NO_LIST}, got a string"),
+        (b"[project.dependencies]\ntorch = '>=2.12'\n", f"{NO_LIST}, got a table"),
+        (
+            b'[project]\ndependencies = ["numpy", 2]\n',
+            "[project] dependencies[1] must be a requirement string, got an integer",
+        ),
+    ],
+)
+def test_unusable_pyproject(tmp_path: Path, content: bytes, problem: str) -> None:
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as info:
+        supported_from_pyproject(path, "torch")
+    assert str(info.value) == f"{path}: {problem}"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b'[project\nname = "app"\n', "invalid TOML: "),
+        (
+            b'[project]\ndependencies = ["numpy>=>2", "torch>=2.12"]\n',
+            "[project] dependencies[0] 'numpy>=>2' is not a valid requirement: ",
+        ),
+    ],
+)
+def test_pyproject_problems_worded_by_the_parser(
+    tmp_path: Path, content: bytes, problem: str
+) -> None:
+    # tomllib's and packaging's own words differ between releases: only the
+    # start is ours, and it stays one line.
+    path = tmp_path / "pyproject.toml"
+    path.write_bytes(content)
+    with pytest.raises(UsageError) as info:
+        supported_from_pyproject(path, "torch")
+    assert str(info.value).startswith(f"{path}: {problem}")
+    assert "\n" not in str(info.value)
+
+
+def test_pyproject_that_is_not_a_file(tmp_path: Path) -> None:
+    with pytest.raises(UsageError) as info:
+        supported_from_pyproject(tmp_path / "pyproject.toml", "torch")
+    assert str(info.value) == (
+        f"{tmp_path / 'pyproject.toml'}: file not found; give the path of a pyproject.toml"
+    )
+    with pytest.raises(UsageError) as info:
+        supported_from_pyproject(tmp_path, "torch")
+    assert str(info.value) == (
+        f"{tmp_path}: is a directory; give the path of the pyproject.toml file in it"
+    )
+
+
+def test_check_supported_from_a_directory(patchset: PatchSet) -> None:
+    # `--supported-from .` is the likely slip; it used to end in an internal error.
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    proc = patchset.cli(
+        "check", "--manifest", str(manifest), "--supported-from", ".", cwd=patchset.root
+    )
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        "backport-tool: error: .: is a directory; give the path of the pyproject.toml file in it\n"
     )

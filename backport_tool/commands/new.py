@@ -15,7 +15,9 @@ def run(
 ) -> int:
     manifest_path, module = scaffold(manifest, backport_id, target, package=package)
     if as_json:
-        print(_output.dump({"id": backport_id, "manifest": str(manifest_path), "module": str(module)}))
+        print(
+            _output.dump({"id": backport_id, "manifest": str(manifest_path), "module": str(module)})
+        )
     elif quiet:
         print(f"{manifest_path}\n{module}")
     else:

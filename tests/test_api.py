@@ -1,11 +1,16 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
+import os
+import subprocess
 import sys
+import threading
+from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import BACKPORT_SOURCE, PatchSet
 
 import backport_tool
 from backport_tool import Status, applied, check, revert
@@ -266,7 +271,10 @@ def test_revert_leaves_a_later_foreign_patch_alone(
     assert "was replaced by something else after backport 'fix' patched it" in caplog.text
 
 
-@pytest.mark.parametrize(("value", "expected"), [("fix", "disabled"), ("all", "disabled")])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("fix", "disabled"), ("all", "disabled"), ("ALL", "disabled"), (" All ", "disabled")],
+)
 def test_disable_env(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, value: str, expected: str
 ) -> None:
@@ -349,3 +357,284 @@ def test_revert_takes_ids(patchset: PatchSet) -> None:
     assert revert(["missing"]) == ()
     with pytest.raises(backport_tool.UsageError):
         revert([1])  # type: ignore[list-item]
+
+
+# A second copy of the patch set's backport that a wrong lookup would load.
+DECOY_SOURCE = BACKPORT_SOURCE.replace("x + 1000", "x + 5")
+
+
+def symlinked(patchset: PatchSet, tmp_path: Path) -> Path:
+    """A link to the patch set's manifest, from a directory with a decoy backport."""
+    manifest = patchset.write()
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "backports").mkdir(parents=True)
+    (elsewhere / "backports" / "fix.py").write_text(DECOY_SOURCE)
+    link = elsewhere / "manifest.yaml"
+    link.symlink_to(manifest)
+    return link
+
+
+def test_a_symlinked_manifest_loads_its_modules_next_to_its_target_in_every_mode(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    link = symlinked(patchset, tmp_path)
+    real = patchset.patches / "backports" / "fix.py"
+    assert check(link).by_id("fix").status is Status.READY
+    module = patchset.target()
+    assert apply(link).by_id("fix").status is Status.APPLIED
+    assert module.Widget().compute(1) == 1001  # not the decoy's 6
+    revert()
+    assert backport_tool.apply(link).by_id("fix").status is Status.APPLIED  # lazy, imported
+    assert module.Widget().compute(1) == 1001
+    assert [a.manifest for a in applied()] == [str(patchset.patches / "manifest.yaml")]
+    revert()
+    # The children of `apply -- CMD` get the real file too.
+    code = f"import {patchset.module} as m; print(m.Widget().compute(1))"
+    proc = patchset.cli("apply", "--manifest", str(link), "--", sys.executable, "-c", code)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "1001\n", "")
+    assert real.is_file()
+
+
+def test_the_pin_holds_for_the_bytes_that_run_not_a_matching_pycache_file(
+    patchset: PatchSet,
+) -> None:
+    import hashlib
+    import importlib.util
+    import py_compile
+
+    # A .pyc compiled from other source of the same size and mtime: the import
+    # system's loader would run it instead of the pinned file.
+    fix = patchset.patches / "backports" / "fix.py"
+    evil = BACKPORT_SOURCE.replace("x + 1000", "x - 1000")
+    assert len(evil) == len(BACKPORT_SOURCE)
+    fix.write_text(evil)
+    stamp = fix.stat().st_mtime_ns
+    py_compile.compile(str(fix), cfile=importlib.util.cache_from_source(str(fix)), doraise=True)
+    fix.write_text(BACKPORT_SOURCE)
+    os.utime(fix, ns=(stamp, stamp))
+    pin = hashlib.sha256(BACKPORT_SOURCE.encode()).hexdigest()
+    patchset.add("fix", "Widget.compute", sha256=pin)
+    module = patchset.target()
+    assert apply(patchset.write()).by_id("fix").status is Status.APPLIED
+    assert module.Widget().compute(1) == 1001
+
+
+def plan_file(cache: Path) -> Path:
+    (plan,) = cache.glob("plan-*.json")
+    return plan
+
+
+@pytest.mark.parametrize(
+    "cached",
+    [
+        "[]",
+        "null",
+        "{}",
+        '"text"',
+        '{"format": 3}',
+        "not json at all",
+        "drop-an-entry",
+        "change-a-status",
+        "foreign-manifest",
+    ],
+)
+def test_a_foreign_invalid_or_incomplete_plan_is_rebuilt(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, cached: str
+) -> None:
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path / "cache"))
+    patchset.add("fix", "Widget.compute")
+    patchset.add("other", "Widget.other")
+    patchset.add("old", "Widget.helper", applies_to="<1.0")
+    manifest = patchset.write()
+    first = backport_tool.apply(manifest)
+    revert()
+    path = plan_file(tmp_path / "cache")
+    data = json.loads(path.read_text())
+    if cached == "drop-an-entry":
+        data["backports"] = data["backports"][1:]
+        text = json.dumps(data)
+    elif cached == "change-a-status":
+        data["backports"][0]["status"] = "applied"
+        text = json.dumps(data)
+    elif cached == "foreign-manifest":
+        data["manifest_sha256"] = "0" * 64
+        text = json.dumps(data)
+    else:
+        text = cached
+    path.write_text(text)
+    second = backport_tool.apply(manifest)
+    assert [(r.id, r.status) for r in second.results] == [(r.id, r.status) for r in first.results]
+    assert statuses(second) == {"fix": "pending", "other": "pending", "old": "not-applicable"}
+    module = patchset.target()
+    assert module.Widget().compute(1) == 1001
+    assert module.Widget().other(1) == 2001
+    # The rebuilt plan replaced the bad one.
+    assert json.loads(plan_file(tmp_path / "cache").read_text())["backports"][0]["id"] == "fix"
+
+
+def second_patch_set(patchset: PatchSet, tmp_path: Path) -> Path:
+    other = tmp_path / "other-set"
+    (other / "backports").mkdir(parents=True)
+    (other / "backports" / "fix.py").write_text(DECOY_SOURCE)
+    data = {"version": 1, "package": patchset.dist, "backports": patchset.backports}
+    path = other / "manifest.yaml"
+    path.write_text(json.dumps(data))  # JSON is YAML
+    return path
+
+
+def test_the_same_id_from_another_manifest_is_a_conflict(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    first = patchset.write()
+    second = second_patch_set(patchset, tmp_path)
+    module = patchset.target()
+    assert apply(first).by_id("fix").status is Status.APPLIED
+    for result in (apply(second).by_id("fix"), check(second).by_id("fix")):
+        assert result.status is Status.FAILED
+        assert result.reason == (
+            f"backport id 'fix' is already applied in this process from {first}; {second} has "
+            "a backport of the same id, which was not applied. Apply one patch set per "
+            "process, or give the backports distinct ids"
+        )
+    lazy = backport_tool.apply(second).by_id("fix")
+    assert lazy.status is Status.FAILED
+    assert module.Widget().compute(1) == 1001
+    assert [a.manifest for a in applied()] == [str(first)]
+
+
+def test_the_exported_manifest_does_not_switch_under_the_running_process(
+    patchset: PatchSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="backport_tool")
+    patchset.add("fix", "Widget.compute")
+    first = patchset.write()
+    second = second_patch_set(patchset, tmp_path)
+    backport_tool.apply(first)
+    assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(first)
+    backport_tool.apply(second)
+    assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(first)
+    assert f"subprocesses keep applying {first}; {second} is applied in this process only" in (
+        caplog.text
+    )
+
+
+def test_concurrent_strict_apply_does_not_conflict_with_itself(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute", "Widget.other")
+    manifest = patchset.write()
+    patchset.target()
+    errors: list[BaseException] = []
+    reports: list[backport_tool.Report] = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        try:
+            reports.append(backport_tool.apply(manifest, strict=True))
+        except BaseException as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert [r.by_id("fix").status for r in reports] == [Status.APPLIED] * 4
+    assert [a.id for a in applied()] == ["fix"]
+
+
+SELFTEST = """
+
+def selftest():
+    import {module} as target
+    assert target.Widget().compute(1) == 1001, "not patched"
+"""
+
+
+def test_check_after_apply_verifies_the_original_and_runs_the_selftest(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + SELFTEST.format(module=patchset.module))
+    patchset.add("fix", "Widget.compute", signature="(self, x: int) -> int")
+    original = check(patchset.write()).by_id("fix").targets[0].actual_fingerprint
+    patchset.backports[0]["targets"][0]["fingerprint"] = original
+    manifest = patchset.write()
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))  # for the self-test's child
+    apply(manifest)
+    result = check(manifest, selftest=True).by_id("fix")
+    assert result.status is Status.APPLIED
+    assert result.reason == (
+        "applied in this process; the original targets found, signatures match, fingerprints match"
+    )
+    assert result.targets[0].actual_fingerprint == original
+    assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
+
+
+@pytest.mark.parametrize(
+    ("metadata", "message"),
+    [
+        (
+            "Version: not-a-version\n",
+            "installed {dist} has version 'not-a-version', which is not a PEP 440 version; "
+            "backport-tool cannot tell which backports apply. Reinstall {dist} from a proper "
+            "wheel, or disable backports with BACKPORT_TOOL_DISABLE=all",
+        ),
+        (
+            "",
+            "the metadata of the installed {dist} has no Version; backport-tool cannot tell "
+            "which backports apply. Reinstall {dist} from a proper wheel, or disable backports "
+            "with BACKPORT_TOOL_DISABLE=all",
+        ),
+    ],
+)
+@pytest.mark.parametrize("eager", [False, True])
+def test_broken_installed_metadata_is_one_error_in_lazy_and_eager_apply(
+    patchset: PatchSet, metadata: str, message: str, eager: bool
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    (info,) = patchset.site.glob("*.dist-info")
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {patchset.dist}\n{metadata}")
+    with pytest.raises(backport_tool.InstalledVersionError) as raised:
+        backport_tool.apply(manifest, eager=eager)
+    assert str(raised.value) == message.format(dist=patchset.dist)
+
+
+def test_non_utf8_installed_metadata_is_a_usage_error(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    (info,) = patchset.site.glob("*.dist-info")
+    head = f"Metadata-Version: 2.1\nName: {patchset.dist}\nVersion: 1.5.0\nSummary: "
+    (info / "METADATA").write_bytes(head.encode() + b"\xff\n")
+    for command in ("apply", "check"):
+        proc = patchset.cli(command, "--manifest", str(manifest))
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr == (
+            f"backport-tool: error: the metadata of the installed {patchset.dist} is not "
+            f"UTF-8 text (invalid byte at offset {len(head)}); reinstall "
+            f"{patchset.dist}, or disable backports with BACKPORT_TOOL_DISABLE=all\n"
+        )
+    # Switching everything off is the way out, and needs no version.
+    proc = patchset.cli("apply", "--manifest", str(manifest), BACKPORT_TOOL_DISABLE="all")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_path: Path) -> None:
+    patchset.add("fix", "Widget.compute")
+    code = (
+        "import sys, backport_tool\n"
+        f"backport_tool.apply({str(patchset.write())!r})\n"
+        "print(sorted(m for m in ('yaml', 'packaging', 'backport_tool.engine') "
+        "if m in sys.modules))\n"
+    )
+    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert [r.stdout for r in runs] == [
+        "['backport_tool.engine', 'packaging', 'yaml']\n",
+        "[]\n",
+    ]
