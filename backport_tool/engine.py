@@ -457,7 +457,18 @@ def _plan(target: Target, facts: SymbolFacts, replacement: object) -> patcher.Pa
 
 
 def _verified(backport: Backport, inspected: _Inspected) -> str:
-    checks = ["targets found"]
+    unreadable = [
+        (target, facts) for target, facts in inspected.targets if facts.presence is Presence.UNKNOWN
+    ]
+    if unreadable:
+        # Static reads only: "found" would claim what the sources cannot show.
+        checks = [
+            f"{len(inspected.targets) - len(unreadable)} of {len(inspected.targets)} targets "
+            "found, "
+            + "; ".join(f"{t.symbol} not readable from source ({f.message})" for t, f in unreadable)
+        ]
+    else:
+        checks = ["targets found"]
     if any(t.signature for t in backport.targets):
         checks.append("signatures match")
     if any(t.fingerprints for t in backport.targets):

@@ -12,7 +12,10 @@ from backport_tool.commands import apply as apply_cmd
 
 
 def run(patchset: PatchSet | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return patchset.cli(*args, **env) if patchset else run_backport_tool(*args, **env)
+    # mypy cannot tell that no key of **env is the helpers' `cwd` or `paths`.
+    if patchset:
+        return patchset.cli(*args, **env)  # type: ignore[arg-type]
+    return run_backport_tool(*args, **env)  # type: ignore[arg-type]
 
 
 @pytest.fixture
@@ -293,3 +296,81 @@ def test_without_a_local_manifest_the_bundled_one_is_used(tmp_path: Path) -> Non
     assert proc.returncode in (0, 1), proc.stderr
     assert Path(json.loads(proc.stdout)["manifest"]).name == "manifest.yaml"
     assert json.loads(proc.stdout)["manifest"] != "manifest.yaml"
+
+
+def exec_error(patchset: PatchSet, manifest: str, *cmd: str) -> str:
+    proc = run(patchset, "apply", "--manifest", manifest, "--", *cmd)
+    assert (proc.returncode, proc.stdout) == (2, ""), proc.stderr
+    assert "Traceback" not in proc.stderr
+    return proc.stderr
+
+
+def test_apply_exec_errors_are_usage_errors(
+    patchset: PatchSet, manifest: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "no-shebang.sh"
+    script.write_text("echo hi\n")
+    script.chmod(0o755)
+    assert exec_error(patchset, manifest, str(script)) == (
+        f"backport-tool: error: cannot execute {script}: not a program the system can run; a "
+        "script needs a '#!' first line naming its interpreter (or run it as: python SCRIPT)\n"
+    )
+    missing = tmp_path / "missing-interpreter"
+    missing.write_text("#!/no/such/python3 -u\nprint('hi')\n")
+    missing.chmod(0o755)
+    assert exec_error(patchset, manifest, str(missing)) == (
+        f"backport-tool: error: cannot execute {missing}: its interpreter /no/such/python3 "
+        "(from its '#!' line) was not found; fix the '#!' line or install that interpreter\n"
+    )
+    assert exec_error(patchset, manifest, str(tmp_path)) == (
+        f"backport-tool: error: cannot execute {tmp_path}: it is a directory\n"
+    )
+    assert exec_error(patchset, manifest, "surely-no-such-command-here") == (
+        "backport-tool: error: command not found: surely-no-such-command-here\n"
+    )
+    assert exec_error(patchset, manifest, "--json", "true") == (
+        "backport-tool: error: command not found: --json\n"
+    )
+
+
+def test_json_and_quiet_are_refused_with_a_command(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "apply", "--json", "--manifest", manifest, "--", "true")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        "backport-tool: error: --json and --quiet report on this process; with -- CMD, CMD "
+        "reports\n",
+    )
+
+
+def test_every_command_takes_json_and_quiet_where_it_means_something(
+    patchset: PatchSet, manifest: str
+) -> None:
+    parser = cli.build_parser()
+    commands = cli.subcommands(parser)
+    quiet = {name for name, p in commands.items() if "--quiet" in p._option_string_actions}
+    assert quiet == {"apply", "check", "status", "lock", "track", "new"}
+    assert all("--json" in p._option_string_actions for p in commands.values())
+    # status -q: nothing when all is well.
+    proc = run(patchset, "status", "-q", "--manifest", manifest)
+    assert (proc.returncode, proc.stdout) == (0, "")
+    # lock --json and -q.
+    proc = run(patchset, "lock", "--json", "-q", "--manifest", manifest)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "entries": [
+            {
+                "backport": "fix",
+                "symbol": None,
+                "action": "updated",
+                "detail": json.loads(proc.stdout)["entries"][0]["detail"],
+            },
+            {
+                "backport": "fix",
+                "symbol": patchset.sym("Widget.compute"),
+                "action": "updated",
+                "detail": json.loads(proc.stdout)["entries"][1]["detail"],
+            },
+        ]
+    }
+    again = run(patchset, "lock", "-q", "--manifest", manifest)
+    assert (again.returncode, again.stdout) == (0, "")

@@ -32,7 +32,8 @@ def _known_keys(tmp_path: Path, document: str) -> list[str]:
     with pytest.raises(ManifestError) as caught:
         load_manifest(path)
     message = str(caught.value)
-    return re.findall(r"expected one of: ([\w, ]+)", message)[0].split(", ")
+    keys: str = re.findall(r"expected one of: ([\w, ]+)", message)[0]
+    return keys.split(", ")
 
 
 def test_manifest_reference_names_every_key_and_status(tmp_path: Path) -> None:

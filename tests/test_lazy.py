@@ -3,6 +3,7 @@ target module is imported."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 import subprocess
@@ -136,3 +137,31 @@ def test_backport_tool_log_env(patchset: PatchSet) -> None:
     assert shown.stderr == "backport-tool: 1 pending (fix), 0 refused\n"
     quiet = run_python(code, patchset)
     assert quiet.stderr == ""
+
+
+def test_the_hook_calls_back_once_every_module_is_imported(tmp_path: Path) -> None:
+    # The hook knows nothing of backports: modules in, one callback out.
+    from backport_tool import lazy
+
+    for name in ("lazy_a", "lazy_b"):
+        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    calls: list[tuple[bool, bool]] = []
+    try:
+        waiting = lazy.when_imported(
+            "key",
+            ("lazy_a", "lazy_b"),
+            lambda settled: calls.append((settled("lazy_a"), settled("lazy_b"))),
+        )
+        assert waiting == ("lazy_a", "lazy_b")
+        importlib.import_module("lazy_a")
+        assert calls == []
+        importlib.import_module("lazy_b")
+
+        assert calls == [(True, True)]
+        assert lazy.cancel(["key"]) == ()
+        assert lazy.when_imported("again", ("lazy_a",), lambda settled: None) == ()
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("lazy_a", "lazy_b"):
+            sys.modules.pop(name, None)

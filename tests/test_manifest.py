@@ -308,3 +308,38 @@ def test_signature_normalization_keeps_real_differences() -> None:
     assert normalize_signature("(self, users: int) -> bool") != normalize_signature(
         "(self, users: int, *, graph_reuse: bool = True) -> bool"
     )
+
+
+@pytest.mark.parametrize(
+    "text", ["[" * 100_000 + "]" * 100_000, "[" * 100_000, "- " * 100_000 + "x"]
+)
+def test_nesting_too_deep_to_parse_is_a_manifest_error(tmp_path: Path, text: str) -> None:
+    # Well inside the size limit, deep enough for pyyaml's recursive composer.
+    path = tmp_path / "deep.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as raised:
+        load_manifest(path)
+    assert raised.value.problems == (
+        f"{path}: nested too deeply to read; a manifest is a few levels deep",
+    )
+
+
+def test_keys_of_one_spelling_are_one_duplicate(tmp_path: Path) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text('version: 1\npackage: torch\nbackports: []\n1: a\n"1": b\n')
+    with pytest.raises(ManifestError) as raised:
+        load_manifest(path)
+    assert [p for p in raised.value.problems if "duplicate" in p] == [
+        f"{path}:5: ['1']: duplicate key '1'; keep one"
+    ]
+
+
+@pytest.mark.parametrize("name", ["\u212aorch", "tor ch", "-torch", "torch_"])
+def test_package_names_are_ascii_pep_508_names(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(f"version: 1\npackage: {name!r}\nbackports: []\n", encoding="utf-8")
+    with pytest.raises(ManifestError) as raised:
+        load_manifest(path)
+    assert raised.value.problems == (
+        f"{path}:2: package: expected a distribution name such as 'torch', got {name!r}",
+    )

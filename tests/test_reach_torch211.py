@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -48,7 +49,7 @@ def python(
     )
 
 
-def last_json(proc: subprocess.CompletedProcess[str]) -> object:
+def last_json(proc: subprocess.CompletedProcess[str]) -> Any:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
