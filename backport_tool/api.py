@@ -178,13 +178,14 @@ def apply(
     """
     configure_logging()
     source = _source(manifest)
-    if subprocesses:
-        reach_subprocesses(source.location)
     disabled = disabled_ids()
     if eager or strict:
         report = _apply_now(_as_manifest(source), disabled)
     else:
         report = _apply_lazily(source, disabled)
+    # Only a manifest that validated reaches subprocesses.
+    if subprocesses:
+        reach_subprocesses(source.location)
     _log_summary(report)
     if strict and report.exit_code:
         raise VerificationError(report)

@@ -192,17 +192,17 @@ def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
         if id(node) in seen:
             return
         seen.add(id(node))
-        positions.setdefault(keypath, _Pos(node.start_mark.line + 1, None))
+        positions.setdefault(keypath, _Pos(node.start_mark.line + 1))
         if isinstance(node, yaml.MappingNode):
             keys: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
                 child = _join(keypath, key)
                 if key in keys:
-                    positions.setdefault(f"{child}#dup", _Pos(key_node.start_mark.line + 1, key))
+                    positions.setdefault(f"{child}#dup", _Pos(key_node.start_mark.line + 1))
                 keys.add(key)
                 # A key's position is the key's line, where a reader looks.
-                positions.setdefault(child, _Pos(key_node.start_mark.line + 1, None))
+                positions.setdefault(child, _Pos(key_node.start_mark.line + 1))
                 walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
@@ -216,7 +216,6 @@ def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
 @dataclass(frozen=True)
 class _Pos:
     line: int
-    duplicate: str | None
 
 
 def _join(keypath: str, key: str) -> str:

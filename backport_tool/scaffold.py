@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from packaging.utils import canonicalize_name
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
@@ -100,7 +101,7 @@ def scaffold(
     if exists:
         text, style = read_text(manifest_file)
         document = yaml.load(text)
-        package = str(document.get("package"))
+        package = _gated_package(path, str(document.get("package")), package)
     else:
         # The distribution that gates the patch set; torch's module and
         # distribution names agree, other packages may pass --package.
@@ -247,6 +248,17 @@ def _remove_empty(directory: Path) -> None:
     # Something put there meanwhile keeps the directory.
     with contextlib.suppress(OSError):
         directory.rmdir()
+
+
+def _gated_package(path: Path, gated: str, given: str | None) -> str:
+    # --package names the distribution of a new manifest; an existing one
+    # already says it, and must not be contradicted silently.
+    if given is not None and canonicalize_name(given) != canonicalize_name(gated):
+        raise UsageError(
+            f"--package {given} disagrees with {path}, which gates on {gated}; "
+            "leave --package out, or give another --manifest"
+        )
+    return gated
 
 
 def _annotation_imports(signature: str, home: str) -> str:

@@ -32,7 +32,6 @@ class Resolved:
     :data:`ABSENT`.
     """
 
-    ref: SymbolRef
     owner: object
     name: str
     raw: object
@@ -89,18 +88,18 @@ def resolve(ref: SymbolRef) -> Resolved:
         if found is None:
             raise SymbolMissing(f"class {walked} has no attribute {name!r} (own or inherited)")
         klass, raw = found
-        return Resolved(ref, owner, name, raw, klass, raw if klass is owner else ABSENT)
+        return Resolved(owner, name, raw, klass, raw if klass is owner else ABSENT)
     namespace = getattr(owner, "__dict__", None)
     if isinstance(namespace, dict) and name in namespace:
         raw = namespace[name]
-        return Resolved(ref, owner, name, raw, owner, raw)
+        return Resolved(owner, name, raw, owner, raw)
     # Some modules serve attributes through __getattr__ (torch's config
     # modules keep their options outside __dict__).
     try:
         value = getattr(owner, name)
     except AttributeError:
         raise SymbolMissing(f"{walked} has no attribute {name!r}") from None
-    return Resolved(ref, owner, name, value, owner, ABSENT)
+    return Resolved(owner, name, value, owner, ABSENT)
 
 
 def defined_in(classes: Iterable[type], name: str) -> tuple[type, object] | None:

@@ -73,6 +73,16 @@ def test_new_appends_keeping_comments_and_refuses_duplicates(
     missing = cli(patchset, work, "new", "three", "--target", patchset.sym("Widget.nope"))
     assert missing.returncode == 2
     assert "cannot read the installed" in missing.stderr
+    # --package only names a new manifest's distribution; it must not be
+    # ignored when it contradicts an existing one.
+    other = cli(
+        patchset, work, "new", "four", "--target", patchset.sym("Widget.helper"), "--package", "x"
+    )
+    assert (other.returncode, other.stderr) == (
+        2,
+        f"backport-tool: error: --package x disagrees with manifest.yaml, which gates on "
+        f"{patchset.dist}; leave --package out, or give another --manifest\n",
+    )
 
 
 ANNOTATED = """
