@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from . import cachekey, lazy, patcher, plan
+from . import lazy, plan
 from .config import (
     ALL,
     BOOT_DIR,
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from packaging.specifiers import SpecifierSet
 
     from .manifest import Manifest
+    from .patcher import AppliedBackport
 
 logger = logging.getLogger("backport_tool")
 
@@ -269,6 +270,10 @@ def _apply_when_imported(
 
 
 def _retag() -> None:
+    # The patcher and the cache tag matter once something is patched, which
+    # the startup path itself never does: imported here, not at the top.
+    from . import cachekey, patcher  # noqa: PLC0415
+
     cachekey.update([(a.id, a.module_sha256) for a in patcher.applied()])
 
 
@@ -371,6 +376,8 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     selected = None if ids is None else tuple(ids)
     for backport_id in lazy.cancel(selected):
         _update(BackportResult(backport_id, Status.DISABLED, "reverted before it applied"))
+    from . import patcher  # noqa: PLC0415 - see _retag
+
     reverted = patcher.revert(selected)
     for backport_id in reverted:
         _update(
@@ -380,8 +387,10 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     return reverted
 
 
-def applied() -> tuple[patcher.AppliedBackport, ...]:
+def applied() -> tuple[AppliedBackport, ...]:
     """Return the backports currently applied in this process."""
+    from . import patcher  # noqa: PLC0415 - see _retag
+
     return patcher.applied()
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .errors import ManifestError
 
@@ -22,8 +22,7 @@ from .errors import ManifestError
 MAX_MANIFEST_BYTES = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ManifestFile:
+class ManifestFile(NamedTuple):  # not a dataclass: cheaper to define at startup
     path: Path  # as the user gave it, for messages
     location: Path  # the real file, symlinks resolved
     raw: bytes
