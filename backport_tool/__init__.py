@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import applied, apply, check, current_report, revert
+    from .api import applied, apply, check, current_report, original, revert
     from .config import default_manifest_path
     from .errors import (
         BackportToolError,
@@ -68,6 +68,7 @@ _EXPORTS = {
     "default_manifest_path": "config",
     "load_manifest": "manifest",
     "lock": "lock",
+    "original": "api",
     "current_report": "api",
     "revert": "api",
     "track": "track",
@@ -105,6 +106,7 @@ __all__ = [
     "default_manifest_path",
     "load_manifest",
     "lock",
+    "original",
     "revert",
     "track",
 ]

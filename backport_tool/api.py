@@ -174,8 +174,9 @@ def apply(
     :func:`reach_subprocesses`. ``backport-tool apply -- CMD`` reaches every
     Python process of CMD instead.
     ``strict=True`` (implies eager) raises :class:`VerificationError` when a
-    backport is ``drift``, ``missing`` or ``failed``. An invalid manifest always
-    raises :class:`ManifestError`, before anything is imported or patched.
+    backport is ``drift``, ``missing``, ``failed`` or ``partial``. An invalid
+    manifest always raises :class:`ManifestError`, before anything is imported
+    or patched.
     """
     configure_logging()
     source = _source(manifest)
@@ -385,6 +386,23 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
         )
     _retag()
     return reverted
+
+
+def original(symbol: str) -> object:
+    """The object ``symbol`` (``"module:Qual.name"``) was before the applied backport
+    that replaced it: what a wrapper calls instead of itself.
+
+    Raises :class:`UsageError` when no applied backport replaces ``symbol``.
+    """
+    from . import patcher  # noqa: PLC0415 - see _retag
+
+    try:
+        return patcher.original(symbol)
+    except LookupError:
+        raise UsageError(
+            f"original({symbol!r}): no applied backport replaces {symbol}; call it only from "
+            "a replacement (or code it runs) while its backport is applied"
+        ) from None
 
 
 def applied() -> tuple[AppliedBackport, ...]:

@@ -14,18 +14,19 @@ import importlib.util
 import logging
 import sys
 import threading
-from dataclasses import dataclass, field
+import types
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 
 from packaging.version import Version
 
-from . import patcher
+from . import fitting, patcher
 from .config import DISABLE_ENV, is_disabled
 from .inspection import Inspector, SymbolFacts
 from .manifest import Backport, Manifest, Target
 from .report import BackportResult, Claim, Presence, Probe, Report, Status, TargetReport
-from .symbols import ABSENT
+from .symbols import ABSENT, Resolved
 from .versions import gate
 
 logger = logging.getLogger("backport_tool")
@@ -34,6 +35,8 @@ logger = logging.getLogger("backport_tool")
 # The optional hooks a backport module may define.
 PROBE_HOOK = "upstream_probe"
 SELFTEST_HOOK = "selftest"
+AFTER_APPLY_HOOK = "after_apply"
+BEFORE_REVERT_HOOK = "before_revert"
 
 
 @dataclass(frozen=True)
@@ -339,68 +342,52 @@ def evaluate(
     # renamed upstream symbol then reads as "missing", not as a crash. A
     # target this process patched is judged by its original.
     inspected = _inspect(backport, inspector)
-    problems = list(inspected.problems)
-    patches: list[patcher.Patch] = []
-    probe: Probe | None = None
-    if not problems:
-        try:
-            module = load_backport_module(backport)
-        except Exception as exc:
-            logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
-            message = (
-                str(exc)
-                if isinstance(exc, PinMismatch)
-                else f"{backport.module_text} raised {_describe(exc)} on import"
-            )
-            problems.append(_Problem(Status.FAILED, message))
-        else:
-            try:
-                probe, why = _probe(module, inspected)
-            except Exception as exc:
-                problems.append(_Problem(Status.FAILED, f"{PROBE_HOOK} raised {_describe(exc)}"))
-            else:
-                if probe is Probe.FIXED:
-                    return _result(
-                        backport,
-                        Status.FIXED_UPSTREAM,
-                        f"{decision.reason}, but the installed code already has the fix: {why}",
-                        inspected,
-                        probe,
-                    )
-            for target, facts in inspected.targets:
-                replacement = _replacement(module, backport, target)
-                if isinstance(replacement, _Problem):
-                    problems.append(replacement)
-                elif facts.resolved is not None:
-                    patches.append(_plan(target, facts, replacement))
-
+    prepared = _prepare(backport, inspected)
+    module, probe, problems = prepared.module, prepared.probe, prepared.problems
+    if probe is Probe.FIXED:
+        return _result(
+            backport,
+            Status.FIXED_UPSTREAM,
+            f"{decision.reason}, but the installed code already has the fix: {prepared.why}",
+            inspected,
+            probe,
+        )
+    patches = prepared.patches
     if problems:
         worst = next(s for s in _SEVERITY if any(p.status is s for p in problems))
         return _result(backport, worst, "; ".join(p.message for p in problems), inspected, probe)
     if mode is not Mode.APPLY:
         verified = _verified(backport, inspected)
         if applied_from is not None:
-            return _result(
-                backport,
-                Status.APPLIED,
-                f"applied in this process; the original {verified.removeprefix('would apply: ')}",
-                inspected,
-                probe,
+            verified = (
+                f"applied in this process; the original {verified.removeprefix('would apply: ')}"
             )
-        return _result(backport, Status.READY, verified, inspected, probe)
+        # What apply would rebind, and what it could not reach.
+        _reach(backport, inspected, patches, [patcher.copy_paths(p) for p in patches])
+        status = Status.APPLIED if applied_from is not None else Status.READY
+        hooked = (
+            applied_from is None and module is not None and _hooks(module).after_apply is not None
+        )
+        return _reached(backport, status, verified, inspected, probe, hooked=hooked)
     digest = module_digest(backport) or ""
     try:
-        patcher.apply_patches(
+        rebound = patcher.apply_patches(
             patcher.AppliedBackport(
                 backport.id, str(manifest.location), tuple(p.symbol for p in patches), digest
             ),
             tuple(patches),
+            _hooks(module) if module is not None else patcher.Hooks(),
         )
     except patcher.AlreadyApplied:
         # Another thread applied it between the check above and the lock.
         return _result(backport, Status.APPLIED, "already applied in this process", inspected)
     except patcher.ForeignApplied as exc:
         return _result(backport, Status.FAILED, _conflict(backport.id, exc.manifest, manifest))
+    except patcher.HookFailed as exc:
+        logger.debug("backport-tool: %s: %s", backport.id, exc, exc_info=True)
+        return _result(
+            backport, Status.FAILED, f"{exc}; rolled back, nothing changed", inspected, probe
+        )
     except Exception as exc:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
         return _result(
@@ -410,13 +397,143 @@ def evaluate(
             inspected,
             probe,
         )
-    return _result(
-        backport,
-        Status.APPLIED,
-        "replaced " + ", ".join(str(t.symbol) for t in backport.targets),
-        inspected,
-        probe,
+    _reach(backport, inspected, patches, list(rebound))
+    replaced = "replaced " + ", ".join(str(t.symbol) for t in backport.targets)
+    return _reached(backport, Status.APPLIED, replaced, inspected, probe)
+
+
+def _reach(
+    backport: Backport,
+    inspected: _Inspected,
+    patches: list[patcher.Patch],
+    rebound: list[tuple[str, ...]],
+) -> None:
+    # Static reads have no objects, so no references: nothing to add.
+    if len(patches) != len(backport.targets):
+        return
+    for index, (target, patch, paths) in enumerate(
+        zip(backport.targets, patches, rebound, strict=True)
+    ):
+        stale = patcher.stale_paths(patch)
+        inspected.reports[index] = replace(
+            inspected.reports[index],
+            rebound=paths,
+            stale_references=tuple(p for p in stale if p not in target.acknowledged),
+        )
+
+
+def _reached(
+    backport: Backport,
+    status: Status,
+    reason: str,
+    inspected: _Inspected,
+    probe: Probe | None,
+    *,
+    hooked: bool = False,
+) -> BackportResult:
+    rebound = sum(len(r.rebound) for r in inspected.reports)
+    stale = [p for r in inspected.reports for p in r.stale_references]
+    if rebound:
+        reason += f"; {rebound} other binding{'s' if rebound > 1 else ''} of the original " + (
+            "rebound" if status is not Status.READY else "to rebind"
+        )
+    if stale and hooked:
+        # Before apply, an after_apply hook may still re-register them; apply
+        # reports what is left after it ran.
+        reason += (
+            f"; {len(stale)} reference{'s' if len(stale) > 1 else ''} to the original that "
+            f"after_apply must re-register: {', '.join(stale)}"
+        )
+    elif stale:
+        status = Status.PARTIAL
+        reason += (
+            f"; {len(stale)} reference{'s' if len(stale) > 1 else ''} still "
+            f"{'call' if len(stale) > 1 else 'calls'} the original: {', '.join(stale)}. Make "
+            "them call the fix (an after_apply hook can re-register it), or list them under "
+            "the target's acknowledged: once reviewed"
+        )
+    return _result(backport, status, reason, inspected, probe)
+
+
+@dataclass
+class _Prepared:
+    module: ModuleType | None = None
+    probe: Probe | None = None
+    why: str = ""
+    patches: list[patcher.Patch] = field(default_factory=list)
+    problems: list[_Problem] = field(default_factory=list)
+
+
+def _prepare(backport: Backport, inspected: _Inspected) -> _Prepared:
+    # Only a backport whose targets verified runs any of its own code.
+    out = _Prepared(problems=list(inspected.problems))
+    if out.problems:
+        return out
+    try:
+        out.module = load_backport_module(backport)
+    except Exception as exc:
+        logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
+        message = (
+            str(exc)
+            if isinstance(exc, PinMismatch)
+            else f"{backport.module_text} raised {_describe(exc)} on import"
+        )
+        out.problems.append(_Problem(Status.FAILED, message))
+        return out
+    try:
+        out.probe, out.why = _probe(out.module, inspected)
+    except Exception as exc:
+        out.problems.append(_Problem(Status.FAILED, f"{PROBE_HOOK} raised {_describe(exc)}"))
+    for target, facts in inspected.targets:
+        replacement = _replacement(out.module, backport, target)
+        if not isinstance(replacement, _Problem) and facts.resolved is not None:
+            replacement = _fitted(backport, target, facts.resolved, replacement)
+        if isinstance(replacement, _Problem):
+            out.problems.append(replacement)
+        elif facts.resolved is not None:
+            out.patches.append(_plan(target, facts, replacement))
+    return out
+
+
+def _fitted(
+    backport: Backport, target: Target, resolved: Resolved, replacement: object
+) -> object | _Problem:
+    name = f"{backport.module_text}:{target.replacement}"
+    if fitting.unwritten(replacement):
+        return _Problem(
+            Status.FAILED,
+            f"{name} is not written yet (its body only raises NotImplementedError); write "
+            "the fix, then run `backport-tool check` again",
+        )
+    problems = fitting.misfits(resolved.function, replacement)
+    if problems:
+        return _Problem(
+            Status.FAILED,
+            f"{name} cannot replace {target.symbol}: " + "; ".join(problems),
+        )
+    if not (
+        isinstance(replacement, types.FunctionType)
+        and fitting.uses_zero_argument_super(replacement)
+    ):
+        return replacement
+    bound = (
+        fitting.bind_class_cell(replacement, resolved.owner)
+        if isinstance(resolved.owner, type)
+        else None
     )
+    if bound is None:
+        return _Problem(
+            Status.FAILED,
+            f"{name} calls super() without arguments, which needs the class it is a method "
+            f"of, and it cannot be bound to one here; write super(Class, self) instead",
+        )
+    return bound
+
+
+def _hooks(module: ModuleType) -> patcher.Hooks:
+    after = getattr(module, AFTER_APPLY_HOOK, None)
+    before = getattr(module, BEFORE_REVERT_HOOK, None)
+    return patcher.Hooks(after if callable(after) else None, before if callable(before) else None)
 
 
 def _conflict(backport_id: str, applied_from: str, manifest: Manifest) -> str:

@@ -45,7 +45,7 @@ class UsageError(BackportToolError):
 
 
 class VerificationError(BackportToolError):
-    """``apply(strict=True)`` found a backport that is drift, missing or failed."""
+    """``apply(strict=True)`` found a backport that is drift, missing, failed or partial."""
 
     exit_code = 1
 

@@ -65,6 +65,9 @@ class Target:
     signature: str | None = None
     fingerprints: tuple[str, ...] = ()
     recorded_from: tuple[str, ...] = ()
+    # References to the original that a reviewer accepts as stale (paths as
+    # reported in ``stale_references``); they do not make the backport partial.
+    acknowledged: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -580,7 +583,7 @@ class _Checker:
             keypath,
             data,
             ("symbol", "replacement"),
-            ("signature", "fingerprint", "recorded_from"),
+            ("signature", "fingerprint", "recorded_from", "acknowledged"),
         )
         if entry is None:
             return None
@@ -614,7 +617,15 @@ class _Checker:
             or recorded_from is None
         ):
             return None
-        return Target(symbol, replacement, signature, fingerprints, recorded_from)
+        acknowledged = self.each(
+            f"{keypath}.acknowledged",
+            entry.get("acknowledged", []),
+            self.string,
+            nonempty=False,
+        )
+        if acknowledged is None:
+            return None
+        return Target(symbol, replacement, signature, fingerprints, recorded_from, acknowledged)
 
     def symbol(self, keypath: str, value: object) -> SymbolRef | None:
         text = self.string(keypath, value)

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .symbols import ABSENT
+from . import references
+from .symbols import ABSENT, defined_in
 
 logger = logging.getLogger("backport_tool")
 
@@ -55,7 +57,27 @@ class ForeignApplied(Exception):
         self.manifest = manifest
 
 
-_applied: dict[str, tuple[AppliedBackport, tuple[Patch, ...]]] = {}
+@dataclass(frozen=True)
+class Hooks:
+    """A backport module's optional hooks, run under the patch lock."""
+
+    after_apply: Callable[[], object] | None = None
+    before_revert: Callable[[], object] | None = None
+
+
+class HookFailed(Exception):
+    """``after_apply`` raised; everything was rolled back."""
+
+
+@dataclass(frozen=True)
+class _Entry:
+    info: AppliedBackport
+    patches: tuple[Patch, ...]
+    bindings: tuple[references.Binding, ...]  # copies of the originals, rebound
+    hooks: Hooks
+
+
+_applied: dict[str, _Entry] = {}
 
 
 def _current(owner: object, name: str) -> object:
@@ -78,15 +100,15 @@ def applied_from(backport_id: str) -> str | None:
     """The manifest the applied backport ``backport_id`` came from, if it is applied."""
     with _LOCK:
         entry = _applied.get(backport_id)
-        return entry[0].manifest if entry else None
+        return entry.info.manifest if entry else None
 
 
 def _patch_of(owner: object, name: str) -> tuple[str, Patch] | None:
     with _LOCK:
-        for info, patches in _applied.values():
-            for patch in patches:
+        for entry in _applied.values():
+            for patch in entry.patches:
                 if patch.owner is owner and patch.name == name:
-                    return info.id, patch
+                    return entry.info.id, patch
     return None
 
 
@@ -103,8 +125,79 @@ def original_of(owner: object, name: str) -> object | None:
     return found[1].own if found else None
 
 
-def apply_patches(info: AppliedBackport, patches: tuple[Patch, ...]) -> None:
-    """Apply every patch or none; raise :class:`PatchConflict` or the setattr error.
+def unwrapped(raw: object) -> object:
+    """The function behind a staticmethod or classmethod, else ``raw``."""
+    return raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
+
+
+def copies(patch: Patch) -> list[references.Binding]:
+    """The other module and class bindings of the original that applying
+    ``patch`` rebinds. An inherited original belongs to its base class, and
+    copies of it stay the base's."""
+    if patch.own is ABSENT:
+        return []
+    return references.bindings(
+        unwrapped(patch.own), unwrapped(patch.replacement), (patch.owner, patch.name)
+    )
+
+
+def copy_paths(patch: Patch) -> tuple[str, ...]:
+    """Where :func:`apply_patches` would rebind copies of ``patch``'s original."""
+    with _LOCK:
+        return tuple(b.path for b in copies(patch))
+
+
+def stale_paths(patch: Patch) -> tuple[str, ...]:
+    """References to ``patch``'s original that no rebinding reaches."""
+    original = unwrapped(patch.own)
+    if patch.own is ABSENT:
+        return ()
+    with _LOCK:
+        return references.stale(original)
+
+
+def original(symbol: str) -> object:
+    """The object ``symbol`` named before the applied backport replaced it;
+    raise ``LookupError`` when no applied backport replaced it."""
+    with _LOCK:
+        for entry in _applied.values():
+            for patch in entry.patches:
+                if patch.symbol == symbol:
+                    return unwrapped(_original_raw(patch))
+    raise LookupError(symbol)
+
+
+def _original_raw(patch: Patch) -> object:
+    if patch.own is not ABSENT:
+        return patch.own
+    # Inherited: the original is the base class's.
+    found = defined_in(getattr(patch.owner, "__mro__", ())[1:], patch.name)
+    return found[1] if found else ABSENT
+
+
+_NO_HOOKS = Hooks()
+
+
+def _run_before_revert(backport_id: str, hooks: Hooks) -> None:
+    if hooks.before_revert is None:
+        return
+    try:
+        hooks.before_revert()
+    except Exception:
+        # Reverting must still restore the originals.
+        logger.warning(
+            "backport-tool: before_revert of %r raised; reverting anyway",
+            backport_id,
+            exc_info=True,
+        )
+
+
+def apply_patches(
+    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks = _NO_HOOKS
+) -> tuple[tuple[str, ...], ...]:
+    """Apply every patch, and rebind every copy of each original, or nothing;
+    raise :class:`PatchConflict` or the setattr error. Returns the paths rebound,
+    per patch.
 
     "Already applied" is decided here, under the lock, so that threads applying
     one patch set at once never conflict with themselves.
@@ -112,9 +205,9 @@ def apply_patches(info: AppliedBackport, patches: tuple[Patch, ...]) -> None:
     with _LOCK:
         entry = _applied.get(info.id)
         if entry is not None:
-            if entry[0].manifest == info.manifest:
+            if entry.info.manifest == info.manifest:
                 raise AlreadyApplied(info.id)
-            raise ForeignApplied(entry[0].manifest)
+            raise ForeignApplied(entry.info.manifest)
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
             if other is not None:
@@ -125,26 +218,59 @@ def apply_patches(info: AppliedBackport, patches: tuple[Patch, ...]) -> None:
                     "something else replaced it"
                 )
         done: list[Patch] = []
+        rebound: list[references.Binding] = []
+        per_patch: list[tuple[str, ...]] = []
         try:
+            # Copies are found before any patch lands, so that one target's
+            # replacement is never mistaken for another's original.
+            found = [copies(patch) for patch in patches]
             for patch in patches:
                 setattr(patch.owner, patch.name, patch.replacement)
                 done.append(patch)
+            for bindings in found:
+                rebound += references.rebind(bindings)
+                per_patch.append(tuple(b.path for b in bindings))
+            # Registered before the hook runs, so that original() works in it.
+            _applied[info.id] = _Entry(info, patches, tuple(rebound), hooks)
+            if hooks.after_apply is not None:
+                try:
+                    hooks.after_apply()
+                except Exception as exc:
+                    # The hook may have registered part of the fix already:
+                    # its own undo is the one that knows how to take it back.
+                    _run_before_revert(info.id, hooks)
+                    raise HookFailed(f"after_apply raised {type(exc).__name__}: {exc}") from exc
         except BaseException:
+            _applied.pop(info.id, None)
+            references.unbind(rebound)
             for patch in reversed(done):
                 _restore(patch)
             raise
-        _applied[info.id] = (info, patches)
+        return tuple(per_patch)
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """Restore the originals of the given (default: all) applied backports."""
+    """Restore the originals of the given (default: all) applied backports, and
+    every copy that applying them rebound."""
     reverted: list[str] = []
     with _LOCK:
         for backport_id in list(_applied) if ids is None else ids:
-            entry = _applied.pop(backport_id, None)
+            entry = _applied.get(backport_id)
             if entry is None:
                 continue
-            for patch in reversed(entry[1]):
+            _run_before_revert(backport_id, entry.hooks)
+            del _applied[backport_id]
+            references.unbind(list(entry.bindings))
+            for patch in reversed(entry.patches):
+                # Modules imported while it was applied copied the fix.
+                if patch.own is not ABSENT:
+                    references.rebind(
+                        references.bindings(
+                            unwrapped(patch.replacement),
+                            unwrapped(patch.own),
+                            (patch.owner, patch.name),
+                        )
+                    )
                 if _current(patch.owner, patch.name) is patch.replacement:
                     _restore(patch)
                 else:
@@ -162,4 +288,4 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
 
 def applied() -> tuple[AppliedBackport, ...]:
     with _LOCK:
-        return tuple(info for info, _ in _applied.values())
+        return tuple(entry.info for entry in _applied.values())

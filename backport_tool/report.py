@@ -11,6 +11,9 @@ class Status(str, enum.Enum):
     """The outcome for one backport. The values are stable: they appear in JSON."""
 
     APPLIED = "applied"
+    # Applied, but references to the original that no rebinding reaches
+    # (dict entries, closures, partials, ...) still call it.
+    PARTIAL = "partial"
     READY = "ready"
     FIXED_UPSTREAM = "fixed-upstream"
     NOT_APPLICABLE = "not-applicable"
@@ -24,7 +27,7 @@ class Status(str, enum.Enum):
     @property
     def is_problem(self) -> bool:
         """True for the statuses that make ``apply`` and ``check`` exit 1."""
-        return self in (Status.DRIFT, Status.MISSING, Status.FAILED)
+        return self in (Status.DRIFT, Status.MISSING, Status.FAILED, Status.PARTIAL)
 
     def __str__(self) -> str:
         return self.value
@@ -85,6 +88,10 @@ class TargetReport:
     defined_on: str | None = None
     expected_fingerprints: tuple[str, ...] = ()
     actual_fingerprint: str | None = None
+    # Other module and class bindings of the original: rebound on apply.
+    rebound: tuple[str, ...] = ()
+    # References a rebinding cannot reach, not acknowledged in the manifest.
+    stale_references: tuple[str, ...] = ()
 
     @property
     def signature_matches(self) -> bool | None:
@@ -114,6 +121,8 @@ class TargetReport:
             "expected_fingerprints": list(self.expected_fingerprints),
             "actual_fingerprint": self.actual_fingerprint,
             "fingerprint_matches": self.fingerprint_matches,
+            "rebound": list(self.rebound),
+            "stale_references": list(self.stale_references),
         }
 
 

@@ -32,8 +32,9 @@ SKELETON = '''\
 Backport of <upstream PR> for {package} {series}. It replaces
 ``{target}``.
 
-Until this module is implemented, its self-test fails, so
-``backport-tool check --selftest`` reports it.
+Until the replacement is written, ``backport-tool check`` fails ("not
+written yet") and ``apply`` never installs it; until the self-test is
+written, ``backport-tool check --selftest`` fails.
 """
 
 from __future__ import annotations

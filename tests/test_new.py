@@ -35,12 +35,31 @@ def test_new_writes_a_module_and_a_verified_entry(patchset: PatchSet, tmp_path: 
     assert "def compute(self, x: int) -> int:" in module
     assert "TYPE_CHECKING" not in module  # builtins only: nothing to import
 
+    # A fresh skeleton is never ready, and apply never installs it.
+    checked = cli(patchset, work, "check", "--json", "--manifest", "manifest.yaml")
+    assert checked.returncode == 1, checked.stderr
+    (entry,) = json.loads(checked.stdout)["backports"]
+    assert (entry["id"], entry["status"]) == ("fix-compute", "failed")
+    assert entry["reason"] == (
+        "backports/fix_compute.py:compute is not written yet (its body only raises "
+        "NotImplementedError); write the fix, then run `backport-tool check` again"
+    )
+    applied = cli(patchset, work, "apply", "--json", "--manifest", "manifest.yaml")
+    assert json.loads(applied.stdout)["backports"][0]["status"] == "failed"
+
+    # Once the body is written, it is ready; the self-test still says it is not.
+    path = work / "backports" / "fix_compute.py"
+    text = path.read_text()
+    start = text.index('    raise NotImplementedError("fix-compute')
+    end = text.index("\n", start)
+    path.write_text(text[:start] + "    return x + 1000" + text[end:])
     checked = cli(patchset, work, "check", "--json", "--manifest", "manifest.yaml")
     assert checked.returncode == 0, checked.stderr
     (entry,) = json.loads(checked.stdout)["backports"]
-    assert (entry["id"], entry["status"]) == ("fix-compute", "ready")
-    assert entry["reason"] == "would apply: targets found, signatures match, fingerprints match"
-
+    assert (entry["status"], entry["reason"]) == (
+        "ready",
+        "would apply: targets found, signatures match, fingerprints match",
+    )
     selftest = cli(patchset, work, "check", "--selftest", "--manifest", "manifest.yaml")
     assert selftest.returncode == 1
     assert "selftest failed: AssertionError: fix-compute: the self-test is not " in (

@@ -1,0 +1,324 @@
+"""Applied means torch runs the fix: copies of the original in other modules and
+classes are rebound, and references that cannot be rebound are reported."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import PatchSet
+
+import backport_tool
+from backport_tool import Status, revert
+
+# Modules that copy the target module's free_function the ways real code does.
+COPIERS = {
+    "copier": """
+        from {module} import free_function
+        from {module} import free_function as renamed
+
+        def call(a):
+            return free_function(a)
+
+        class Holder:
+            method = free_function
+            static = staticmethod(free_function)
+    """,
+    "reexport": """
+        from copier import free_function  # a re-export of a copy
+    """,
+    "tables": """
+        import functools
+        from {module} import free_function
+
+        TABLE = {{"key": free_function}}
+        LISTED = [free_function]
+        BOUND = functools.partial(free_function, b=5)
+
+        def _make():
+            held = free_function
+            def inner(a):
+                return held(a)
+            return inner
+
+        CLOSURE = _make()
+    """,
+}
+
+
+def write_copiers(patchset: PatchSet, names: tuple[str, ...]) -> None:
+    for name in names:
+        source = textwrap.dedent(COPIERS[name]).format(module=patchset.module)
+        (patchset.site / f"{name}.py").write_text(source)
+
+
+@pytest.fixture
+def copiers(patchset: PatchSet) -> Iterator[tuple[str, ...]]:
+    names = tuple(COPIERS)
+    write_copiers(patchset, names)
+    yield names
+    for name in names:
+        sys.modules.pop(name, None)
+
+
+def fresh(name: str) -> Any:
+    return importlib.import_module(name)
+
+
+@pytest.mark.parametrize("moment", ["eager", "lazy", "late"])
+def test_every_module_and_class_binding_runs_the_fix(
+    patchset: PatchSet, copiers: object, moment: str
+) -> None:
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    if moment == "late":
+        fresh("copier")
+        fresh("reexport")
+    report = backport_tool.apply(manifest, eager=moment != "lazy")
+    copier = fresh("copier")
+    reexport = fresh("reexport")
+    module = sys.modules[patchset.module]
+    result = (backport_tool.current_report() or report).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    # free_function(a, b=2) is a + b; the fix is a * b.
+    assert module.free_function(3) == 6
+    assert copier.free_function(3) == copier.renamed(3) == copier.call(3) == 6
+    assert copier.Holder.static(3) == 6
+    assert reexport.free_function(3) == 6
+    revert()
+    assert module.free_function(3) == copier.free_function(3) == copier.call(3) == 5
+    assert copier.Holder.static(3) == reexport.free_function(3) == 5
+    assert isinstance(vars(copier.Holder)["static"], staticmethod)
+
+
+def test_references_that_cannot_be_rebound_make_it_partial(
+    patchset: PatchSet, copiers: object
+) -> None:
+    tables = fresh("tables")
+    patchset.add("fix", "free_function")
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.PARTIAL
+    (target,) = result.targets
+    assert target.stale_references == (
+        "tables.BOUND.func",
+        "tables.CLOSURE.__closure__[0].cell_contents",
+        "tables.LISTED[0]",
+        "tables.TABLE['key']",
+    )
+    assert "tables.free_function" in target.rebound
+    assert result.reason.endswith(
+        "; 4 references still call the original: tables.BOUND.func, "
+        "tables.CLOSURE.__closure__[0].cell_contents, tables.LISTED[0], tables.TABLE['key']. "
+        "Make them call the fix (an after_apply hook can re-register it), or list them under "
+        "the target's acknowledged: once reviewed"
+    )
+    assert result.is_problem
+    # check says the same before anything is applied.
+    revert()
+    assert backport_tool.check(patchset.write()).by_id("fix").status is Status.PARTIAL
+    assert tables.TABLE["key"](3) == 5
+
+
+def test_acknowledged_references_do_not_make_it_partial(
+    patchset: PatchSet, copiers: object
+) -> None:
+    fresh("tables")
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["acknowledged"] = [
+        "tables.BOUND.func",
+        "tables.CLOSURE.__closure__[0].cell_contents",
+        "tables.LISTED[0]",
+        "tables.TABLE['key']",
+    ]
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert result.targets[0].stale_references == ()
+
+
+WRAPPER = """
+import backport_tool
+
+
+def free_function(a, b=2):
+    # A wrapper: the original, times ten.
+    return backport_tool.original("{module}:free_function")(a, b) * 10
+"""
+
+
+def test_a_wrapper_calls_the_original_and_never_itself(patchset: PatchSet, copiers: object) -> None:
+    patchset.write_backport("fix.py", WRAPPER.format(module=patchset.module))
+    patchset.add("fix", "free_function")
+    module = patchset.target()
+    copier = fresh("copier")
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert module.free_function(3) == copier.free_function(3) == 50
+    revert()
+    with pytest.raises(backport_tool.UsageError) as raised:
+        backport_tool.original(f"{patchset.module}:free_function")
+    assert str(raised.value) == (
+        f"original('{patchset.module}:free_function'): no applied backport replaces "
+        f"{patchset.module}:free_function; call it only from a replacement (or code it "
+        "runs) while its backport is applied"
+    )
+
+
+HOOKS = """
+import {module} as target
+import tables
+
+
+def free_function(a, b=2):
+    return a * b
+
+
+def after_apply():
+    tables.TABLE["key"] = free_function
+    tables.LISTED[0] = free_function
+{extra}
+
+def before_revert():
+    tables.TABLE["key"] = backport_tool.original("{module}:free_function")
+    tables.LISTED[0] = backport_tool.original("{module}:free_function")
+
+
+import backport_tool
+"""
+
+
+def test_after_apply_re_registers_and_before_revert_restores(
+    patchset: PatchSet, copiers: object
+) -> None:
+    tables = fresh("tables")
+    patchset.write_backport("fix.py", HOOKS.format(module=patchset.module, extra=""))
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["acknowledged"] = [
+        "tables.BOUND.func",
+        "tables.CLOSURE.__closure__[0].cell_contents",
+    ]
+    manifest = patchset.write()
+    before = backport_tool.check(manifest).by_id("fix")
+    assert before.status is Status.READY
+    assert before.reason.endswith(
+        "; 2 references to the original that after_apply must re-register: "
+        "tables.LISTED[0], tables.TABLE['key']"
+    )
+    result = backport_tool.apply(manifest, eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert tables.TABLE["key"](3) == tables.LISTED[0](3) == 6
+    revert()
+    assert tables.TABLE["key"](3) == tables.LISTED[0](3) == 5
+
+
+def test_a_failing_after_apply_rolls_everything_back(patchset: PatchSet, copiers: object) -> None:
+    tables = fresh("tables")
+    copier = fresh("copier")
+    extra = "    raise RuntimeError('registry moved')\n"
+    patchset.write_backport("fix.py", HOOKS.format(module=patchset.module, extra=extra))
+    patchset.add("fix", "free_function")
+    module = sys.modules[patchset.module]
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "after_apply raised RuntimeError: registry moved; rolled back, nothing changed"
+    )
+    assert module.free_function(3) == copier.free_function(3) == 5
+    assert backport_tool.applied() == ()
+    # before_revert took back what the hook registered before it raised.
+    assert tables.TABLE["key"](3) == tables.LISTED[0](3) == 5
+
+
+@pytest.mark.parametrize(
+    ("replacement", "problem"),
+    [
+        (
+            "def compute(self):\n    return 0\n",
+            "it takes 1 positional arguments, callers may pass 2; it has no keyword parameter "
+            "'x', callers may pass x=",
+        ),
+        (
+            "def compute(self, y: int) -> int:\n    return y\n",
+            "it has no keyword parameter 'x', callers may pass x=",
+        ),
+        (
+            "def compute(self, x: int, *, extra) -> int:\n    return x\n",
+            "it requires 'extra', which callers never pass",
+        ),
+        (
+            "def free_function(a, b):\n    return a\n",
+            "'b' has no default, callers may leave out b",
+        ),
+        (
+            "def compute(self, *, x: int) -> int:\n    return x\n",
+            "it takes 1 positional arguments, callers may pass 2",
+        ),
+    ],
+)
+def test_a_replacement_that_cannot_take_the_originals_calls_fails_check(
+    patchset: PatchSet, replacement: str, problem: str
+) -> None:
+    patchset.write_backport("fix.py", replacement)
+    name = replacement.split("(", maxsplit=1)[0].removeprefix("def ")
+    symbol = "free_function" if name == "free_function" else "Widget.compute"
+    patchset.add("fix", symbol)
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        f"backports/fix.py:{name} cannot replace {patchset.sym(symbol)}: {problem}"
+    )
+
+
+def test_a_compatible_replacement_may_accept_more(patchset: PatchSet) -> None:
+    patchset.write_backport(
+        "fix.py", "def compute(self, x: int, extra: int = 0, *a, **k) -> int:\n    return x\n"
+    )
+    patchset.add("fix", "Widget.compute")
+    assert backport_tool.check(patchset.write()).by_id("fix").status is Status.READY
+
+
+SUPER = """
+def inherited(self, x: int) -> int:
+    # A method copied from upstream, zero-argument super() and all.
+    return super().inherited(x) * 2
+"""
+
+TARGET_WITH_OVERRIDE = """
+class Base:
+    def inherited(self, x: int) -> int:
+        return x + 100
+
+
+class Widget(Base):
+    def inherited(self, x: int) -> int:
+        return x
+"""
+
+
+def test_zero_argument_super_works_in_a_method_replacement(patchset: PatchSet) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(TARGET_WITH_OVERRIDE)
+    patchset.write_backport("fix.py", SUPER)
+    patchset.add("fix", "Widget.inherited")
+    module = patchset.target()
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert module.Widget().inherited(1) == 202
+    revert()
+    assert module.Widget().inherited(1) == 1
+
+
+def test_zero_argument_super_in_a_module_function_replacement_is_refused(
+    patchset: PatchSet,
+) -> None:
+    patchset.write_backport("fix.py", "def free_function(a, b=2):\n    return super().x\n")
+    patchset.add("fix", "free_function")
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "backports/fix.py:free_function calls super() without arguments, which needs the "
+        "class it is a method of, and it cannot be bound to one here; write "
+        "super(Class, self) instead"
+    )
