@@ -26,7 +26,7 @@ from .config import DISABLE_ENV, is_disabled
 from .inspection import Inspector, SymbolFacts
 from .manifest import Backport, Manifest, Target
 from .report import BackportResult, Claim, Presence, Probe, Report, Status, TargetReport
-from .symbols import ABSENT, Resolved
+from .symbols import ABSENT, Resolved, SymbolMissing, resolve_owner
 from .versions import gate
 
 logger = logging.getLogger("backport_tool")
@@ -215,10 +215,13 @@ def _inspect(backport: Backport, inspector: Inspector) -> _Inspected:
     out = _Inspected()
     for target in backport.targets:
         facts = inspector.inspect(target.symbol)
+        if target.create:
+            facts, problem = _to_create(target, facts, inspector)
+        else:
+            problem = _presence_problem("target", facts)
         report = _target_report(target, facts)
         out.targets.append((target, facts))
         out.reports.append(report)
-        problem = _presence_problem("target", facts)
         if problem is not None:
             out.problems.append(problem)
         out.problems += _drift(target, report)
@@ -231,6 +234,33 @@ def _inspect(backport: Backport, inspector: Inspector) -> _Inspected:
         elif facts.presence is Presence.UNKNOWN:
             out.requires_unknown.append(str(ref))
     return out
+
+
+def _to_create(
+    target: Target, facts: SymbolFacts, inspector: Inspector
+) -> tuple[SymbolFacts, _Problem | None]:
+    # A new attribute: absent is what it should be, present is news.
+    if facts.presence is Presence.FOUND:
+        where = f" (on {facts.defined_on})" if facts.defined_on else ""
+        return facts, _Problem(
+            Status.DRIFT,
+            f"target {target.symbol} is marked create: true, but it exists already{where}; "
+            "upstream may have added it: check whether the backport is still needed",
+        )
+    if facts.presence is not Presence.MISSING:
+        return facts, _presence_problem("target", facts)
+    if not inspector.live:
+        return facts, None
+    try:
+        owner, _ = resolve_owner(target.symbol)
+    except SymbolMissing as exc:
+        return facts, _Problem(Status.MISSING, f"target {target.symbol}: {exc}")
+    except Exception as exc:
+        return facts, _Problem(
+            Status.FAILED, f"target {target.symbol}: import raised {_describe(exc)}"
+        )
+    name = target.symbol.qualname.rsplit(".", 1)[-1]
+    return replace(facts, resolved=Resolved(owner, name, ABSENT, owner, ABSENT)), None
 
 
 def _probe(module: ModuleType, inspected: _Inspected) -> tuple[Probe | None, str]:
@@ -485,7 +515,7 @@ def _prepare(backport: Backport, inspected: _Inspected) -> _Prepared:
     except Exception as exc:
         out.problems.append(_Problem(Status.FAILED, f"{PROBE_HOOK} raised {_describe(exc)}"))
     for target, facts in inspected.targets:
-        replacement = _replacement(out.module, backport, target)
+        replacement = _replacement(out.module, backport, target, facts)
         if not isinstance(replacement, _Problem) and facts.resolved is not None:
             replacement = _fitted(backport, target, facts.resolved, replacement)
         if isinstance(replacement, _Problem):
@@ -544,7 +574,9 @@ def _conflict(backport_id: str, applied_from: str, manifest: Manifest) -> str:
     )
 
 
-def _replacement(module: ModuleType, backport: Backport, target: Target) -> object | _Problem:
+def _replacement(
+    module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts
+) -> object | _Problem:
     value = getattr(module, target.replacement, ABSENT)
     if value is ABSENT:
         return _Problem(
@@ -552,7 +584,12 @@ def _replacement(module: ModuleType, backport: Backport, target: Target) -> obje
             f"{backport.module_text} has no attribute {target.replacement!r} "
             f"(the replacement for {target.symbol})",
         )
-    if not callable(value):
+    # Callable only where the original is: a value target takes any object.
+    if facts.resolved is not None:
+        wanted = callable(facts.resolved.function)
+    else:
+        wanted = facts.signature is not None
+    if wanted and not callable(value):
         return _Problem(
             Status.FAILED,
             f"{backport.module_text}:{target.replacement} is a {type(value).__name__}, "

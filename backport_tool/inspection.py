@@ -16,7 +16,7 @@ from typing import Protocol
 from . import patcher
 from .manifest import SymbolRef
 from .report import Presence
-from .source import FunctionFacts, function_facts, live_function_facts
+from .source import FunctionFacts, assignment_facts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import ABSENT, Resolved, SymbolMissing, defined_in, resolve, signature_text
 
@@ -81,12 +81,19 @@ class LiveInspector:
             return SymbolFacts(
                 symbol, Presence.FOUND, defined_on=resolved.defined_on_name, resolved=resolved
             )
+        if callable(function):
+            facts = live_function_facts(function)
+            signature = signature_text(function)
+        else:
+            # A value: its facts are those of the assignment in its source,
+            # exactly what a static read of a wheel finds.
+            facts, signature = self._from_source(ref).function, None
         return SymbolFacts(
             symbol,
             Presence.FOUND,
             defined_on=resolved.defined_on_name,
-            signature=signature_text(function) if callable(function) else None,
-            function=live_function_facts(function),
+            signature=signature,
+            function=facts,
             resolved=resolved,
         )
 
@@ -138,6 +145,13 @@ class StaticInspector:
         if not isinstance(result, Found):
             return SymbolFacts(symbol, Presence.UNKNOWN, result.message)
         node = result.node
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            return SymbolFacts(
+                symbol,
+                Presence.FOUND,
+                defined_on=result.defined_on,
+                function=assignment_facts(node),
+            )
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             facts = function_facts(node)
             return SymbolFacts(

@@ -151,7 +151,8 @@ def _lock_target(
     fingerprint = facts.function.fingerprint
     changes: list[str] = []
     signature = facts.signature or facts.function.signature
-    if target.signature != signature:
+    # A value target has no signature, only the fingerprint of its assignment.
+    if signature is not None and target.signature != signature:
         _set(raw, "signature", DoubleQuotedScalarString(signature), after="replacement")
         changes.append(f"signature {signature}")
     if fingerprint in target.fingerprints:

@@ -68,6 +68,8 @@ class Target:
     # References to the original that a reviewer accepts as stale (paths as
     # reported in ``stale_references``); they do not make the backport partial.
     acknowledged: tuple[str, ...] = ()
+    # The attribute is new: it must not exist yet, and revert deletes it.
+    create: bool = False
 
 
 @dataclass(frozen=True)
@@ -583,7 +585,7 @@ class _Checker:
             keypath,
             data,
             ("symbol", "replacement"),
-            ("signature", "fingerprint", "recorded_from", "acknowledged"),
+            ("signature", "fingerprint", "recorded_from", "acknowledged", "create"),
         )
         if entry is None:
             return None
@@ -625,7 +627,13 @@ class _Checker:
         )
         if acknowledged is None:
             return None
-        return Target(symbol, replacement, signature, fingerprints, recorded_from, acknowledged)
+        create = entry.get("create", False)
+        if not isinstance(create, bool):
+            self.expect(f"{keypath}.create", "true or false", create)
+            return None
+        return Target(
+            symbol, replacement, signature, fingerprints, recorded_from, acknowledged, create
+        )
 
     def symbol(self, keypath: str, value: object) -> SymbolRef | None:
         text = self.string(keypath, value)

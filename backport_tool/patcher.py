@@ -130,11 +130,20 @@ def unwrapped(raw: object) -> object:
     return raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
 
 
+# Values that the interpreter shares by identity (small ints, interned
+# strings, None, True): a module that holds the same one did not copy it.
+_SHARED = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
+
+
+def _tracked(original: object) -> bool:
+    return not isinstance(original, _SHARED) and not (type(original) is tuple and not original)
+
+
 def copies(patch: Patch) -> list[references.Binding]:
     """The other module and class bindings of the original that applying
     ``patch`` rebinds. An inherited original belongs to its base class, and
     copies of it stay the base's."""
-    if patch.own is ABSENT:
+    if patch.own is ABSENT or not _tracked(unwrapped(patch.own)):
         return []
     return references.bindings(
         unwrapped(patch.own), unwrapped(patch.replacement), (patch.owner, patch.name)
@@ -150,7 +159,7 @@ def copy_paths(patch: Patch) -> tuple[str, ...]:
 def stale_paths(patch: Patch) -> tuple[str, ...]:
     """References to ``patch``'s original that no rebinding reaches."""
     original = unwrapped(patch.own)
-    if patch.own is ABSENT:
+    if patch.own is ABSENT or not _tracked(original):
         return ()
     with _LOCK:
         return references.stale(original)
@@ -263,7 +272,7 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
             references.unbind(list(entry.bindings))
             for patch in reversed(entry.patches):
                 # Modules imported while it was applied copied the fix.
-                if patch.own is not ABSENT:
+                if patch.own is not ABSENT and _tracked(unwrapped(patch.replacement)):
                     references.rebind(
                         references.bindings(
                             unwrapped(patch.replacement),

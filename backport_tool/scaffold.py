@@ -96,7 +96,18 @@ def scaffold(
         load_manifest(path)
     facts = LiveInspector().inspect(ref)
     if facts.presence is not Presence.FOUND or facts.function is None:
-        raise UsageError(f"cannot read the installed {target}: {facts.message or 'no source'}")
+        raise UsageError(
+            f"cannot read the installed {target}: {facts.message or 'it has no Python source'}; "
+            "`new` starts backports of functions and methods written in Python (and of "
+            "module-level or class-level values, which it records but cannot write for you)"
+        )
+    signature = facts.signature or facts.function.signature
+    if signature is None:
+        raise UsageError(
+            f"{target} is a value, not a function: `new` writes function skeletons only. "
+            "Add the target to the manifest by hand (its fingerprint comes from `lock`) "
+            "and bind the new value in the backport module"
+        )
     yaml = _round_trip()
     style = TextStyle()
     if exists:
@@ -126,7 +137,6 @@ def scaffold(
     if write_target(shown, within=base).exists():
         raise UsageError(f"{shown} already exists; choose another id")
     name = ref.qualname.rsplit(".", 1)[-1]
-    signature = facts.signature or facts.function.signature
     summary = f"TODO: one line on what {backport_id} fixes"
     if document.get("backports") is None:
         document["backports"] = []

@@ -30,15 +30,16 @@ def main(argv: list[str]) -> int:
         # The traceback is the useful part for whoever wrote the backport.
         traceback.print_exc()
         failure = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    if failure is not None:
+        print(failure)
+        return 1
+    # A self-test that passes without the patch in force tested nothing.
     report = current_report()
     result = report.by_id(backport_id) if report is not None else None
     if result is None or result.status is not Status.APPLIED:
         status = result.status.value if result else "unknown"
         reason = result.reason if result else "no report"
         print(f"not applied: {status} ({reason})")
-        return 1
-    if failure is not None:
-        print(failure)
         return 1
     print("passed")
     return 0

@@ -22,9 +22,10 @@ FunctionNode = ast.FunctionDef | ast.AsyncFunctionDef
 
 @dataclass(frozen=True)
 class FunctionFacts:
-    """What the source of one function says about it."""
+    """What the source of one function, or of the assignment that binds a value,
+    says about it."""
 
-    signature: str
+    signature: str | None  # None for a value
     fingerprint: str
     source: str
 
@@ -112,6 +113,13 @@ def _render(args: ast.arguments, returns: ast.expr | None) -> str:
         parts.append(_param(args.kwarg, None, "**"))
     result = _unquote(returns)
     return f"({', '.join(parts)})" + (f" -> {result}" if result else "")
+
+
+def assignment_facts(node: ast.Assign | ast.AnnAssign) -> FunctionFacts:
+    """Facts of a value target: its module-level (or class-level) assignment,
+    normalized like a function's source, so that live and static reads agree."""
+    source = ast.unparse(node)
+    return FunctionFacts(None, fingerprint_of(source), source)
 
 
 def function_facts(node: FunctionNode) -> FunctionFacts:

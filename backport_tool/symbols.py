@@ -71,18 +71,24 @@ def import_module(name: str) -> ModuleType:
         raise
 
 
-def resolve(ref: SymbolRef) -> Resolved:
-    """Import ``ref``'s module and find the attribute, inherited ones included."""
+def resolve_owner(ref: SymbolRef) -> tuple[object, str]:
+    """Import ``ref``'s module and find the object its last part is looked up on,
+    and where that is (for messages)."""
     owner: object = import_module(ref.module)
-    parts = ref.qualname.split(".")
     walked = ref.module
-    for part in parts[:-1]:
+    for part in ref.qualname.split(".")[:-1]:
         try:
             owner = getattr(owner, part)
         except AttributeError:
             raise SymbolMissing(f"{walked} has no attribute {part!r}") from None
         walked = f"{walked}:{part}" if walked == ref.module else f"{walked}.{part}"
-    name = parts[-1]
+    return owner, walked
+
+
+def resolve(ref: SymbolRef) -> Resolved:
+    """Import ``ref``'s module and find the attribute, inherited ones included."""
+    owner, walked = resolve_owner(ref)
+    name = ref.qualname.rsplit(".", 1)[-1]
     if isinstance(owner, type):
         found = defined_in(owner.__mro__, name)
         if found is None:

@@ -638,3 +638,18 @@ def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_p
         "['backport_tool.engine', 'packaging', 'yaml']\n",
         "[]\n",
     ]
+
+
+def test_the_selftest_runs_in_the_state_production_startup_has(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child applies lazily, as a server does: a self-test that never
+    # imports its target never ran the patch, and says so.
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + "\n\ndef selftest():\n    pass\n")
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert (result.selftest, result.selftest_message) == (
+        backport_tool.Verdict.FAILED,
+        f"not applied: pending (verified and applied when {patchset.module} is imported)",
+    )

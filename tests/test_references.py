@@ -322,3 +322,96 @@ def test_zero_argument_super_in_a_module_function_replacement_is_refused(
         "class it is a method of, and it cannot be bound to one here; write "
         "super(Class, self) instead"
     )
+
+
+VALUES_TARGET = """
+SIDE_EFFECTS = {"print", "open"}
+LIMIT = 4
+
+
+class Config:
+    names = ("a", "b")
+"""
+
+VALUES_FIX = """
+SIDE_EFFECTS = {"print", "open", "exec"}
+LIMIT = 8
+names = ("a", "b", "c")
+new_helper = len
+"""
+
+
+def test_value_targets_are_replaced_rebound_and_fingerprinted(patchset: PatchSet) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(VALUES_TARGET)
+    (patchset.site / "uses_values.py").write_text(
+        f"from {patchset.module} import LIMIT, SIDE_EFFECTS\n"
+    )
+    patchset.write_backport("fix.py", VALUES_FIX)
+    patchset.add("fix", "SIDE_EFFECTS", "LIMIT", "Config.names")
+    module = patchset.target()
+    uses = fresh("uses_values")
+    try:
+        manifest = patchset.write()
+        checked = backport_tool.check(manifest).by_id("fix")
+        assert checked.status is Status.READY, checked.reason
+        fingerprints = [t.actual_fingerprint for t in checked.targets]
+        assert all(f and f.startswith("sha256:") for f in fingerprints)
+        # The same fingerprints as a static read of the same source.
+        static = backport_tool.check(manifest, source=str(patchset.site)).by_id("fix")
+        assert [t.actual_fingerprint for t in static.targets] == fingerprints
+        result = backport_tool.apply(manifest, eager=True).by_id("fix")
+        assert result.status is Status.APPLIED, result.reason
+        assert module.SIDE_EFFECTS == uses.SIDE_EFFECTS == {"print", "open", "exec"}
+        assert module.LIMIT == 8
+        assert uses.LIMIT == 4  # an int is shared by identity, never rebound
+        assert module.Config.names == ("a", "b", "c")
+        revert()
+        assert module.SIDE_EFFECTS == uses.SIDE_EFFECTS == {"print", "open"}
+        assert (module.LIMIT, module.Config.names) == (4, ("a", "b"))
+    finally:
+        sys.modules.pop("uses_values", None)
+
+
+def test_a_changed_value_is_drift(patchset: PatchSet) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(VALUES_TARGET)
+    patchset.write_backport("fix.py", VALUES_FIX)
+    entry = patchset.add("fix", "SIDE_EFFECTS")
+    entry["targets"][0]["fingerprint"] = "sha256:0000000000000000"
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.DRIFT
+    assert "source fingerprint" in result.reason
+
+
+def test_create_adds_an_attribute_and_revert_deletes_it(patchset: PatchSet) -> None:
+    import builtins
+
+    patchset.write_backport("fix.py", VALUES_FIX)
+    entry = patchset.add("fix")
+    entry["targets"] = [
+        {
+            "symbol": "builtins:backport_tool_test_helper",
+            "replacement": "new_helper",
+            "create": True,
+        },
+        {"symbol": patchset.sym("Widget.brand_new"), "replacement": "LIMIT", "create": True},
+    ]
+    module = patchset.target()
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert builtins.backport_tool_test_helper is len  # type: ignore[attr-defined]
+    assert module.Widget.brand_new == 8
+    revert()
+    assert not hasattr(builtins, "backport_tool_test_helper")
+    assert not hasattr(module.Widget, "brand_new")
+
+
+def test_create_of_an_attribute_that_exists_is_drift(patchset: PatchSet) -> None:
+    entry = patchset.add("fix", "Widget.compute")
+    entry["targets"][0]["create"] = True
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.DRIFT
+    assert result.reason == (
+        f"target {patchset.sym('Widget.compute')} is marked create: true, but it exists "
+        f"already (on {patchset.module}:Widget); upstream may have added it: check whether "
+        "the backport is still needed"
+    )
