@@ -130,9 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands["new"].add_argument("id", help="the new backport's id, e.g. inductor-fix-foo")
     commands["new"].add_argument(
         "--target",
+        dest="targets",
+        action="append",
         required=True,
         metavar="MODULE:QUALNAME",
-        help="the function to replace, read from the installed package",
+        help="a function, method or value to replace, read from the installed package; "
+        "repeat for a backport of several targets",
     )
     commands["new"].add_argument(
         "--package",
@@ -239,7 +242,7 @@ def _run(args: argparse.Namespace) -> int:
     return new_cmd.run(
         manifest or LOCAL_MANIFEST,
         args.id,
-        args.target,
+        args.targets,
         package=args.package,
         as_json=args.json,
         quiet=quiet,

@@ -532,8 +532,13 @@ def _fitted(
     if fitting.unwritten(replacement):
         return _Problem(
             Status.FAILED,
-            f"{name} is not written yet (its body only raises NotImplementedError); write "
-            "the fix, then run `backport-tool check` again",
+            f"{name} is not written yet ("
+            + (
+                "its value is NotImplemented"
+                if replacement is NotImplemented
+                else "its body only raises NotImplementedError"
+            )
+            + "); write the fix, then run `backport-tool check` again",
         )
     problems = fitting.misfits(resolved.function, replacement)
     if problems:

@@ -67,7 +67,10 @@ def _misfits(want: inspect.Signature, have: inspect.Signature) -> Iterator[str]:
 
 
 def unwritten(function: object) -> bool:
-    """True for a body that only raises NotImplementedError (a ``new`` skeleton)."""
+    """True for a body that only raises NotImplementedError, or a value that is
+    NotImplemented: a ``new`` skeleton not written yet."""
+    if function is NotImplemented:
+        return True
     tree = _tree(function)
     if tree is None:
         return False

@@ -10,6 +10,7 @@ import inspect
 import io
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,26 +27,39 @@ from .report import Presence
 from .source import parse_signature
 from .versions import installed_version
 
-SKELETON = '''\
+HEADER = '''\
 """{summary}
 
 Backport of <upstream PR> for {package} {series}. It replaces
-``{target}``.
+{targets}.
 
-Until the replacement is written, ``backport-tool check`` fails ("not
+Until each replacement is written, ``backport-tool check`` fails ("not
 written yet") and ``apply`` never installs it; until the self-test is
 written, ``backport-tool check --selftest`` fails.
 """
 
 from __future__ import annotations
-{imports}
+{imports}'''
+
+FUNCTION = '''
 
 def {name}{signature}:
     """The fixed {qualname}."""
     # Import torch inside functions: backport-tool loads this module (for the
     # probe) next to any torch version, or none.
     raise NotImplementedError("{id}: write the fixed {qualname} here")
+'''
 
+# NotImplemented marks a value not written yet, as NotImplementedError does a
+# function body: check fails on it and apply never installs it.
+VALUE = """
+
+# The new value of {qualname}; the original is:
+{original}
+{name} = NotImplemented
+"""
+
+FOOTER = '''
 
 def upstream_probe(symbol: str, source: str) -> tuple[bool | None, str]:
     """Does this original already contain the fix? (True, False or None, and why.)"""
@@ -56,6 +70,14 @@ def selftest() -> None:
     """Exercise the patched code for real; raise on failure."""
     raise AssertionError("{id}: the self-test is not written yet")
 '''
+
+
+class _Target(NamedTuple):
+    ref: SymbolRef
+    name: str  # of the replacement in the backport module
+    signature: str | None  # None for a value
+    fingerprint: str
+    source: str
 
 
 class Scaffolded(NamedTuple):
@@ -72,20 +94,21 @@ class Scaffolded(NamedTuple):
 def scaffold(
     manifest_path: str | os.PathLike[str],
     backport_id: str,
-    target: str,
+    targets: str | Sequence[str],
     package: str | None = None,
 ) -> Scaffolded:
-    """Write a backport module skeleton and its manifest entry; return the paths written.
+    """Write a backport module skeleton and its manifest entry for one or more
+    targets (functions, methods or values); return the paths written.
 
     An existing manifest must be valid; nothing is written otherwise, nor when
     any write fails.
     """
     if not _ID_RE.match(backport_id):
         raise UsageError(f"id {backport_id!r} must match [a-z0-9][a-z0-9-]*")
-    try:
-        ref = SymbolRef.parse(target)
-    except ValueError as exc:
-        raise UsageError(f"--target {target!r} is not module:qualname ({exc})") from None
+    specs = [targets] if isinstance(targets, str) else list(targets)
+    refs = [_parse(spec) for spec in specs]
+    if len({str(ref) for ref in refs}) != len(refs):
+        raise UsageError("each --target may be given once")
     path = Path(manifest_path)
     # A dangling link is refused here, not mistaken for "no manifest yet".
     manifest_file = write_target(path)
@@ -94,20 +117,7 @@ def scaffold(
         # The project's validator, before anything is changed: `new` must not
         # build on a manifest that every other command would refuse.
         load_manifest(path)
-    facts = LiveInspector().inspect(ref)
-    if facts.presence is not Presence.FOUND or facts.function is None:
-        raise UsageError(
-            f"cannot read the installed {target}: {facts.message or 'it has no Python source'}; "
-            "`new` starts backports of functions and methods written in Python (and of "
-            "module-level or class-level values, which it records but cannot write for you)"
-        )
-    signature = facts.signature or facts.function.signature
-    if signature is None:
-        raise UsageError(
-            f"{target} is a value, not a function: `new` writes function skeletons only. "
-            "Add the target to the manifest by hand (its fingerprint comes from `lock`) "
-            "and bind the new value in the backport module"
-        )
+    read = _read_targets(refs)
     yaml = _round_trip()
     style = TextStyle()
     if exists:
@@ -117,7 +127,7 @@ def scaffold(
     else:
         # The distribution that gates the patch set; torch's module and
         # distribution names agree, other packages may pass --package.
-        package = package or ref.module.split(".")[0]
+        package = package or refs[0].module.split(".")[0]
         document = CommentedMap([("version", 1), ("package", package), ("backports", [])])
     version = installed_version(package)
     if version is None:
@@ -136,7 +146,6 @@ def scaffold(
     shown = path.parent / module_rel if path.parent.resolve() == base else module_path
     if write_target(shown, within=base).exists():
         raise UsageError(f"{shown} already exists; choose another id")
-    name = ref.qualname.rsplit(".", 1)[-1]
     summary = f"TODO: one line on what {backport_id} fixes"
     if document.get("backports") is None:
         document["backports"] = []
@@ -144,10 +153,7 @@ def scaffold(
         _entry(
             backport_id,
             summary,
-            target,
-            name,
-            signature,
-            facts.function.fingerprint,
+            read,
             version.public,
             f">={series}.0,<{major}.{minor + 1}",
             module_rel,
@@ -155,48 +161,96 @@ def scaffold(
     )
     buffer = io.StringIO()
     yaml.dump(document, buffer)
-    skeleton = SKELETON.format(
-        summary=summary.replace("TODO: one line on", "Backport:"),
-        package=package,
-        series=series,
-        target=target,
-        name=name,
-        signature=signature,
-        qualname=ref.qualname,
-        id=backport_id,
-        imports=_annotation_imports(signature, ref.module),
-    )
+    skeleton = _skeleton(backport_id, summary, package, series, read)
     result = Scaffolded(path, shown)
     _write_both(result, module_path.parent, skeleton, manifest_file, buffer.getvalue(), style)
     return result
 
 
+def _skeleton(
+    backport_id: str, summary: str, package: str, series: str, read: list[_Target]
+) -> str:
+    statements: set[str] = set()
+    for target in read:
+        if target.signature is not None:
+            statements |= _annotation_imports(target.signature, target.ref.module)
+    text = HEADER.format(
+        summary=summary.replace("TODO: one line on", "Backport:"),
+        package=package,
+        series=series,
+        targets=", ".join(f"``{t.ref}``" for t in read),
+        imports=_render_imports(statements),
+    )
+    for target in read:
+        if target.signature is None:
+            text += VALUE.format(
+                name=target.name,
+                qualname=target.ref.qualname,
+                original="\n".join(f"#     {line}" for line in target.source.splitlines()),
+            )
+        else:
+            text += FUNCTION.format(
+                name=target.name,
+                signature=target.signature,
+                qualname=target.ref.qualname,
+                id=backport_id,
+            )
+    return text + FOOTER.format(id=backport_id)
+
+
+def _parse(spec: str) -> SymbolRef:
+    try:
+        return SymbolRef.parse(spec)
+    except ValueError as exc:
+        raise UsageError(f"--target {spec!r} is not module:qualname ({exc})") from None
+
+
+def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
+    inspector = LiveInspector()
+    read: list[_Target] = []
+    for ref in refs:
+        facts = inspector.inspect(ref)
+        if facts.presence is not Presence.FOUND or facts.function is None:
+            why = facts.message or "it has no Python source"
+            raise UsageError(
+                f"cannot read the installed {ref}: {why}; `new` starts backports of "
+                "functions, methods and module- or class-level values whose Python source "
+                "it can read (compiled code has none)"
+            )
+        signature = facts.signature or facts.function.signature
+        read.append(_Target(ref, "", signature, facts.function.fingerprint, facts.function.source))
+    # Replacement names: the last part of each qualname, made unique with the
+    # rest of it where two targets share one.
+    last = [t.ref.qualname.rsplit(".", 1)[-1] for t in read]
+    return [
+        t._replace(name=name if last.count(name) == 1 else t.ref.qualname.replace(".", "_"))
+        for t, name in zip(read, last, strict=True)
+    ]
+
+
 def _entry(
     backport_id: str,
     summary: str,
-    target: str,
-    name: str,
-    signature: str,
-    fingerprint: str,
+    read: list[_Target],
     version: str,
     applies_to: str,
     module: str,
 ) -> CommentedMap:
-    recorded_from = CommentedSeq([DoubleQuotedScalarString(version)])
-    recorded_from.fa.set_flow_style()
-    targets = CommentedSeq(
-        [
-            CommentedMap(
-                [
-                    ("symbol", DoubleQuotedScalarString(target)),
-                    ("replacement", name),
-                    ("signature", DoubleQuotedScalarString(signature)),
-                    ("fingerprint", DoubleQuotedScalarString(fingerprint)),
-                    ("recorded_from", recorded_from),
-                ]
-            )
+    targets = CommentedSeq()
+    for target in read:
+        recorded_from = CommentedSeq([DoubleQuotedScalarString(version)])
+        recorded_from.fa.set_flow_style()
+        fields: list[tuple[str, object]] = [
+            ("symbol", DoubleQuotedScalarString(str(target.ref))),
+            ("replacement", target.name),
         ]
-    )
+        if target.signature is not None:
+            fields.append(("signature", DoubleQuotedScalarString(target.signature)))
+        fields += [
+            ("fingerprint", DoubleQuotedScalarString(target.fingerprint)),
+            ("recorded_from", recorded_from),
+        ]
+        targets.append(CommentedMap(fields))
     return CommentedMap(
         [
             ("id", backport_id),
@@ -272,7 +326,7 @@ def _gated_package(path: Path, gated: str, given: str | None) -> str:
     return gated
 
 
-def _annotation_imports(signature: str, home: str) -> str:
+def _annotation_imports(signature: str, home: str) -> set[str]:
     # The copied signature names what the target's module had in scope: a
     # TYPE_CHECKING block makes those names resolvable for the user's linters
     # and type checkers, without importing torch when the module is loaded.
@@ -307,6 +361,10 @@ def _annotation_imports(signature: str, home: str) -> str:
             statements.add(bound[name])
         elif hasattr(sys.modules.get(home), name):
             statements.add(f"from {home} import {name}")
+    return statements
+
+
+def _render_imports(statements: set[str]) -> str:
     if not statements:
         return ""
     # isort's order: plain imports first, then from-imports.

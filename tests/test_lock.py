@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import stat
+import sys
 from pathlib import Path
 
 import pytest
@@ -255,3 +256,25 @@ def test_lock_write_error_is_a_usage_error_and_leaves_nothing_behind(
     monkeypatch.undo()
     assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
     assert listing(patchset.patches) == before
+
+
+def test_lock_records_a_value_targets_fingerprint_without_a_signature(
+    patchset: PatchSet,
+) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text("LIMITS = {'reads': 4}\n")
+    patchset.write_backport("fix.py", "LIMITS = {'reads': 8}\n")
+    patchset.add("fix", "LIMITS")
+    path = patchset.write()
+    entries = lock(path)
+    assert [(e.symbol, str(e.action)) for e in entries if e.symbol] == [
+        (patchset.sym("LIMITS"), "updated")
+    ]
+    (target,) = load_manifest(path).backports[0].targets
+    assert target.signature is None
+    (fingerprint,) = target.fingerprints
+    assert fingerprint.startswith("sha256:")
+    assert check(path).by_id("fix").status is Status.READY
+    # A changed value is drift.
+    (patchset.site / f"{patchset.module}.py").write_text("LIMITS = {'reads': 5}\n")
+    sys.modules.pop(patchset.module, None)
+    assert check(path).by_id("fix").status is Status.DRIFT

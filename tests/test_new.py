@@ -12,7 +12,8 @@ import typing
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet, run_backport_tool
+import yaml
+from helpers import TARGET_SOURCE, PatchSet, run_backport_tool
 from test_files import EROFS_MESSAGE, listing, run_read_only
 
 from backport_tool import load_manifest
@@ -371,3 +372,43 @@ def test_new_write_error_removes_the_module_and_the_directory_it_made(
     monkeypatch.undo()
     assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
     assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}
+
+
+def test_new_takes_several_targets_and_values(patchset: PatchSet, tmp_path: Path) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(
+        TARGET_SOURCE + '\nLIMITS = {"reads": 4}\n\n\nclass Other:\n    def compute(self, x):\n'
+        "        return x\n"
+    )
+    work = tmp_path / "project"
+    work.mkdir()
+    targets = [
+        patchset.sym("Widget.compute"),
+        patchset.sym("Other.compute"),
+        patchset.sym("LIMITS"),
+    ]
+    args = [a for t in targets for a in ("--target", t)]
+    proc = cli(patchset, work, "new", "fix", *args, "--package", patchset.dist)
+    assert proc.returncode == 0, proc.stderr
+    module = (work / "backports" / "fix.py").read_text()
+    assert "def Widget_compute(self, x: int) -> int:" in module
+    assert "def Other_compute(self, x):" in module
+    assert "#     LIMITS = {'reads': 4}\nLIMITS = NotImplemented\n" in module
+    entry = yaml.safe_load((work / "manifest.yaml").read_text())["backports"][0]
+    assert [(t["symbol"], t["replacement"], "signature" in t) for t in entry["targets"]] == [
+        (targets[0], "Widget_compute", True),
+        (targets[1], "Other_compute", True),
+        (targets[2], "LIMITS", False),
+    ]
+    checked = cli(patchset, work, "check", "--json", "--manifest", "manifest.yaml")
+    (result,) = json.loads(checked.stdout)["backports"]
+    assert result["status"] == "failed"
+    assert result["reason"] == "; ".join(
+        [
+            "backports/fix.py:Widget_compute is not written yet (its body only raises "
+            "NotImplementedError); write the fix, then run `backport-tool check` again",
+            "backports/fix.py:Other_compute is not written yet (its body only raises "
+            "NotImplementedError); write the fix, then run `backport-tool check` again",
+            "backports/fix.py:LIMITS is not written yet (its value is NotImplemented); write "
+            "the fix, then run `backport-tool check` again",
+        ]
+    )

@@ -7,13 +7,13 @@ from . import _output
 def run(
     manifest: str,
     backport_id: str,
-    target: str,
+    targets: list[str],
     *,
     package: str | None,
     as_json: bool,
     quiet: bool,
 ) -> int:
-    manifest_path, module = scaffold(manifest, backport_id, target, package=package)
+    manifest_path, module = scaffold(manifest, backport_id, targets, package=package)
     if as_json:
         print(
             _output.dump({"id": backport_id, "manifest": str(manifest_path), "module": str(module)})
