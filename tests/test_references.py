@@ -46,6 +46,16 @@ COPIERS = {
             return inner
 
         CLOSURE = _make()
+        TUPLE = (1, free_function)
+
+
+        class Box:
+            pass
+
+
+        BOX = Box()
+        BOX.fn = free_function
+        METHOD = free_function.__get__(BOX)
     """,
 }
 
@@ -105,14 +115,18 @@ def test_references_that_cannot_be_rebound_make_it_partial(
     (target,) = result.targets
     assert target.stale_references == (
         "tables.BOUND.func",
+        "tables.BOX.fn",
         "tables.CLOSURE.__closure__[0].cell_contents",
         "tables.LISTED[0]",
+        "tables.METHOD.__func__",
         "tables.TABLE['key']",
+        "tables.TUPLE[1]",
     )
     assert "tables.free_function" in target.rebound
     assert result.reason.endswith(
-        "; 4 references still call the original: tables.BOUND.func, "
-        "tables.CLOSURE.__closure__[0].cell_contents, tables.LISTED[0], tables.TABLE['key']. "
+        "; 7 references still call the original: tables.BOUND.func, tables.BOX.fn, "
+        "tables.CLOSURE.__closure__[0].cell_contents, tables.LISTED[0], "
+        "tables.METHOD.__func__, tables.TABLE['key'], tables.TUPLE[1]. "
         "Make them call the fix (an after_apply hook can re-register it), or list them under "
         "the target's acknowledged: once reviewed"
     )
@@ -130,9 +144,12 @@ def test_acknowledged_references_do_not_make_it_partial(
     entry = patchset.add("fix", "free_function")
     entry["targets"][0]["acknowledged"] = [
         "tables.BOUND.func",
+        "tables.BOX.fn",
         "tables.CLOSURE.__closure__[0].cell_contents",
         "tables.LISTED[0]",
+        "tables.METHOD.__func__",
         "tables.TABLE['key']",
+        "tables.TUPLE[1]",
     ]
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
     assert result.status is Status.APPLIED, result.reason
@@ -198,7 +215,10 @@ def test_after_apply_re_registers_and_before_revert_restores(
     entry = patchset.add("fix", "free_function")
     entry["targets"][0]["acknowledged"] = [
         "tables.BOUND.func",
+        "tables.BOX.fn",
         "tables.CLOSURE.__closure__[0].cell_contents",
+        "tables.METHOD.__func__",
+        "tables.TUPLE[1]",
     ]
     manifest = patchset.write()
     before = backport_tool.check(manifest).by_id("fix")
