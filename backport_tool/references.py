@@ -139,6 +139,12 @@ def stale(original: object, *, ignore: tuple[object, ...] = ()) -> tuple[str, ..
             if isinstance(container, types.FrameType) or container is level or container is targets:
                 continue
             for target, suffix in by_id.values():
+                if isinstance(container, (staticmethod, classmethod)):
+                    # The wrapper a class body keeps a method in: where it is
+                    # held is where the original is bound, so it adds no step.
+                    if container.__func__ is target:
+                        following.append((container, suffix))
+                    continue
                 step = _step(container, target)
                 if step is None:
                     continue

@@ -435,3 +435,21 @@ def test_create_of_an_attribute_that_exists_is_drift(patchset: PatchSet) -> None
         f"already (on {patchset.module}:Widget); upstream may have added it: check whether "
         "the backport is still needed"
     )
+
+
+def test_a_classmethod_target_is_not_its_own_stale_reference(patchset: PatchSet) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(
+        "class Widget:\n    @classmethod\n    def make(cls, x):\n        return x\n\n\n"
+        "class Copy:\n    make = Widget.__dict__['make']\n"
+    )
+    patchset.write_backport("fix.py", "def make(cls, x):\n    return x * 2\n")
+    patchset.add("fix", "Widget.make")
+    module = patchset.target()
+    manifest = patchset.write()
+    checked = backport_tool.check(manifest).by_id("fix")
+    assert checked.status is Status.READY, checked.reason
+    assert checked.targets[0].rebound == (f"{patchset.module}:Copy.make",)
+    result = backport_tool.apply(manifest, eager=True).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    assert module.Widget.make(2) == module.Copy.make(2) == 4
+    assert isinstance(vars(module.Copy)["make"], classmethod)
