@@ -10,6 +10,8 @@ import textwrap
 import types
 from collections.abc import Iterator
 
+from .source import without_docstring
+
 _POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
 _KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
@@ -74,14 +76,7 @@ def unwritten(function: object) -> bool:
     tree = _tree(function)
     if tree is None:
         return False
-    body = tree.body
-    if (
-        body
-        and isinstance(body[0], ast.Expr)
-        and isinstance(body[0].value, ast.Constant)
-        and isinstance(body[0].value.value, str)
-    ):
-        body = body[1:]
+    body = without_docstring(tree.body)
     if len(body) != 1 or not isinstance(body[0], ast.Raise):
         return False
     raised = body[0].exc

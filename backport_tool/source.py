@@ -33,16 +33,21 @@ class FunctionFacts:
 def normalized_source(node: FunctionNode) -> str:
     """The function's code with comments, formatting and its docstring dropped."""
     node = copy.deepcopy(node)
-    body = node.body
     # A docstring documents; it does not change what the function does.
+    node.body = without_docstring(node.body) or [ast.Pass()]
+    return ast.unparse(node)
+
+
+def without_docstring(body: list[ast.stmt]) -> list[ast.stmt]:
+    """``body`` without its leading docstring, if it has one."""
     if (
         body
         and isinstance(body[0], ast.Expr)
         and isinstance(body[0].value, ast.Constant)
         and isinstance(body[0].value.value, str)
     ):
-        node.body = body[1:] or [ast.Pass()]
-    return ast.unparse(node)
+        return body[1:]
+    return body
 
 
 def fingerprint_of(source: str) -> str:

@@ -60,6 +60,18 @@ COPIERS = {
 }
 
 
+# Every reference tables.py keeps that no rebinding can reach, as reported.
+STALE = (
+    "tables.BOUND.func",
+    "tables.BOX.fn",
+    "tables.CLOSURE.__closure__[0].cell_contents",
+    "tables.LISTED[0]",
+    "tables.METHOD.__func__",
+    "tables.TABLE['key']",
+    "tables.TUPLE[1]",
+)
+
+
 def write_copiers(patchset: PatchSet, names: tuple[str, ...]) -> None:
     for name in names:
         source = textwrap.dedent(COPIERS[name]).format(module=patchset.module)
@@ -113,15 +125,7 @@ def test_references_that_cannot_be_rebound_make_it_partial(
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
     assert result.status is Status.PARTIAL
     (target,) = result.targets
-    assert target.stale_references == (
-        "tables.BOUND.func",
-        "tables.BOX.fn",
-        "tables.CLOSURE.__closure__[0].cell_contents",
-        "tables.LISTED[0]",
-        "tables.METHOD.__func__",
-        "tables.TABLE['key']",
-        "tables.TUPLE[1]",
-    )
+    assert target.stale_references == STALE
     assert "tables.free_function" in target.rebound
     assert result.reason.endswith(
         "; 7 references still call the original: tables.BOUND.func, tables.BOX.fn, "
@@ -142,15 +146,7 @@ def test_acknowledged_references_do_not_make_it_partial(
 ) -> None:
     fresh("tables")
     entry = patchset.add("fix", "free_function")
-    entry["targets"][0]["acknowledged"] = [
-        "tables.BOUND.func",
-        "tables.BOX.fn",
-        "tables.CLOSURE.__closure__[0].cell_contents",
-        "tables.LISTED[0]",
-        "tables.METHOD.__func__",
-        "tables.TABLE['key']",
-        "tables.TUPLE[1]",
-    ]
+    entry["targets"][0]["acknowledged"] = list(STALE)
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
     assert result.status is Status.APPLIED, result.reason
     assert result.targets[0].stale_references == ()
