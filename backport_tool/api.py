@@ -25,10 +25,12 @@ from .config import (
     ALL,
     BOOT_DIR,
     DISABLE_ENV,
+    ENABLE_ENV,
     MANIFEST_ENV,
+    Switches,
     configure_logging,
     default_manifest_path,
-    disabled_ids,
+    switches,
 )
 from .errors import UsageError, VerificationError
 from .installed import version_text
@@ -36,7 +38,7 @@ from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from packaging.specifiers import SpecifierSet
 
@@ -84,47 +86,49 @@ def manifest_for(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest
     return _as_manifest(_source(manifest))
 
 
-def warn_unknown_disabled(disabled: frozenset[str], known: set[str]) -> None:
-    unknown = sorted(disabled - known - {ALL})
-    if unknown:
-        logger.warning(
-            "backport-tool: %s names unknown backport id(s) %s. Hint: known ids are %s",
-            DISABLE_ENV,
-            ", ".join(unknown),
-            ", ".join(sorted(known)) or "(none)",
-        )
+def warn_unknown_ids(switches: Switches, known: set[str]) -> None:
+    for env, ids in ((DISABLE_ENV, switches.disabled), (ENABLE_ENV, switches.enabled)):
+        unknown = sorted(ids - known - {ALL})
+        if unknown:
+            logger.warning(
+                "backport-tool: %s names unknown backport id(s) %s. Hint: known ids are %s",
+                env,
+                ", ".join(unknown),
+                ", ".join(sorted(known)) or "(none)",
+            )
 
 
-def _version_text(package: str, disabled: frozenset[str]) -> str | None:
+def _version_text(package: str, switches: Switches) -> str | None:
     # Everything switched off needs no version: BACKPORT_TOOL_DISABLE=all is the
     # way out when the installed metadata is broken.
-    return None if ALL in disabled else version_text(package)
+    return None if switches.all_off else version_text(package)
 
 
-def _build_plan(manifest: Manifest, disabled: frozenset[str]) -> plan.Plan:
-    from .engine import decide  # noqa: PLC0415 - see _parsed
+def _build_plan(manifest: Manifest, switches: Switches) -> plan.Plan:
+    from .engine import decide_all  # noqa: PLC0415 - see _parsed
     from .versions import installed_version  # noqa: PLC0415
 
-    version = None if ALL in disabled else installed_version(manifest.package)
+    version = None if switches.all_off else installed_version(manifest.package)
+    decisions = decide_all(manifest, version, switches)
     entries = []
     for backport in manifest.backports:
-        decision = decide(backport, version, disabled, manifest.package)
+        decision = decisions[backport.id]
         # Only the targets' modules trigger the patch; required symbols are
         # verified whatever state their modules are in (LiveInspector).
         modules = tuple(sorted({t.symbol.module for t in backport.targets}))
         entries.append(plan.PlanEntry(backport.id, decision.status, decision.reason, modules))
-    return plan.Plan(manifest.package, _version_text(manifest.package, disabled), tuple(entries))
+    return plan.Plan(manifest.package, _version_text(manifest.package, switches), tuple(entries))
 
 
-def _startup_plan(file: ManifestFile, disabled: frozenset[str]) -> plan.Plan:
+def _startup_plan(file: ManifestFile, switches: Switches) -> plan.Plan:
     package = plan.package_name(file.raw)
-    version = _version_text(package, disabled) if package else None
-    cached = plan.load(plan.plan_path(file, version, disabled), file, version, disabled)
+    version = _version_text(package, switches) if package else None
+    cached = plan.load(plan.plan_path(file, version, switches), file, version, switches)
     if cached is not None and cached.package == package:
         return cached
     # No plan, or a foreign, invalid or incomplete one: decide again.
-    built = _build_plan(_parsed(file), disabled)
-    plan.store(plan.plan_path(file, built.version, disabled), built, file, disabled)
+    built = _build_plan(_parsed(file), switches)
+    plan.store(plan.plan_path(file, built.version, switches), built, file, switches)
     return built
 
 
@@ -158,6 +162,7 @@ def apply(
     eager: bool = False,
     strict: bool = False,
     subprocesses: bool = True,
+    enable: Iterable[str] = (),
 ) -> Report:
     """Apply the patch set of ``manifest`` (default: ``$BACKPORT_TOOL_MANIFEST``, else
     the bundled one) in this process.
@@ -173,6 +178,8 @@ def apply(
     ``TORCHINDUCTOR_FX_COMPILE_MODE=subprocess``) apply the same patch set; see
     :func:`reach_subprocesses`. ``backport-tool apply -- CMD`` reaches every
     Python process of CMD instead.
+    ``enable`` names opt-in backports to apply, like ``BACKPORT_TOOL_ENABLE``
+    (ids, or ``"all"``); ``BACKPORT_TOOL_DISABLE`` still wins.
     ``strict=True`` (implies eager) raises :class:`VerificationError` when a
     backport is ``drift``, ``missing``, ``failed`` or ``partial``. An invalid
     manifest always raises :class:`ManifestError`, before anything is imported
@@ -180,11 +187,13 @@ def apply(
     """
     configure_logging()
     source = _source(manifest)
-    disabled = disabled_ids()
+    if isinstance(enable, str):
+        enable = (enable,)
+    switched = switches(enable)
     if eager or strict:
-        report = _apply_now(_as_manifest(source), disabled)
+        report = _apply_now(_as_manifest(source), switched)
     else:
-        report = _apply_lazily(source, disabled)
+        report = _apply_lazily(source, switched)
     # Only a manifest that validated reaches subprocesses.
     if subprocesses:
         reach_subprocesses(source.location)
@@ -198,32 +207,32 @@ def _as_manifest(source: ManifestFile | Manifest) -> Manifest:
     return _parsed(source) if isinstance(source, ManifestFile) else source
 
 
-def _apply_now(manifest: Manifest, disabled: frozenset[str]) -> Report:
+def _apply_now(manifest: Manifest, switches: Switches) -> Report:
     from .engine import Mode, run  # noqa: PLC0415 - see _parsed
     from .inspection import LiveInspector  # noqa: PLC0415
     from .versions import installed_version  # noqa: PLC0415
 
-    warn_unknown_disabled(disabled, {b.id for b in manifest.backports})
-    version = None if ALL in disabled else installed_version(manifest.package)
-    report = run(manifest, Mode.APPLY, LiveInspector(), version, disabled)
+    warn_unknown_ids(switches, {b.id for b in manifest.backports})
+    version = None if switches.all_off else installed_version(manifest.package)
+    report = run(manifest, Mode.APPLY, LiveInspector(), version, switches)
     _retag()
     _record(report)
     return report
 
 
-def _apply_lazily(source: ManifestFile | Manifest, disabled: frozenset[str]) -> Report:
+def _apply_lazily(source: ManifestFile | Manifest, switches: Switches) -> Report:
     if isinstance(source, ManifestFile):
-        decided = _startup_plan(source, disabled)
+        decided = _startup_plan(source, switches)
     else:
-        decided = _build_plan(source, disabled)
-    warn_unknown_disabled(disabled, {e.id for e in decided.entries})
+        decided = _build_plan(source, switches)
+    warn_unknown_ids(switches, {e.id for e in decided.entries})
     results: list[BackportResult] = []
     ready: list[str] = []
     for entry in decided.entries:
         if entry.status is not Status.READY:
             results.append(BackportResult(entry.id, entry.status, entry.reason))
             continue
-        callback = functools.partial(_apply_when_imported, source, entry.id, disabled)
+        callback = functools.partial(_apply_when_imported, source, entry.id, switches)
         waiting = lazy.when_imported(entry.id, entry.modules, callback)
         if waiting:
             reason = "verified and applied when " + ", ".join(waiting) + " is imported"
@@ -234,7 +243,7 @@ def _apply_lazily(source: ManifestFile | Manifest, disabled: frozenset[str]) -> 
     report = Report(decided.package, decided.version, str(source.path), tuple(results))
     _record(report)
     for backport_id in ready:
-        _apply_when_imported(source, backport_id, disabled, lazy.is_loaded)
+        _apply_when_imported(source, backport_id, switches, lazy.is_loaded)
     with _State.lock:
         final = _State.latest or report
     return final
@@ -243,21 +252,21 @@ def _apply_lazily(source: ManifestFile | Manifest, disabled: frozenset[str]) -> 
 def _apply_when_imported(
     source: ManifestFile | Manifest,
     backport_id: str,
-    disabled: frozenset[str],
+    switches: Switches,
     settled: Callable[[str], bool],
 ) -> None:
     # The full machinery, only now that a target module is imported.
-    from .engine import Mode, evaluate  # noqa: PLC0415
+    from .engine import Mode, decide_all, evaluate  # noqa: PLC0415
     from .inspection import LiveInspector  # noqa: PLC0415
     from .versions import installed_version  # noqa: PLC0415
 
     try:
         manifest = _as_manifest(source)
+        version = installed_version(manifest.package)
         result = evaluate(
             manifest,
             manifest.get(backport_id),
-            installed_version(manifest.package),
-            disabled,
+            decide_all(manifest, version, switches)[backport_id],
             LiveInspector(settled),
             Mode.APPLY,
         )
@@ -305,6 +314,7 @@ def check(
     source: str | None = None,
     supported: SpecifierSet | None = None,
     selftest: bool = False,
+    enable: Iterable[str] = (),
 ) -> Report:
     """Verify every backport like :func:`apply` would, without patching anything.
 
@@ -326,11 +336,11 @@ def check(
     from .versions import installed_version  # noqa: PLC0415
 
     loaded = manifest_for(manifest)
+    switched = switches((enable,) if isinstance(enable, str) else enable)
     if source is None:
-        disabled = disabled_ids()
-        warn_unknown_disabled(disabled, {b.id for b in loaded.backports})
-        version = None if ALL in disabled else installed_version(loaded.package)
-        report = run(loaded, Mode.CHECK, LiveInspector(), version, disabled)
+        warn_unknown_ids(switched, {b.id for b in loaded.backports})
+        version = None if switched.all_off else installed_version(loaded.package)
+        report = run(loaded, Mode.CHECK, LiveInspector(), version, switched)
     else:
         if selftest:
             raise UsageError("--selftest runs the installed package; it cannot run a --source")
@@ -341,25 +351,30 @@ def check(
                 f"cannot tell which {loaded.package} version {source} holds: it has no "
                 f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
             )
-        report = run(loaded, Mode.STATIC, StaticInspector(StaticIndex(tree)), found, frozenset())
+        # Another version, read statically: the environment's switches are
+        # this process's, so only what the caller enables counts.
+        inspector = StaticInspector(StaticIndex(tree))
+        report = run(loaded, Mode.STATIC, inspector, found, Switches(enabled=switched.enabled))
     results = []
     for backport, result in zip(loaded.backports, report.results, strict=True):
         final = result
         if supported is not None:
             final = replace(final, retire=retirement(backport, supported))
         if selftest and final.status in (Status.READY, Status.APPLIED):
-            final = _selftest(loaded, backport.id, final)
+            final = _selftest(loaded, backport.id, final, switched.enabled)
         results.append(final)
     return replace(report, results=tuple(results))
 
 
-def _selftest(manifest: Manifest, backport_id: str, result: BackportResult) -> BackportResult:
+def _selftest(
+    manifest: Manifest, backport_id: str, result: BackportResult, enabled: frozenset[str]
+) -> BackportResult:
     from .engine import SELFTEST_HOOK, load_backport_module  # noqa: PLC0415
     from .selftest import run_selftest  # noqa: PLC0415
 
     if not hasattr(load_backport_module(manifest.get(backport_id)), SELFTEST_HOOK):
         return result
-    outcome = run_selftest(manifest.location, backport_id)
+    outcome = run_selftest(manifest.location, backport_id, enabled)
     return replace(result, selftest=outcome.verdict, selftest_message=outcome.message)
 
 

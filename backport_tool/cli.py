@@ -86,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=text, description=text, formatter_class=_formatter)
         _add_common(command, quiet)
         commands[name] = command
+    for name in ("apply", "check", "status"):
+        commands[name].add_argument(
+            "--enable",
+            metavar="ID",
+            action="append",
+            default=[],
+            help="apply this opt-in backport too (repeat, or 'all'); as BACKPORT_TOOL_ENABLE",
+        )
     for name in ("check", "status", "lock"):
         commands[name].add_argument(
             "--source",
@@ -218,7 +226,7 @@ def _run(args: argparse.Namespace) -> int:
     manifest: str | None = args.manifest
     quiet: bool = getattr(args, "quiet", False)
     if args.command == "apply":
-        return apply_cmd.run(manifest, args.cmd, as_json=args.json, quiet=quiet)
+        return apply_cmd.run(manifest, args.cmd, enable=args.enable, as_json=args.json, quiet=quiet)
     if args.command == "check":
         return check_cmd.run(
             manifest,
@@ -228,10 +236,13 @@ def _run(args: argparse.Namespace) -> int:
             strict=args.strict,
             fmt=_format(args),
             selftest=args.selftest,
+            enable=args.enable,
             quiet=quiet,
         )
     if args.command == "status":
-        return status_cmd.run(manifest, source=args.source, as_json=args.json, quiet=quiet)
+        return status_cmd.run(
+            manifest, source=args.source, enable=args.enable, as_json=args.json, quiet=quiet
+        )
     if args.command == "lock":
         return lock_cmd.run(manifest, source=args.source, as_json=args.json, quiet=quiet)
     if args.command == "matrix":

@@ -9,14 +9,17 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
 DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
+ENABLE_ENV = "BACKPORT_TOOL_ENABLE"
 LOG_ENV = "BACKPORT_TOOL_LOG"
 CACHE_ENV = "BACKPORT_TOOL_CACHE_DIR"
 
-# The word in BACKPORT_TOOL_DISABLE that switches every backport off.
+# The word in BACKPORT_TOOL_DISABLE (or _ENABLE) that means every backport.
 ALL = "all"
 LOCAL_MANIFEST = "manifest.yaml"
 
@@ -70,15 +73,41 @@ def internal_log_path() -> Path:
     return cache_dir() / "backport-tool.log"
 
 
-def disabled_ids() -> frozenset[str]:
+def _ids(raw: str) -> frozenset[str]:
     # Ids are lowercase by schema, so folding case loses nothing and makes
     # `ALL` and `All` mean what the user meant.
-    raw = os.environ.get(DISABLE_ENV, "")
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
+
+
+def disabled_ids() -> frozenset[str]:
+    return _ids(os.environ.get(DISABLE_ENV, ""))
 
 
 def is_disabled(backport_id: str, disabled: frozenset[str]) -> bool:
     return ALL in disabled or backport_id in disabled
+
+
+class Switches(NamedTuple):
+    """The backports switched off, and the opt-in backports switched on."""
+
+    disabled: frozenset[str] = frozenset()
+    enabled: frozenset[str] = frozenset()
+
+    @property
+    def all_off(self) -> bool:
+        return ALL in self.disabled
+
+    def off(self, backport_id: str) -> bool:
+        return is_disabled(backport_id, self.disabled)
+
+    def on(self, backport_id: str) -> bool:
+        return ALL in self.enabled or backport_id in self.enabled
+
+
+def switches(enable: Iterable[str] = ()) -> Switches:
+    """``BACKPORT_TOOL_DISABLE``, and ``BACKPORT_TOOL_ENABLE`` plus ``enable``."""
+    extra = _ids(",".join(enable))
+    return Switches(disabled_ids(), _ids(os.environ.get(ENABLE_ENV, "")) | extra)
 
 
 class _Logging:

@@ -22,7 +22,7 @@ from types import ModuleType
 from packaging.version import Version
 
 from . import fitting, patcher
-from .config import DISABLE_ENV, is_disabled
+from .config import DISABLE_ENV, ENABLE_ENV, Switches
 from .inspection import Inspector, SymbolFacts
 from .manifest import Backport, Manifest, Target
 from .report import BackportResult, Claim, Presence, Probe, Report, Status, TargetReport
@@ -48,13 +48,19 @@ class Decision:
 
 
 def decide(
-    backport: Backport, version: Version | None, disabled: frozenset[str], package: str
+    backport: Backport, version: Version | None, switches: Switches, package: str
 ) -> Decision:
-    """Decide from the manifest entry, the installed version and the disabled set."""
+    """Decide from the manifest entry, the installed version and the switches."""
     if backport.retired:
         return Decision(Status.RETIRED, f"retired: {backport.retired_reason}")
-    if is_disabled(backport.id, disabled):
+    if switches.off(backport.id):
         return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
+    if backport.opt_in and not switches.on(backport.id):
+        return Decision(
+            Status.DISABLED,
+            f"opt-in: enable it with {ENABLE_ENV}={backport.id}, apply(enable="
+            f"[{backport.id!r}]) or --enable {backport.id}",
+        )
     if version is None:
         return Decision(Status.NOT_APPLICABLE, f"{package} is not installed")
     decision = gate(
@@ -65,6 +71,40 @@ def decide(
     if not decision.eligible:
         return Decision(Status.NOT_APPLICABLE, decision.reason)
     return Decision(Status.READY, decision.reason)
+
+
+def decide_all(
+    manifest: Manifest, version: Version | None, switches: Switches
+) -> dict[str, Decision]:
+    """:func:`decide` for every backport, then the rule that two backports of one
+    target are never both in force: an enabled opt-in backport takes the
+    target from the default ones; two enabled opt-in ones conflict."""
+    decisions = {b.id: decide(b, version, switches, manifest.package) for b in manifest.backports}
+    owners: dict[str, list[Backport]] = {}
+    for backport in manifest.backports:
+        if decisions[backport.id].status is Status.READY:
+            for target in backport.targets:
+                owners.setdefault(str(target.symbol), []).append(backport)
+    for symbol, backports in owners.items():
+        chosen = [b for b in backports if b.opt_in]
+        if not chosen:
+            continue  # defaults only: the patcher refuses the second one
+        if len(chosen) > 1:
+            names = " and ".join(b.id for b in chosen)
+            for backport in chosen:
+                decisions[backport.id] = Decision(
+                    Status.FAILED,
+                    f"opt-in backports {names} are both enabled and both replace {symbol}; "
+                    "enable one of them",
+                )
+            continue
+        for backport in backports:
+            if not backport.opt_in and decisions[backport.id].status is Status.READY:
+                decisions[backport.id] = Decision(
+                    Status.DISABLED,
+                    f"opt-in backport {chosen[0].id} is enabled and replaces {symbol} instead",
+                )
+    return decisions
 
 
 class Mode(enum.Enum):
@@ -341,8 +381,7 @@ def _verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Back
 def evaluate(
     manifest: Manifest,
     backport: Backport,
-    version: Version | None,
-    disabled: frozenset[str],
+    decision: Decision,
     inspector: Inspector,
     mode: Mode,
 ) -> BackportResult:
@@ -352,7 +391,6 @@ def evaluate(
     ``ready``. Nothing here raises for a problem of the backport: it becomes
     the status.
     """
-    decision = decide(backport, version, disabled, manifest.package)
     if decision.status is Status.FIXED_UPSTREAM:
         # apply runs at startup and must not import torch internals for a
         # backport it refuses anyway; check and static reads verify the claim.
@@ -645,11 +683,12 @@ def run(
     mode: Mode,
     inspector: Inspector,
     version: Version | None,
-    disabled: frozenset[str],
+    switches: Switches,
 ) -> Report:
     """Evaluate every backport of ``manifest`` and log each result."""
+    decisions = decide_all(manifest, version, switches)
     results = tuple(
-        evaluate(manifest, backport, version, disabled, inspector, mode)
+        evaluate(manifest, backport, decisions[backport.id], inspector, mode)
         for backport in manifest.backports
     )
     for item in results:

@@ -16,6 +16,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .api import manifest_for
+from .config import ALL, Switches
 from .engine import decide
 from .errors import UsageError
 from .files import read_text, write_text_preserving
@@ -118,7 +119,7 @@ def lock(
     entries: list[LockEntry] = []
     for index, backport in enumerate(loaded.backports):
         # Lock what would apply to this version, whatever switches it off here.
-        decision = decide(backport, version, frozenset(), loaded.package)
+        decision = decide(backport, version, Switches(enabled=frozenset({ALL})), loaded.package)
         if decision.status is not Status.READY:
             entries.append(LockEntry(backport.id, None, LockAction.SKIPPED, decision.reason))
             continue

@@ -97,6 +97,8 @@ class Backport:
     requires: tuple[SymbolRef, ...] = ()
     retired_reason: str | None = None
     sha256: str | None = None  # pin of the module file, checked before it runs
+    # Applied only when enabled (BACKPORT_TOOL_ENABLE, apply(enable=), --enable).
+    opt_in: bool = False
     line: int | None = None
     # As written: str(SpecifierSet) sorts the clauses, which reads backwards.
     applies_to_text: str = ""
@@ -396,7 +398,15 @@ class _Checker:
 
     def backport(self, keypath: str, data: object) -> Backport | None:
         required = ("id", "summary", "applies_to", "module", "targets")
-        optional = ("fixed_in", "upstream", "requires", "status", "retired_reason", "sha256")
+        optional = (
+            "fixed_in",
+            "upstream",
+            "requires",
+            "status",
+            "retired_reason",
+            "sha256",
+            "opt_in",
+        )
         entry = self.mapping(keypath, data, required, optional)
         if entry is None:
             return None
@@ -436,6 +446,9 @@ class _Checker:
         )
         retired_reason = self.retirement(keypath, entry)
         sha256 = self.sha256(f"{keypath}.sha256", entry["sha256"]) if "sha256" in entry else None
+        opt_in = entry.get("opt_in", False)
+        if not isinstance(opt_in, bool):
+            self.expect(f"{keypath}.opt_in", "true or false", opt_in)
         if (
             len(self.problems) > before
             or backport_id is None
@@ -461,6 +474,7 @@ class _Checker:
             requires=requires,
             retired_reason=retired_reason,
             sha256=sha256,
+            opt_in=opt_in,
             line=pos.line if pos else None,
         )
 

@@ -3,7 +3,7 @@ kept as JSON between processes so that ``apply()`` at startup needs neither
 yaml nor the validator.
 
 A plan is keyed by the manifest's real path and bytes, backport-tool's
-version, the installed version and the disabled set. A cached plan is only
+version, the installed version and the disabled and enabled sets. A cached plan is only
 trusted after it is checked against the manifest it claims to be for:
 anything foreign, invalid or incomplete is rebuilt, never used. Stdlib only.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import __version__
-from .config import cache_dir
+from .config import Switches, cache_dir
 from .manifest_file import ManifestFile
 from .report import Status
 
@@ -60,26 +60,30 @@ def package_name(raw: bytes) -> str | None:
     return match.group(1) if match else None
 
 
-def plan_path(file: ManifestFile, version: str | None, disabled: frozenset[str]) -> Path:
+def plan_path(file: ManifestFile, version: str | None, switches: Switches) -> Path:
     key = hashlib.sha256()
-    parts = (str(file.location), __version__, str(version), ",".join(sorted(disabled)))
+    parts = (str(file.location), __version__, str(version), repr(_switched(switches)))
     for part in (*parts, str(PLAN_FORMAT)):
         key.update(part.encode() + b"\0")
     key.update(file.raw)
     return cache_dir() / f"plan-{key.hexdigest()[:32]}.json"
 
 
+def _switched(switches: Switches) -> dict[str, list[str]]:
+    return {"disabled": sorted(switches.disabled), "enabled": sorted(switches.enabled)}
+
+
 def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def to_json(plan: Plan, file: ManifestFile, disabled: frozenset[str]) -> dict[str, Any]:
+def to_json(plan: Plan, file: ManifestFile, switches: Switches) -> dict[str, Any]:
     return {
         "format": PLAN_FORMAT,
         "manifest_sha256": _digest(file.raw),
         "package": plan.package,
         "version": plan.version,
-        "disabled": sorted(disabled),
+        "switches": _switched(switches),
         "backports": [
             {"id": e.id, "status": e.status.value, "reason": e.reason, "modules": list(e.modules)}
             for e in plan.entries
@@ -88,7 +92,7 @@ def to_json(plan: Plan, file: ManifestFile, disabled: frozenset[str]) -> dict[st
 
 
 def from_json(
-    data: object, file: ManifestFile, version: str | None, disabled: frozenset[str]
+    data: object, file: ManifestFile, version: str | None, switches: Switches
 ) -> Plan | None:
     """The plan ``data`` describes, if it is one for exactly this manifest and
     environment; None for anything else."""
@@ -98,7 +102,7 @@ def from_json(
         data.get("format") != PLAN_FORMAT
         or data.get("manifest_sha256") != _digest(file.raw)
         or data.get("version") != version
-        or data.get("disabled") != sorted(disabled)
+        or data.get("switches") != _switched(switches)
         or not isinstance(data.get("package"), str)
         or not isinstance(data.get("backports"), list)
     ):
@@ -132,21 +136,19 @@ def _entry(item: object) -> PlanEntry | None:
     return PlanEntry(ident, decided, reason, tuple(modules))
 
 
-def load(
-    path: Path, file: ManifestFile, version: str | None, disabled: frozenset[str]
-) -> Plan | None:
+def load(path: Path, file: ManifestFile, version: str | None, switches: Switches) -> Plan | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError, RecursionError):
         return None
-    return from_json(data, file, version, disabled)
+    return from_json(data, file, version, switches)
 
 
-def store(path: Path, plan: Plan, file: ManifestFile, disabled: frozenset[str]) -> None:
+def store(path: Path, plan: Plan, file: ManifestFile, switches: Switches) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(to_json(plan, file, disabled)), encoding="utf-8")
+        tmp.write_text(json.dumps(to_json(plan, file, switches)), encoding="utf-8")
         os.replace(tmp, path)
     except OSError as exc:
         # A read-only home only costs speed: the plan is rebuilt next time.

@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import ENABLE_ENV
 from .report import Verdict
 
 TIMEOUT_S = 900
@@ -27,7 +28,9 @@ class SelftestResult:
     message: str
 
 
-def run_selftest(manifest: Path, backport_id: str) -> SelftestResult:
+def run_selftest(
+    manifest: Path, backport_id: str, enabled: frozenset[str] = frozenset()
+) -> SelftestResult:
     """Run one backport's self-test in a subprocess and return its verdict."""
     # The child must run this backport_tool, not one that happens to sit in
     # the caller's working directory: `-m` would put the cwd first on
@@ -38,6 +41,9 @@ def run_selftest(manifest: Path, backport_id: str) -> SelftestResult:
     env["PYTHONPATH"] = os.pathsep.join(
         [*([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []), str(_PACKAGE_ROOT)]
     )
+    if enabled:
+        # The child applies from its environment, as production does.
+        env[ENABLE_ENV] = ",".join(sorted(enabled))
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, str(manifest), backport_id],

@@ -8,6 +8,7 @@ import pytest
 from packaging.version import Version
 
 from backport_tool import Status, load_manifest
+from backport_tool.config import Switches
 from backport_tool.engine import decide
 
 MANIFEST = """\
@@ -56,7 +57,7 @@ def test_decide(
     decision = decide(
         manifest.get(backport),
         Version(version) if version else None,
-        frozenset(disabled),
+        Switches(frozenset(disabled)),
         manifest.package,
     )
     assert decision.status is status

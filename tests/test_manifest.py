@@ -85,7 +85,7 @@ def test_the_shipped_manifest_is_valid() -> None:
             [
                 "M:6: backports[0]['applies-to']: unknown key 'applies-to' (did you mean "
                 "'applies_to'?); expected one of: id, summary, applies_to, module, targets, "
-                "fixed_in, upstream, requires, status, retired_reason, sha256",
+                "fixed_in, upstream, requires, status, retired_reason, sha256, opt_in",
                 "M:4: backports[0]: missing required key 'applies_to'",
             ],
         ),
@@ -198,7 +198,7 @@ def test_the_shipped_manifest_is_valid() -> None:
             [
                 "M:12: backports[0].old: unknown key 'old'; expected one of: id, summary, "
                 "applies_to, module, targets, fixed_in, upstream, requires, status, "
-                "retired_reason, sha256",
+                "retired_reason, sha256, opt_in",
                 "M:11: backports[0].targets: expected a non-empty list, got a list",
             ],
         ),

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from backport_tool import Status, plan
+from backport_tool.config import Switches
 from backport_tool.manifest_file import ManifestFile
 
 RAW = b"version: 1\npackage: torch\nbackports:\n  - id: one\n    summary: x\n  - id: 'two'\n"
@@ -22,11 +23,11 @@ def good() -> dict[str, Any]:
         plan.PlanEntry("one", Status.READY, "inside", ("torch._inductor.ir",)),
         plan.PlanEntry("two", Status.NOT_APPLICABLE, "outside", ()),
     )
-    return plan.to_json(plan.Plan("torch", "2.11.0", entries), file(), frozenset({"x"}))
+    return plan.to_json(plan.Plan("torch", "2.11.0", entries), file(), Switches(frozenset({"x"})))
 
 
 def test_a_plan_round_trips() -> None:
-    loaded = plan.from_json(good(), file(), "2.11.0", frozenset({"x"}))
+    loaded = plan.from_json(good(), file(), "2.11.0", Switches(frozenset({"x"})))
     assert loaded is not None
     assert [(e.id, e.status) for e in loaded.entries] == [
         ("one", Status.READY),
@@ -51,12 +52,12 @@ def test_a_plan_round_trips() -> None:
 def test_anything_else_is_not_a_plan(change: Any, version: str, disabled: set[str]) -> None:
     data = good()
     change(data)
-    assert plan.from_json(data, file(), version, frozenset(disabled)) is None
+    assert plan.from_json(data, file(), version, Switches(frozenset(disabled))) is None
 
 
 @pytest.mark.parametrize("data", [[], None, "x", 3, {"backports": None}])
 def test_other_json_shapes_are_not_a_plan(data: object) -> None:
-    assert plan.from_json(data, file(), "2.11.0", frozenset()) is None
+    assert plan.from_json(data, file(), "2.11.0", Switches()) is None
 
 
 def test_a_manifest_whose_ids_cannot_be_read_without_yaml_is_never_trusted() -> None:
@@ -66,6 +67,6 @@ def test_a_manifest_whose_ids_cannot_be_read_without_yaml_is_never_trusted() -> 
     data = plan.to_json(
         plan.Plan("torch", None, (plan.PlanEntry("one", Status.DISABLED, "off", ()),)),
         file(raw),
-        frozenset(),
+        Switches(),
     )
-    assert plan.from_json(data, file(raw), None, frozenset()) is None
+    assert plan.from_json(data, file(raw), None, Switches()) is None

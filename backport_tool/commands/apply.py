@@ -7,12 +7,14 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..api import apply, manifest_for
-from ..config import BOOT_DIR, MANIFEST_ENV
+from ..config import BOOT_DIR, ENABLE_ENV, MANIFEST_ENV
 from ..errors import UsageError
 from . import _output
 
 
-def run(manifest: str | None, cmd: list[str], *, as_json: bool, quiet: bool) -> int:
+def run(
+    manifest: str | None, cmd: list[str], *, enable: list[str], as_json: bool, quiet: bool
+) -> int:
     command = list(cmd)
     if command and command[0] == "--":
         command = command[1:]
@@ -20,15 +22,15 @@ def run(manifest: str | None, cmd: list[str], *, as_json: bool, quiet: bool) -> 
         if cmd:
             raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
         # This process exits right after; children are not this command's job.
-        report = apply(manifest, eager=True, subprocesses=False)
+        report = apply(manifest, eager=True, subprocesses=False, enable=enable)
         fmt = _output.Format.JSON if as_json else _output.Format.TEXT
         return _output.emit(report, fmt, quiet=quiet)
     if as_json or quiet:
         raise UsageError("--json and --quiet report on this process; with -- CMD, CMD reports")
-    _exec(manifest, command)
+    _exec(manifest, command, enable)
 
 
-def _exec(manifest_arg: str | None, command: list[str]) -> NoReturn:
+def _exec(manifest_arg: str | None, command: list[str], enable: list[str]) -> NoReturn:
     # Validate here, where a bad manifest can still exit 2 with a message.
     manifest = manifest_for(manifest_arg)
     env = dict(os.environ)
@@ -42,6 +44,9 @@ def _exec(manifest_arg: str | None, command: list[str]) -> NoReturn:
     ]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     env[MANIFEST_ENV] = str(manifest.location)
+    if enable:
+        # CMD's processes apply at startup from the environment.
+        env[ENABLE_ENV] = ",".join([*filter(None, [env.get(ENABLE_ENV, "")]), *enable])
     try:
         # exec, not a child: the program's exit status and signals are its own.
         os.execvpe(command[0], command, env)

@@ -17,6 +17,7 @@ def run(
     strict: bool,
     fmt: _output.Format,
     selftest: bool,
+    enable: list[str],
     quiet: bool,
 ) -> int:
     loaded = manifest_for(manifest)
@@ -29,5 +30,7 @@ def run(
         supported_range = supported_from_pyproject(Path(supported_from), loaded.package)
     if strict and supported_range is None:
         raise UsageError("--strict needs --supported or --supported-from")
-    report = check(loaded, source=source, supported=supported_range, selftest=selftest)
+    report = check(
+        loaded, source=source, supported=supported_range, selftest=selftest, enable=enable
+    )
     return _output.emit(report, fmt, strict=strict, quiet=quiet, manifest=loaded)

@@ -38,9 +38,11 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
     return rows
 
 
-def run(manifest: str | None, *, source: str | None, as_json: bool, quiet: bool) -> int:
+def run(
+    manifest: str | None, *, source: str | None, enable: list[str], as_json: bool, quiet: bool
+) -> int:
     loaded = manifest_for(manifest)
-    report = check(loaded, source=source)
+    report = check(loaded, source=source, enable=enable)
     # Quiet keeps only the backports with a problem, in either format.
     shown = [
         (backport, result)
