@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import references
-from .symbols import ABSENT, defined_in
+from .symbols import ABSENT, defined_in, unwrapped
 
 logger = logging.getLogger("backport_tool")
 
@@ -125,11 +125,6 @@ def original_of(owner: object, name: str) -> object | None:
     return found[1].own if found else None
 
 
-def unwrapped(raw: object) -> object:
-    """The function behind a staticmethod or classmethod, else ``raw``."""
-    return raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-
-
 # Values that the interpreter shares by identity (small ints, interned
 # strings, None, True): a module that holds the same one did not copy it.
 _SHARED = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
@@ -139,15 +134,15 @@ def _tracked(original: object) -> bool:
     return not isinstance(original, _SHARED) and not (type(original) is tuple and not original)
 
 
-def copies(patch: Patch) -> list[references.Binding]:
+def copies(patch: Patch, *, back: bool = False) -> list[references.Binding]:
     """The other module and class bindings of the original that applying
-    ``patch`` rebinds. An inherited original belongs to its base class, and
-    copies of it stay the base's."""
-    if patch.own is ABSENT or not _tracked(unwrapped(patch.own)):
+    ``patch`` rebinds (with ``back``: the bindings of the replacement that
+    reverting it rebinds to the original). An inherited original belongs to its
+    base class, and copies of it stay the base's."""
+    old, new = (patch.replacement, patch.own) if back else (patch.own, patch.replacement)
+    if patch.own is ABSENT or not _tracked(unwrapped(old)):
         return []
-    return references.bindings(
-        unwrapped(patch.own), unwrapped(patch.replacement), (patch.owner, patch.name)
-    )
+    return references.bindings(unwrapped(old), unwrapped(new), (patch.owner, patch.name))
 
 
 def copy_paths(patch: Patch) -> tuple[str, ...]:
@@ -272,14 +267,7 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
             references.unbind(list(entry.bindings))
             for patch in reversed(entry.patches):
                 # Modules imported while it was applied copied the fix.
-                if patch.own is not ABSENT and _tracked(unwrapped(patch.replacement)):
-                    references.rebind(
-                        references.bindings(
-                            unwrapped(patch.replacement),
-                            unwrapped(patch.own),
-                            (patch.owner, patch.name),
-                        )
-                    )
+                references.rebind(copies(patch, back=True))
                 if _current(patch.owner, patch.name) is patch.replacement:
                     _restore(patch)
                 else:

@@ -27,6 +27,8 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from .symbols import unwrapped
+
 # Names of the modules whose bindings are never ours to change: the tool
 # itself and the backport modules it executes (they may keep the original
 # on purpose, e.g. to call it).
@@ -56,10 +58,6 @@ def _is_class_of(value: object, module_name: str) -> bool:
     return issubclass(type(value), type) and vars(value).get("__module__") == module_name
 
 
-def _wrapped(raw: object) -> object:
-    return raw.__func__ if isinstance(raw, (staticmethod, classmethod)) else raw
-
-
 def _modules() -> list[tuple[str, types.ModuleType]]:
     return [
         (name, module)
@@ -68,35 +66,32 @@ def _modules() -> list[tuple[str, types.ModuleType]]:
     ]
 
 
-def bindings(original: object, replacement: object, skip: tuple[object, str]) -> list[Binding]:
-    """Every module global and class attribute, other than ``skip``, holding
-    ``original``, with what each would hold after rebinding."""
-    found: list[Binding] = []
+def _holders() -> Iterator[tuple[object, str]]:
+    """Every namespace a copy can be bound in: each module's globals and the
+    classes it defines, with the prefix that names an entry of it."""
     for module_name, module in _modules():
         namespace = getattr(module, "__dict__", None)
         if not isinstance(namespace, dict):
             continue
-        for name, value in list(namespace.items()):
-            if value is original and (module, name) != skip:
-                found.append(Binding(module, name, value, replacement, f"{module_name}.{name}"))
-            # Classes are searched where they are defined, not once per importer.
-            elif _is_class_of(value, module_name):
-                found += _in_class(value, original, replacement, skip, module_name)
+        yield module, f"{module_name}."
+        # Classes are searched where they are defined, not once per importer.
+        for value in list(namespace.values()):
+            if _is_class_of(value, module_name):
+                yield value, f"{module_name}:{value.__qualname__}."
+
+
+def bindings(original: object, replacement: object, skip: tuple[object, str]) -> list[Binding]:
+    """Every module global and class attribute, other than ``skip``, holding
+    ``original``, with what each would hold after rebinding."""
+    found: list[Binding] = []
+    for holder, prefix in _holders():
+        for name, raw in list(vars(holder).items()):
+            if unwrapped(raw) is not original or (holder, name) == skip:
+                continue
+            # A staticmethod or classmethod copy stays one.
+            new = type(raw)(replacement) if raw is not original else replacement
+            found.append(Binding(holder, name, raw, new, prefix + name))
     return found
-
-
-def _in_class(
-    klass: type, original: object, replacement: object, skip: tuple[object, str], module: str
-) -> Iterator[Binding]:
-    try:
-        items = list(vars(klass).items())
-    except TypeError:
-        return
-    for name, raw in items:
-        if _wrapped(raw) is not original or (klass, name) == skip:
-            continue
-        new = type(raw)(replacement) if raw is not original else replacement
-        yield Binding(klass, name, raw, new, f"{module}:{klass.__qualname__}.{name}")
 
 
 def rebind(found: list[Binding]) -> list[Binding]:
@@ -119,11 +114,10 @@ def unbind(done: list[Binding]) -> None:
             setattr(binding.holder, binding.name, binding.old)
 
 
-def stale(original: object, *, ignore: tuple[object, ...] = ()) -> tuple[str, ...]:
+def stale(original: object) -> tuple[str, ...]:
     """Paths from a module to every reference of ``original`` that is not a
     module or class binding: the places a rebinding cannot reach."""
     namespaces = _namespaces()
-    ignored = {id(x) for x in ignore}
     paths: set[str] = set()
     # Breadth-first, one gc pass per level: get_referrers walks every object.
     level: list[tuple[object, list[str]]] = [(original, [])]
@@ -131,14 +125,13 @@ def stale(original: object, *, ignore: tuple[object, ...] = ()) -> tuple[str, ..
     for _ in range(_MAX_DEPTH):
         targets = [obj for obj, _ in level]
         referrers = gc.get_referrers(*targets)
-        by_id = {id(obj): (obj, suffix) for obj, suffix in level}
         following: list[tuple[object, list[str]]] = []
         for container in referrers:
-            if id(container) in seen or id(container) in ignored:
+            if id(container) in seen:
                 continue
             if isinstance(container, types.FrameType) or container is level or container is targets:
                 continue
-            for target, suffix in by_id.values():
+            for target, suffix in level:
                 if isinstance(container, (staticmethod, classmethod)):
                     # The wrapper a class body keeps a method in: where it is
                     # held is where the original is bound, so it adds no step.
@@ -176,20 +169,14 @@ def _attribute(step: str) -> str:
 def _namespaces() -> dict[int, str]:
     # id(namespace dict) -> the prefix that names an entry of it.
     names: dict[int, str] = {}
-    for module_name, module in _modules():
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        names[id(namespace)] = f"{module_name}."
-        for value in list(namespace.values()):
-            if _is_class_of(value, module_name):
-                inner = _class_dict(value)
-                if inner is not None:
-                    names[id(inner)] = f"{module_name}:{value.__qualname__}."
+    for holder, prefix in _holders():
+        namespace = holder.__dict__ if isinstance(holder, types.ModuleType) else _class_dict(holder)
+        if namespace is not None:
+            names[id(namespace)] = prefix
     return names
 
 
-def _class_dict(klass: type) -> dict[str, object] | None:
+def _class_dict(klass: object) -> dict[str, object] | None:
     # A class's namespace is a dict behind its mappingproxy; gc reports the dict.
     for referent in gc.get_referents(vars(klass)):
         if isinstance(referent, dict):

@@ -41,9 +41,7 @@ class Resolved:
     @property
     def function(self) -> object:
         """The callable behind ``raw``, unwrapped from static/classmethod."""
-        if isinstance(self.raw, (staticmethod, classmethod)):
-            return self.raw.__func__
-        return self.raw
+        return unwrapped(self.raw)
 
     @property
     def defined_on_name(self) -> str:
@@ -53,6 +51,15 @@ class Resolved:
             return where.__name__
         module = getattr(where, "__module__", "?")
         return f"{module}:{getattr(where, '__qualname__', repr(where))}"
+
+
+def unwrapped(raw: object) -> object:
+    """The function behind a staticmethod or classmethod, else ``raw``."""
+    # type(), not isinstance(): isinstance also reads __class__, which some of
+    # torch's deprecated module attributes turn into a warning.
+    if issubclass(type(raw), (staticmethod, classmethod)):
+        return raw.__func__  # type: ignore[attr-defined]
+    return raw
 
 
 def import_module(name: str) -> ModuleType:
