@@ -147,8 +147,9 @@ def load_backport_module(backport: Backport) -> ModuleType:
         cached = _modules.get(backport.module)
         if cached is None:
             source = backport.module.read_bytes()
-            cached = (_execute(backport, source), hashlib.sha256(source).hexdigest())
-            _modules[backport.module] = cached
+            digest = hashlib.sha256(source).hexdigest()
+            _check_pin(backport, digest)
+            cached = _modules[backport.module] = (_execute(backport, source), digest)
         else:
             _check_pin(backport, cached[1])
         return cached[0]
@@ -171,8 +172,6 @@ def _check_pin(backport: Backport, actual: str) -> None:
 
 
 def _execute(backport: Backport, source: bytes) -> ModuleType:
-    if backport.sha256 is not None:
-        _check_pin(backport, hashlib.sha256(source).hexdigest())
     name = "_backport_tool_bp_" + backport.id.replace("-", "_")
     # Compiled from the bytes just read, never through the import system's
     # loader, which may prefer a cached .pyc with a matching mtime and size.
