@@ -35,12 +35,13 @@ from .config import (
 from .errors import UsageError, VerificationError
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
-from .report import BackportResult, Report, Status
+from .report import BackportResult, Decision, Report, Status
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
 
     from .manifest import Manifest
     from .patcher import AppliedBackport
@@ -104,12 +105,17 @@ def _version_text(package: str, switches: Switches) -> str | None:
     return None if switches.all_off else version_text(package)
 
 
+def _installed_version(package: str, switches: Switches) -> Version | None:
+    from .versions import installed_version  # noqa: PLC0415 - see _parsed
+
+    # As _version_text: everything switched off reads no metadata.
+    return None if switches.all_off else installed_version(package)
+
+
 def _build_plan(manifest: Manifest, switches: Switches) -> plan.Plan:
     from .engine import decide_all  # noqa: PLC0415 - see _parsed
-    from .versions import installed_version  # noqa: PLC0415
 
-    version = None if switches.all_off else installed_version(manifest.package)
-    decisions = decide_all(manifest, version, switches)
+    decisions = decide_all(manifest, _installed_version(manifest.package, switches), switches)
     entries = []
     for backport in manifest.backports:
         decision = decisions[backport.id]
@@ -187,8 +193,6 @@ def apply(
     """
     configure_logging()
     source = _source(manifest)
-    if isinstance(enable, str):
-        enable = (enable,)
     switched = switches(enable)
     if eager or strict:
         report = _apply_now(_as_manifest(source), switched)
@@ -207,14 +211,19 @@ def _as_manifest(source: ManifestFile | Manifest) -> Manifest:
     return _parsed(source) if isinstance(source, ManifestFile) else source
 
 
-def _apply_now(manifest: Manifest, switches: Switches) -> Report:
+def _run_live(manifest: Manifest, apply_it: bool, switches: Switches) -> Report:
+    # apply and check of the installed package: the same run, patching or not.
     from .engine import Mode, run  # noqa: PLC0415 - see _parsed
     from .inspection import LiveInspector  # noqa: PLC0415
-    from .versions import installed_version  # noqa: PLC0415
 
     warn_unknown_ids(switches, {b.id for b in manifest.backports})
-    version = None if switches.all_off else installed_version(manifest.package)
-    report = run(manifest, Mode.APPLY, LiveInspector(), version, switches)
+    version = _installed_version(manifest.package, switches)
+    mode = Mode.APPLY if apply_it else Mode.CHECK
+    return run(manifest, mode, LiveInspector(), version, switches)
+
+
+def _apply_now(manifest: Manifest, switches: Switches) -> Report:
+    report = _run_live(manifest, True, switches)
     _retag()
     _record(report)
     return report
@@ -227,23 +236,26 @@ def _apply_lazily(source: ManifestFile | Manifest, switches: Switches) -> Report
         decided = _build_plan(source, switches)
     warn_unknown_ids(switches, {e.id for e in decided.entries})
     results: list[BackportResult] = []
-    ready: list[str] = []
+    ready: list[tuple[str, Decision]] = []
     for entry in decided.entries:
         if entry.status is not Status.READY:
             results.append(BackportResult(entry.id, entry.status, entry.reason))
             continue
-        callback = functools.partial(_apply_when_imported, source, entry.id, switches)
+        # The plan's decision is decide_all()'s, for this very manifest and
+        # environment: the hook verifies and patches, it does not decide again.
+        decision = Decision(entry.status, entry.reason)
+        callback = functools.partial(_apply_when_imported, source, entry.id, decision)
         waiting = lazy.when_imported(entry.id, entry.modules, callback)
         if waiting:
             reason = "verified and applied when " + ", ".join(waiting) + " is imported"
             results.append(BackportResult(entry.id, Status.PENDING, reason))
         else:
-            ready.append(entry.id)
+            ready.append((entry.id, decision))
             results.append(BackportResult(entry.id, Status.PENDING, ""))
     report = Report(decided.package, decided.version, str(source.path), tuple(results))
     _record(report)
-    for backport_id in ready:
-        _apply_when_imported(source, backport_id, switches, lazy.is_loaded)
+    for backport_id, decision in ready:
+        _apply_when_imported(source, backport_id, decision, lazy.is_loaded)
     with _State.lock:
         final = _State.latest or report
     return final
@@ -252,23 +264,17 @@ def _apply_lazily(source: ManifestFile | Manifest, switches: Switches) -> Report
 def _apply_when_imported(
     source: ManifestFile | Manifest,
     backport_id: str,
-    switches: Switches,
+    decision: Decision,
     settled: Callable[[str], bool],
 ) -> None:
     # The full machinery, only now that a target module is imported.
-    from .engine import Mode, decide_all, evaluate  # noqa: PLC0415
+    from .engine import Mode, evaluate  # noqa: PLC0415
     from .inspection import LiveInspector  # noqa: PLC0415
-    from .versions import installed_version  # noqa: PLC0415
 
     try:
         manifest = _as_manifest(source)
-        version = installed_version(manifest.package)
         result = evaluate(
-            manifest,
-            manifest.get(backport_id),
-            decide_all(manifest, version, switches)[backport_id],
-            LiveInspector(settled),
-            Mode.APPLY,
+            manifest, manifest.get(backport_id), decision, LiveInspector(settled), Mode.APPLY
         )
     except Exception as exc:
         logger.debug("backport-tool: applying %s failed", backport_id, exc_info=True)
@@ -330,17 +336,14 @@ def check(
     set applied.
     """
     from .engine import Mode, run  # noqa: PLC0415 - see _parsed
-    from .inspection import LiveInspector, StaticInspector  # noqa: PLC0415
+    from .inspection import StaticInspector  # noqa: PLC0415
     from .retire import retirement  # noqa: PLC0415
     from .static import StaticIndex, open_tree  # noqa: PLC0415
-    from .versions import installed_version  # noqa: PLC0415
 
     loaded = manifest_for(manifest)
-    switched = switches((enable,) if isinstance(enable, str) else enable)
+    switched = switches(enable)
     if source is None:
-        warn_unknown_ids(switched, {b.id for b in loaded.backports})
-        version = None if switched.all_off else installed_version(loaded.package)
-        report = run(loaded, Mode.CHECK, LiveInspector(), version, switched)
+        report = _run_live(loaded, False, switched)
     else:
         if selftest:
             raise UsageError("--selftest runs the installed package; it cannot run a --source")

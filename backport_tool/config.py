@@ -104,9 +104,10 @@ class Switches(NamedTuple):
         return ALL in self.enabled or backport_id in self.enabled
 
 
-def switches(enable: Iterable[str] = ()) -> Switches:
-    """``BACKPORT_TOOL_DISABLE``, and ``BACKPORT_TOOL_ENABLE`` plus ``enable``."""
-    extra = _ids(",".join(enable))
+def switches(enable: str | Iterable[str] = ()) -> Switches:
+    """``BACKPORT_TOOL_DISABLE``, and ``BACKPORT_TOOL_ENABLE`` plus ``enable`` (an id
+    or several)."""
+    extra = _ids(enable if isinstance(enable, str) else ",".join(enable))
     return Switches(disabled_ids(), _ids(os.environ.get(ENABLE_ENV, "")) | extra)
 
 

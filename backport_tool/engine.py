@@ -25,7 +25,16 @@ from . import fitting, patcher
 from .config import DISABLE_ENV, ENABLE_ENV, Switches
 from .inspection import Inspector, SymbolFacts
 from .manifest import Backport, Manifest, Target
-from .report import BackportResult, Claim, Presence, Probe, Report, Status, TargetReport
+from .report import (
+    BackportResult,
+    Claim,
+    Decision,
+    Presence,
+    Probe,
+    Report,
+    Status,
+    TargetReport,
+)
 from .symbols import ABSENT, Resolved, SymbolMissing, resolve_owner
 from .versions import gate
 
@@ -37,14 +46,6 @@ PROBE_HOOK = "upstream_probe"
 SELFTEST_HOOK = "selftest"
 AFTER_APPLY_HOOK = "after_apply"
 BEFORE_REVERT_HOOK = "before_revert"
-
-
-@dataclass(frozen=True)
-class Decision:
-    """What the versions alone say about a backport: ``READY`` means it may apply."""
-
-    status: Status
-    reason: str
 
 
 def decide(

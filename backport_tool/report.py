@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from .source import normalize_signature
 
@@ -53,6 +53,14 @@ class Probe(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+class Decision(NamedTuple):
+    """What the versions and switches alone say about a backport (``engine.decide``):
+    ``READY`` means it may apply. A NamedTuple: the startup path creates it."""
+
+    status: Status
+    reason: str
 
 
 class Presence(str, enum.Enum):
