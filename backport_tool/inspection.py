@@ -18,7 +18,7 @@ from .manifest import SymbolRef
 from .report import Presence
 from .source import FunctionFacts, assignment_facts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
-from .symbols import ABSENT, Resolved, SymbolMissing, defined_in, resolve, signature_text
+from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
 
@@ -75,7 +75,12 @@ class LiveInspector:
         except Exception as exc:
             logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
             return SymbolFacts(symbol, Presence.FAILED, f"import raised {_describe(exc)}")
-        resolved = _unpatched(resolved)
+        unpatched = _unpatched(resolved)
+        if unpatched is None:
+            return SymbolFacts(
+                symbol, Presence.MISSING, f"{symbol} was created by a backport in this process"
+            )
+        resolved = unpatched
         function = resolved.function
         if not source:
             return SymbolFacts(
@@ -113,19 +118,18 @@ class LiveInspector:
         return StaticInspector(self._indexes[root]).inspect(ref)
 
 
-def _unpatched(resolved: Resolved) -> Resolved:
+def _unpatched(resolved: Resolved) -> Resolved | None:
     # A target this process already patched is judged by its original, so that
-    # check, lock and status read the code the backport replaced.
-    original = patcher.original_of(resolved.owner, resolved.name)
-    if original is None:
+    # check, lock and status read the code the backport replaced; None when
+    # the backport created it.
+    before = patcher.before_patch(resolved.owner, resolved.name)
+    if before is None:
         return resolved
-    if original is not ABSENT:
-        return replace(resolved, raw=original, own=original)
-    found = defined_in(getattr(resolved.owner, "__mro__", ())[1:], resolved.name)
-    if found is None:
-        return resolved
-    klass, raw = found
-    return replace(resolved, raw=raw, defined_on=klass, own=ABSENT)
+    where, raw = before
+    if raw is ABSENT:
+        return None
+    own = raw if where is resolved.owner else ABSENT
+    return replace(resolved, raw=raw, defined_on=where, own=own)
 
 
 class StaticInspector:

@@ -118,13 +118,6 @@ def owner_of(owner: object, name: str) -> str | None:
     return found[0] if found else None
 
 
-def original_of(owner: object, name: str) -> object | None:
-    """What ``owner.name`` held before an applied backport replaced it (ABSENT if it
-    was inherited), or None when no applied backport patched it."""
-    found = _patch_of(owner, name)
-    return found[1].own if found else None
-
-
 # Values that the interpreter shares by identity (small ints, interned
 # strings, None, True): a module that holds the same one did not copy it.
 _SHARED = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
@@ -162,21 +155,31 @@ def stale_paths(patch: Patch) -> tuple[str, ...]:
 
 def original(symbol: str) -> object:
     """The object ``symbol`` named before the applied backport replaced it;
-    raise ``LookupError`` when no applied backport replaced it."""
+    raise ``LookupError`` when no applied backport replaced it, or when the
+    backport created it (there was none)."""
     with _LOCK:
         for entry in _applied.values():
             for patch in entry.patches:
                 if patch.symbol == symbol:
-                    return unwrapped(_original_raw(patch))
+                    before = before_patch(patch.owner, patch.name)
+                    if before is None or before[1] is ABSENT:
+                        break
+                    return unwrapped(before[1])
     raise LookupError(symbol)
 
 
-def _original_raw(patch: Patch) -> object:
-    if patch.own is not ABSENT:
-        return patch.own
-    # Inherited: the original is the base class's.
-    found = defined_in(getattr(patch.owner, "__mro__", ())[1:], patch.name)
-    return found[1] if found else ABSENT
+def before_patch(owner: object, name: str) -> tuple[object, object] | None:
+    """Where ``owner.name`` was defined before an applied backport replaced it, and
+    the raw object there: ``(owner, raw)``, or ``(base class, raw)`` when it was
+    inherited, or ``(owner, ABSENT)`` when the backport created it. None when no
+    applied backport patched it."""
+    found = _patch_of(owner, name)
+    if found is None:
+        return None
+    if found[1].own is not ABSENT:
+        return owner, found[1].own
+    inherited = defined_in(getattr(owner, "__mro__", ())[1:], name)
+    return inherited if inherited is not None else (owner, ABSENT)
 
 
 _NO_HOOKS = Hooks()

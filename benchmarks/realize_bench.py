@@ -67,8 +67,8 @@ def cost_model_heuristic() -> Callable[..., bool]:
 
 def original_heuristic() -> Callable[..., bool]:
     current = StorageBox.__dict__["should_realize_on_reuse"]
-    saved = patcher.original_of(StorageBox, "should_realize_on_reuse")
-    return saved if saved is not None else current  # type: ignore[return-value]
+    before = patcher.before_patch(StorageBox, "should_realize_on_reuse")
+    return before[1] if before is not None else current  # type: ignore[return-value]
 
 
 @contextmanager

@@ -449,3 +449,20 @@ def test_a_classmethod_target_is_not_its_own_stale_reference(patchset: PatchSet)
     assert result.status is Status.APPLIED, result.reason
     assert module.Widget.make(2) == module.Copy.make(2) == 4
     assert isinstance(vars(module.Copy)["make"], classmethod)
+
+
+def test_check_after_apply_of_a_created_attribute_is_not_drift(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", VALUES_FIX)
+    entry = patchset.add("fix")
+    entry["targets"] = [
+        {"symbol": patchset.sym("Widget.brand_new"), "replacement": "LIMIT", "create": True}
+    ]
+    manifest = patchset.write()
+    patchset.target()
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    # The attribute did not exist before the backport: check judges that state.
+    result = backport_tool.check(manifest).by_id("fix")
+    assert result.status is Status.APPLIED, result.reason
+    # There is no original to call.
+    with pytest.raises(backport_tool.UsageError):
+        backport_tool.original(patchset.sym("Widget.brand_new"))
