@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
+from .manifest_file import read_manifest_file
 
 logger = logging.getLogger("backport_tool")
 
@@ -56,16 +57,15 @@ class TextStyle:
 def read_text(path: Path) -> tuple[str, TextStyle]:
     """Read UTF-8 ``path``; return its text without BOM and with ``\\n`` line
     endings (what ruamel.yaml round-trips), and the style to write it back in."""
+    # The manifest's own reader: a regular file, bounded, whatever it is now.
+    data = read_manifest_file(path).raw
     try:
-        # newline="" keeps the line endings as they are in the file.
-        with open(path, encoding="utf-8", newline="") as handle:
-            raw = handle.read()
+        # Decoding bytes keeps the line endings as they are in the file.
+        raw = data.decode("utf-8")
     except UnicodeDecodeError:
         raise UsageError(
             f"cannot read {path}: not UTF-8 text; save it as UTF-8 and run the command again"
         ) from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {_reason(exc)}") from None
     return _normalize(raw), _style_of(raw)
 
 
