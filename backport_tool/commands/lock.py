@@ -1,29 +1,15 @@
 from __future__ import annotations
 
-from ..lock import lock
+from ..lock import LockAction, lock
 from . import _output
 
 
 def run(manifest: str | None, *, source: str | None, as_json: bool, quiet: bool) -> int:
     entries = lock(manifest, source=source)
     # Quiet keeps what changed the manifest.
-    shown = [e for e in entries if str(e.action) == "updated" or not quiet]
+    shown = [e for e in entries if e.action is LockAction.UPDATED or not quiet]
     if as_json:
-        print(
-            _output.dump(
-                {
-                    "entries": [
-                        {
-                            "backport": e.backport,
-                            "symbol": e.symbol,
-                            "action": str(e.action),
-                            "detail": e.detail,
-                        }
-                        for e in shown
-                    ]
-                }
-            )
-        )
+        print(_output.dump({"entries": [e.to_dict() for e in shown]}))
         return 0
     for entry in shown:
         where = f"{entry.backport} {entry.symbol}" if entry.symbol else entry.backport

@@ -13,11 +13,10 @@ def run(
     as_json: bool,
     quiet: bool,
 ) -> int:
-    manifest_path, module = scaffold(manifest, backport_id, targets, package=package)
+    written = scaffold(manifest, backport_id, targets, package=package)
+    manifest_path, module = written
     if as_json:
-        print(
-            _output.dump({"id": backport_id, "manifest": str(manifest_path), "module": str(module)})
-        )
+        print(_output.dump({"id": backport_id, **written.to_dict()}))
     elif quiet:
         print(f"{manifest_path}\n{module}")
     else:
