@@ -1,0 +1,180 @@
+"""A refined realize-on-reuse cost model for Inductor in torch 2.11 (opt-in).
+
+It replaces ``torch._inductor.ir.StorageBox.should_realize_on_reuse``, the
+target of the faithful port of pytorch/pytorch#176994 (the
+``inductor-realize-on-reuse`` backport). It starts from the same byte model,
+and realizes only when the bytes that model says are saved are real:
+
+* the bytes saved, ``total_read_bytes * (users - 1) - output_bytes * (1 + users)``,
+  must pay for the kernel that realizing may add: at least ``LAUNCH_BYTES`` of
+  the device (about one kernel launch of memory traffic);
+* when every user of the value is a pointwise op over the same elements or a
+  reduction over its innermost dimensions, Inductor fuses the users into one
+  kernel, where the inlined loads are shared and realizing saves nothing: there
+  the 2.11 read-count rule decides, as it does without any backport;
+* as in the faithful port, 2.11's CPU heavy-op rule and large-inner-fn rule
+  come first, and unknown sizes fall back to the 2.11 read-count rule.
+
+Inlining where the byte model says realizing costs more than it saves (values
+built from small broadcast inputs) is kept: that is where the port wins.
+
+docs/benchmarks.md gives the measurements behind each rule and the comparison
+with the 2.11 heuristic and the faithful port. torch is imported inside the
+functions, so that backport-tool can load this module without torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch._inductor.ir import StorageBox
+
+# Memory traffic worth one extra kernel. On the H100, the realized positions
+# cast of rope-qk added one kernel and 1.1 us at 1 token (2.8 -> 3.9 us, CUDA
+# graph replay); at about 3.35 TB/s that is 3.7 MB. A CPU kernel is one more
+# OpenMP region, a few microseconds at a few tens of GB/s.
+LAUNCH_BYTES = {"cpu": 64 * 1024}
+LAUNCH_BYTES_DEFAULT = 4 * 1024 * 1024
+
+_CPU_HEAVY_OPS = ("exp", "sigmoid")
+
+
+def _traffic(box: StorageBox) -> tuple[int, int] | None:
+    # (total_read_bytes, output_bytes), or None when a size is unbacked.
+    from torch._inductor.virtualized import V
+    from torch.fx.experimental.symbolic_shapes import free_unbacked_symbols
+
+    numel = box.data.get_numel()
+    reads = box.get_reads()
+    if free_unbacked_symbols(numel) or any(dep.has_unbacked_symbols() for dep in reads):
+        return None
+    read_bytes = sum(V.graph.get_dep_size_hint(dep) for dep in reads)
+    hint = V.graph.sizevars.optimization_hint(numel, fallback=0)
+    return read_bytes, hint * box.data.dtype.itemsize
+
+
+def _innermost_reduction(user: Any, ndim: int) -> bool:
+    import torch
+
+    aten = torch.ops.aten
+    reductions = {
+        aten.sum.dim_IntList,
+        aten.mean.dim,
+        aten.amax.default,
+        aten.amin.default,
+        aten.prod.dim_int,
+        aten.var.correction,
+        aten.var_mean.correction,
+    }
+    if user.target not in reductions or len(user.args) < 2 or ndim == 0:
+        return False
+    dims = user.args[1]
+    dims = [dims] if isinstance(dims, int) else dims
+    if not isinstance(dims, (list, tuple)) or not dims:
+        return False
+    wanted = {d % ndim for d in dims if isinstance(d, int)}
+    return len(wanted) == len(dims) and wanted == set(range(ndim - len(wanted), ndim))
+
+
+def users_share_one_kernel(box: StorageBox, users: int) -> bool:
+    """Are all ``users`` of ``box`` ops that Inductor fuses into one kernel with it?"""
+    import torch
+    from torch._inductor.virtualized import V
+
+    node = getattr(V.graph, "current_node", None)
+    value = node.meta.get("val") if node is not None else None
+    # mark_reuse is also asked with a broadcast factor by expand and repeat;
+    # only the FX node's own result, with its own users, is judged here.
+    if not isinstance(value, torch.Tensor) or len(node.users) != users:
+        return False
+    numel = V.graph.sizevars.optimization_hint(box.data.get_numel(), fallback=-1)
+    if numel != V.graph.sizevars.optimization_hint(value.numel(), fallback=-2):
+        return False
+    for user in node.users:
+        if user.op != "call_function":
+            return False
+        out = user.meta.get("val")
+        pointwise = torch.Tag.pointwise in getattr(user.target, "tags", ())
+        same_elements = isinstance(out, torch.Tensor) and out.numel() == value.numel()
+        if not (pointwise and same_elements) and not _innermost_reduction(user, value.dim()):
+            return False
+    return True
+
+
+def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
+    """A heuristic to decide if we should realize a tensor that is used multiple times."""
+    from torch._inductor import config
+    from torch._inductor.ir import Pointwise, Reduction, is_cpu
+
+    if users <= 1 or not isinstance(self.data, (Pointwise, Reduction)):
+        return False
+    cpu = is_cpu(self.data)
+    if cpu and any(op in self.data.inner_fn_opcount().used_ops for op in _CPU_HEAVY_OPS):
+        return True
+    if self.has_large_inner_fn():
+        return True
+    read_count_rule = self.num_reads() > config.realize_reads_threshold
+    traffic = _traffic(self)
+    if traffic is None:
+        return read_count_rule
+    read_bytes, output_bytes = traffic
+    saved = read_bytes * (users - 1) - output_bytes * (1 + users)
+    launch = LAUNCH_BYTES["cpu"] if cpu else LAUNCH_BYTES_DEFAULT
+    if saved < launch:
+        return False
+    if users_share_one_kernel(self, users):
+        return read_count_rule
+    return True
+
+
+def _reused_across_axes(a: Any, b: Any, c: Any, d: Any) -> tuple[Any, Any, Any]:
+    # x reads 4 inputs (2.11 inlines it) and is reduced over both axes: the
+    # two reductions are separate kernels, so realizing x saves reading the
+    # four inputs twice. Its FX users are two reductions and a pointwise op.
+    x = a * b + c * d
+    return x.sum(0), x.sum(1), x * 2
+
+
+def _residual_norm(x: Any, residual: Any) -> tuple[Any, Any]:
+    # A near tie of the byte model whose users fuse into one kernel: kept inline.
+    h = x + residual
+    return h * (h.pow(2).mean(-1, keepdim=True) + 1e-6).rsqrt(), h.amax(-1)
+
+
+def selftest() -> None:
+    """Compile graphs that hit both refined rules on CPU; compare with eager."""
+    import torch
+    from torch._inductor import config
+    from torch._inductor.ir import StorageBox
+
+    if StorageBox.__dict__["should_realize_on_reuse"] is not should_realize_on_reuse:
+        raise AssertionError("StorageBox.should_realize_on_reuse is not this backport's")
+    real_mark_reuse = StorageBox.mark_reuse
+    for fn, rows, want in ((_reused_across_axes, 4, (3, True)), (_residual_norm, 2, (3, False))):
+        decisions: list[tuple[int, bool]] = []
+
+        def mark_reuse(
+            box: StorageBox, users: int, seen: list[tuple[int, bool]] = decisions
+        ) -> None:
+            seen.append((users, box.should_realize_on_reuse(users)))
+            real_mark_reuse(box, users)
+
+        args = [torch.randn(256, 256) for _ in range(rows)]
+        torch._dynamo.reset()
+        StorageBox.mark_reuse = mark_reuse  # type: ignore[method-assign]
+        try:
+            # No cache: a cache hit would skip lowering, where the decision runs.
+            with (
+                config.patch(fx_graph_cache=False),
+                torch._functorch.config.patch(enable_autograd_cache=False),
+            ):
+                out = torch.compile(fn, fullgraph=True)(*args)
+        finally:
+            StorageBox.mark_reuse = real_mark_reuse  # type: ignore[method-assign]
+            torch._dynamo.reset()
+        if want not in decisions or (want[0], not want[1]) in decisions:
+            raise AssertionError(f"{fn.__name__}: expected {want} among {decisions}")
+        # Sums of 256 terms: the compiled summation order differs from eager's.
+        for got, expected in zip(out, fn(*args), strict=True):
+            torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
