@@ -12,6 +12,8 @@ and realizes only when the bytes that model says are saved are real:
   reduction over its innermost dimensions, Inductor fuses the users into one
   kernel, where the inlined loads are shared and realizing saves nothing: there
   the 2.11 read-count rule decides, as it does without any backport;
+* likewise when the value's inputs fit in the GPU's L2 cache: the users' extra
+  reads of them are cache hits, not memory traffic;
 * as in the faithful port, 2.11's CPU heavy-op rule and large-inner-fn rule
   come first, and unknown sizes fall back to the 2.11 read-count rule.
 
@@ -38,6 +40,17 @@ LAUNCH_BYTES = {"cpu": 64 * 1024}
 LAUNCH_BYTES_DEFAULT = 4 * 1024 * 1024
 
 _CPU_HEAVY_OPS = ("exp", "sigmoid")
+
+
+def _cache_bytes(box: StorageBox) -> int:
+    # The L2 size of the value's GPU. None for CPUs: their caches vary too
+    # much by machine, and nothing was measured there.
+    import torch
+
+    device = box.get_device()
+    if device is None or device.type != "cuda":
+        return 0
+    return int(torch.cuda.get_device_properties(device).L2_cache_size)
 
 
 def _traffic(box: StorageBox) -> tuple[int, int] | None:
@@ -123,7 +136,7 @@ def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
     launch = LAUNCH_BYTES["cpu"] if cpu else LAUNCH_BYTES_DEFAULT
     if saved < launch:
         return False
-    if users_share_one_kernel(self, users):
+    if read_bytes <= _cache_bytes(self) or users_share_one_kernel(self, users):
         return read_count_rule
     return True
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import random
 import statistics
@@ -31,12 +32,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
+from unittest import mock
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch._inductor import config as inductor_config
 from torch._inductor import metrics
+from torch._inductor.graph import GraphLowering
 from torch._inductor.ir import StorageBox
 
 import backport_tool
@@ -116,12 +119,39 @@ def record_decisions() -> Iterator[list[Decision]]:
 
 @contextmanager
 def no_compile_caches() -> Iterator[None]:
-    """FX-graph, autotune and AOTAutograd caches off: every compile lowers anew."""
+    """FX-graph and AOTAutograd caches off: every compile lowers anew.
+
+    The autotuning cache stays on. It is keyed by a kernel's source and holds
+    only the launch configuration measured best for it, so a kernel that two
+    modes generate identically runs with the same configuration in both,
+    instead of with whichever configuration one noisy autotuning picked."""
     with (
-        inductor_config.patch(fx_graph_cache=False, autotune_local_cache=False),
+        inductor_config.patch(fx_graph_cache=False),
         torch._functorch.config.patch(enable_autograd_cache=False),
     ):
         yield
+
+
+@contextmanager
+def output_code() -> Iterator[list[str]]:
+    """The Python/Triton/C++ modules Inductor generates inside the block."""
+    codes: list[str] = []
+    with mock.patch.object(GraphLowering, "save_output_code", codes.append):
+        yield codes
+
+
+def code_digest(codes: list[str]) -> str:
+    # Without the AOT id comment, which only numbers the compiles.
+    text = "\n".join(
+        line for code in codes for line in code.splitlines() if not line.startswith("# AOT ID")
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def allow_fresh_compiles() -> None:
+    """Every compile_fresh() is one more Dynamo entry; keep them all alive."""
+    torch._dynamo.config.recompile_limit = 10_000
+    torch._dynamo.config.accumulated_recompile_limit = 100_000
 
 
 def set_mode(mode: str) -> None:
@@ -161,7 +191,7 @@ def compile_fresh(
     # fresh entry function per compile gets its own code object.
     namespace: dict[str, Any] = {"module": module}
     exec(compile("def entry(*args):\n    return module(*args)\n", "<bench>", "exec"), namespace)
-    with record_decisions() as decisions, no_compile_caches():
+    with record_decisions() as decisions, no_compile_caches(), output_code() as codes:
         compiled = torch.compile(namespace["entry"], fullgraph=True)
         with torch.no_grad():
             compiled(*inputs)
@@ -174,6 +204,8 @@ def compile_fresh(
         },
         "kernels": metrics.generated_kernel_count,
         "bytes": metrics.num_bytes_accessed,
+        # Equal digests: the same generated code, so equal latency up to noise.
+        "code": code_digest(codes),
     }
     return compiled, stats
 
@@ -691,9 +723,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="write results as JSON here")
     args = parser.parse_args()
 
-    # Every case compiles twice more; keep all compiled entries alive.
-    torch._dynamo.config.recompile_limit = 10_000
-    torch._dynamo.config.accumulated_recompile_limit = 100_000
+    allow_fresh_compiles()
     # Inductor only counts bytes when its metrics log artifact is on; keep it
     # on but drop its (long) records.
     torch._logging.set_logs(inductor_metrics=True)

@@ -1,4 +1,4 @@
-"""Correctness of the realize-on-reuse backport under tensor and sequence
+"""Correctness of the realize-on-reuse backports under tensor and sequence
 parallelism. Run it under torchrun:
 
     torchrun --standalone --nproc-per-node 2 benchmarks/tp_correctness.py --out tp.json
@@ -16,13 +16,15 @@ shards them Megatron-style:
   ``all_gather`` before each column-parallel matmul, a ``reduce_scatter`` after
   each row-parallel one.
 
-Every (mode, dtype) is compiled with ``torch.compile(fullgraph=True)`` twice in
-the same process, once with the backport applied and once without (fresh
-compiles, FX-graph and AOTAutograd caches off), and both outputs are compared
-with the same layers run eagerly on one device without any sharding. Every
-realize decision is recorded: a "flip" is a buffer where the 2.11 heuristic
-and the backport's cost model disagree. Rank 0 writes the JSON; the exit code
-is 1 when any output is outside its tolerance.
+Every (mode, dtype) is compiled with ``torch.compile(fullgraph=True)`` three
+times in the same process: with torch 2.11's heuristic (``off``), with the
+faithful port of the cost model (``faithful``) and with the refined model
+(``refined``); fresh compiles, FX-graph and AOTAutograd caches off. Each output
+is compared with the same layers run eagerly on one device without any
+sharding, and with the ``off`` output. Every realize decision is recorded: a
+"flip" is a buffer where the 2.11 heuristic and the model in force disagree.
+Rank 0 writes the JSON; the exit code is 1 when any output is outside its
+tolerance.
 """
 
 from __future__ import annotations
@@ -42,13 +44,16 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 import torch.nn.functional as F
-from realize_bench import compile_fresh, rope, set_backport
+from realize_bench import MODES, allow_fresh_compiles, compile_fresh, rope, set_mode
 from torch import Tensor
 
 # Relative to the largest reference value. fp32 differs from eager only by
 # summation order; bf16 rounds each matmul's partial sums before the collective.
 TOLERANCE = {"float32": 1e-4, "bfloat16": 3e-2}
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+# Each setting of the harness and the realize_bench mode it compiles under.
+SETTINGS = {"off": "original", "faithful": "faithful", "refined": "refined"}
+assert set(SETTINGS.values()) == set(MODES)
 
 
 @dataclass(frozen=True)
@@ -189,7 +194,7 @@ class Result:
     flips_to_inline: int
     kernels: int
     flipped: list[str]
-    error_vs_other: float | None = None
+    error_vs_off: float | None = None
 
 
 def relative_error(got: tuple[Tensor, ...], want: tuple[Tensor, ...]) -> float:
@@ -211,7 +216,7 @@ def gather_rows(t: Tensor, world: int) -> Tensor:
 def run_config(
     mode: str,
     dtype_name: str,
-    patched: bool,
+    backport: str,
     shape: Shape,
     inputs: tuple[Tensor, Tensor, Tensor],
     weights: list[dict[str, Tensor]],
@@ -242,16 +247,16 @@ def run_config(
     result = Result(
         mode=mode,
         dtype=dtype_name,
-        backport="on" if patched else "off",
+        backport=backport,
         error=error,
         tolerance=tolerance,
         passed=math.isfinite(error) and error <= tolerance,
         decisions=stats["decisions"],
-        flips=stats["cost_model_flips"],
-        flips_to_realize=stats["cost_model_flips_to_realize"],
-        flips_to_inline=stats["cost_model_flips_to_inline"],
+        flips=stats["flips"],
+        flips_to_realize=stats["flips_to_realize"],
+        flips_to_inline=stats["flips_to_inline"],
         kernels=stats["kernels"],
-        flipped=stats["cost_model_flipped"],
+        flipped=stats["flipped"],
     )
     return result, out
 
@@ -273,20 +278,20 @@ def run_all(args: argparse.Namespace, shape: Shape, device: str) -> list[Result]
             )
         for mode in args.modes.split(","):
             outputs = {}
-            # Interleave the order so that neither setting always compiles first.
-            order = (False, True) if len(results) % 4 == 0 else (True, False)
-            pair = []
-            for patched in order:
-                set_backport(patched)
-                result, outputs[patched] = run_config(
-                    mode, dtype_name, patched, shape, (x, residual, positions), weights, reference
+            # Rotate the order so that no setting always compiles first.
+            names, turn = list(SETTINGS), len(results) // len(SETTINGS)
+            order = names[turn % len(names) :] + names[: turn % len(names)]
+            group = []
+            for backport in order:
+                set_mode(SETTINGS[backport])
+                result, outputs[backport] = run_config(
+                    mode, dtype_name, backport, shape, (x, residual, positions), weights, reference
                 )
-                pair.append(result)
-            set_backport(False)
-            between = relative_error(outputs[True], outputs[False])
-            for result in pair:
-                result.error_vs_other = between
-            results.extend(sorted(pair, key=lambda r: r.backport))
+                group.append(result)
+            set_mode("original")
+            for result in group:
+                result.error_vs_off = relative_error(outputs[result.backport], outputs["off"])
+            results.extend(sorted(group, key=lambda r: names.index(r.backport)))
             dist.barrier()
     return results
 
@@ -325,6 +330,7 @@ def main() -> int:
     if shape.heads % world or shape.hidden % world or shape.tokens % world:
         raise SystemExit(f"heads, hidden and tokens must divide by the world size {world}")
 
+    allow_fresh_compiles()
     results = run_all(args, shape, device)
 
     # Every rank checks its own copy of the outputs; a failure anywhere counts.

@@ -31,9 +31,33 @@ def test_cpu_smoke_benchmark(tmp_path: Path) -> None:
     assert rows
     for row in rows:
         assert row["correct"], row
-        if row["expect_flips"]:
-            assert row["patched"]["flips"] > 0, row
+        stats = row["stats"]
         # Unpatched, the installed heuristic is the original: nothing flips.
-        assert row["original"]["flips"] == 0, row
-        assert row["original"]["kernels"] > 0
-        assert row["original"]["bytes"] > 0
+        assert stats["original"]["flips"] == 0, row
+        assert stats["original"]["kernels"] > 0
+        assert stats["original"]["bytes"] > 0
+        for model in ("faithful", "refined"):
+            # The flips a model makes when applied are those it predicts.
+            assert stats[model]["flips"] == stats[model]["models"][model]["flips"], row
+            if row["expect_flips"] is not None:
+                assert (stats[model]["flips"] > 0) == (model in row["expect_flips"]), (model, row)
+    held_out = {row["workload"] for row in rows if row["held_out"]}
+    assert len(held_out) >= 3, held_out
+
+    def flipped(workload: str, model: str) -> set[str]:
+        return {
+            entry.rsplit(" -> ", 1)[1]
+            for row in rows
+            if row["workload"] == workload
+            for entry in row["stats"][model]["flipped"]
+        }
+
+    # The refined model keeps the byte model's wins: it inlines the broadcast
+    # value and realizes a value reduced over both axes...
+    assert flipped("broadcast-5-reads", "refined") == {"inline"}
+    assert flipped("multiread-cross-axes", "refined") == {"realize"}
+    # ...and not its losses: the near-tie of the fp32 residual norm and the
+    # positions cast of RoPE, which the faithful port realizes.
+    for workload in ("residual-rmsnorm", "rope-qk"):
+        assert flipped(workload, "faithful") == {"realize"}
+        assert flipped(workload, "refined") == set()

@@ -68,5 +68,16 @@ def test_console_script_applies_from_any_directory(tmp_path: Path) -> None:
     report = json.loads(proc.stdout)
     assert report["version"] == "2.11.0"
     assert [(b["id"], b["status"]) for b in report["backports"]] == [
-        ("inductor-realize-on-reuse", "applied")
+        ("inductor-realize-on-reuse", "applied"),
+        ("inductor-realize-on-reuse-refined", "disabled"),
+    ]
+    # The opt-in one ships too, and the environment enables it.
+    env["BACKPORT_TOOL_ENABLE"] = "inductor-realize-on-reuse-refined"
+    proc = subprocess.run(
+        [str(script), "apply", "--json"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [(b["id"], b["status"]) for b in json.loads(proc.stdout)["backports"]] == [
+        ("inductor-realize-on-reuse", "disabled"),
+        ("inductor-realize-on-reuse-refined", "applied"),
     ]

@@ -18,6 +18,7 @@ import backport_tool  # noqa: E402
 from backport_tool import Status, default_manifest_path  # noqa: E402
 
 BACKPORT = "inductor-realize-on-reuse"
+REFINED = "inductor-realize-on-reuse-refined"
 
 
 def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
@@ -37,7 +38,9 @@ def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
     ).stdout
     report, inductor_imported = yaml.safe_load(out)
     assert report["version"].startswith("2.13.")
-    (entry,) = report["backports"]
+    entries = {entry["id"]: entry for entry in report["backports"]}
+    assert entries[REFINED]["status"] == "disabled"  # opt-in, not enabled
+    entry = entries[BACKPORT]
     assert entry["status"] == "fixed-upstream"
     assert entry["reason"].endswith(">= fixed_in 2.12.0: upstream is declared to include the fix")
     assert inductor_imported is False
@@ -48,6 +51,18 @@ def test_apply_in_process_leaves_the_original_in_place() -> None:
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
     report = backport_tool.apply()
+    assert report.by_id(BACKPORT).status is Status.FIXED_UPSTREAM
+    assert backport_tool.applied() == ()
+    assert StorageBox.__dict__["should_realize_on_reuse"] is original
+
+
+def test_the_refined_model_enabled_is_not_applicable_and_torch_is_untouched() -> None:
+    from torch._inductor.ir import StorageBox
+
+    original = StorageBox.__dict__["should_realize_on_reuse"]
+    report = backport_tool.apply(enable=[REFINED])
+    assert report.by_id(REFINED).status is Status.NOT_APPLICABLE
+    assert "outside applies_to" in (report.by_id(REFINED).reason or "")
     assert report.by_id(BACKPORT).status is Status.FIXED_UPSTREAM
     assert backport_tool.applied() == ()
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
