@@ -95,19 +95,23 @@ def per_workload(rows: list[dict[str, Any]]) -> list[str]:
                 "",
                 row["notes"],
                 "",
-                "| tokens | flips faithful | flips refined | kernels 2.11 / faithful / refined "
-                "| est. bytes 2.11 / faithful / refined | median ms 2.11 | faithful / 2.11 "
-                "| refined / 2.11 | correct |",
-                "|---|---|---|---|---|---|---|---|---|",
+                "| tokens | flips faithful | flips refined | code as 2.11's "
+                "| kernels 2.11 / faithful / refined | est. bytes 2.11 / faithful / refined "
+                "| median ms 2.11 | faithful / 2.11 | refined / 2.11 | correct |",
+                "|---|---|---|---|---|---|---|---|---|---|",
             ]
         stats = row["stats"]
+        same = " / ".join(
+            "same" if stats[m].get("code") == stats["original"].get("code") else "differs"
+            for m in MODELS
+        )
         kernels = " / ".join(str(stats[m]["kernels"]) for m in MODES)
         estimated = " / ".join(format(stats[m]["bytes"], ",") for m in MODES)
         latency = row.get("latency_ms", {}).get("original")
         median_ms = f"{sorted(latency)[len(latency) // 2]:.4f}" if latency else "-"
         lines.append(
             f"| {row['tokens']} | {_flips(stats['faithful'])} | {_flips(stats['refined'])} "
-            f"| {kernels} | {estimated} "
+            f"| {same} | {kernels} | {estimated} "
             f"| {median_ms} | {_ratio(row, 'faithful')} | {_ratio(row, 'refined')} "
             f"| {'yes' if row['correct'] else 'NO'} |"
         )
