@@ -77,13 +77,20 @@ def _add_to_entry(manifest: Path, backport_id: str, lines: str) -> None:
     start = text.index(f"  - id: {backport_id}\n")
     summary = text.index("\n    summary:", start)
     end = text.index("\n", summary + 1) + 1
+    # After the whole summary: a folded one (`summary: >-`) goes on in deeper
+    # indented lines.
+    while text.startswith("      ", end):
+        end = text.index("\n", end) + 1
     manifest.write_text(text[:end] + lines + text[end:], encoding="utf-8")
 
 
 def _replace_entry(manifest: Path, backport_id: str, entry: str) -> None:
     text = manifest.read_text(encoding="utf-8")
     start = text.index(f"  - id: {backport_id}\n")
-    generated = text[start:]
+    # Exactly this entry: up to the next one, or to the end of the manifest.
+    following = text.find("\n  - id: ", start)
+    end = len(text) if following == -1 else following + 1
+    generated = text[start:end]
     # The lines `new` filled in from the installed torch must be what the
     # tutorial shows; the reader keeps them as they are.
     for key in ("symbol", "replacement", "signature", "fingerprint", "recorded_from"):
@@ -93,7 +100,7 @@ def _replace_entry(manifest: Path, backport_id: str, entry: str) -> None:
             if ln.strip().removeprefix("- ").startswith(f"{key}:")
         )
         assert line in entry, f"`new` wrote {line!r}, the tutorial shows another {key}"
-    manifest.write_text(text[:start] + entry, encoding="utf-8")
+    manifest.write_text(text[:start] + entry + text[end:], encoding="utf-8")
 
 
 def test_the_tutorial_runs_as_written(tmp_path: Path) -> None:
