@@ -3,22 +3,27 @@
 It replaces ``torch._inductor.ir.StorageBox.should_realize_on_reuse``, the
 target of the faithful port of pytorch/pytorch#176994 (the
 ``inductor-realize-on-reuse`` backport). It starts from the same byte model,
-and realizes only when the bytes that model says are saved are real:
+``saved = total_read_bytes * (users - 1) - output_bytes * (1 + users)`` (what
+realizing saves over inlining), and overrides the torch 2.11 read-count rule
+only where those bytes are real:
 
-* the bytes saved, ``total_read_bytes * (users - 1) - output_bytes * (1 + users)``,
-  must pay for the kernel that realizing may add: at least ``LAUNCH_BYTES`` of
-  the device (about one kernel launch of memory traffic);
-* when every user of the value is a pointwise op over the same elements or a
-  reduction over its innermost dimensions, Inductor fuses the users into one
-  kernel, where the inlined loads are shared and realizing saves nothing: there
-  the 2.11 read-count rule decides, as it does without any backport;
-* likewise when the value's inputs fit in the GPU's L2 cache: the users' extra
-  reads of them are cache hits, not memory traffic;
+* the bytes at stake must be worth a kernel launch: while ``abs(saved)`` is
+  under ``LAUNCH_BYTES`` of the device, 2.11 decides. Realizing may add a
+  kernel, and below that size the generated code, not the bytes, sets the
+  time;
+* where inlining saves that much (``saved`` below ``-LAUNCH_BYTES``, values
+  built from small broadcast inputs), it inlines: that is where the port wins;
+* where realizing saves that much, it realizes, except when every user of the
+  value is a pointwise op over the same elements or a reduction over its
+  innermost dimensions (Inductor fuses them into one kernel, where the inlined
+  loads are shared and realizing saves nothing), or when the value's inputs fit
+  in the GPU's L2 cache (the users' extra reads are cache hits, not memory
+  traffic): there 2.11 decides;
 * as in the faithful port, 2.11's CPU heavy-op rule and large-inner-fn rule
   come first, and unknown sizes fall back to the 2.11 read-count rule.
 
-Inlining where the byte model says realizing costs more than it saves (values
-built from small broadcast inputs) is kept: that is where the port wins.
+So it moves a decision away from 2.11's only with at least a kernel launch's
+worth of memory traffic on its side.
 
 docs/benchmarks.md gives the measurements behind each rule and the comparison
 with the 2.11 heuristic and the faithful port. torch is imported inside the
@@ -134,7 +139,9 @@ def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
     read_bytes, output_bytes = traffic
     saved = read_bytes * (users - 1) - output_bytes * (1 + users)
     launch = LAUNCH_BYTES["cpu"] if cpu else LAUNCH_BYTES_DEFAULT
-    if saved < launch:
+    if abs(saved) < launch:
+        return read_count_rule
+    if saved < 0:
         return False
     if read_bytes <= _cache_bytes(self) or users_share_one_kernel(self, users):
         return read_count_rule

@@ -489,7 +489,7 @@ def _multiread(users: int) -> Callable[[int, str, bool], Any]:
 
 
 def _broadcast(tokens: int, device: str, smoke: bool) -> Any:
-    dim = 256 if smoke else 8192
+    dim = 1024 if smoke else 8192
     rows = [torch.randn(tokens, device=device) for _ in range(3)]
     cols = [torch.randn(dim, device=device) for _ in range(2)]
     return BroadcastFiveReads(), (rows[0], cols[0], rows[1], cols[1], rows[2])
