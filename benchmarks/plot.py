@@ -2,19 +2,23 @@
 torch 2.11 heuristic against token count, one line per workload, one panel per
 model, from realize_bench.py JSON results. Held-out workloads are dashed.
 
-    python benchmarks/plot.py docs/results/gpu.json --out docs/realize_latency.png
+    python benchmarks/plot.py docs/results/gpu_3models.json [LATER.json ...] \
+        --out docs/realize_latency.png
+
+With several files, a later file's row replaces an earlier one for the same
+workload and token count.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from tables import load
 
 MODELS = ("faithful", "refined")
 
@@ -23,23 +27,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+")
     parser.add_argument("--out", required=True)
+    parser.add_argument("--device", default="NVIDIA H100 80GB HBM3")
+    parser.add_argument("--torch", default="2.11.0+cu130")
     args = parser.parse_args()
     series: dict[tuple[str, str], list[tuple[int, float, float, float]]] = defaultdict(list)
     held_out: set[str] = set()
-    meta = {}
-    for path in args.results:
-        with open(path) as handle:
-            data = json.load(handle)
-        meta = data["meta"]
-        for row in data["results"]:
-            if row.get("held_out"):
-                held_out.add(row["workload"])
-            for model, ratio in row.get("ratios", {}).items():
-                series[(model, row["workload"])].append(
-                    (row["tokens"], ratio["median"], ratio["min"], ratio["max"])
-                )
+    for row in load(args.results):
+        if row.get("held_out"):
+            held_out.add(row["workload"])
+        for model, ratio in row.get("ratios", {}).items():
+            series[(model, row["workload"])].append(
+                (row["tokens"], ratio["median"], ratio["min"], ratio["max"])
+            )
     fig, axes = plt.subplots(1, len(MODELS), figsize=(15, 6), sharey=True)
     for ax, model in zip(axes, MODELS, strict=True):
+        ax.set_prop_cycle(color=plt.get_cmap("tab20").colors)
         for (name_model, name), points in sorted(series.items()):
             if name_model != model:
                 continue
@@ -60,7 +62,7 @@ def main() -> int:
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("latency ratio (lower is better)")
     axes[-1].legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"realize-on-reuse models on {meta.get('device')} (torch {meta.get('torch')})")
+    fig.suptitle(f"realize-on-reuse models on {args.device}, torch {args.torch}")
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)
     return 0

@@ -192,7 +192,10 @@ def compile_fresh(
     namespace: dict[str, Any] = {"module": module}
     exec(compile("def entry(*args):\n    return module(*args)\n", "<bench>", "exec"), namespace)
     with record_decisions() as decisions, no_compile_caches(), output_code() as codes:
-        compiled = torch.compile(namespace["entry"], fullgraph=True)
+        # Static shapes: every entry function has the same name and line, and
+        # Dynamo's automatic dynamic shapes would otherwise compile later cases
+        # with symbolic sizes, depending on which cases ran before.
+        compiled = torch.compile(namespace["entry"], fullgraph=True, dynamic=False)
         with torch.no_grad():
             compiled(*inputs)
     stats = {

@@ -2,7 +2,10 @@
 docs/benchmarks.md: a summary of latency ratios (workload x token count, both
 models), the goals of the refined model, then one table per workload.
 
-    python benchmarks/tables.py docs/results/gpu.json > tables.md
+    python benchmarks/tables.py docs/results/gpu_3models.json [LATER.json ...] > tables.md
+
+With several files, a later file's row replaces an earlier one for the same
+workload and token count (a re-measurement of some cases).
 """
 
 from __future__ import annotations
@@ -88,6 +91,13 @@ def per_workload(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         name = row["workload"]
         if name not in seen:
+            if not seen or row["held_out"] != rows[rows.index(row) - 1]["held_out"]:
+                lines += [
+                    "",
+                    "### Held-out workloads (not used to choose the rules)"
+                    if row["held_out"]
+                    else "### Tuning workloads",
+                ]
             seen.add(name)
             lines += [
                 "",
@@ -118,12 +128,21 @@ def per_workload(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def load(paths: list[str]) -> list[dict[str, Any]]:
+    """The result rows of ``paths``; later files replace rows of earlier ones."""
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    for path in paths:
+        with open(path) as handle:
+            for row in json.load(handle)["results"]:
+                rows[(row["workload"], row["tokens"])] = row
+    return list(rows.values())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results")
+    parser.add_argument("results", nargs="+")
     args = parser.parse_args()
-    with open(args.results) as handle:
-        rows = json.load(handle)["results"]
+    rows = load(args.results)
     timed = any("ratios" in row for row in rows)
     out = [*summary(rows), "", *goals(rows)] if timed else []
     print("\n".join(out + per_workload(rows)))
