@@ -18,7 +18,9 @@ only where those bytes are real:
   innermost dimensions (Inductor fuses them into one kernel, where the inlined
   loads are shared and realizing saves nothing), or when the value's inputs fit
   in the GPU's L2 cache (the users' extra reads are cache hits, not memory
-  traffic): there 2.11 decides;
+  traffic), or when, inline, two of its users are reductions over different
+  axes that Inductor can fuse into one mix-order reduction kernel on the GPU
+  (realizing the value splits that kernel): there 2.11 decides;
 * as in the faithful port, 2.11's CPU heavy-op rule and large-inner-fn rule
   come first, and unknown sizes fall back to the 2.11 read-count rule.
 
@@ -72,7 +74,8 @@ def _traffic(box: StorageBox) -> tuple[int, int] | None:
     return read_bytes, hint * box.data.dtype.itemsize
 
 
-def _innermost_reduction(user: Any, ndim: int) -> bool:
+def _reduced_dims(user: Any, ndim: int) -> set[int] | None:
+    # The dimensions an FX reduction node reduces, or None for other nodes.
     import torch
 
     aten = torch.ops.aten
@@ -86,38 +89,86 @@ def _innermost_reduction(user: Any, ndim: int) -> bool:
         aten.var_mean.correction,
     }
     if user.target not in reductions or len(user.args) < 2 or ndim == 0:
-        return False
+        return None
     dims = user.args[1]
     dims = [dims] if isinstance(dims, int) else dims
     if not isinstance(dims, (list, tuple)) or not dims:
-        return False
+        return None
     wanted = {d % ndim for d in dims if isinstance(d, int)}
-    return len(wanted) == len(dims) and wanted == set(range(ndim - len(wanted), ndim))
+    return wanted if len(wanted) == len(dims) else None
 
 
-def users_share_one_kernel(box: StorageBox, users: int) -> bool:
-    """Are all ``users`` of ``box`` ops that Inductor fuses into one kernel with it?"""
+def _innermost(dims: set[int] | None, ndim: int) -> bool:
+    return bool(dims) and dims == set(range(ndim - len(dims or ()), ndim))
+
+
+def _fx_value(box: StorageBox, users: int) -> tuple[Any, Any] | None:
+    # The FX node being lowered and its example value, when ``box`` is that
+    # node's own result. mark_reuse is also asked with a broadcast factor by
+    # expand and repeat; those are not judged by FX users.
     import torch
     from torch._inductor.virtualized import V
 
     node = getattr(V.graph, "current_node", None)
     value = node.meta.get("val") if node is not None else None
-    # mark_reuse is also asked with a broadcast factor by expand and repeat;
-    # only the FX node's own result, with its own users, is judged here.
     if not isinstance(value, torch.Tensor) or len(node.users) != users:
-        return False
+        return None
     numel = V.graph.sizevars.optimization_hint(box.data.get_numel(), fallback=-1)
     if numel != V.graph.sizevars.optimization_hint(value.numel(), fallback=-2):
+        return None
+    return node, value
+
+
+def users_share_one_kernel(box: StorageBox, users: int) -> bool:
+    """Are all ``users`` of ``box`` ops that Inductor fuses into one kernel with it?"""
+    import torch
+
+    found = _fx_value(box, users)
+    if found is None:
         return False
+    node, value = found
     for user in node.users:
         if user.op != "call_function":
             return False
         out = user.meta.get("val")
         pointwise = torch.Tag.pointwise in getattr(user.target, "tags", ())
         same_elements = isinstance(out, torch.Tensor) and out.numel() == value.numel()
-        if not (pointwise and same_elements) and not _innermost_reduction(user, value.dim()):
+        if not (pointwise and same_elements) and not _innermost(
+            _reduced_dims(user, value.dim()), value.dim()
+        ):
             return False
     return True
+
+
+def mix_order_candidate(box: StorageBox, users: int) -> bool:
+    """Could Inductor fuse two reductions of ``box`` over different axes into one
+    mix-order reduction kernel, if ``box`` stays inline?
+
+    The size conditions are those of torch 2.11's ``MixOrderReduction.can_fuse``
+    for a value seen as rows x columns (its last dimension)."""
+    import torch
+    from torch._inductor import config
+    from torch._inductor.virtualized import V
+
+    found = _fx_value(box, users)
+    if found is None or not getattr(config.triton, "mix_order_reduction", False):
+        return False
+    node, value = found
+    ndim = value.dim()
+    if ndim < 2:
+        return False
+    hint = V.graph.sizevars.optimization_hint
+    cols = hint(value.shape[-1], fallback=0)
+    rows = hint(value.numel(), fallback=0) // max(cols, 1)
+    if not (rows * cols >= 5 * 2**20 and rows >= max(2 * cols, 4096) and 0 < cols <= 16384):
+        return False
+    reduced = [_reduced_dims(user, ndim) for user in node.users]
+    inner = any(_innermost(dims, ndim) for dims in reduced)
+    outer_sum = any(
+        user.target is torch.ops.aten.sum.dim_IntList and dims and ndim - 1 not in dims
+        for user, dims in zip(node.users, reduced, strict=True)
+    )
+    return inner and outer_sum
 
 
 def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
@@ -143,7 +194,11 @@ def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
         return read_count_rule
     if saved < 0:
         return False
-    if read_bytes <= _cache_bytes(self) or users_share_one_kernel(self, users):
+    if (
+        read_bytes <= _cache_bytes(self)
+        or users_share_one_kernel(self, users)
+        or (not cpu and mix_order_candidate(self, users))
+    ):
         return read_count_rule
     return True
 

@@ -135,3 +135,40 @@ def test_a_cheap_value_with_broadcast_reads_is_inlined_as_by_the_port(
     decisions = decide(fn, *(torch.randn(n) for n in (rows, cols, rows, cols, rows)))
     # 5 reads: 2.11 realizes; the byte model and the refined model inline.
     assert (3, True, False, False) in decisions
+
+
+@pytest.mark.parametrize(
+    ("rows", "cols", "expected"),
+    [
+        (16384, 512, True),  # as Inductor's MixOrderReduction.can_fuse would fuse
+        (8192, 4096, True),  # multiread-cross-axes at 8192 tokens
+        (2048, 4096, False),  # fewer than 4096 rows
+        (4096, 4096, False),  # fewer than 2 rows per column
+        (8192, 512, False),  # under 5 Mi elements
+    ],
+)
+def test_reductions_over_both_axes_of_a_large_value_are_a_mix_order_candidate(
+    refined: backport_tool.Report, rows: int, cols: int, expected: bool
+) -> None:
+    from torch._inductor.ir import StorageBox
+
+    candidate = StorageBox.__dict__["should_realize_on_reuse"].__globals__["mix_order_candidate"]
+    answers: list[tuple[int, bool]] = []
+    real_mark_reuse = StorageBox.mark_reuse
+
+    def mark_reuse(box: StorageBox, users: int) -> None:
+        answers.append((users, candidate(box, users)))
+        real_mark_reuse(box, users)
+
+    def fn(a: torch.Tensor, b: torch.Tensor) -> Any:
+        x = a * b + 1
+        return x.sum(0), x.sum(1), x * 2
+
+    StorageBox.mark_reuse = mark_reuse  # type: ignore[method-assign]
+    try:
+        decide(fn, torch.randn(rows, cols), torch.randn(rows, cols))
+    finally:
+        StorageBox.mark_reuse = real_mark_reuse  # type: ignore[method-assign]
+    # On the GPU only: the CPU backend has no mix-order reductions, and the
+    # refined model asks this only for GPU values.
+    assert answers == [(3, expected)]
