@@ -164,7 +164,7 @@ def test_reductions_over_both_axes_of_a_large_value_are_a_mix_order_candidate(
         x = a * b + 1
         return x.sum(0), x.sum(1), x * 2
 
-    StorageBox.mark_reuse = mark_reuse  # type: ignore[method-assign]
+    StorageBox.mark_reuse = mark_reuse  # type: ignore[method-assign,assignment]
     try:
         decide(fn, torch.randn(rows, cols), torch.randn(rows, cols))
     finally:
