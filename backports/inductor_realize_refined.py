@@ -8,11 +8,11 @@ realizing saves over inlining), and overrides the torch 2.11 read-count rule
 only where those bytes are real:
 
 * the bytes at stake must be worth a kernel launch: while ``abs(saved)`` is
-  under ``LAUNCH_BYTES`` of the device, 2.11 decides. Realizing may add a
-  kernel, and below that size the generated code, not the bytes, sets the
-  time;
-* where inlining saves that much (``saved`` below ``-LAUNCH_BYTES``, values
-  built from small broadcast inputs), it inlines: that is where the port wins;
+  under ``LAUNCH_BYTES_GPU`` (or ``LAUNCH_BYTES_CPU``), 2.11 decides.
+  Realizing may add a kernel, and below that size the generated code, not the
+  bytes, sets the time;
+* where inlining saves that much (``-saved`` at least that: values built from
+  small broadcast inputs), it inlines: that is where the port wins;
 * where realizing saves that much, it realizes, except when every user of the
   value is a pointwise op over the same elements or a reduction over its
   innermost dimensions (Inductor fuses them into one kernel, where the inlined
@@ -43,15 +43,15 @@ if TYPE_CHECKING:
 # cast of rope-qk added one kernel and 1.1 us at 1 token (2.8 -> 3.9 us, CUDA
 # graph replay); at about 3.35 TB/s that is 3.7 MB. A CPU kernel is one more
 # OpenMP region, a few microseconds at a few tens of GB/s.
-LAUNCH_BYTES = {"cpu": 64 * 1024}
-LAUNCH_BYTES_DEFAULT = 4 * 1024 * 1024
+LAUNCH_BYTES_GPU = 4 * 1024 * 1024
+LAUNCH_BYTES_CPU = 64 * 1024
 
 _CPU_HEAVY_OPS = ("exp", "sigmoid")
 
 
 def _cache_bytes(box: StorageBox) -> int:
-    # The L2 size of the value's GPU. None for CPUs: their caches vary too
-    # much by machine, and nothing was measured there.
+    # The L2 size of the value's GPU; 0 (no rule) for CPUs, whose caches vary
+    # too much by machine, and where nothing was measured.
     import torch
 
     device = box.get_device()
@@ -189,7 +189,7 @@ def should_realize_on_reuse(self: StorageBox, users: int) -> bool:
         return read_count_rule
     read_bytes, output_bytes = traffic
     saved = read_bytes * (users - 1) - output_bytes * (1 + users)
-    launch = LAUNCH_BYTES["cpu"] if cpu else LAUNCH_BYTES_DEFAULT
+    launch = LAUNCH_BYTES_CPU if cpu else LAUNCH_BYTES_GPU
     if abs(saved) < launch:
         return read_count_rule
     if saved < 0:
