@@ -18,9 +18,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from tables import load
-
-MODELS = ("faithful", "refined")
+from tables import MODELS, load
 
 
 def main() -> int:

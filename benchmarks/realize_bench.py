@@ -65,18 +65,15 @@ class Decision:
     kind: str
     original: bool
     installed: bool
-    models: tuple[bool, ...]  # what each of MODELS would decide, applied or not
+    models: dict[str, bool]  # what each of MODELS would decide, applied or not
     origins: str = ""  # the FX nodes the buffer computes, to say which value flipped
-
-    def model(self, name: str) -> bool:
-        return self.models[MODELS.index(name)]
 
 
 @functools.cache
-def model_heuristic(mode: str) -> Callable[..., bool]:
+def model_heuristic(backport: str) -> Callable[..., bool]:
     """A backport's replacement, loaded (not applied) from the bundled patch set."""
     manifest = backport_tool.load_manifest(backport_tool.default_manifest_path())
-    module = load_backport_module(manifest.get(MODES[mode] or ""))
+    module = load_backport_module(manifest.get(backport))
     return module.should_realize_on_reuse  # type: ignore[no-any-return]
 
 
@@ -91,7 +88,7 @@ def record_decisions() -> Iterator[list[Decision]]:
     """Record every realize-on-reuse decision of the compiles inside the block, as
     the original 2.11 heuristic, the installed one and each model would make it."""
     original = original_heuristic()
-    models = [model_heuristic(name) for name in MODELS]
+    models = {name: model_heuristic(MODES[name]) for name in MODELS}
     decisions: list[Decision] = []
     real_mark_reuse = StorageBox.mark_reuse
 
@@ -104,7 +101,7 @@ def record_decisions() -> Iterator[list[Decision]]:
                 type(self.data).__name__,
                 bool(original(self, users)),
                 bool(StorageBox.should_realize_on_reuse(self, users)),
-                tuple(bool(model(self, users)) for model in models),
+                {name: bool(model(self, users)) for name, model in models.items()},
                 ",".join(sorted(n.name for n in getattr(self.data, "origins", ()))),
             )
         )
@@ -202,8 +199,7 @@ def compile_fresh(
         "decisions": len(decisions),
         **flip_stats(decisions, lambda d: d.installed),
         "models": {
-            name: flip_stats(decisions, functools.partial(Decision.model, name=name))
-            for name in MODELS
+            name: flip_stats(decisions, lambda d, name=name: d.models[name]) for name in MODELS
         },
         "kernels": metrics.generated_kernel_count,
         "bytes": metrics.num_bytes_accessed,
@@ -445,19 +441,31 @@ class Workload:
         return self.expect_flips is None
 
 
+def _activations(device: str) -> torch.dtype:
+    # bf16 as these models are served on the GPU; fp32 on CPU.
+    return torch.bfloat16 if device == "cuda" else torch.float32
+
+
+def _rope_tables(
+    tokens: int, head: int, device: str, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    # The cos/sin tables a model passes to its layers, for random frequencies.
+    angle = torch.arange(tokens, device=device)[:, None] * torch.rand(head // 2, device=device)
+    angle = torch.cat((angle, angle), -1)
+    return angle.cos().to(dtype), angle.sin().to(dtype)
+
+
 def _decoder(residual: torch.dtype) -> Callable[[int, str, bool], Any]:
     def build(tokens: int, device: str, smoke: bool) -> tuple[nn.Module, tuple[torch.Tensor, ...]]:
         dim, heads, layers = (256, 4, 2) if smoke else (2048, 16, 2)
-        weights = torch.bfloat16 if device == "cuda" else torch.float32
+        weights = _activations(device)
         model = DecoderStack(layers, dim, heads, residual).to(device, weights)
-        head = dim // heads
-        angle = torch.arange(tokens, device=device)[:, None] * torch.rand(head // 2, device=device)
-        angle = torch.cat((angle, angle), -1)
+        cos, sin = _rope_tables(tokens, dim // heads, device, weights)
         inputs = (
             torch.randn(tokens, dim, device=device, dtype=weights),
             torch.randn(tokens, dim, device=device, dtype=residual),
-            angle.cos().to(weights),
-            angle.sin().to(weights),
+            cos,
+            sin,
         )
         return model, inputs
 
@@ -483,10 +491,14 @@ def _rope(tokens: int, device: str, smoke: bool) -> Any:
     )
 
 
+def _four_inputs(tokens: int, device: str, smoke: bool) -> tuple[torch.Tensor, ...]:
+    dim = 256 if smoke else 4096
+    return tuple(torch.randn(tokens, dim, device=device) for _ in range(4))
+
+
 def _multiread(users: int) -> Callable[[int, str, bool], Any]:
     def build(tokens: int, device: str, smoke: bool) -> Any:
-        dim = 256 if smoke else 4096
-        return MultiRead(users), tuple(torch.randn(tokens, dim, device=device) for _ in range(4))
+        return MultiRead(users), _four_inputs(tokens, device, smoke)
 
     return build
 
@@ -499,13 +511,7 @@ def _broadcast(tokens: int, device: str, smoke: bool) -> Any:
 
 
 def _cross_axes(tokens: int, device: str, smoke: bool) -> Any:
-    dim = 256 if smoke else 4096
-    return CrossAxes(), tuple(torch.randn(tokens, dim, device=device) for _ in range(4))
-
-
-def _activations(device: str) -> torch.dtype:
-    # bf16 as these models are served on the GPU; fp32 on CPU, as the decoder.
-    return torch.bfloat16 if device == "cuda" else torch.float32
+    return CrossAxes(), _four_inputs(tokens, device, smoke)
 
 
 def _gpt2(tokens: int, device: str, smoke: bool) -> Any:
@@ -519,13 +525,12 @@ def _gpt2(tokens: int, device: str, smoke: bool) -> Any:
 def _qwen3(tokens: int, device: str, smoke: bool) -> Any:
     q_heads, kv_heads, head = (4, 2, 64) if smoke else (32, 8, 128)  # Qwen3-8B
     dtype = _activations(device)
-    angle = torch.arange(tokens, device=device)[:, None] * torch.rand(head // 2, device=device)
-    angle = torch.cat((angle, angle), -1)
+    cos, sin = _rope_tables(tokens, head, device, dtype)
     return Qwen3QKNormRope(head).to(device, dtype), (
         torch.randn(tokens, q_heads, head, device=device, dtype=dtype),
         torch.randn(tokens, kv_heads, head, device=device, dtype=dtype),
-        angle.cos().to(dtype),
-        angle.sin().to(dtype),
+        cos,
+        sin,
     )
 
 
