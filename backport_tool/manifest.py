@@ -70,6 +70,15 @@ class Target:
     acknowledged: tuple[str, ...] = ()
     # The attribute is new: it must not exist yet, and revert deletes it.
     create: bool = False
+    # Other module globals or class attributes that torch's own code binds to
+    # the same original (``from m import f``, a re-export). apply puts the fix
+    # in force at exactly the target and these, and nowhere else.
+    copies: tuple[SymbolRef, ...] = ()
+
+    @property
+    def sites(self) -> tuple[SymbolRef, ...]:
+        """The target and its declared copies: every binding apply changes."""
+        return (self.symbol, *self.copies)
 
 
 @dataclass(frozen=True)
@@ -599,7 +608,7 @@ class _Checker:
             keypath,
             data,
             ("symbol", "replacement"),
-            ("signature", "fingerprint", "recorded_from", "acknowledged", "create"),
+            ("signature", "fingerprint", "recorded_from", "acknowledged", "create", "copies"),
         )
         if entry is None:
             return None
@@ -641,12 +650,42 @@ class _Checker:
         )
         if acknowledged is None:
             return None
+        for index, path in enumerate(acknowledged):
+            if ":" not in path:
+                # Before copies were declared, reference paths had no ':'
+                # between the module and the attribute (``pkg.mod.TABLE['k']``).
+                self.error(
+                    f"{keypath}.acknowledged[{index}]",
+                    f"{path!r} is a reference path in the old form (no ':' between the module "
+                    "and the name). Delete the acknowledged: list, run `backport-tool check` to "
+                    "see the references as they are named now, and record the reviewed ones "
+                    "with `backport-tool lock --acknowledge`",
+                )
+                return None
         create = entry.get("create", False)
         if not isinstance(create, bool):
             self.expect(f"{keypath}.create", "true or false", create)
             return None
+        copies = self.each(
+            f"{keypath}.copies", entry.get("copies", []), self.symbol, nonempty=False
+        )
+        if copies is None:
+            return None
+        if symbol in copies:
+            self.expect(f"{keypath}.copies", "other bindings than the target itself", str(symbol))
+            return None
+        if create and copies:
+            self.expect(f"{keypath}.copies", "no copies for a created attribute", copies[0])
+            return None
         return Target(
-            symbol, replacement, signature, fingerprints, recorded_from, acknowledged, create
+            symbol,
+            replacement,
+            signature,
+            fingerprints,
+            recorded_from,
+            acknowledged,
+            create,
+            tuple(copies),
         )
 
     def symbol(self, keypath: str, value: object) -> SymbolRef | None:
