@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .api import applied, apply, check, current_report, original, revert
+    from .api import applied, apply, current_report, original, revert
+    from .checking import check
     from .config import default_manifest_path
     from .errors import (
         BackportToolError,
@@ -64,7 +65,7 @@ _EXPORTS = {
     "apply": "api",
     "applied": "api",
     "build_matrix": "matrix",
-    "check": "api",
+    "check": "checking",
     "default_manifest_path": "config",
     "load_manifest": "manifest",
     "lock": "lock",

@@ -1,11 +1,20 @@
-"""The public verbs (``apply``, ``check``, ``revert``, ``applied``,
-``current_report``) and the process's state: the manifests parsed so far, the
-manifest exported to subprocesses, and the latest report.
+"""What a server runs: ``apply``, ``revert``, ``current_report``, ``applied`` and
+``original``. The tools CI and developers run (``check``, ``lock``, ``new``,
+``matrix``, ``track``, the self-test) live elsewhere.
 
 ``apply()`` runs at server startup and must cost next to nothing on top of
 ``import torch``: its cheap path (a cached plan, the import hook) is stdlib
 only. yaml, packaging and the verifying engine are imported inside the
-functions that need them, the first time they do.
+functions that need them, the first time a target is imported.
+
+The lazy rule, for a backport whose targets live in several modules: torch
+never runs it half-applied. When the first of its target modules is
+imported, the others are imported as soon as the import of the target's
+package has finished, and the backport is applied then, all targets at once.
+A backport whose target modules are all imported is applied in the hook,
+right after the last of them executed, before the importer gets it back. The
+hook imports nothing; the compile-cache tag and ``after_apply`` run once the
+import of the package has finished.
 """
 
 from __future__ import annotations
@@ -15,10 +24,9 @@ import hashlib
 import logging
 import os
 import sys
-import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from . import lazy, plan
 from .config import (
@@ -28,6 +36,7 @@ from .config import (
     ENABLE_ENV,
     MANIFEST_ENV,
     Switches,
+    child_environment,
     configure_logging,
     default_manifest_path,
     switches,
@@ -35,12 +44,12 @@ from .config import (
 from .errors import UsageError, VerificationError
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
-from .report import BackportResult, Decision, Report, Status
+from .report import BackportResult, Report, Status
+from .state import STATE
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Iterable
 
-    from packaging.specifiers import SpecifierSet
     from packaging.version import Version
 
     from .manifest import Manifest
@@ -49,26 +58,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger("backport_tool")
 
 
-class _State:
-    lock = threading.RLock()
-    # Each manifest is parsed once per process: by path, real file and bytes.
-    manifests: ClassVar[dict[tuple[Path, Path, str], Manifest]] = {}
-    # The manifest this process exported in BACKPORT_TOOL_MANIFEST; a later
-    # apply() of another manifest never switches it under the running process.
-    exported: Path | None = None
-    latest: Report | None = None
-
-
 def _parsed(file: ManifestFile) -> Manifest:
     # yaml and the validator cost ~40 ms: only for a new plan, lazy patching
     # and the other verbs, never for apply() with a cached plan.
     from .manifest import parse_manifest_file  # noqa: PLC0415
 
     key = (file.path, file.location, hashlib.sha256(file.raw).hexdigest())
-    with _State.lock:
-        found = _State.manifests.get(key)
+    with STATE.lock:
+        found = STATE.manifests.get(key)
         if found is None:
-            found = _State.manifests[key] = parse_manifest_file(file)
+            found = STATE.manifests[key] = parse_manifest_file(file)
         return found
 
 
@@ -87,8 +86,12 @@ def manifest_for(manifest: str | os.PathLike[str] | Manifest | None) -> Manifest
     return _as_manifest(_source(manifest))
 
 
-def warn_unknown_ids(switches: Switches, known: set[str]) -> None:
-    for env, ids in ((DISABLE_ENV, switches.disabled), (ENABLE_ENV, switches.enabled)):
+def _as_manifest(source: ManifestFile | Manifest) -> Manifest:
+    return _parsed(source) if isinstance(source, ManifestFile) else source
+
+
+def warn_unknown_ids(switched: Switches, known: set[str]) -> None:
+    for env, ids in ((DISABLE_ENV, switched.disabled), (ENABLE_ENV, switched.enabled)):
         unknown = sorted(ids - known - {ALL})
         if unknown:
             logger.warning(
@@ -99,67 +102,80 @@ def warn_unknown_ids(switches: Switches, known: set[str]) -> None:
             )
 
 
-def _version_text(package: str, switches: Switches) -> str | None:
+def _version_text(package: str, switched: Switches) -> str | None:
     # Everything switched off needs no version: BACKPORT_TOOL_DISABLE=all is the
     # way out when the installed metadata is broken.
-    return None if switches.all_off else version_text(package)
+    return None if switched.all_off else version_text(package)
 
 
-def _installed_version(package: str, switches: Switches) -> Version | None:
+def installed(package: str, switched: Switches) -> Version | None:
+    """The installed version of ``package``, unless everything is switched off."""
     from .versions import installed_version  # noqa: PLC0415 - see _parsed
 
-    # As _version_text: everything switched off reads no metadata.
-    return None if switches.all_off else installed_version(package)
+    return None if switched.all_off else installed_version(package)
 
 
-def _build_plan(manifest: Manifest, switches: Switches) -> plan.Plan:
-    from .engine import decide_all  # noqa: PLC0415 - see _parsed
+def _build_plan(manifest: Manifest, switched: Switches) -> plan.Plan:
+    from .decision import decide_all  # noqa: PLC0415 - see _parsed
 
-    decisions = decide_all(manifest, _installed_version(manifest.package, switches), switches)
+    decisions = decide_all(manifest, installed(manifest.package, switched), switched)
     entries = []
     for backport in manifest.backports:
         decision = decisions[backport.id]
         # Only the targets' modules trigger the patch; required symbols are
         # verified whatever state their modules are in (LiveInspector).
         modules = tuple(sorted({t.symbol.module for t in backport.targets}))
-        entries.append(plan.PlanEntry(backport.id, decision.status, decision.reason, modules))
-    return plan.Plan(manifest.package, _version_text(manifest.package, switches), tuple(entries))
+        copies = tuple(sorted({c.module for t in backport.targets for c in t.copies}))
+        entries.append(
+            plan.PlanEntry(backport.id, decision.status, decision.reason, modules, copies)
+        )
+    return plan.Plan(manifest.package, _version_text(manifest.package, switched), tuple(entries))
 
 
-def _startup_plan(file: ManifestFile, switches: Switches) -> plan.Plan:
+def _startup_plan(file: ManifestFile, switched: Switches) -> plan.Plan:
     package = plan.package_name(file.raw)
-    version = _version_text(package, switches) if package else None
-    cached = plan.load(plan.plan_path(file, version, switches), file, version, switches)
+    version = _version_text(package, switched) if package else None
+    cached = plan.load(plan.plan_path(file, version, switched), file, version, switched)
     if cached is not None and cached.package == package:
         return cached
     # No plan, or a foreign, invalid or incomplete one: decide again.
-    built = _build_plan(_parsed(file), switches)
-    plan.store(plan.plan_path(file, built.version, switches), built, file, switches)
+    built = _build_plan(_parsed(file), switched)
+    plan.store(plan.plan_path(file, built.version, switched), built, file, switched)
     return built
 
 
-def reach_subprocesses(location: Path) -> None:
-    """Make Inductor's compile subprocesses apply the same patch set at startup.
+def reach_subprocesses(location: Path, switched: Switches) -> None:
+    """Make every Python child process apply the same patch set, with the same
+    switches, at startup: spawn workers, subprocesses and Inductor's compile
+    subprocesses (torch builds their ``PYTHONPATH`` from this process's
+    ``sys.path``, so the boot directory goes there too).
 
-    torch starts them with ``PYTHONPATH`` built from this process's ``sys.path``
-    (``python_subprocess_env``), so the boot ``sitecustomize`` directory goes on
-    ``sys.path``, ahead of site-packages where another sitecustomize may live.
-    It holds nothing else, and this process imported its sitecustomize long ago,
-    so imports here are unaffected.
+    The first patch set a process applies is the one it exports: a later
+    ``apply()`` of another manifest, or with other switches, applies in this
+    process only and logs a warning.
     """
-    boot = str(BOOT_DIR)
-    if boot not in sys.path:
-        sys.path.insert(1 if sys.path else 0, boot)
-    with _State.lock:
-        if _State.exported not in (None, location):
+    exported = (str(location), *sorted(switched.enabled), "|", *sorted(switched.disabled))
+    with STATE.lock:
+        if STATE.exported not in (None, exported):
             logger.warning(
-                "backport-tool: subprocesses keep applying %s; %s is applied in this process only",
-                _State.exported,
+                "backport-tool: child processes keep applying %s as first exported; %s with "
+                "these switches is applied in this process only",
+                STATE.exported[0] if STATE.exported else None,
                 location,
             )
             return
-        _State.exported = location
-        os.environ[MANIFEST_ENV] = str(location)
+        STATE.exported = exported
+        env = child_environment(location, switched, os.environ, boot=True)
+        for name in (MANIFEST_ENV, ENABLE_ENV, DISABLE_ENV, "PYTHONPATH"):
+            # Kept so that the state's reset can give the environment back.
+            STATE.environ_before.setdefault(name, os.environ.get(name))
+            if name in env:
+                os.environ[name] = env[name]
+            else:
+                os.environ.pop(name, None)
+    boot = str(BOOT_DIR)
+    if boot not in sys.path:
+        sys.path.insert(1 if sys.path else 0, boot)
 
 
 def apply(
@@ -175,23 +191,27 @@ def apply(
 
     By default this is lazy and costs almost nothing: versions are resolved and an
     import hook is registered; each backport is verified and applied the moment
-    its target modules are first imported (at once if they already are). Until
-    then its status is ``pending``. Problems found then are logged as warnings and
-    show in :func:`current_report`; they never break the import.
+    its target modules are imported (at once if they already are). Until then
+    its status is ``pending``, and :func:`current_report` names the modules it
+    awaits. Problems found then are logged as warnings and show in
+    :func:`current_report`; they never break the import.
 
     ``eager=True`` imports the targets and verifies and applies now.
-    ``subprocesses=True`` makes Inductor's compile subprocesses (e.g.
-    ``TORCHINDUCTOR_FX_COMPILE_MODE=subprocess``) apply the same patch set; see
-    :func:`reach_subprocesses`. ``backport-tool apply -- CMD`` reaches every
-    Python process of CMD instead.
+    ``subprocesses=True`` makes every Python child process (spawn workers,
+    Inductor's compile subprocesses) apply the same patch set with the same
+    switches; see :func:`reach_subprocesses`.
     ``enable`` names opt-in backports to apply, like ``BACKPORT_TOOL_ENABLE``
     (ids, or ``"all"``); ``BACKPORT_TOOL_DISABLE`` still wins.
     ``strict=True`` (implies eager) raises :class:`VerificationError` when a
     backport is ``drift``, ``missing``, ``failed`` or ``partial``. An invalid
     manifest always raises :class:`ManifestError`, before anything is imported
-    or patched.
+    or patched. Called from a backport's hook, it raises :class:`UsageError`.
     """
+    from . import patcher  # noqa: PLC0415 - a small stdlib-only module
+
+    patcher.refuse_in_hook("apply")
     configure_logging()
+    STATE.hooks.module_loaded(None)
     source = _source(manifest)
     switched = switches(enable)
     if eager or strict:
@@ -200,89 +220,175 @@ def apply(
         report = _apply_lazily(source, switched)
     # Only a manifest that validated reaches subprocesses.
     if subprocesses:
-        reach_subprocesses(source.location)
+        reach_subprocesses(source.location, switched)
     _log_summary(report)
     if strict and report.exit_code:
         raise VerificationError(report)
     return report
 
 
-def _as_manifest(source: ManifestFile | Manifest) -> Manifest:
-    return _parsed(source) if isinstance(source, ManifestFile) else source
-
-
-def _run_live(manifest: Manifest, apply_it: bool, switches: Switches) -> Report:
-    # apply and check of the installed package: the same run, patching or not.
+def _apply_now(manifest: Manifest, switched: Switches) -> Report:
     from .engine import Mode, run  # noqa: PLC0415 - see _parsed
     from .inspection import LiveInspector  # noqa: PLC0415
 
-    warn_unknown_ids(switches, {b.id for b in manifest.backports})
-    version = _installed_version(manifest.package, switches)
-    mode = Mode.APPLY if apply_it else Mode.CHECK
-    return run(manifest, mode, LiveInspector(), version, switches)
-
-
-def _apply_now(manifest: Manifest, switches: Switches) -> Report:
-    report = _run_live(manifest, True, switches)
-    _retag()
+    warn_unknown_ids(switched, {b.id for b in manifest.backports})
+    version = installed(manifest.package, switched)
+    report = run(manifest, Mode.APPLY, LiveInspector(), version, switched)
     _record(report)
-    return report
+    for result in report.results:
+        if result.status is Status.APPLIED:
+            _applied_now(manifest.get(result.id).id, _package_of(manifest, result.id), manifest)
+    return current_report() or report
 
 
-def _apply_lazily(source: ManifestFile | Manifest, switches: Switches) -> Report:
+def _package_of(manifest: Manifest, backport_id: str) -> str:
+    return manifest.get(backport_id).targets[0].symbol.module.split(".")[0]
+
+
+def _apply_lazily(source: ManifestFile | Manifest, switched: Switches) -> Report:
     if isinstance(source, ManifestFile):
-        decided = _startup_plan(source, switches)
+        decided = _startup_plan(source, switched)
     else:
-        decided = _build_plan(source, switches)
-    warn_unknown_ids(switches, {e.id for e in decided.entries})
+        decided = _build_plan(source, switched)
+    warn_unknown_ids(switched, {e.id for e in decided.entries})
     results: list[BackportResult] = []
-    ready: list[tuple[str, Decision]] = []
+    ready: list[plan.PlanEntry] = []
     for entry in decided.entries:
         if entry.status is not Status.READY:
             results.append(BackportResult(entry.id, entry.status, entry.reason))
             continue
-        # The plan's decision is decide_all()'s, for this very manifest and
-        # environment: the hook verifies and patches, it does not decide again.
-        decision = Decision(entry.status, entry.reason)
-        callback = functools.partial(_apply_when_imported, source, entry.id, decision)
-        waiting = lazy.when_imported(entry.id, entry.modules, callback)
-        if waiting:
-            reason = "verified and applied when " + ", ".join(waiting) + " is imported"
-            results.append(BackportResult(entry.id, Status.PENDING, reason))
-        else:
-            ready.append((entry.id, decision))
-            results.append(BackportResult(entry.id, Status.PENDING, ""))
-    report = Report(decided.package, decided.version, str(source.path), tuple(results))
-    _record(report)
-    for backport_id, decision in ready:
-        _apply_when_imported(source, backport_id, decision, lazy.is_loaded)
-    with _State.lock:
-        final = _State.latest or report
-    return final
+        ready.append(entry)
+        results.append(BackportResult(entry.id, Status.PENDING, ""))
+    _record(Report(decided.package, decided.version, str(source.path), tuple(results)))
+    for entry in ready:
+        _watch(source, entry)
+    for entry in ready:
+        _update_pending(entry.id)
+    return current_report() or Report(decided.package, decided.version, str(source.path), ())
 
 
-def _apply_when_imported(
-    source: ManifestFile | Manifest,
-    backport_id: str,
-    decision: Decision,
-    settled: Callable[[str], bool],
-) -> None:
-    # The full machinery, only now that a target module is imported.
+def _watch(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
+    # Copies first: a copy module imported before the target's is then seen
+    # through our loader, and bound the moment the backport applies.
+    for module in entry.copy_modules:
+        STATE.hooks.watch(entry.id, module, functools.partial(_copies_imported, entry.id, module))
+    on_import = functools.partial(_target_imported, source, entry)
+    waiting = [m for m in entry.modules if STATE.hooks.watch(entry.id, m, on_import)]
+    if not waiting:
+        on_import()
+
+
+def _target_imported(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
+    # In the hook: import nothing. All targets there: apply now; else import
+    # the rest once the package's import has finished.
+    from . import patcher  # noqa: PLC0415 - stdlib only
+
+    if patcher.is_applied(entry.id) or _result(entry.id) is not Status.PENDING:
+        return
+    if all(lazy.is_loaded(m) for m in entry.modules):
+        _apply_one(source, entry)
+        return
+    package = entry.modules[0].split(".")[0]
+    later = functools.partial(_import_then_apply, source, entry)
+    if not STATE.hooks.when_settled(entry.id, package, later):
+        later()
+
+
+def _import_then_apply(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
+    import importlib  # noqa: PLC0415 - only for a backport of several modules
+
+    for module in entry.modules:
+        if not lazy.is_loaded(module):
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                _update(BackportResult(entry.id, Status.MISSING, f"importing {module}: {exc}"))
+                return
+    _apply_one(source, entry)
+
+
+def _apply_one(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
+    # The full machinery, only now that the target modules are imported.
     from .engine import Mode, evaluate  # noqa: PLC0415
     from .inspection import LiveInspector  # noqa: PLC0415
+    from .report import Decision  # noqa: PLC0415
 
     try:
         manifest = _as_manifest(source)
         result = evaluate(
-            manifest, manifest.get(backport_id), decision, LiveInspector(settled), Mode.APPLY
+            manifest,
+            manifest.get(entry.id),
+            # The plan's decision is decide_all()'s, for this very manifest
+            # and environment: verify and patch, do not decide again.
+            Decision(entry.status, entry.reason),
+            LiveInspector(lazy.is_loaded),
+            Mode.APPLY,
         )
     except Exception as exc:
-        logger.debug("backport-tool: applying %s failed", backport_id, exc_info=True)
-        result = BackportResult(backport_id, Status.FAILED, f"{type(exc).__name__}: {exc}")
+        logger.debug("backport-tool: applying %s failed", entry.id, exc_info=True)
+        result = BackportResult(entry.id, Status.FAILED, f"{type(exc).__name__}: {exc}")
     level = logging.WARNING if result.is_problem else logging.DEBUG
     logger.log(level, "backport-tool: %s: %s (%s)", result.id, result.status.value, result.reason)
-    _retag()
     _update(result)
+    if result.status is Status.APPLIED:
+        _applied_now(entry.id, entry.modules[0].split(".")[0], _as_manifest(source))
+
+
+def _applied_now(backport_id: str, package: str, manifest: Manifest) -> None:
+    # Copies still to come are bound when their modules are imported; the tag
+    # and after_apply wait until the package's import has finished.
+    from . import patcher  # noqa: PLC0415
+
+    for module in patcher.waiting_modules(backport_id):
+        bind = functools.partial(_copies_imported, backport_id, module)
+        if not STATE.hooks.watch(backport_id, module, bind):
+            bind()
+    finish = functools.partial(_finish_apply, backport_id, manifest)
+    if not STATE.hooks.when_settled(backport_id, package, finish):
+        finish()
+
+
+def _finish_apply(backport_id: str, manifest: Manifest) -> None:
+    from . import patcher  # noqa: PLC0415
+
+    try:
+        patcher.run_after_apply(backport_id)
+    except patcher.HookFailed as exc:
+        logger.warning("backport-tool: %s: failed (%s; rolled back)", backport_id, exc)
+        _update(BackportResult(backport_id, Status.FAILED, f"{exc}; rolled back, nothing changed"))
+    _retag()
+    del manifest
+
+
+def _copies_imported(backport_id: str, module: str) -> None:
+    from . import patcher  # noqa: PLC0415
+
+    strays = patcher.bind_copies(backport_id, module)
+    if strays:
+        reason = "; ".join(strays) + (
+            ": that name does not run the fix. Run `backport-tool check` and "
+            "`backport-tool lock` to record the copies of this torch"
+        )
+        logger.warning("backport-tool: %s: partial (%s)", backport_id, reason)
+        _update(BackportResult(backport_id, Status.PARTIAL, reason))
+
+
+def _result(backport_id: str) -> Status | None:
+    latest = STATE.latest
+    if latest is None:
+        return None
+    return next((r.status for r in latest.results if r.id == backport_id), None)
+
+
+def _update_pending(backport_id: str) -> None:
+    # A pending backport names what it waits for.
+    if _result(backport_id) is not Status.PENDING:
+        return
+    awaited = STATE.hooks.awaited(backport_id)
+    reason = "verified and applied when " + (", ".join(awaited) or "its modules are imported")
+    if awaited and not awaited[0].startswith("the import of"):
+        reason += " is imported" if len(awaited) == 1 else " are imported"
+    _update(BackportResult(backport_id, Status.PENDING, reason))
 
 
 def _retag() -> None:
@@ -294,109 +400,52 @@ def _retag() -> None:
 
 
 def _record(report: Report) -> None:
-    with _State.lock:
-        _State.latest = report
+    with STATE.lock:
+        STATE.latest = report
 
 
 def _update(result: BackportResult) -> None:
-    with _State.lock:
-        latest = _State.latest
+    with STATE.lock:
+        latest = STATE.latest
         if latest is not None:
-            _State.latest = replace(
+            STATE.latest = replace(
                 latest, results=tuple(result if r.id == result.id else r for r in latest.results)
             )
 
 
 def current_report() -> Report | None:
     """Return the current state of the patch set applied with :func:`apply`, with
-    lazily applied backports updated; None before the first ``apply()``."""
-    with _State.lock:
-        return _State.latest
-
-
-def check(
-    manifest: str | os.PathLike[str] | Manifest | None = None,
-    *,
-    source: str | None = None,
-    supported: SpecifierSet | None = None,
-    selftest: bool = False,
-    enable: Iterable[str] = (),
-) -> Report:
-    """Verify every backport like :func:`apply` would, without patching anything.
-
-    With ``source`` (a wheel, a directory, or ``REPO@REV``), check that version of
-    the package instead of the installed one, by parsing its sources; nothing of
-    it is imported. A backport refused as fixed upstream gets its claim checked
-    against the code (``upstream_claim``). A backport already applied in this
-    process is verified against its original and reported ``applied``.
-
-    With ``supported``, each result's ``retire`` says why the backport can never
-    apply to any supported version. With ``selftest``, every ``ready`` or applied
-    backport that defines a ``selftest()`` runs it in a subprocess with the patch
-    set applied.
-    """
-    from .engine import Mode, run  # noqa: PLC0415 - see _parsed
-    from .inspection import StaticInspector  # noqa: PLC0415
-    from .retire import retirement  # noqa: PLC0415
-    from .static import StaticIndex, open_tree  # noqa: PLC0415
-
-    loaded = manifest_for(manifest)
-    switched = switches(enable)
-    if source is None:
-        report = _run_live(loaded, False, switched)
-    else:
-        if selftest:
-            raise UsageError("--selftest runs the installed package; it cannot run a --source")
-        tree = open_tree(source)
-        found = tree.version(loaded.package)
-        if found is None:
-            raise UsageError(
-                f"cannot tell which {loaded.package} version {source} holds: it has no "
-                f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
-            )
-        # Another version, read statically: the environment's switches are
-        # this process's, so only what the caller enables counts.
-        inspector = StaticInspector(StaticIndex(tree))
-        report = run(loaded, Mode.STATIC, inspector, found, Switches(enabled=switched.enabled))
-    results = []
-    for backport, result in zip(loaded.backports, report.results, strict=True):
-        final = result
-        if supported is not None:
-            final = replace(final, retire=retirement(backport, supported))
-        if selftest and final.status in (Status.READY, Status.APPLIED):
-            final = _selftest(loaded, backport.id, final, switched.enabled)
-        results.append(final)
-    return replace(report, results=tuple(results))
-
-
-def _selftest(
-    manifest: Manifest, backport_id: str, result: BackportResult, enabled: frozenset[str]
-) -> BackportResult:
-    from .engine import SELFTEST_HOOK, load_backport_module  # noqa: PLC0415
-    from .selftest import run_selftest  # noqa: PLC0415
-
-    if not hasattr(load_backport_module(manifest.get(backport_id)), SELFTEST_HOOK):
-        return result
-    outcome = run_selftest(manifest.location, backport_id, enabled)
-    return replace(result, selftest=outcome.verdict, selftest_message=outcome.message)
+    lazily applied backports updated (a ``pending`` one names the modules it
+    awaits); None before the first ``apply()``."""
+    STATE.hooks.module_loaded(None)
+    latest = STATE.latest
+    if latest is not None:
+        for result in latest.results:
+            if result.status is Status.PENDING:
+                _update_pending(result.id)
+    with STATE.lock:
+        return STATE.latest
 
 
 def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, ...]:
-    """Restore the exact original objects of the applied backports, and drop the
-    pending ones.
+    """Restore exactly the bindings that applying the backports changed, and drop
+    the pending ones.
 
     ``ids`` limits it to those backports (default: all). Returns the ids of the
-    applied backports it reverted.
+    applied backports it reverted. Called from a backport's hook, it raises
+    :class:`UsageError`.
     """
+    from . import patcher  # noqa: PLC0415 - see _retag
+
+    patcher.refuse_in_hook("revert")
     if isinstance(ids, str):
         ids = (ids,)
     if ids is not None and not all(isinstance(i, str) for i in ids):
         raise UsageError("revert() takes backport ids as strings")
     selected = None if ids is None else tuple(ids)
-    for backport_id in lazy.cancel(selected):
-        _update(BackportResult(backport_id, Status.DISABLED, "reverted before it applied"))
-    from . import patcher  # noqa: PLC0415 - see _retag
-
+    for backport_id in STATE.hooks.cancel(selected):
+        if _result(backport_id) is Status.PENDING:
+            _update(BackportResult(backport_id, Status.DISABLED, "reverted before it applied"))
     reverted = patcher.revert(selected)
     for backport_id in reverted:
         _update(
@@ -407,8 +456,9 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
 
 
 def original(symbol: str) -> object:
-    """The object ``symbol`` (``"module:Qual.name"``) was before the applied backport
-    that replaced it: what a wrapper calls instead of itself.
+    """The object ``symbol`` (``"module:Qual.name"``, a target or a declared copy)
+    was before the applied backport that replaced it: what a wrapper calls
+    instead of itself.
 
     Raises :class:`UsageError` when no applied backport replaces ``symbol``.
     """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -111,16 +111,47 @@ def switches(enable: str | Iterable[str] = ()) -> Switches:
     return Switches(disabled_ids(), _ids(os.environ.get(ENABLE_ENV, "")) | extra)
 
 
-class _Logging:
-    configured = False
+def _handler() -> logging.Handler:
+    # The one handler backport-tool ever adds, kept in the process state so that
+    # the CLI and BACKPORT_TOOL_LOG never print a line twice.
+    from .state import STATE  # noqa: PLC0415 - state imports this module's neighbours only
+
+    if STATE.log_handler is None:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        STATE.log_handler = handler
+    return STATE.log_handler
+
+
+def log_to_stderr(level: int) -> tuple[int, bool]:
+    """Print the ``backport_tool`` log at ``level`` on stderr; return what to pass
+    to :func:`restore_logging` to undo it."""
+    handler = _handler()
+    before = (logger.level, handler in logger.handlers)
+    if handler not in logger.handlers:
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    # Our handler prints already; the root logger would print it twice.
+    logger.propagate = False
+    return before
+
+
+def restore_logging(before: tuple[int, bool]) -> None:
+    level, had = before
+    logger.setLevel(level)
+    if not had:
+        logger.removeHandler(_handler())
+        logger.propagate = True
 
 
 def configure_logging() -> None:
     """Honour ``BACKPORT_TOOL_LOG=DEBUG|INFO|WARNING|ERROR|OFF`` (once per process)."""
+    from .state import STATE  # noqa: PLC0415 - see _handler
+
     level_name = os.environ.get(LOG_ENV, "").strip().upper()
-    if not level_name or _Logging.configured:
+    if not level_name or STATE.logging_configured:
         return
-    _Logging.configured = True
+    STATE.logging_configured = True
     if level_name == "OFF":
         logger.setLevel(logging.CRITICAL + 1)
         return
@@ -128,9 +159,31 @@ def configure_logging() -> None:
     if not isinstance(level, int):
         logger.warning("backport-tool: ignoring %s=%r: not a logging level", LOG_ENV, level_name)
         return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(level)
-    # Our handler prints already; the root logger would print it twice.
-    logger.propagate = False
+    log_to_stderr(level)
+
+
+def child_environment(
+    manifest: Path, switched: Switches, base: Mapping[str, str], *, boot: bool
+) -> dict[str, str]:
+    """The environment that makes a child Python process apply the same patch
+    set with the same switches: the one exporter for spawn workers,
+    ``apply -- CMD``, Inductor's compile subprocesses and the self-test child.
+
+    ``boot`` puts our ``sitecustomize`` first on ``PYTHONPATH``, so that the
+    child applies at interpreter startup.
+    """
+    env = dict(base)
+    if boot:
+        kept = [
+            p
+            for p in env.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
+        ]
+        env["PYTHONPATH"] = os.pathsep.join([str(BOOT_DIR), *kept])
+    env[MANIFEST_ENV] = str(manifest)
+    for name, ids in ((ENABLE_ENV, switched.enabled), (DISABLE_ENV, switched.disabled)):
+        if ids:
+            env[name] = ",".join(sorted(ids))
+        else:
+            env.pop(name, None)
+    return env

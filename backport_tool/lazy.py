@@ -1,6 +1,22 @@
-"""The import hook behind lazy ``apply()``: it calls a callback right after the
-last of a set of modules has been imported, before any other code can use
-them. It knows nothing of backports. Stdlib only: this runs at startup."""
+"""The import hook behind lazy ``apply()``. It knows nothing of backports: it
+calls callbacks right after a module has executed, and runs deferred work once
+a package has settled. Stdlib only: this runs at startup.
+
+Two kinds of callback, because a hook runs inside someone else's import:
+
+- ``on_import`` callbacks run in the hook itself, right after the module
+  executed and before the importer gets it back. They must import nothing:
+  the package may be half-initialized (a target imported while ``import torch``
+  is still running).
+- ``when_settled`` callbacks run once no module of a package is executing any
+  more: after the outermost import of that package returned. They may import.
+
+A module that was already executing when it was registered never passes
+through our loader, so the hook cannot fire for it. Every later import (our
+finder sees each one first), every watched module that finishes, and every
+call of :func:`settle` therefore re-checks what is waiting: nothing is left
+waiting for ever.
+"""
 
 from __future__ import annotations
 
@@ -16,42 +32,169 @@ from typing import Any
 
 logger = logging.getLogger("backport_tool")
 
-# Called with a predicate that says whether a module is fully imported: the
-# module that triggered the hook counts as imported, though its import
-# statement has not returned yet.
-Callback = Callable[[Callable[[str], bool]], None]
 
-_lock = threading.RLock()
-_local = threading.local()
-
-
-@dataclass(frozen=True)
-class _Waiting:
-    modules: tuple[str, ...]
-    callback: Callback
-
-
-_waiting: dict[str, _Waiting] = {}
-
-
-def is_loaded(name: str, just_loaded: str | None = None) -> bool:
+def is_loaded(name: str) -> bool:
     """True when module ``name`` has finished executing."""
-    if name == just_loaded:
-        return True
     module = sys.modules.get(name)
     if module is None:
         return False
     # A module is in sys.modules while it executes; it counts only once done.
-    spec = getattr(module, "__spec__", None)
+    # vars() rather than getattr: a lazy module's __getattr__ is not ours to run.
+    try:
+        spec = object.__getattribute__(module, "__dict__").get("__spec__")
+    except (AttributeError, TypeError):
+        return True
     return not getattr(spec, "_initializing", False)
+
+
+def package_busy(package: str) -> bool:
+    """True while any module of ``package`` (the package itself included) is
+    still executing, in any thread."""
+    prefix = package + "."
+    for name in list(sys.modules):
+        if (name == package or name.startswith(prefix)) and not is_loaded(name):
+            return True
+    return False
+
+
+@dataclass
+class _OnImport:
+    key: str
+    module: str
+    callback: Callable[[], None]
+
+
+@dataclass
+class _Settled:
+    key: str
+    package: str
+    callback: Callable[[], None]
+
+
+class Hooks:
+    """Everything the import hook holds: one object, owned by the process state."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.on_import: list[_OnImport] = []
+        self.settled: list[_Settled] = []
+        self.local = threading.local()
+        self.finder = _Finder(self)
+
+    # -- registration ---------------------------------------------------
+
+    def watch(self, key: str, module: str, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` in the hook right after ``module`` executes.
+
+        Returns False, registering nothing, when the module has finished
+        already: the caller runs the callback itself.
+        """
+        with self.lock:
+            if is_loaded(module):
+                return False
+            self.on_import.append(_OnImport(key, module, callback))
+            self._install()
+            return True
+
+    def when_settled(self, key: str, package: str, callback: Callable[[], None]) -> bool:
+        """Call ``callback`` once no module of ``package`` is executing.
+
+        Returns False, registering nothing, when that is so already.
+        """
+        with self.lock:
+            if not package_busy(package):
+                return False
+            self.settled.append(_Settled(key, package, callback))
+            # The package itself, when it has not started importing: its own
+            # import finishing is the moment it settles.
+            if package not in sys.modules:
+                self.finder.watched.add(package)
+            self._install()
+            return True
+
+    def awaited(self, key: str) -> tuple[str, ...]:
+        """The modules ``key`` waits for, and the packages it waits to settle."""
+        with self.lock:
+            names = [w.module for w in self.on_import if w.key == key]
+            names += [f"the import of {s.package} to finish" for s in self.settled if s.key == key]
+            return tuple(dict.fromkeys(names))
+
+    def cancel(self, keys: Sequence[str] | None = None) -> tuple[str, ...]:
+        """Drop the registrations of ``keys`` (default: all); return the keys dropped."""
+        with self.lock:
+            chosen = None if keys is None else set(keys)
+            keys_now = [w.key for w in self.on_import] + [s.key for s in self.settled]
+            dropped = {key for key in keys_now if chosen is None or key in chosen}
+            self.on_import = [w for w in self.on_import if w.key not in dropped]
+            self.settled = [s for s in self.settled if s.key not in dropped]
+            self._uninstall_if_idle()
+            return tuple(sorted(dropped))
+
+    # -- firing ----------------------------------------------------------
+
+    def module_loaded(self, name: str | None) -> None:
+        """Run what waited for ``name`` (None: for any module that finished
+        without passing through our loader), then what can settle now."""
+        with self.lock:
+            due = [
+                w
+                for w in self.on_import
+                if w.module == name or (w.module != name and is_loaded(w.module))
+            ]
+            self.on_import = [w for w in self.on_import if w not in due]
+        for waiting in due:
+            self._run(waiting.callback, waiting.module)
+        self.settle()
+
+    def settle(self) -> None:
+        """Run the deferred work whose package has settled."""
+        if getattr(self.local, "settling", False):
+            return
+        self.local.settling = True
+        try:
+            while True:
+                with self.lock:
+                    due = next((s for s in self.settled if not package_busy(s.package)), None)
+                    if due is not None:
+                        self.settled.remove(due)
+                    else:
+                        self._uninstall_if_idle()
+                        return
+                self._run(due.callback, due.package)
+        finally:
+            self.local.settling = False
+
+    def _run(self, callback: Callable[[], None], what: str) -> None:
+        # Runs inside the user's import statement: whatever happens here is
+        # logged, never raised into their import.
+        try:
+            callback()
+        except Exception:
+            logger.warning("backport-tool: import hook for %s failed", what, exc_info=True)
+
+    def _install(self) -> None:
+        self.finder.watched |= {w.module for w in self.on_import}
+        if self.finder not in sys.meta_path:
+            sys.meta_path.insert(0, self.finder)
+
+    def _uninstall_if_idle(self) -> None:
+        waiting = {w.module for w in self.on_import}
+        self.finder.watched &= waiting | {s.package for s in self.settled}
+        if not self.on_import and not self.settled and self.finder in sys.meta_path:
+            sys.meta_path.remove(self.finder)
+
+    def pending_work(self) -> bool:
+        with self.lock:
+            return bool(self.on_import or self.settled)
 
 
 class _Loader(importlib.abc.Loader):
     """Wraps the real loader of a watched module to run the hook after it executes."""
 
-    def __init__(self, real: importlib.abc.Loader, name: str) -> None:
+    def __init__(self, real: importlib.abc.Loader, name: str, hooks: Hooks) -> None:
         self._real = real
         self._name = name
+        self._hooks = hooks
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self._real.create_module(spec)
@@ -63,14 +206,20 @@ class _Loader(importlib.abc.Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self._real
         self._real.exec_module(module)
-        _module_loaded(self._name)
+        # exec_module returns before importlib clears _initializing: this module
+        # counts as loaded for everything that waited for it.
+        spec = module.__spec__
+        if spec is not None:
+            spec._initializing = False  # type: ignore[attr-defined]
+        self._hooks.module_loaded(self._name)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    def __init__(self) -> None:
+    def __init__(self, hooks: Hooks) -> None:
+        self.hooks = hooks
         self.watched: set[str] = set()
 
     def find_spec(
@@ -79,9 +228,20 @@ class _Finder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in self.watched or getattr(_local, "finding", False):
+        local = self.hooks.local
+        if getattr(local, "finding", False):
             return None
-        _local.finding = True
+        # Every import passes here first: work that waits for a module that
+        # finished without our loader, or for a package to settle, runs now.
+        if self.hooks.pending_work() and not getattr(local, "settling", False):
+            local.finding = True
+            try:
+                self.hooks.module_loaded(None)
+            finally:
+                local.finding = False
+        if fullname not in self.watched:
+            return None
+        local.finding = True
         try:
             for finder in sys.meta_path:
                 if finder is self or not hasattr(finder, "find_spec"):
@@ -92,63 +252,8 @@ class _Finder(importlib.abc.MetaPathFinder):
             else:
                 return None
         finally:
-            _local.finding = False
+            local.finding = False
         if spec.loader is None or not hasattr(spec.loader, "exec_module"):
             return spec
-        spec.loader = _Loader(spec.loader, fullname)
+        spec.loader = _Loader(spec.loader, fullname, self.hooks)
         return spec
-
-
-_finder = _Finder()
-
-
-def _unwatch_done() -> None:
-    still = {m for w in _waiting.values() for m in w.modules if not is_loaded(m)}
-    _finder.watched &= still
-    if not _finder.watched and _finder in sys.meta_path:
-        sys.meta_path.remove(_finder)
-
-
-def when_imported(key: str, modules: tuple[str, ...], callback: Callback) -> tuple[str, ...]:
-    """Call ``callback`` once every one of ``modules`` is imported.
-
-    Returns the modules still awaited; when none is, nothing is registered and
-    the caller runs the callback itself. ``key`` names the registration for
-    :func:`cancel`.
-    """
-    with _lock:
-        missing = tuple(m for m in modules if not is_loaded(m))
-        if missing:
-            _waiting[key] = _Waiting(modules, callback)
-            _finder.watched |= set(missing)
-            if _finder not in sys.meta_path:
-                sys.meta_path.insert(0, _finder)
-        return missing
-
-
-def _module_loaded(name: str) -> None:
-    # Runs inside the user's import statement: whatever happens here is
-    # logged, never raised into their import.
-    try:
-        with _lock:
-            ready = [
-                key
-                for key, waiting in _waiting.items()
-                if name in waiting.modules and all(is_loaded(m, name) for m in waiting.modules)
-            ]
-            callbacks = [_waiting.pop(key).callback for key in ready]
-            _unwatch_done()
-        for callback in callbacks:
-            callback(lambda module: is_loaded(module, name))
-    except Exception:
-        logger.warning("backport-tool: import hook for %s failed", name, exc_info=True)
-
-
-def cancel(keys: Sequence[str] | None = None) -> tuple[str, ...]:
-    """Drop the registrations ``keys`` (default: all); return those that were waiting."""
-    with _lock:
-        dropped = tuple(k for k in (list(_waiting) if keys is None else keys) if k in _waiting)
-        for key in dropped:
-            del _waiting[key]
-        _unwatch_done()
-        return dropped

@@ -17,7 +17,7 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .api import manifest_for
 from .config import ALL, Switches
-from .engine import decide
+from .decision import decide
 from .errors import UsageError
 from .files import read_text, write_text_preserving
 from .inspection import Inspector, LiveInspector, StaticInspector

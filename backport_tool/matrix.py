@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from .api import check, manifest_for
+from .api import manifest_for
+from .checking import check
 from .manifest import Manifest
 from .report import BackportResult, Presence, Report
 

@@ -1,27 +1,37 @@
+"""Atomic apply and revert of a backport's patches, at exactly the bindings the
+manifest names: each target, and each declared copy of its original.
+
+Nothing here searches the process. A copy site whose module is not imported
+yet is bound when it is (the caller watches the module and calls
+:func:`bind_copies`); revert restores exactly the bindings apply made.
+"""
+
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from . import references
+from . import lazy
+from .errors import UsageError
+from .references import Binding, rebind, unbind
+from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
 
 logger = logging.getLogger("backport_tool")
 
-# One lock for all patch state: apply and revert of different backports may
-# touch the same class, and a half-done apply must never be observable.
-_LOCK = threading.RLock()
-
 
 @dataclass(frozen=True)
 class Patch:
-    """One planned attribute replacement.
+    """One planned attribute replacement, and the declared copies of its original.
 
     ``own`` is what ``owner.__dict__`` held under ``name`` when the target was
-    verified (:data:`ABSENT` when the attribute was inherited); applying checks
-    that it still holds exactly that.
+    verified (:data:`ABSENT` when the attribute was inherited or is created);
+    applying checks that it still holds exactly that. ``original`` is the
+    object the copies must hold: the function behind ``own`` (or the
+    inherited one).
     """
 
     symbol: str
@@ -29,6 +39,8 @@ class Patch:
     name: str
     own: object
     replacement: object
+    original: object = ABSENT
+    copies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,8 @@ class AppliedBackport:
 
 
 class PatchConflict(Exception):
-    """The state of a target is not what verification saw."""
+    """The state of a target is not what verification saw, or another backport
+    holds one of its bindings."""
 
 
 class AlreadyApplied(Exception):
@@ -59,7 +72,7 @@ class ForeignApplied(Exception):
 
 @dataclass(frozen=True)
 class Hooks:
-    """A backport module's optional hooks, run under the patch lock."""
+    """A backport module's optional hooks."""
 
     after_apply: Callable[[], object] | None = None
     before_revert: Callable[[], object] | None = None
@@ -69,15 +82,22 @@ class HookFailed(Exception):
     """``after_apply`` raised; everything was rolled back."""
 
 
-@dataclass(frozen=True)
-class _Entry:
+@dataclass
+class Entry:
     info: AppliedBackport
     patches: tuple[Patch, ...]
-    bindings: tuple[references.Binding, ...]  # copies of the originals, rebound
     hooks: Hooks
+    # Copy sites rebound so far, in order, for revert.
+    bindings: list[Binding] = field(default_factory=list)
+    # module -> the (patch, copy symbol) pairs that wait for it.
+    waiting: dict[str, list[tuple[Patch, str]]] = field(default_factory=dict)
+    # Declared copies that did not hold the original when their module came.
+    stray: list[str] = field(default_factory=list)
+    after_apply_done: bool = False
 
 
-_applied: dict[str, _Entry] = {}
+def _entries() -> dict[str, Entry]:
+    return STATE.applied
 
 
 def _current(owner: object, name: str) -> object:
@@ -91,80 +111,75 @@ def _restore(patch: Patch) -> None:
         delattr(patch.owner, patch.name)
 
 
+def split_symbol(symbol: str) -> tuple[str, list[str]]:
+    module, _, qualname = symbol.partition(":")
+    return module, qualname.split(".")
+
+
+def site_holder(symbol: str) -> tuple[object, str] | None:
+    """The namespace (module or class) and name of the binding ``symbol``
+    names, read from modules that finished importing; None while its module
+    is not imported or still executing, or when the path is not there.
+
+    It imports nothing and runs no ``__getattr__``: it reads ``__dict__``s.
+    """
+    module_name, parts = split_symbol(symbol)
+    if not lazy.is_loaded(module_name):
+        return None
+    owner: object = sys.modules[module_name]
+    namespace = object.__getattribute__(owner, "__dict__")
+    for part in parts[:-1]:
+        found = namespace.get(part)
+        if not issubclass(type(found), type):
+            return None
+        owner = found
+        namespace = vars(found)
+    return owner, parts[-1]
+
+
 def is_applied(backport_id: str) -> bool:
-    with _LOCK:
-        return backport_id in _applied
+    with STATE.patch_lock:
+        return backport_id in _entries()
 
 
 def applied_from(backport_id: str) -> str | None:
     """The manifest the applied backport ``backport_id`` came from, if it is applied."""
-    with _LOCK:
-        entry = _applied.get(backport_id)
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
         return entry.info.manifest if entry else None
 
 
-def _patch_of(owner: object, name: str) -> tuple[str, Patch] | None:
-    with _LOCK:
-        for entry in _applied.values():
-            for patch in entry.patches:
-                if patch.owner is owner and patch.name == name:
-                    return entry.info.id, patch
+def _holder_of(owner: object, name: str) -> tuple[str, Patch] | None:
+    for entry in _entries().values():
+        for patch in entry.patches:
+            if patch.owner is owner and patch.name == name:
+                return entry.info.id, patch
+        for binding in entry.bindings:
+            if binding.holder is owner and binding.name == name:
+                return entry.info.id, next(
+                    p for p in entry.patches if unwrapped(binding.new) is unwrapped(p.replacement)
+                )
     return None
 
 
 def owner_of(owner: object, name: str) -> str | None:
-    """Return the id of the applied backport that patched ``owner.name``, if any."""
-    found = _patch_of(owner, name)
-    return found[0] if found else None
-
-
-# Values that the interpreter shares by identity (small ints, interned
-# strings, None, True): a module that holds the same one did not copy it.
-_SHARED = (bool, int, float, complex, str, bytes, type(None), type(Ellipsis))
-
-
-def _tracked(original: object) -> bool:
-    return not isinstance(original, _SHARED) and not (type(original) is tuple and not original)
-
-
-def copies(patch: Patch, *, back: bool = False) -> list[references.Binding]:
-    """The other module and class bindings of the original that applying
-    ``patch`` rebinds (with ``back``: the bindings of the replacement that
-    reverting it rebinds to the original). An inherited original belongs to its
-    base class, and copies of it stay the base's."""
-    old, new = (patch.replacement, patch.own) if back else (patch.own, patch.replacement)
-    if patch.own is ABSENT or not _tracked(unwrapped(old)):
-        return []
-    return references.bindings(unwrapped(old), unwrapped(new), (patch.owner, patch.name))
-
-
-def copy_paths(patch: Patch) -> tuple[str, ...]:
-    """Where :func:`apply_patches` would rebind copies of ``patch``'s original."""
-    with _LOCK:
-        return tuple(b.path for b in copies(patch))
-
-
-def stale_paths(patch: Patch) -> tuple[str, ...]:
-    """References to ``patch``'s original that no rebinding reaches."""
-    original = unwrapped(patch.own)
-    if patch.own is ABSENT or not _tracked(original):
-        return ()
-    with _LOCK:
-        return references.stale(original)
+    """The id of the applied backport that patched ``owner.name``, if any."""
+    with STATE.patch_lock:
+        found = _holder_of(owner, name)
+        return found[0] if found else None
 
 
 def original(symbol: str) -> object:
-    """The object ``symbol`` named before the applied backport replaced it;
-    raise ``LookupError`` when no applied backport replaced it, or when the
-    backport created it (there was none)."""
-    with _LOCK:
-        for entry in _applied.values():
+    """The object ``symbol`` (a target or a declared copy) named before the
+    applied backport replaced it; raise ``LookupError`` when no applied
+    backport replaced it, or when the backport created it (there was none)."""
+    with STATE.patch_lock:
+        for entry in _entries().values():
             for patch in entry.patches:
-                if patch.symbol == symbol:
-                    before = before_patch(patch.owner, patch.name)
-                    if before is None or before[1] is ABSENT:
+                if symbol == patch.symbol or symbol in patch.copies:
+                    if patch.original is ABSENT:
                         break
-                    return unwrapped(before[1])
+                    return patch.original
     raise LookupError(symbol)
 
 
@@ -173,48 +188,83 @@ def before_patch(owner: object, name: str) -> tuple[object, object] | None:
     the raw object there: ``(owner, raw)``, or ``(base class, raw)`` when it was
     inherited, or ``(owner, ABSENT)`` when the backport created it. None when no
     applied backport patched it."""
-    found = _patch_of(owner, name)
+    with STATE.patch_lock:
+        found = _holder_of(owner, name)
     if found is None:
         return None
-    if found[1].own is not ABSENT:
-        return owner, found[1].own
+    patch = found[1]
+    if patch.owner is not owner or patch.name != name:
+        # A declared copy: it held the original itself.
+        return owner, next(
+            b.old
+            for e in _entries().values()
+            for b in e.bindings
+            if b.holder is owner and b.name == name
+        )
+    if patch.own is not ABSENT:
+        return owner, patch.own
     inherited = defined_in(getattr(owner, "__mro__", ())[1:], name)
     return inherited if inherited is not None else (owner, ABSENT)
 
 
-_NO_HOOKS = Hooks()
-
-
-def _run_before_revert(backport_id: str, hooks: Hooks) -> None:
-    if hooks.before_revert is None:
-        return
+@contextmanager
+def hook_running(backport_id: str, hook: str) -> Iterator[None]:
+    # apply() or revert() from inside a hook would change the registry while
+    # this very operation is half-way through it.
+    STATE.in_hook.running = f"the {hook} hook of {backport_id!r}"
     try:
-        hooks.before_revert()
-    except Exception:
-        # Reverting must still restore the originals.
-        logger.warning(
-            "backport-tool: before_revert of %r raised; reverting anyway",
-            backport_id,
-            exc_info=True,
+        yield
+    finally:
+        STATE.in_hook.running = None
+
+
+def refuse_in_hook(verb: str) -> None:
+    """Raise :class:`UsageError` when called from a backport's hook."""
+    running = getattr(STATE.in_hook, "running", None)
+    if running:
+        raise UsageError(
+            f"{verb}() was called from {running}; hooks run while backport-tool is applying "
+            "or reverting, so they must not apply or revert backports themselves. Do it "
+            "after apply() returns"
         )
 
 
-def apply_patches(
-    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks = _NO_HOOKS
-) -> tuple[tuple[str, ...], ...]:
-    """Apply every patch, and rebind every copy of each original, or nothing;
-    raise :class:`PatchConflict` or the setattr error. Returns the paths rebound,
-    per patch.
+def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> Binding | str:
+    owner, name = holder
+    raw = _current(owner, name)
+    if raw is ABSENT or unwrapped(raw) is not patch.original:
+        found = "nothing" if raw is ABSENT else f"a {type(raw).__name__} that is not the original"
+        return f"declared copy {copy} holds {found}"
+    other = owner_of(owner, name)
+    if other is not None and other != entry.info.id:
+        return f"declared copy {copy} is already patched by backport {other!r}"
+    # A staticmethod or classmethod copy stays one.
+    new = (
+        type(raw)(patch.replacement)  # type: ignore[call-arg]
+        if raw is not unwrapped(raw)
+        else patch.replacement
+    )
+    return Binding(owner, name, raw, new, copy)
 
-    "Already applied" is decided here, under the lock, so that threads applying
-    one patch set at once never conflict with themselves.
+
+def apply_patches(
+    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks = Hooks()
+) -> tuple[str, ...]:
+    """Apply every patch and bind every declared copy whose module is imported,
+    or nothing; raise :class:`PatchConflict` or the setattr error. Returns the
+    modules whose copies wait for their import (see :func:`bind_copies`).
+
+    ``after_apply`` does not run here: the caller runs :func:`run_after_apply`
+    once the import that triggered the apply has finished.
     """
-    with _LOCK:
-        entry = _applied.get(info.id)
+    with STATE.patch_lock:
+        entry = _entries().get(info.id)
         if entry is not None:
             if entry.info.manifest == info.manifest:
                 raise AlreadyApplied(info.id)
             raise ForeignApplied(entry.info.manifest)
+        new = Entry(info, patches, hooks)
+        bindings: list[Binding] = []
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
             if other is not None:
@@ -224,53 +274,113 @@ def apply_patches(
                     f"{patch.symbol} changed between verification and patching; "
                     "something else replaced it"
                 )
+            for copy in patch.copies:
+                holder = site_holder(copy)
+                if holder is None:
+                    new.waiting.setdefault(split_symbol(copy)[0], []).append((patch, copy))
+                    continue
+                bound = _bind(new, patch, copy, holder)
+                if isinstance(bound, str):
+                    raise PatchConflict(bound)
+                bindings.append(bound)
         done: list[Patch] = []
-        rebound: list[references.Binding] = []
-        per_patch: list[tuple[str, ...]] = []
         try:
-            # Copies are found before any patch lands, so that one target's
-            # replacement is never mistaken for another's original.
-            found = [copies(patch) for patch in patches]
             for patch in patches:
                 setattr(patch.owner, patch.name, patch.replacement)
                 done.append(patch)
-            for bindings in found:
-                rebound += references.rebind(bindings)
-                per_patch.append(tuple(b.path for b in bindings))
-            # Registered before the hook runs, so that original() works in it.
-            _applied[info.id] = _Entry(info, patches, tuple(rebound), hooks)
-            if hooks.after_apply is not None:
-                try:
-                    hooks.after_apply()
-                except Exception as exc:
-                    # The hook may have registered part of the fix already:
-                    # its own undo is the one that knows how to take it back.
-                    _run_before_revert(info.id, hooks)
-                    raise HookFailed(f"after_apply raised {type(exc).__name__}: {exc}") from exc
+            new.bindings = rebind(bindings)
         except BaseException:
-            _applied.pop(info.id, None)
-            references.unbind(rebound)
             for patch in reversed(done):
                 _restore(patch)
             raise
-        return tuple(per_patch)
+        _entries()[info.id] = new
+        return tuple(new.waiting)
+
+
+def bind_copies(backport_id: str, module: str) -> tuple[str, ...]:
+    """Bind the declared copies in ``module``, now that it is imported; return
+    the copies that did not hold the original (they stay as they are)."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is None:
+            return ()
+        strays: list[str] = []
+        for patch, copy in entry.waiting.pop(module, []):
+            holder = site_holder(copy)
+            bound = _bind(entry, patch, copy, holder) if holder else f"{copy} is not there"
+            if isinstance(bound, str):
+                strays.append(bound)
+                continue
+            entry.bindings += rebind([bound])
+        entry.stray += strays
+        return tuple(strays)
+
+
+def waiting_modules(backport_id: str) -> tuple[str, ...]:
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        return tuple(entry.waiting) if entry else ()
+
+
+def strays(backport_id: str) -> tuple[str, ...]:
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        return tuple(entry.stray) if entry else ()
+
+
+def bound_copies(backport_id: str) -> tuple[str, ...]:
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        return tuple(b.path for b in entry.bindings) if entry else ()
+
+
+def _run_before_revert(backport_id: str, hooks: Hooks) -> None:
+    if hooks.before_revert is None:
+        return
+    try:
+        with hook_running(backport_id, "before_revert"):
+            hooks.before_revert()
+    except Exception:
+        # Reverting must still restore the originals.
+        logger.warning(
+            "backport-tool: before_revert of %r raised; reverting anyway",
+            backport_id,
+            exc_info=True,
+        )
+
+
+def run_after_apply(backport_id: str) -> None:
+    """Run the applied backport's ``after_apply`` hook, once; when it raises,
+    revert the backport (its ``before_revert`` undoes what the hook did) and
+    raise :class:`HookFailed`."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is None or entry.after_apply_done:
+            return
+        entry.after_apply_done = True
+        if entry.hooks.after_apply is None:
+            return
+        try:
+            with hook_running(backport_id, "after_apply"):
+                entry.hooks.after_apply()
+        except Exception as exc:
+            revert((backport_id,))
+            raise HookFailed(f"after_apply raised {type(exc).__name__}: {exc}") from exc
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
-    """Restore the originals of the given (default: all) applied backports, and
-    every copy that applying them rebound."""
+    """Restore exactly what applying the given (default: all) backports changed."""
     reverted: list[str] = []
-    with _LOCK:
-        for backport_id in list(_applied) if ids is None else ids:
-            entry = _applied.get(backport_id)
+    with STATE.patch_lock:
+        for backport_id in list(_entries()) if ids is None else ids:
+            entry = _entries().get(backport_id)
             if entry is None:
                 continue
-            _run_before_revert(backport_id, entry.hooks)
-            del _applied[backport_id]
-            references.unbind(list(entry.bindings))
+            if entry.after_apply_done:
+                _run_before_revert(backport_id, entry.hooks)
+            del _entries()[backport_id]
+            unbind(entry.bindings)
             for patch in reversed(entry.patches):
-                # Modules imported while it was applied copied the fix.
-                references.rebind(copies(patch, back=True))
                 if _current(patch.owner, patch.name) is patch.replacement:
                     _restore(patch)
                 else:
@@ -287,5 +397,5 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
 
 
 def applied() -> tuple[AppliedBackport, ...]:
-    with _LOCK:
-        return tuple(entry.info for entry in _applied.values())
+    with STATE.patch_lock:
+        return tuple(entry.info for entry in _entries().values())

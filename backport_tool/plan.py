@@ -25,7 +25,7 @@ from .report import Status
 
 logger = logging.getLogger("backport_tool")
 
-PLAN_FORMAT = 3
+PLAN_FORMAT = 4
 # What decide() can answer; READY backports are verified and applied later.
 DECIDED = frozenset(
     {Status.RETIRED, Status.DISABLED, Status.NOT_APPLICABLE, Status.FIXED_UPSTREAM, Status.READY}
@@ -45,6 +45,7 @@ class PlanEntry(NamedTuple):
     status: Status
     reason: str
     modules: tuple[str, ...]  # the targets' modules, whose import applies it
+    copy_modules: tuple[str, ...] = ()  # the declared copies' modules, bound on import
 
 
 class Plan(NamedTuple):
@@ -85,7 +86,13 @@ def to_json(plan: Plan, file: ManifestFile, switches: Switches) -> dict[str, Any
         "version": plan.version,
         "switches": _switched(switches),
         "backports": [
-            {"id": e.id, "status": e.status.value, "reason": e.reason, "modules": list(e.modules)}
+            {
+                "id": e.id,
+                "status": e.status.value,
+                "reason": e.reason,
+                "modules": list(e.modules),
+                "copy_modules": list(e.copy_modules),
+            }
             for e in plan.entries
         ],
     }
@@ -125,7 +132,10 @@ def _entry(item: object) -> PlanEntry | None:
     ident, status, reason, modules = (item.get(k) for k in ("id", "status", "reason", "modules"))
     if not (isinstance(ident, str) and isinstance(reason, str) and isinstance(modules, list)):
         return None
-    if not all(isinstance(m, str) and m for m in modules):
+    copies = item.get("copy_modules")
+    if not isinstance(copies, list):
+        return None
+    if not all(isinstance(m, str) and m for m in (*modules, *copies)):
         return None
     try:
         decided = Status(status)
@@ -133,7 +143,7 @@ def _entry(item: object) -> PlanEntry | None:
         return None
     if decided not in DECIDED or (decided is Status.READY and not modules):
         return None
-    return PlanEntry(ident, decided, reason, tuple(modules))
+    return PlanEntry(ident, decided, reason, tuple(modules), tuple(copies))
 
 
 def load(path: Path, file: ManifestFile, version: str | None, switches: Switches) -> Plan | None:

@@ -1,21 +1,18 @@
-"""Where else a replaced object lives, and which of those places a patch can
-put in effect.
+"""Bindings that apply changes, and the one walk ``check`` makes for references
+to an original that the manifest does not declare.
 
-Replacing ``owner.name`` is not enough: other modules copy a function with
-``from module import name``, classes keep it in their namespace, and a
-re-export binds it under a second name. Those bindings are *rebound*: every
-module global and class attribute that holds the original itself is pointed
-at the replacement, and revert points it back, exactly. We rebind rather than
-swap the function's code in place (patchy's way) because a replacement is
-written in its own module: its globals, closure cells and defaults are its
-own, and a code swap would run it against the original's globals.
+Applying rebinds exactly the declared sites (:func:`rebind`, :func:`unbind`).
+We rebind rather than swap the function's code in place (patchy's way)
+because a replacement is written in its own module: its globals, closure cells
+and defaults are its own.
 
-What cannot be rebound is reported: entries of dicts, lists and tuples,
-``functools.partial`` objects, closures, defaults, bound methods and objects
-built from the original still call it. Each is named by a path from a module
-(``some.module.TABLE['key']``), found by walking ``gc.get_referrers`` back to a
-module namespace. References that no module reaches (temporaries, caches of
-the interpreter) are not reported.
+The walk (:func:`undeclared`) runs in ``check`` only, never in ``apply``. It
+names each reference by a stable path from a module: ``pkg.mod:NAME`` for a
+module global, ``pkg.mod:Class.NAME`` for a class attribute, then
+``['key']``, ``[0]`` or ``.attr`` steps; never a memory address. It runs no
+foreign code: no ``repr``, ``__eq__``, ``__hash__``, ``__getattr__`` or
+property of objects it does not own, and it imports nothing (a lazily loaded
+module stays unloaded).
 """
 
 from __future__ import annotations
@@ -24,74 +21,29 @@ import functools
 import gc
 import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from .symbols import unwrapped
-
-# Names of the modules whose bindings are never ours to change: the tool
-# itself and the backport modules it executes (they may keep the original
-# on purpose, e.g. to call it).
+# Names of the modules whose bindings are never ours to judge: the tool itself
+# and the backport modules it executes (they keep the original on purpose).
 _OWN_PREFIXES = ("backport_tool", "_backport_tool_bp_")
 # How many containers may stand between a module and the original.
 _MAX_DEPTH = 4
+# Keys whose repr is the key's own, stable and runs no foreign code.
+_PLAIN_KEYS = (str, int, bool, type(None))
 
-
-def _ours(module_name: str) -> bool:
-    return module_name.startswith(_OWN_PREFIXES)
+_type_dict = type.__dict__["__dict__"]
 
 
 @dataclass(frozen=True)
 class Binding:
-    """One module global or class attribute that held the original."""
+    """One module global or class attribute that apply changed."""
 
     holder: object  # a module or a class
     name: str
     old: object  # exactly what the namespace held (a staticmethod stays one)
     new: object
     path: str
-
-
-def _is_class_of(value: object, module_name: str) -> bool:
-    # type(), not isinstance(): isinstance reads __class__, which some of
-    # torch's deprecated objects turn into a warning.
-    return issubclass(type(value), type) and vars(value).get("__module__") == module_name
-
-
-def _modules() -> list[tuple[str, types.ModuleType]]:
-    return [
-        (name, module)
-        for name, module in list(sys.modules.items())
-        if isinstance(module, types.ModuleType) and not _ours(name)
-    ]
-
-
-def _holders() -> Iterator[tuple[object, str]]:
-    """Every namespace a copy can be bound in: each module's globals and the
-    classes it defines, with the prefix that names an entry of it."""
-    for module_name, module in _modules():
-        namespace = getattr(module, "__dict__", None)
-        if not isinstance(namespace, dict):
-            continue
-        yield module, f"{module_name}."
-        # Classes are searched where they are defined, not once per importer.
-        for value in list(namespace.values()):
-            if _is_class_of(value, module_name):
-                yield value, f"{module_name}:{value.__qualname__}."
-
-
-def bindings(original: object, replacement: object, skip: tuple[object, str]) -> list[Binding]:
-    """Every module global and class attribute, other than ``skip``, holding
-    ``original``, with what each would hold after rebinding."""
-    found: list[Binding] = []
-    for holder, prefix in _holders():
-        for name, raw in list(vars(holder).items()):
-            if unwrapped(raw) is not original or (holder, name) == skip:
-                continue
-            # A staticmethod or classmethod copy stays one.
-            new = type(raw)(replacement) if raw is not original else replacement
-            found.append(Binding(holder, name, raw, new, prefix + name))
-    return found
 
 
 def rebind(found: list[Binding]) -> list[Binding]:
@@ -114,49 +66,130 @@ def unbind(done: list[Binding]) -> None:
             setattr(binding.holder, binding.name, binding.old)
 
 
-def stale(original: object) -> tuple[str, ...]:
-    """Paths from a module to every reference of ``original`` that is not a
-    module or class binding: the places a rebinding cannot reach."""
-    namespaces = _namespaces()
-    paths: set[str] = set()
-    # Breadth-first, one gc pass per level: get_referrers walks every object.
-    level: list[tuple[object, list[str]]] = [(original, [])]
-    seen = {id(original)}
+@dataclass(frozen=True)
+class Search:
+    """One original to look for: only in modules of ``package`` (torch's own
+    code), and not at the ``declared`` sites (the target and its copies)."""
+
+    original: object
+    package: str
+    declared: frozenset[str]
+
+
+def walked(original: object, module: str) -> bool:
+    """Whether ``check`` looks for references to ``original``, a target of
+    ``module``: only functions and classes that module created. A value, a
+    builtin or an object made elsewhere (a dtype, an enum member) is shared by
+    design, and holding it says nothing about copying it."""
+    kind = type(original)
+    if kind is types.FunctionType:
+        return bool(original.__module__ == module)
+    if issubclass(kind, type):
+        return bool(_type_dict.__get__(original).get("__module__") == module)
+    return False
+
+
+def _ours(module_name: str) -> bool:
+    return module_name.startswith(_OWN_PREFIXES)
+
+
+def _python_module(namespace: dict[str, object]) -> bool:
+    # An extension module (torch._C and its children) has no Python source:
+    # nothing there is torch's Python code copying a function.
+    origin = namespace.get("__file__")
+    return isinstance(origin, str) and origin.endswith(".py")
+
+
+def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
+    """Every module namespace and every class namespace defined in a module:
+    (module name, the namespace dict, the prefix that names its entries)."""
+    for module_name, module in list(sys.modules.items()):
+        if not issubclass(type(module), types.ModuleType) or _ours(module_name):
+            continue
+        try:
+            namespace = object.__getattribute__(module, "__dict__")
+        except (AttributeError, TypeError):
+            continue
+        if type(namespace) is not dict:
+            continue
+        yield module_name, namespace, f"{module_name}:"
+        for name, value in list(dict.items(namespace)):
+            if issubclass(type(value), type) and type(name) is str:
+                attrs = _type_dict.__get__(value)
+                qualname = type.__dict__["__qualname__"].__get__(value)
+                if attrs.get("__module__") == module_name and qualname == name:
+                    inner = _class_dict(attrs)
+                    if inner is not None:
+                        yield module_name, inner, f"{module_name}:{name}."
+
+
+def _class_dict(proxy: object) -> dict[str, object] | None:
+    # A class's namespace is a dict behind its mappingproxy; gc reports the dict.
+    for referent in gc.get_referents(proxy):
+        if type(referent) is dict:
+            return referent
+    return None
+
+
+def _in(package: str, module_name: str) -> bool:
+    return module_name == package or module_name.startswith(package + ".")
+
+
+def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
+    """For each search, the sorted paths of references to its original in its
+    package that are neither declared nor reachable by rebinding: undeclared
+    module or class bindings, and entries of dicts, lists and tuples,
+    partials, closures, defaults, bound methods and instance attributes.
+
+    One walk for all searches: each level is one ``gc.get_referrers`` pass.
+    """
+    namespaces: dict[int, tuple[str, str, bool]] = {}
+    for module_name, namespace, prefix in _holders():
+        namespaces[id(namespace)] = (module_name, prefix, _python_module(namespace))
+    found: list[set[str]] = [set() for _ in searches]
+    # (object, index of the search it leads to, path suffix from it)
+    level: list[tuple[object, int, list[str]]] = [
+        (s.original, index, []) for index, s in enumerate(searches)
+    ]
+    seen = {(id(s.original), i) for i, s in enumerate(searches)}
     for _ in range(_MAX_DEPTH):
-        targets = [obj for obj, _ in level]
+        if not level:
+            break
+        targets = [obj for obj, _, _ in level]
         referrers = gc.get_referrers(*targets)
-        following: list[tuple[object, list[str]]] = []
+        following: list[tuple[object, int, list[str]]] = []
         for container in referrers:
-            if id(container) in seen:
+            if container is level or container is targets or type(container) is types.FrameType:
                 continue
-            if isinstance(container, types.FrameType) or container is level or container is targets:
-                continue
-            for target, suffix in level:
-                if isinstance(container, (staticmethod, classmethod)):
+            for target, index, suffix in level:
+                if (id(container), index) in seen:
+                    continue
+                search = searches[index]
+                if type(container) in (staticmethod, classmethod):
                     # The wrapper a class body keeps a method in: where it is
                     # held is where the original is bound, so it adds no step.
                     if container.__func__ is target:
-                        following.append((container, suffix))
+                        following.append((container, index, suffix))
                     continue
                 step = _step(container, target)
                 if step is None:
                     continue
-                if id(container) in namespaces:
-                    # A module global or class attribute: rebindable when it is
-                    # the original itself, else it names the container.
-                    if not suffix:
+                named = namespaces.get(id(container))
+                if named is not None:
+                    module_name, prefix, python = named
+                    if not python or not _in(search.package, module_name):
                         continue
-                    paths.add(namespaces[id(container)] + _attribute(step) + "".join(suffix))
+                    path = prefix + _attribute(step) + "".join(suffix)
+                    if suffix or path not in search.declared:
+                        found[index].add(path)
                 elif step == "" and suffix:
                     # An instance's __dict__: its keys are attribute names.
-                    following.append((container, [f".{_attribute(suffix[0])}", *suffix[1:]]))
+                    following.append((container, index, [f".{_attribute(suffix[0])}", *suffix[1:]]))
                 else:
-                    following.append((container, [step, *suffix]))
-        seen.update(id(obj) for obj, _ in following)
+                    following.append((container, index, [step, *suffix]))
+        seen.update((id(obj), index) for obj, index, _ in following)
         level = following
-        if not level:
-            break
-    return tuple(sorted(paths))
+    return [tuple(sorted(paths)) for paths in found]
 
 
 def _attribute(step: str) -> str:
@@ -166,21 +199,24 @@ def _attribute(step: str) -> str:
     return step
 
 
-def _namespaces() -> dict[int, str]:
-    # id(namespace dict) -> the prefix that names an entry of it.
-    names: dict[int, str] = {}
-    for holder, prefix in _holders():
-        namespace = holder.__dict__ if isinstance(holder, types.ModuleType) else _class_dict(holder)
-        if namespace is not None:
-            names[id(namespace)] = prefix
-    return names
+def _key(key: object) -> str:
+    if type(key) in _PLAIN_KEYS:
+        return repr(key)
+    return f"<key {type(key).__name__}>"
 
 
-def _class_dict(klass: object) -> dict[str, object] | None:
-    # A class's namespace is a dict behind its mappingproxy; gc reports the dict.
-    for referent in gc.get_referents(vars(klass)):
-        if isinstance(referent, dict):
-            return referent
+def _instance_dict(obj: object) -> object:
+    # Only the interpreter's own __dict__ slot: a class may define __dict__ as
+    # a property, and reading that would run its code.
+    for klass in type(obj).__mro__:
+        descriptor = _type_dict.__get__(klass).get("__dict__")
+        if descriptor is not None:
+            if type(descriptor) is types.GetSetDescriptorType:
+                try:
+                    return descriptor.__get__(obj)
+                except (AttributeError, TypeError):
+                    return None
+            return None
     return None
 
 
@@ -188,14 +224,20 @@ def _step(container: object, target: object) -> str | None:
     """How ``container`` holds ``target``, as a path suffix; None if it does not."""
     kind = type(container)
     if issubclass(kind, dict):
-        for key, value in list(container.items()):  # type: ignore[attr-defined]
+        entries: list[tuple[object, object]] = list(dict.items(container))  # type: ignore[arg-type]
+        for key, value in entries:
             if value is target:
-                return f"[{key!r}]"
+                return f"[{_key(key)}]"
             if key is target:
                 return f"[<key {type(key).__name__}>]"
         return None
     if issubclass(kind, (list, tuple)):
-        for index, value in enumerate(container):  # type: ignore[arg-type]
+        items: list[object] = list(
+            list.__iter__(container)  # type: ignore[arg-type]
+            if issubclass(kind, list)
+            else tuple.__iter__(container)  # type: ignore[arg-type]
+        )
+        for index, value in enumerate(items):
             if value is target:
                 return f"[{index}]"
         return None
@@ -203,23 +245,27 @@ def _step(container: object, target: object) -> str | None:
         return None
     # Only the containers whose attributes are plain data: reading an
     # arbitrary object's attributes could run its code.
-    attributes = _ATTRIBUTES.get(kind, ())
-    for attribute in attributes:
+    for attribute in _ATTRIBUTES.get(kind, ()):
         try:
-            if getattr(container, attribute) is target:
-                return f".{attribute}"
+            value = getattr(container, attribute)
         except (AttributeError, ValueError):  # an empty cell, a missing default
             continue
-    try:
-        namespace = object.__getattribute__(container, "__dict__")
-    except (AttributeError, TypeError):
-        namespace = None
+        if value is target:
+            return f".{attribute}"
+        if type(value) is tuple:
+            for index, item in enumerate(value):
+                if item is target:
+                    return f".{attribute}[{index}]"
+        if type(value) is dict:
+            for key, item in dict.items(value):
+                if item is target:
+                    return f".{attribute}[{_key(key)}]"
+    namespace = _instance_dict(container)
     if namespace is target:
         return ""  # an instance: its attributes are the entries of this dict
-    if isinstance(namespace, dict):
-        # Attributes kept inline in the object (no dict object of their own).
-        for key, value in list(namespace.items()):
-            if value is target:
+    if type(namespace) is dict:
+        for key, value in list(dict.items(namespace)):
+            if value is target and type(key) is str:
                 return f".{key}"
     return f".<{kind.__name__}>"
 

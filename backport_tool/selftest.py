@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ENABLE_ENV
+from .config import Switches, child_environment
 from .report import Verdict
 
 TIMEOUT_S = 900
@@ -29,7 +29,7 @@ class SelftestResult:
 
 
 def run_selftest(
-    manifest: Path, backport_id: str, enabled: frozenset[str] = frozenset()
+    manifest: Path, backport_id: str, switched: Switches | None = None
 ) -> SelftestResult:
     """Run one backport's self-test in a subprocess and return its verdict."""
     # The child must run this backport_tool, not one that happens to sit in
@@ -37,13 +37,11 @@ def run_selftest(
     # sys.path, so the child drops that entry. This package's root goes last
     # on PYTHONPATH (after the user's entries, which may hold a torch build)
     # for a parent that itself imported backport_tool from its cwd.
-    env = dict(os.environ)
+    # The child applies from its environment, as production does.
+    env = child_environment(manifest, switched or Switches(), os.environ, boot=False)
     env["PYTHONPATH"] = os.pathsep.join(
         [*([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []), str(_PACKAGE_ROOT)]
     )
-    if enabled:
-        # The child applies from its environment, as production does.
-        env[ENABLE_ENV] = ",".join(sorted(enabled))
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _CHILD, str(manifest), backport_id],

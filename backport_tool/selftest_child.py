@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from .api import apply, current_report, manifest_for
-from .engine import SELFTEST_HOOK, load_backport_module
+from .loading import SELFTEST_HOOK, load_backport_module
 from .report import Status
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import os
 import re
 import zipfile
 from dataclasses import dataclass
@@ -60,6 +61,11 @@ class SourceTree(Protocol):
 
     def version(self, package: str) -> Version | None:
         """Return the version of ``package`` that the tree holds, if it says."""
+        ...
+
+    def python_files(self, top: str) -> list[str]:
+        """Return the paths of the ``.py`` files of the top-level package or
+        module ``top``, sorted."""
         ...
 
 
@@ -161,6 +167,9 @@ class WheelTree:
         info = self._members.get(relpath)
         return None if info is None else _text(self._read_member(info))
 
+    def python_files(self, top: str) -> list[str]:
+        return sorted(name for name in self._members if _in_package(name, top))
+
     def _read_member(self, info: zipfile.ZipInfo) -> bytes:
         where = f"{self.label}: {info.filename}"
         if info.file_size > MAX_FILE_BYTES:
@@ -198,6 +207,15 @@ class DirTree:
     def read(self, relpath: str) -> str | None:
         data = self._read(self._root / relpath, f"{self.label}: {relpath}")
         return None if data is None else _text(data)
+
+    def python_files(self, top: str) -> list[str]:
+        found = [f"{top}.py"] if (self._root / f"{top}.py").is_file() else []
+        # os.walk does not follow links to directories, so a link cycle
+        # cannot make this endless.
+        for folder, _, files in os.walk(self._root / top):
+            relative = Path(folder).relative_to(self._root).as_posix()
+            found += [f"{relative}/{name}" for name in files if name.endswith(".py")]
+        return sorted(found)
 
     @staticmethod
     def _read(path: Path, where: str) -> bytes | None:
@@ -257,8 +275,26 @@ class GitTree:
         data: bytes = blob.data_stream.read()
         return _text(data)
 
+    def python_files(self, top: str) -> list[str]:
+        import git  # noqa: PLC0415 - as in __init__
+
+        found: list[str] = []
+        for name in (f"{top}.py", top):
+            try:
+                item = self._commit.tree / name
+            except KeyError:
+                continue
+            items = list(item.traverse()) if isinstance(item, git.Tree) else [item]
+            paths = (str(i.path) for i in items if isinstance(i, git.Blob))
+            found += [path for path in paths if _in_package(path, top)]
+        return sorted(found)
+
     def version(self, package: str) -> Version | None:
         return _version_from_files(self, package)
+
+
+def _in_package(relpath: str, top: str) -> bool:
+    return relpath == f"{top}.py" or (relpath.startswith(f"{top}/") and relpath.endswith(".py"))
 
 
 def open_tree(spec: str) -> SourceTree:

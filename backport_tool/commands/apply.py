@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from ..api import apply, manifest_for
-from ..config import BOOT_DIR, ENABLE_ENV, MANIFEST_ENV
+from ..config import child_environment, switches
 from ..errors import UsageError
 from . import _output
 
@@ -33,20 +33,9 @@ def run(
 def _exec(manifest_arg: str | None, command: list[str], enable: list[str]) -> NoReturn:
     # Validate here, where a bad manifest can still exit 2 with a message.
     manifest = manifest_for(manifest_arg)
-    env = dict(os.environ)
-    # One boot directory, ours, first: a nested `apply --` (or another
-    # install of backport-tool) must not stack a second one.
-    paths = [str(BOOT_DIR)]
-    paths += [
-        p
-        for p in env.get("PYTHONPATH", "").split(os.pathsep)
-        if p and Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
-    ]
-    env["PYTHONPATH"] = os.pathsep.join(paths)
-    env[MANIFEST_ENV] = str(manifest.location)
-    if enable:
-        # CMD's processes apply at startup from the environment.
-        env[ENABLE_ENV] = ",".join([*filter(None, [env.get(ENABLE_ENV, "")]), *enable])
+    # CMD's processes apply at startup from the environment: one boot
+    # directory, ours, first (a nested `apply --` must not stack a second).
+    env = child_environment(manifest.location, switches(enable), os.environ, boot=True)
     try:
         # exec, not a child: the program's exit status and signals are its own.
         os.execvpe(command[0], command, env)

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..api import check, manifest_for
+from ..api import manifest_for
+from ..checking import check
 from ..errors import UsageError
 from ..retire import parse_supported, supported_from_pyproject
 from . import _output

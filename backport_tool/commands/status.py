@@ -2,7 +2,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..api import check, manifest_for
+from ..api import manifest_for
+from ..checking import check
 from ..manifest import Backport
 from ..report import BackportResult
 from . import _output

@@ -1,0 +1,87 @@
+"""``check``: verify a patch set against the installed torch, or another version
+read statically, without patching anything. A tool for CI and developers,
+never on a server's startup path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import replace
+
+from packaging.specifiers import SpecifierSet
+
+from .api import installed, manifest_for, warn_unknown_ids
+from .config import Switches, switches
+from .engine import Mode, run
+from .errors import UsageError
+from .inspection import LiveInspector, StaticInspector
+from .loading import SELFTEST_HOOK, load_backport_module
+from .manifest import Manifest
+from .report import BackportResult, Report, Status
+from .retire import retirement
+from .selftest import run_selftest
+from .static import StaticIndex, open_tree
+
+
+def check(
+    manifest: str | os.PathLike[str] | Manifest | None = None,
+    *,
+    source: str | None = None,
+    supported: SpecifierSet | None = None,
+    selftest: bool = False,
+    enable: Iterable[str] = (),
+) -> Report:
+    """Verify every backport like :func:`apply` would, without patching anything.
+
+    It imports the target packages and walks the process once for references
+    to each original that the manifest does not declare (``partial``).
+
+    With ``source`` (a wheel, a directory, or ``REPO@REV``), check that version of
+    the package instead of the installed one, by parsing its sources; nothing of
+    it is imported. A backport refused as fixed upstream gets its claim checked
+    against the code (``upstream_claim``). A backport already applied in this
+    process is verified against its original and reported ``applied``.
+
+    With ``supported``, each result's ``retire`` says why the backport can never
+    apply to any supported version. With ``selftest``, every ``ready`` or applied
+    backport that defines a ``selftest()`` runs it in a subprocess with the patch
+    set applied.
+    """
+    loaded = manifest_for(manifest)
+    switched = switches(enable)
+    if source is None:
+        warn_unknown_ids(switched, {b.id for b in loaded.backports})
+        version = installed(loaded.package, switched)
+        report = run(loaded, Mode.CHECK, LiveInspector(), version, switched)
+    else:
+        if selftest:
+            raise UsageError("--selftest runs the installed package; it cannot run a --source")
+        tree = open_tree(source)
+        found = tree.version(loaded.package)
+        if found is None:
+            raise UsageError(
+                f"cannot tell which {loaded.package} version {source} holds: it has no "
+                f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
+            )
+        # Another version, read statically: the environment's switches are
+        # this process's, so only what the caller enables counts.
+        inspector = StaticInspector(StaticIndex(tree))
+        report = run(loaded, Mode.STATIC, inspector, found, Switches(enabled=switched.enabled))
+    results = []
+    for backport, result in zip(loaded.backports, report.results, strict=True):
+        final = result
+        if supported is not None:
+            final = replace(final, retire=retirement(backport, supported))
+        if selftest and final.status in (Status.READY, Status.APPLIED):
+            final = _selftest(loaded, backport.id, final, switched)
+        results.append(final)
+    return replace(report, results=tuple(results))
+
+
+def _selftest(
+    manifest: Manifest, backport_id: str, result: BackportResult, switched: Switches
+) -> BackportResult:
+    if not hasattr(load_backport_module(manifest.get(backport_id)), SELFTEST_HOOK):
+        return result
+    outcome = run_selftest(manifest.location, backport_id, switched)
+    return replace(result, selftest=outcome.verdict, selftest_message=outcome.message)

@@ -1,0 +1,91 @@
+"""The one version decision: does this backport apply to this version, with
+these switches? The startup plan stores its answer as is."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from .config import DISABLE_ENV, ENABLE_ENV, Switches
+from .manifest import Backport, Manifest
+from .report import Decision, Status
+from .versions import gate
+
+
+def decide(
+    backport: Backport, version: Version | None, switches: Switches, package: str
+) -> Decision:
+    """Decide from the manifest entry, the installed version and the switches."""
+    if backport.retired:
+        return Decision(Status.RETIRED, f"retired: {backport.retired_reason}")
+    if switches.off(backport.id):
+        return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
+    if backport.opt_in and not switches.on(backport.id):
+        return Decision(
+            Status.DISABLED,
+            f"opt-in: enable it with {ENABLE_ENV}={backport.id}, apply(enable="
+            f"[{backport.id!r}]) or --enable {backport.id}",
+        )
+    if version is None:
+        return Decision(Status.NOT_APPLICABLE, f"{package} is not installed")
+    decision = gate(
+        package, version, backport.applies_to, backport.fixed_in, backport.applies_to_text
+    )
+    if decision.fixed_upstream:
+        return Decision(Status.FIXED_UPSTREAM, decision.reason)
+    if not decision.eligible:
+        return Decision(Status.NOT_APPLICABLE, decision.reason)
+    return Decision(Status.READY, decision.reason)
+
+
+def _sites(backport: Backport) -> dict[str, str]:
+    # Every binding the backport changes -> the target it belongs to.
+    return {str(site): str(t.symbol) for t in backport.targets for site in t.sites}
+
+
+def decide_all(
+    manifest: Manifest, version: Version | None, switches: Switches
+) -> dict[str, Decision]:
+    """:func:`decide` for every backport, then the rule that two backports never
+    change one binding: an enabled opt-in backport takes a target from the
+    default ones; any other pair that shares a binding (a target, or a declared
+    copy such as a re-export) is a conflict, and neither applies."""
+    decisions = {b.id: decide(b, version, switches, manifest.package) for b in manifest.backports}
+    owners: dict[str, list[Backport]] = {}
+    for backport in manifest.backports:
+        if decisions[backport.id].status is Status.READY:
+            for site in _sites(backport):
+                owners.setdefault(site, []).append(backport)
+    # An enabled opt-in backport of a target first takes it from the defaults.
+    for site, backports in owners.items():
+        chosen = [b for b in backports if b.opt_in]
+        if len(chosen) != 1 or str(site) not in {str(t.symbol) for t in chosen[0].targets}:
+            continue
+        for backport in backports:
+            if not backport.opt_in and decisions[backport.id].status is Status.READY:
+                decisions[backport.id] = Decision(
+                    Status.DISABLED,
+                    f"opt-in backport {chosen[0].id} is enabled and replaces {site} instead",
+                )
+    for site, backports in owners.items():
+        live = [b for b in backports if decisions[b.id].status is Status.READY]
+        if len(live) < 2:
+            continue
+        names = " and ".join(b.id for b in live)
+        for backport in live:
+            if all(b.opt_in for b in live):
+                reason = (
+                    f"opt-in backports {names} are both enabled and both replace {site}; "
+                    "enable one of them"
+                )
+            else:
+                reason = (
+                    f"conflict: backports {names} both change {site}{_as_copy(backport, site)}; "
+                    "a binding belongs to one backport only: merge them, or disable one"
+                )
+            decisions[backport.id] = Decision(Status.FAILED, reason)
+    return decisions
+
+
+def _as_copy(backport: Backport, site: str) -> str:
+    target = _sites(backport)[site]
+    return f" (declared as a copy of {target} in {backport.id})" if target != site else ""

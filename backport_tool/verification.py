@@ -1,0 +1,334 @@
+"""Verification of a backport against the code it would patch: its targets,
+their declared copies, its required symbols, drift, its content probe, the
+claim of a ``fixed_in`` refusal, and (``check`` only) the references to each
+original that the manifest does not declare."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field, replace
+from types import ModuleType
+
+from . import patcher, references
+from .inspection import Inspector, SymbolFacts
+from .loading import PROBE_HOOK, load_backport_module
+from .manifest import Backport, Target
+from .report import BackportResult, Claim, Presence, Probe, Status, TargetReport
+from .symbols import ABSENT, Resolved, SymbolMissing, resolve_owner, unwrapped
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: Status
+    message: str
+
+
+# When a backport has several problems, the status names the worst one.
+SEVERITY = (Status.FAILED, Status.MISSING, Status.DRIFT, Status.PARTIAL)
+
+
+def worst(problems: list[Problem]) -> Status:
+    return next(s for s in SEVERITY if any(p.status is s for p in problems))
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class Inspected:
+    targets: list[tuple[Target, SymbolFacts]] = field(default_factory=list)
+    reports: list[TargetReport] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    requires_missing: list[str] = field(default_factory=list)
+    requires_unknown: list[str] = field(default_factory=list)
+
+
+def _versions(target: Target) -> str:
+    if not target.recorded_from:
+        return "unrecorded versions"
+    return "torch " + ", ".join(target.recorded_from)
+
+
+def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
+    return TargetReport(
+        symbol=str(target.symbol),
+        presence=facts.presence,
+        expected_signature=target.signature,
+        actual_signature=facts.signature,
+        defined_on=facts.defined_on,
+        expected_fingerprints=target.fingerprints,
+        actual_fingerprint=facts.function.fingerprint if facts.function else None,
+    )
+
+
+def _presence_problem(what: str, facts: SymbolFacts) -> Problem | None:
+    if facts.presence is Presence.MISSING:
+        return Problem(Status.MISSING, f"{what} {facts.symbol}: {facts.message}")
+    if facts.presence is Presence.FAILED:
+        return Problem(Status.FAILED, f"{what} {facts.symbol}: {facts.message}")
+    return None
+
+
+def _drift(target: Target, report: TargetReport) -> list[Problem]:
+    problems: list[Problem] = []
+    if report.signature_matches is False:
+        problems.append(
+            Problem(
+                Status.DRIFT,
+                f"target {target.symbol} has signature {report.actual_signature}, "
+                f"the backport expects {target.signature}",
+            )
+        )
+    if report.fingerprint_matches is False:
+        problems.append(
+            Problem(
+                Status.DRIFT,
+                f"target {target.symbol} source fingerprint {report.actual_fingerprint} is not "
+                f"the recorded {' or '.join(target.fingerprints)} (recorded from "
+                f"{_versions(target)}); the code the backport replaces has changed",
+            )
+        )
+    return problems
+
+
+def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool) -> Inspected:
+    """Read every target, declared copy and required symbol. ``imports``: the
+    copies' modules may be imported (``check``); else only imported ones are
+    read (``apply``: the others are bound when they are imported)."""
+    out = Inspected()
+    for target in backport.targets:
+        facts = inspector.inspect(target.symbol)
+        if target.create:
+            facts, problem = _to_create(target, facts, inspector)
+        else:
+            problem = _presence_problem("target", facts)
+        report = _target_report(target, facts)
+        out.targets.append((target, facts))
+        out.reports.append(report)
+        if problem is not None:
+            out.problems.append(problem)
+        out.problems += _drift(target, report)
+        if problem is None and facts.resolved is not None and inspector.live:
+            out.problems += _copies(target, facts.resolved, imports=imports)
+    for ref in backport.requires:
+        facts = inspector.inspect(ref, source=False)
+        problem = _presence_problem("required symbol", facts)
+        if problem is not None:
+            out.problems.append(problem)
+            out.requires_missing.append(str(ref))
+        elif facts.presence is Presence.UNKNOWN:
+            out.requires_unknown.append(str(ref))
+    return out
+
+
+def original_of(resolved: Resolved) -> object:
+    """What declared copies of a target hold: the function behind the
+    attribute, its own or inherited."""
+    return unwrapped(resolved.raw)
+
+
+def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Problem]:
+    original = original_of(resolved)
+    problems: list[Problem] = []
+    for copy in target.copies:
+        if imports:
+            try:
+                importlib.import_module(copy.module)
+            except Exception as exc:
+                problems.append(
+                    Problem(Status.MISSING, f"declared copy {copy}: import raised {describe(exc)}")
+                )
+                continue
+        holder = patcher.site_holder(str(copy))
+        if holder is None:
+            if imports:
+                problems.append(Problem(Status.DRIFT, f"declared copy {copy} is not there"))
+            continue  # apply binds it when its module is imported
+        owner, name = holder
+        raw = vars(owner).get(name, ABSENT)
+        before = patcher.before_patch(owner, name)
+        if before is not None:
+            raw = before[1]
+        if raw is ABSENT or unwrapped(raw) is not original:
+            found = "is not there" if raw is ABSENT else "no longer holds the original"
+            problems.append(
+                Problem(
+                    Status.DRIFT,
+                    f"declared copy {copy} of {target.symbol} {found}; torch changed how it "
+                    "binds the function: run `backport-tool lock` to record its copies again",
+                )
+            )
+    return problems
+
+
+def _to_create(
+    target: Target, facts: SymbolFacts, inspector: Inspector
+) -> tuple[SymbolFacts, Problem | None]:
+    # A new attribute: absent is what it should be, present is news.
+    if facts.presence is Presence.FOUND:
+        where = f" (on {facts.defined_on})" if facts.defined_on else ""
+        return facts, Problem(
+            Status.DRIFT,
+            f"target {target.symbol} is marked create: true, but it exists already{where}; "
+            "upstream may have added it: check whether the backport is still needed",
+        )
+    if facts.presence is not Presence.MISSING:
+        return facts, _presence_problem("target", facts)
+    if not inspector.live:
+        return facts, None
+    try:
+        owner, _ = resolve_owner(target.symbol)
+    except SymbolMissing as exc:
+        return facts, Problem(Status.MISSING, f"target {target.symbol}: {exc}")
+    except Exception as exc:
+        return facts, Problem(
+            Status.FAILED, f"target {target.symbol}: import raised {describe(exc)}"
+        )
+    name = target.symbol.qualname.rsplit(".", 1)[-1]
+    return replace(facts, resolved=Resolved(owner, name, ABSENT, owner, ABSENT)), None
+
+
+def probe(module: ModuleType, inspected: Inspected) -> tuple[Probe | None, str]:
+    """Ask the backport's content probe whether the code already has the fix."""
+    hook = getattr(module, PROBE_HOOK, None)
+    if hook is None:
+        return None, ""
+    verdicts: list[tuple[bool | None, str]] = []
+    for target, facts in inspected.targets:
+        if facts.function is None:
+            verdicts.append((None, f"no source to read for {target.symbol}"))
+            continue
+        answer = hook(str(target.symbol), facts.function.source)
+        if not (isinstance(answer, tuple) and len(answer) == 2):
+            raise TypeError(f"{PROBE_HOOK} must return (bool | None, str), got {answer!r}")
+        verdicts.append((answer[0], str(answer[1])))
+    why = "; ".join(text for _, text in verdicts if text)
+    if any(v is True for v, _ in verdicts):
+        return Probe.FIXED, why
+    if verdicts and all(v is False for v, _ in verdicts):
+        return Probe.NOT_FIXED, why
+    return Probe.UNKNOWN, why
+
+
+def result(
+    backport: Backport,
+    status: Status,
+    reason: str,
+    inspected: Inspected | None = None,
+    found: Probe | None = None,
+    claim: Claim | None = None,
+) -> BackportResult:
+    if inspected is None:
+        return BackportResult(backport.id, status, reason)
+    return BackportResult(
+        backport.id,
+        status,
+        reason,
+        tuple(inspected.reports),
+        upstream_claim=claim,
+        probe=found,
+        requires_missing=tuple(inspected.requires_missing),
+        requires_unknown=tuple(inspected.requires_unknown),
+        requires_total=len(backport.requires),
+    )
+
+
+def verify_claim(backport: Backport, inspector: Inspector, reason: str) -> BackportResult:
+    """The version says upstream has the fix: ask the code whether it agrees."""
+    inspected = inspect_backport(backport, inspector, imports=True)
+    try:
+        module = load_backport_module(backport)
+        found, why = probe(module, inspected)
+    except Exception as exc:
+        found, why = Probe.UNKNOWN, f"the probe raised {describe(exc)}"
+    claims = {Probe.FIXED: Claim.CONFIRMED, Probe.NOT_FIXED: Claim.CONTRADICTED}
+    claim = claims.get(found, Claim.UNVERIFIED) if found is not None else Claim.UNVERIFIED
+    notes = [p.message for p in inspected.problems]
+    if claim is Claim.CONTRADICTED:
+        reason += f"; but the code does not have the fix: {why}"
+        same = [t for t in inspected.reports if t.fingerprint_matches]
+        if same and len(same) == len(inspected.reports):
+            recorded = sorted({v for t in backport.targets for v in t.recorded_from})
+            reason += (
+                "; the target's source is identical to the one the backport was written for"
+                + (f" (torch {', '.join(recorded)})" if recorded else "")
+            )
+    elif claim is Claim.CONFIRMED:
+        reason += f"; the code confirms it: {why}"
+    elif found is None:
+        reason += "; unverified: the backport has no content probe"
+    else:
+        reason += f"; unverified: {why or 'the probe cannot tell'}"
+    if notes:
+        reason += "; also: " + "; ".join(notes)
+    return result(backport, Status.FIXED_UPSTREAM, reason, inspected, found, claim)
+
+
+def verified_text(backport: Backport, inspected: Inspected) -> str:
+    unreadable = [
+        (target, facts) for target, facts in inspected.targets if facts.presence is Presence.UNKNOWN
+    ]
+    if unreadable:
+        # Static reads only: "found" would claim what the sources cannot show.
+        checks = [
+            f"{len(inspected.targets) - len(unreadable)} of {len(inspected.targets)} targets "
+            "found, "
+            + "; ".join(f"{t.symbol} not readable from source ({f.message})" for t, f in unreadable)
+        ]
+    else:
+        checks = ["targets found"]
+    if any(t.signature for t in backport.targets):
+        checks.append("signatures match")
+    if any(t.fingerprints for t in backport.targets):
+        checks.append("fingerprints match")
+    copies = sum(len(t.copies) for t in backport.targets)
+    if copies:
+        checks.append(f"{copies} declared cop{'ies' if copies > 1 else 'y'} hold the original")
+    if backport.requires:
+        found = len(backport.requires) - len(inspected.requires_unknown)
+        checks.append(f"{found} required symbols found")
+        if inspected.requires_unknown:
+            checks.append(f"{len(inspected.requires_unknown)} not readable from source")
+    return "would apply: " + ", ".join(checks)
+
+
+def searches(backport: Backport, inspected: Inspected) -> list[references.Search | None]:
+    """What ``check``'s walk looks for, per target: None for an original that
+    is never looked for by identity (a value, a builtin, an object the
+    target's module did not create)."""
+    out: list[references.Search | None] = []
+    for target, facts in inspected.targets:
+        resolved = facts.resolved
+        original = original_of(resolved) if resolved is not None else ABSENT
+        if original is ABSENT or not references.walked(original, target.symbol.module):
+            out.append(None)
+            continue
+        package = target.symbol.module.split(".")[0]
+        declared = frozenset(str(site) for site in target.sites)
+        out.append(references.Search(original, package, declared))
+    return out
+
+
+def undeclared_problem(
+    backport: Backport, inspected: Inspected, found: list[tuple[str, ...]]
+) -> Problem | None:
+    """Put each target's undeclared references in its report; a problem
+    (``partial``) when any of them is not acknowledged."""
+    unreviewed: list[str] = []
+    for index, (target, paths) in enumerate(zip(backport.targets, found, strict=True)):
+        stale = tuple(p for p in paths if p not in target.acknowledged)
+        inspected.reports[index] = replace(inspected.reports[index], stale_references=stale)
+        unreviewed += stale
+    if not unreviewed:
+        return None
+    plural = len(unreviewed) > 1
+    return Problem(
+        Status.PARTIAL,
+        f"{len(unreviewed)} reference{'s' if plural else ''} to the original that apply does "
+        f"not reach: {', '.join(unreviewed)}. A module global or class attribute is a copy: run "
+        "`backport-tool lock` to declare it. For the others (dict, list or tuple entries, "
+        "partials, closures, bound methods), make them call the fix (an after_apply hook can "
+        "re-register it), then run `backport-tool lock --acknowledge` to record them as reviewed",
+    )
