@@ -158,10 +158,9 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
     with STATE.lock:
         if STATE.exported not in (None, exported):
             logger.warning(
-                "backport-tool: child processes keep applying %s as first exported; %s with "
-                "these switches is applied in this process only",
+                "backport-tool: subprocesses keep applying %s; %s is applied in this process only",
                 STATE.exported[0] if STATE.exported else None,
-                location,
+                location if STATE.exported[0] != str(location) else f"{location} (other switches)",
             )
             return
         STATE.exported = exported
@@ -281,9 +280,7 @@ def _watch(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
 def _target_imported(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
     # In the hook: import nothing. All targets there: apply now; else import
     # the rest once the package's import has finished.
-    from . import patcher  # noqa: PLC0415 - stdlib only
-
-    if patcher.is_applied(entry.id) or _result(entry.id) is not Status.PENDING:
+    if _result(entry.id) is not Status.PENDING:
         return
     if all(lazy.is_loaded(m) for m in entry.modules):
         _apply_one(source, entry)

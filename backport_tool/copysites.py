@@ -35,12 +35,13 @@ _STAR = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*\*", re.MUL
 
 
 class StarImport(NamedTuple):
-    """``from SOURCE import *`` in ``module``, where ``source`` holds the
-    original or a copy under a computed ``__all__``: whether ``module`` gets a
-    copy too cannot be read from the sources."""
+    """``from SOURCE import *`` in ``module``, where ``source`` binds the
+    original as ``name`` but computes its ``__all__``: whether ``module`` gets
+    a copy ``module:name`` too cannot be read from the sources."""
 
     module: str
     source: str
+    name: str
 
 
 class Copies(NamedTuple):
@@ -191,7 +192,7 @@ class _Search:
                 continue
             exported = self._exported(holder.module, holder.qualname)
             if exported is None:
-                undecided.add(StarImport(importer, holder.module))
+                undecided.add(StarImport(importer, holder.module, holder.qualname))
             elif exported:
                 found.append(SymbolRef(importer, holder.qualname))
         return found

@@ -55,34 +55,36 @@ def decide_all(
         if decisions[backport.id].status is Status.READY:
             for site in _sites(backport):
                 owners.setdefault(site, []).append(backport)
-    # An enabled opt-in backport of a target first takes it from the defaults.
+    # An enabled opt-in backport of a target first takes it from the defaults;
+    # two enabled opt-in backports of one target leave it to the defaults.
     for site, backports in owners.items():
-        chosen = [b for b in backports if b.opt_in]
-        if len(chosen) != 1 or str(site) not in {str(t.symbol) for t in chosen[0].targets}:
-            continue
-        for backport in backports:
-            if not backport.opt_in and decisions[backport.id].status is Status.READY:
+        chosen = [b for b in backports if b.opt_in and site in {str(t.symbol) for t in b.targets}]
+        if len(chosen) > 1:
+            names = " and ".join(b.id for b in chosen)
+            for backport in chosen:
                 decisions[backport.id] = Decision(
-                    Status.DISABLED,
-                    f"opt-in backport {chosen[0].id} is enabled and replaces {site} instead",
+                    Status.FAILED,
+                    f"opt-in backports {names} are both enabled and both replace {site}; "
+                    "enable one of them",
                 )
+        elif chosen:
+            for backport in backports:
+                if not backport.opt_in and decisions[backport.id].status is Status.READY:
+                    decisions[backport.id] = Decision(
+                        Status.DISABLED,
+                        f"opt-in backport {chosen[0].id} is enabled and replaces {site} instead",
+                    )
     for site, backports in owners.items():
         live = [b for b in backports if decisions[b.id].status is Status.READY]
         if len(live) < 2:
             continue
         names = " and ".join(b.id for b in live)
         for backport in live:
-            if all(b.opt_in for b in live):
-                reason = (
-                    f"opt-in backports {names} are both enabled and both replace {site}; "
-                    "enable one of them"
-                )
-            else:
-                reason = (
-                    f"conflict: backports {names} both change {site}{_as_copy(backport, site)}; "
-                    "a binding belongs to one backport only: merge them, or disable one"
-                )
-            decisions[backport.id] = Decision(Status.FAILED, reason)
+            decisions[backport.id] = Decision(
+                Status.FAILED,
+                f"conflict: backports {names} both change {site}{_as_copy(backport, site)}; "
+                "a binding belongs to one backport only: merge them, or disable one",
+            )
     return decisions
 
 

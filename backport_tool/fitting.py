@@ -1,19 +1,35 @@
 """Whether a replacement fits the target it replaces: it must accept every call
 that the original's signature accepts, and a method that uses zero-argument
-``super()`` needs the ``__class__`` cell that only a class body gives it."""
+``super()`` needs the ``__class__`` cell that only a class body gives it.
+
+What this module reads of a replacement's code comes from the source text of
+its backport module as it was hashed and executed, passed in by the caller;
+never from the file on disk, which may have changed since the pin was checked.
+A caller that does not know that text passes None: nothing is then read, a
+skeleton is not recognized, and a method that uses ``super()`` is refused.
+"""
 
 from __future__ import annotations
+import __future__
 
 import ast
+import builtins
+import copy
+import functools
 import inspect
-import textwrap
+import operator
+import sys
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from .source import without_docstring
+from .source import FunctionNode, without_docstring
 
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-_KEYWORD = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+_PO = inspect.Parameter.POSITIONAL_ONLY
+_POK = inspect.Parameter.POSITIONAL_OR_KEYWORD
+_KO = inspect.Parameter.KEYWORD_ONLY
+_VARIADIC = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def _signature(obj: object) -> inspect.Signature | None:
@@ -24,59 +40,185 @@ def _signature(obj: object) -> inspect.Signature | None:
 
 
 def misfits(original: object, replacement: object) -> list[str]:
-    """Why some call that ``original`` accepts would fail on ``replacement``."""
+    """Why some call that ``original`` accepts would fail on ``replacement``, or
+    would hand an argument to another parameter than the one of its name.
+
+    Callers pass a positional-only parameter by position alone, so the
+    replacement may name it anything. A keyword argument the replacement has no
+    parameter for may land in its ``**kwargs``, and an extra positional one in
+    its ``*args``; but a keyword must not land in ``**kwargs`` while the
+    replacement has a positional-only parameter of that name.
+    """
     want, have = _signature(original), _signature(replacement)
     if want is None or have is None:
         return []
-    return list(_misfits(want, have))
+    # One failing call can break two rules; each reason is said once.
+    return list(dict.fromkeys(_misfits(want, have)))
 
 
-def _misfits(want: inspect.Signature, have: inspect.Signature) -> Iterator[str]:
-    wanted = list(want.parameters.values())
-    had = list(have.parameters.values())
-    by_name = {p.name: p for p in had}
-    var_positional = any(p.kind is p.VAR_POSITIONAL for p in had)
-    var_keyword = any(p.kind is p.VAR_KEYWORD for p in had)
-    positional = [p for p in had if p.kind in _POSITIONAL]
-    omittable: set[str] = set()
-    passed = sum(1 for p in wanted if p.kind in _POSITIONAL)
-    if passed > len(positional) and not var_positional:
-        yield f"it takes {len(positional)} positional arguments, callers may pass {passed}"
-    for param in wanted:
-        if param.kind is param.VAR_POSITIONAL and not var_positional:
-            yield f"it has no *{param.name}, callers may pass any number of arguments"
-        elif param.kind is param.VAR_KEYWORD and not var_keyword:
-            yield f"it has no **{param.name}, callers may pass any keyword"
-        elif param.kind in _KEYWORD:
-            mine = by_name.get(param.name)
-            if (mine is None or mine.kind not in _KEYWORD) and not var_keyword:
-                yield f"it has no keyword parameter {param.name!r}, callers may pass {param.name}="
-        if param.default is not param.empty:
-            omittable.add(param.name)
-    # Every parameter callers may leave out needs a default here too, and a
-    # parameter callers never pass must not be required.
-    for index, mine in enumerate(had):
-        if mine.kind in (mine.VAR_POSITIONAL, mine.VAR_KEYWORD) or mine.default is not mine.empty:
-            continue
-        theirs = want.parameters.get(mine.name)
-        if theirs is None and mine.kind in _POSITIONAL:
-            position = [p for p in wanted if p.kind in _POSITIONAL]
-            theirs = position[index] if index < len(position) else None
+@dataclass(frozen=True)
+class _Shape:
+    """The parameters of one signature, grouped the way calls bind to them."""
+
+    signature: inspect.Signature
+    positional: tuple[inspect.Parameter, ...]
+    named: dict[str, inspect.Parameter]  # every parameter but *args and **kwargs
+    index: dict[str, int]  # position of each positional parameter
+    var_positional: inspect.Parameter | None
+    var_keyword: inspect.Parameter | None
+    # Callers pass every required positional-only parameter, so at least this
+    # many positional arguments.
+    fewest: int
+
+    @classmethod
+    def of(cls, signature: inspect.Signature) -> _Shape:
+        params = list(signature.parameters.values())
+        positional = tuple(p for p in params if p.kind in (_PO, _POK))
+        return cls(
+            signature,
+            positional,
+            {p.name: p for p in params if p.kind not in _VARIADIC},
+            {p.name: i for i, p in enumerate(positional)},
+            next((p for p in params if p.kind is p.VAR_POSITIONAL), None),
+            next((p for p in params if p.kind is p.VAR_KEYWORD), None),
+            sum(1 for p in positional if p.kind is _PO and p.default is p.empty),
+        )
+
+    def keyword(self, name: str) -> inspect.Parameter | None:
+        """The parameter that a caller's ``name=`` binds to, if one does."""
+        param = self.named.get(name)
+        return param if param is not None and param.kind is not _PO else None
+
+    def most(self) -> str:
+        """How many positional arguments callers may pass, in words."""
+        return "any number of" if self.var_positional else str(len(self.positional))
+
+
+def _misfits(want_signature: inspect.Signature, have_signature: inspect.Signature) -> Iterator[str]:
+    want, have = _Shape.of(want_signature), _Shape.of(have_signature)
+    wanted, had = len(want.positional), len(have.positional)
+    if wanted > had and not have.var_positional:
+        yield f"it takes {had} positional arguments, callers may pass {wanted}"
+    for param in want_signature.parameters.values():
+        if param.kind is param.VAR_POSITIONAL:
+            if not have.var_positional:
+                yield f"it has no *{param.name}, callers may pass any number of arguments"
+        elif param.kind is param.VAR_KEYWORD:
+            if not have.var_keyword:
+                yield f"it has no **{param.name}, callers may pass any keyword"
+        elif param.kind is not _PO:
+            yield from _passed_by_name(param, want, have)
+    if want.var_keyword:
+        # The original's **kwargs takes a keyword of any other name, one of its
+        # positional-only names included; the replacement must not also get
+        # that name by position.
+        for position, mine in enumerate(have.positional):
+            if (
+                mine.kind is _POK
+                and want.keyword(mine.name) is None
+                and (want.var_positional or wanted > position)
+            ):
+                yield (
+                    f"it takes {mine.name!r} as positional argument {position + 1}, "
+                    f"callers may pass {mine.name}= after {want.most()} positional arguments"
+                )
+    for mine in have_signature.parameters.values():
+        if mine.kind not in _VARIADIC and mine.default is mine.empty:
+            yield from _unset(mine, want, have)
+
+
+def _passed_by_name(param: inspect.Parameter, want: _Shape, have: _Shape) -> Iterator[str]:
+    """What goes wrong when callers pass ``param`` (not positional-only) by its
+    name, or by its position when it has one."""
+    name = param.name
+    mine = have.named.get(name)
+    if mine is None:
+        if not have.var_keyword:
+            yield f"it has no keyword parameter {name!r}, callers may pass {name}="
+        return
+    if mine.kind is _PO:
+        yield f"it takes {name!r} by position only, callers may pass {name}="
+    if mine.kind is _KO:
+        theirs = want.index.get(name)
+        # Past the replacement's last positional parameter (and with no *args)
+        # the positional count is the problem, reported once above.
+        if theirs is not None and (have.var_positional or theirs < len(have.positional)):
+            yield (
+                f"it takes {name!r} by keyword only, "
+                f"callers may pass it as positional argument {theirs + 1}"
+            )
+        return
+    position = have.index[name]
+    theirs = want.index.get(name)
+    if theirs is not None:
+        if theirs != position:
+            yield (
+                f"it takes {name!r} as positional argument {position + 1}, "
+                f"callers may pass it as positional argument {theirs + 1}"
+            )
+    elif want.var_positional or len(want.positional) > position:
+        yield (
+            f"it takes {name!r} as positional argument {position + 1}, "
+            f"callers may pass {name}= after {want.most()} positional arguments"
+        )
+
+
+def _unset(mine: inspect.Parameter, want: _Shape, have: _Shape) -> Iterator[str]:
+    """Why some call may leave ``mine``, a required parameter of the
+    replacement, without a value; causes reported elsewhere are not repeated."""
+    name = mine.name
+    theirs = want.keyword(name)
+    if mine.kind is _KO:
         if theirs is None:
-            yield f"it requires {mine.name!r}, which callers never pass"
-        elif theirs.name in omittable:
-            yield f"{mine.name!r} has no default, callers may leave out {theirs.name}"
+            yield _required(name, callers_may_pass=want.var_keyword is not None)
+        elif theirs.default is not theirs.empty:
+            yield f"{name!r} has no default, callers may leave out {name}"
+        # A required one passed by position is reported in _passed_by_name.
+        return
+    position = have.index[name]
+    if want.fewest > position:
+        return  # every call passes this position
+    if theirs is not None:
+        if theirs.default is not theirs.empty:
+            yield f"{name!r} has no default, callers may leave out {name}"
+        # Required: a call that leaves this position out passes it by name or
+        # at another position, and _passed_by_name reports where that fails.
+        return
+    if position >= len(want.positional):
+        may = want.var_positional is not None or (
+            mine.kind is _POK and want.var_keyword is not None
+        )
+        yield _required(name, callers_may_pass=may)
+        return
+    at = want.positional[position]
+    if at.default is not at.empty:
+        yield f"{name!r} has no default, callers may leave out {at.name}"
+    elif at.name != name and at.name not in have.named and have.var_keyword:
+        # Callers may pass at.name= instead of the position; it lands in the
+        # replacement's **kwargs and leaves this one unset. (Without **kwargs,
+        # or with a parameter of that name, _passed_by_name said why already.)
+        yield f"{name!r} has no default, callers may pass {at.name}= instead"
 
 
-def unwritten(function: object) -> bool:
+def _required(name: str, *, callers_may_pass: bool) -> str:
+    if callers_may_pass:
+        return f"it requires {name!r}, which callers may leave out"
+    return f"it requires {name!r}, which callers never pass"
+
+
+def unwritten(function: object, source: str | bytes | None) -> bool:
     """True for a body that only raises NotImplementedError, or a value that is
-    NotImplemented: a ``new`` skeleton not written yet."""
+    NotImplemented: a ``new`` skeleton not written yet.
+
+    ``source`` is the text of the module that defined ``function``, as it ran.
+    """
     if function is NotImplemented:
         return True
-    tree = _tree(function)
-    if tree is None:
+    tree = _parse(source)
+    located = _located(function, tree) if tree is not None else None
+    if located is None:
         return False
-    body = without_docstring(tree.body)
+    body = without_docstring(located[1].body)
     if len(body) != 1 or not isinstance(body[0], ast.Raise):
         return False
     raised = body[0].exc
@@ -85,45 +227,179 @@ def unwritten(function: object) -> bool:
     return isinstance(raised, ast.Name) and raised.id == "NotImplementedError"
 
 
-def uses_zero_argument_super(function: object) -> bool:
-    """True when ``function`` calls ``super()`` without arguments."""
-    code = getattr(function, "__code__", None)
-    if code is None or "super" not in code.co_names:
-        return False
-    tree = _tree(function)
+def uses_zero_argument_super(function: object, source: str | bytes | None) -> bool:
+    """True when ``function``, or a function it wraps, calls ``super()`` without
+    arguments. ``source`` is the text of the module that defined it, as it ran.
+
+    A decorator's wrapper does not call ``super()`` itself, so the functions it
+    wraps count too: those kept as ``__wrapped__`` and those the wrapper closes
+    over, as far as the module's source defines them.
+    """
+    tree = _parse(source)
+    for found in _reachable(function):
+        code = found.__code__
+        if "super" not in code.co_names:
+            continue
+        node = _node(tree, code) if tree is not None else None
+        if node is None:
+            if found is function:
+                return True  # cannot tell: treat it as using it, and say so
+            continue  # defined elsewhere (the decorator's own code): not ours
+        if _calls_zero_argument_super(node):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A replacement rebuilt so that its zero-argument ``super()`` sees the class
+    it is set on, as if it had been written in that class's body."""
+
+    function: Callable[..., Any]
+
+
+# Why a replacement could not be rebuilt, each to follow "it cannot be bound to
+# one here: ".
+NOT_A_FUNCTION = "it is not a function defined in its backport module"
+NOT_IN_SOURCE = "its definition is not in the source of its backport module as it ran"
+HIDDEN_BY_DECORATOR = (
+    "it is wrapped by a decorator that does not keep the function it wraps as "
+    "__wrapped__ (functools.wraps does)"
+)
+NO_SUPER = "it does not call super() without arguments"
+NOT_DECORATED = (
+    "it wraps the function that calls super() other than with decorators, so the "
+    "wrapper cannot be made again"
+)
+NOT_WRAPPED_AGAIN = "its decorators, applied again, did not wrap the rebuilt function"
+
+
+def bind_class_cell(function: object, owner: type, source: str | bytes | None) -> Bound | str:
+    """``function`` rebuilt so that its zero-argument ``super()`` sees ``owner``,
+    as if it had been written in ``owner``'s body; or why it cannot be.
+
+    ``source`` is the text of the module that defined ``function``, exactly as
+    it was hashed and executed: the rebuilt code is compiled from it, never from
+    the file, which may have changed since. A function decorated with
+    decorators that are plain names or attributes and keep what they wrap as
+    ``__wrapped__`` (``functools.wraps``) is rebuilt inside and decorated again.
+    """
+    if not isinstance(function, types.FunctionType):
+        return NOT_A_FUNCTION
+    tree = _parse(source)
     if tree is None:
-        return True  # cannot tell: treat it as using it, and say so
-    return any(
-        isinstance(node, ast.Call)
-        and isinstance(node.func, ast.Name)
-        and node.func.id == "super"
-        and not node.args
-        and not node.keywords
-        for node in ast.walk(tree)
-    )
+        return NOT_IN_SOURCE
+    located = _located(function, tree)
+    if located is None or not _calls_zero_argument_super(located[1]):
+        # The super() call may sit in a function that a wrapper closes over
+        # without saying so; then the wrapper is what hides it.
+        hidden = any(
+            found is not function
+            and (node := _node(tree, found.__code__)) is not None
+            and _calls_zero_argument_super(node)
+            for found in _reachable(function)
+        )
+        if hidden:
+            return HIDDEN_BY_DECORATOR
+        return NOT_IN_SOURCE if located is None else NO_SUPER
+    inner, node = located
+    outside = [name for name in inner.__code__.co_freevars if name != "__class__"]
+    if outside:
+        # The copy is compiled at the top of a module, where nothing encloses
+        # it, so the variables it takes from its enclosing function are gone.
+        return f"it uses {', '.join(outside)} from the function it is defined in"
+    if inner is not function and not node.decorator_list:
+        # Wrapped by a call such as functools.update_wrapper(wrapper, inner):
+        # nothing says how to make that wrapper again.
+        return NOT_DECORATED
+    decorators: list[tuple[str, object]] = []
+    if inner is not function:
+        # The module holds a wrapper around ``inner``, and the wrapper closes
+        # over ``inner``: the only way to a wrapper around the rebuilt copy is
+        # to apply the decorators again. That is safe enough only for
+        # decorators that are plain names or attributes, looked up again in
+        # the function's globals: a call such as ``@lru_cache(maxsize=8)``
+        # would have to be evaluated again, with whatever its arguments do.
+        # When ``inner is function`` the decorators returned the function
+        # itself (``typing.no_type_check``, a registry); the copy then keeps
+        # what they set in its __dict__, and they are not run again.
+        for expression in node.decorator_list:
+            text = ast.unparse(expression)
+            try:
+                decorators.append((text, _resolve(expression, inner.__globals__)))
+            except _NotPlain:
+                return (
+                    f"its decorator @{text} is not a plain name, and the function could "
+                    "only be rebuilt by evaluating it again"
+                )
+            except _Missing:
+                return f"its decorator @{text} is no longer in its module's globals"
+    rebuilt = _rebuilt(inner, node, owner)
+    if isinstance(rebuilt, str):
+        return rebuilt
+    if inner is function:
+        return Bound(rebuilt)
+    wrapped: object = rebuilt
+    for text, decorator in reversed(decorators):
+        try:
+            wrapped = decorator(wrapped)  # type: ignore[operator]
+        except Exception as error:  # a decorator may raise anything
+            return f"its decorator @{text} raised {type(error).__name__} when applied again"
+    if not any(found is rebuilt for found in _unwrapping(wrapped)) or not callable(wrapped):
+        return NOT_WRAPPED_AGAIN
+    # What was set on the module's wrapper after it was made stays set; its
+    # __wrapped__ is the old function, so that one is not copied.
+    mine, theirs = getattr(wrapped, "__dict__", None), getattr(function, "__dict__", {})
+    if isinstance(mine, dict):
+        for key, value in theirs.items():
+            if key != "__wrapped__":
+                mine.setdefault(key, value)
+    return Bound(wrapped)
 
 
-def _tree(function: object) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
-    try:
-        source = textwrap.dedent(inspect.getsource(function))  # type: ignore[arg-type]
-        node = ast.parse(source).body[0]
-    except (OSError, TypeError, SyntaxError, IndexError):
-        return None
-    return node if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else None
+class _NotPlain(Exception):
+    pass
 
 
-def bind_class_cell(function: types.FunctionType, owner: type) -> types.FunctionType | None:
-    """A copy of ``function`` whose zero-argument ``super()`` sees ``owner``, as if
-    it had been written in ``owner``'s body; None when that cannot be built."""
-    if function.__closure__:
-        return None
-    tree = _tree(function)
-    if tree is None or tree.decorator_list:
-        return None
+class _Missing(Exception):
+    pass
+
+
+def _resolve(expression: ast.expr, namespace: dict[str, Any]) -> object:
+    """The object a decorator that is a plain name or attribute names now."""
+    if isinstance(expression, ast.Name):
+        if expression.id in namespace:
+            return namespace[expression.id]
+        if hasattr(builtins, expression.id):
+            return getattr(builtins, expression.id)
+        raise _Missing
+    if isinstance(expression, ast.Attribute):
+        value = _resolve(expression.value, namespace)
+        try:
+            return getattr(value, expression.attr)
+        except AttributeError:
+            raise _Missing from None
+    raise _NotPlain
+
+
+# The __future__ features a module was compiled with are in its code's flags;
+# the copy must be compiled with them too (PEP 563 annotations, say).
+_FUTURE_FLAGS: int = functools.reduce(
+    operator.or_,
+    (getattr(__future__, name).compiler_flag for name in __future__.all_feature_names),
+    0,
+)
+
+
+def _rebuilt(
+    function: types.FunctionType, node: FunctionNode, owner: type
+) -> types.FunctionType | str:
     # Compiled inside a class body, the compiler gives the function its
-    # __class__ cell; line numbers stay those of the backport module.
-    first = function.__code__.co_firstlineno
-    ast.increment_lineno(tree, first - tree.lineno)
+    # __class__ cell. The node keeps the line numbers of the backport module,
+    # and its decorators: they are only evaluated when the class body runs,
+    # which it never does; the function's code is taken out of it.
+    tree = copy.deepcopy(node)
+    first = _first_line(tree)
     holder = ast.ClassDef(
         name="_backport_tool_owner",
         bases=[],
@@ -136,16 +412,33 @@ def bind_class_cell(function: types.FunctionType, owner: type) -> types.Function
         end_col_offset=0,
     )
     module = ast.fix_missing_locations(ast.Module(body=[holder], type_ignores=[]))
+    original = function.__code__
     try:
-        compiled = compile(module, function.__code__.co_filename, "exec", dont_inherit=True)
-    except SyntaxError:
-        return None
-    body = next(c for c in compiled.co_consts if isinstance(c, types.CodeType))
+        compiled = compile(
+            module,
+            original.co_filename,
+            "exec",
+            flags=original.co_flags & _FUTURE_FLAGS,
+            dont_inherit=True,
+        )
+    except (SyntaxError, ValueError):
+        return NOT_IN_SOURCE
     code = next(
-        c for c in body.co_consts if isinstance(c, types.CodeType) and c.co_name == tree.name
+        (
+            inner
+            for body in compiled.co_consts
+            if isinstance(body, types.CodeType)
+            for inner in body.co_consts
+            if isinstance(inner, types.CodeType) and inner.co_name == tree.name
+        ),
+        None,
     )
+    if code is None or not _same_shape(code, original):
+        return NOT_IN_SOURCE
     if code.co_freevars != ("__class__",):
-        return None
+        return NO_SUPER
+    if sys.version_info >= (3, 11):
+        code = code.replace(co_qualname=original.co_qualname)
     bound = types.FunctionType(
         code,
         function.__globals__,
@@ -158,4 +451,117 @@ def bind_class_cell(function: types.FunctionType, owner: type) -> types.Function
     bound.__dict__.update(function.__dict__)
     bound.__module__ = function.__module__
     bound.__doc__ = function.__doc__
+    bound.__qualname__ = function.__qualname__
     return bound
+
+
+def _same_shape(rebuilt: types.CodeType, original: types.CodeType) -> bool:
+    # A guard against a definition found by name and line that is not the one
+    # that ran (a function imported from elsewhere, say): its code must take
+    # the same arguments and locals.
+    return (
+        rebuilt.co_name,
+        rebuilt.co_firstlineno,
+        rebuilt.co_argcount,
+        rebuilt.co_posonlyargcount,
+        rebuilt.co_kwonlyargcount,
+        rebuilt.co_varnames,
+    ) == (
+        original.co_name,
+        original.co_firstlineno,
+        original.co_argcount,
+        original.co_posonlyargcount,
+        original.co_kwonlyargcount,
+        original.co_varnames,
+    )
+
+
+def _parse(source: str | bytes | None) -> ast.Module | None:
+    # None: the caller does not know the source that ran. Bytes are decoded as
+    # compile() decoded them (PEP 263 coding cookie).
+    if source is None:
+        return None
+    try:
+        return ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None
+
+
+def _first_line(node: FunctionNode) -> int:
+    # A decorated function's code starts at its first decorator.
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
+
+
+def _node(tree: ast.Module, code: types.CodeType) -> FunctionNode | None:
+    """The definition in ``tree`` that compiled to ``code``, by name and line."""
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.name == code.co_name
+            and _first_line(node) == code.co_firstlineno
+        ):
+            return node
+    return None
+
+
+# How far to follow __wrapped__ and closures: decorators nest a few deep, and
+# an object whose every attribute exists (a mock) must not loop forever.
+_REACH = 32
+
+
+def _unwrapping(obj: object) -> Iterator[object]:
+    """``obj``, then what it wraps as ``__wrapped__``, and so on."""
+    seen: set[int] = set()
+    while obj is not None and id(obj) not in seen and len(seen) < _REACH:
+        seen.add(id(obj))
+        yield obj
+        obj = getattr(obj, "__wrapped__", None)
+
+
+def _located(function: object, tree: ast.Module) -> tuple[types.FunctionType, FunctionNode] | None:
+    """The innermost function that ``function`` wraps through ``__wrapped__``
+    (``function`` itself when it wraps none) and that ``tree`` defines, with its
+    definition: the ``def`` a decorated replacement was written as."""
+    found = None
+    for obj in _unwrapping(function):
+        if isinstance(obj, types.FunctionType):
+            node = _node(tree, obj.__code__)
+            if node is not None:
+                found = (obj, node)
+    return found
+
+
+def _reachable(function: object) -> Iterator[types.FunctionType]:
+    """``function`` and the functions it wraps: through ``__wrapped__``, and
+    through its closure, where a decorator without ``functools.wraps`` keeps
+    them."""
+    seen: set[int] = set()
+    todo = [function]
+    while todo and len(seen) < _REACH:
+        obj = todo.pop(0)
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, types.FunctionType):
+            yield obj
+            for cell in obj.__closure__ or ():
+                try:
+                    contents = cell.cell_contents
+                except ValueError:  # an empty cell
+                    continue
+                if isinstance(contents, types.FunctionType):
+                    todo.append(contents)
+        wrapped = getattr(obj, "__wrapped__", None)
+        if wrapped is not None:
+            todo.append(wrapped)
+
+
+def _calls_zero_argument_super(node: FunctionNode) -> bool:
+    return any(
+        isinstance(call, ast.Call)
+        and isinstance(call.func, ast.Name)
+        and call.func.id == "super"
+        and not call.args
+        and not call.keywords
+        for call in ast.walk(node)
+    )

@@ -1,12 +1,13 @@
-"""``backport-tool lock``: record the signature and source fingerprint of every
-target, as found in the installed (or a statically read) torch, into the
-manifest, keeping the comments and key order a human wrote."""
+"""``backport-tool lock``: record the signature, source fingerprint and copy
+sites of every target, as found in the installed (or a statically read) torch,
+into the manifest, keeping the comments and key order a human wrote."""
 
 from __future__ import annotations
 
 import enum
 import io
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,11 +18,12 @@ from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .api import manifest_for
 from .config import ALL, Switches
+from .copysites import Copies, CopiesUnknown, find_copies, installed_tree
 from .decision import decide
 from .errors import UsageError
 from .files import read_text, write_text_preserving
 from .inspection import Inspector, LiveInspector, StaticInspector
-from .manifest import Manifest, Target, parse_manifest
+from .manifest import Manifest, SymbolRef, Target, parse_manifest
 from .report import Presence, Status
 from .static import StaticIndex, open_tree
 from .versions import installed_version
@@ -65,12 +67,14 @@ def _round_trip() -> YAML:
     return yaml
 
 
-def _set(target: CommentedMap, key: str, value: Any, after: str) -> None:
+def _set(target: CommentedMap, key: str, value: Any, after: str | tuple[str, ...]) -> None:
     if key in target:
         target[key] = value
         return
     keys = list(target.keys())
-    position = keys.index(after) + 1 if after in keys else len(keys)
+    # The first of ``after`` that the mapping has; the end if none.
+    anchors = [key for key in ((after,) if isinstance(after, str) else after) if key in keys]
+    position = keys.index(anchors[0]) + 1 if anchors else len(keys)
     target.insert(position, key, value)
 
 
@@ -86,29 +90,39 @@ def lock(
     manifest: str | os.PathLike[str] | Manifest | None = None,
     *,
     source: str | None = None,
+    acknowledge: Mapping[tuple[str, str], Sequence[str]] | None = None,
 ) -> tuple[LockEntry, ...]:
-    """Write signatures and fingerprints of the installed torch (or of ``source``:
-    a wheel, a directory or ``REPO@REV``) into the manifest file.
+    """Write signatures, fingerprints and copy sites of the installed torch (or
+    of ``source``: a wheel, a directory or ``REPO@REV``) into the manifest file.
 
     Only backports whose ``applies_to`` admits that version are locked. A
     fingerprint that still matches gains the version in ``recorded_from``; one
-    that changed replaces the old one. Returns what was done per target.
+    that changed replaces the old one. ``copies:`` becomes the sites that the
+    package's own sources bind to the original (none: the key is removed).
+    ``acknowledge`` maps ``(backport id, target symbol)`` to the reference
+    paths to record as that target's ``acknowledged:`` list (empty: removed).
+    Returns what was done per target.
     """
     loaded = manifest_for(manifest)
     inspector: Inspector
+    copies: Callable[[SymbolRef], Copies | str]
     if source is None:
         version = installed_version(loaded.package)
         inspector = LiveInspector()
         if version is None:
             raise UsageError(f"{loaded.package} is not installed; nothing to lock against")
+        copies = _installed_copies()
     else:
         tree = open_tree(source)
         found = tree.version(loaded.package)
         if found is None:
             raise UsageError(f"cannot tell which {loaded.package} version {source} holds")
         version = found
-        inspector = StaticInspector(StaticIndex(tree))
+        static = StaticIndex(tree)
+        inspector = StaticInspector(static)
+        copies = _copies_in(lambda ref: static)
     label = version.public
+    acknowledged = acknowledge or {}
 
     yaml = _round_trip()
     path = loaded.path
@@ -129,7 +143,8 @@ def lock(
             entries.append(LockEntry(backport.id, None, LockAction.UPDATED, f"sha256 {pin}"))
         raw_targets = document["backports"][index]["targets"]
         for target, raw in zip(backport.targets, raw_targets, strict=True):
-            entries.append(_lock_target(backport.id, target, raw, inspector, label))
+            paths = acknowledged.get((backport.id, str(target.symbol)))
+            entries.append(_lock_target(backport.id, target, raw, inspector, label, copies, paths))
 
     if any(e.action is LockAction.UPDATED for e in entries):
         buffer = io.StringIO()
@@ -141,8 +156,38 @@ def lock(
     return tuple(entries)
 
 
+def _installed_copies() -> Callable[[SymbolRef], Copies | str]:
+    # One index per installed tree, shared by all targets: each file is read
+    # and parsed once per lock.
+    indexes: dict[str, StaticIndex] = {}
+
+    def index_for(ref: SymbolRef) -> StaticIndex:
+        tree = installed_tree(ref.module)
+        return indexes.setdefault(tree.label, StaticIndex(tree))
+
+    return _copies_in(index_for)
+
+
+def _copies_in(
+    index_for: Callable[[SymbolRef], StaticIndex],
+) -> Callable[[SymbolRef], Copies | str]:
+    def copies(ref: SymbolRef) -> Copies | str:
+        try:
+            return find_copies(index_for(ref), ref)
+        except CopiesUnknown as exc:
+            return str(exc)
+
+    return copies
+
+
 def _lock_target(
-    backport_id: str, target: Target, raw: CommentedMap, inspector: Inspector, label: str
+    backport_id: str,
+    target: Target,
+    raw: CommentedMap,
+    inspector: Inspector,
+    label: str,
+    copies_of: Callable[[SymbolRef], Copies | str],
+    acknowledge: Sequence[str] | None,
 ) -> LockEntry:
     facts = inspector.inspect(target.symbol)
     symbol = str(target.symbol)
@@ -165,8 +210,44 @@ def _lock_target(
     if label not in {str(v) for v in recorded or []}:
         _set(raw, "recorded_from", _versions(recorded, label), after="fingerprint")
         changes.append(f"recorded from {label}")
-    if not changes:
-        return LockEntry(
-            backport_id, symbol, LockAction.UNCHANGED, f"matches {fingerprint} ({label})"
-        )
-    return LockEntry(backport_id, symbol, LockAction.UPDATED, ", ".join(changes))
+    notes: list[str] = []
+    found = copies_of(target.symbol)
+    if isinstance(found, str):
+        # Declared copies stay as they are: an empty answer here is a failed
+        # search, not a finding.
+        notes.append(f"copies not searched: {found}")
+    else:
+        sites = [str(site) for site in found.sites]
+        if _replace_list(raw, "copies", sites, {str(c) for c in target.copies}, "recorded_from"):
+            changes.append(f"copies {', '.join(sites) or 'none'}")
+        notes += [
+            f"`from {star.source} import *` in {star.module} may bind {star.module}:{star.name} "
+            f"too ({star.source} computes its __all__): if it does, add it to copies"
+            for star in found.star_imports
+        ]
+    if acknowledge is not None:
+        paths = sorted(set(acknowledge))
+        after = ("copies", "recorded_from")
+        if _replace_list(raw, "acknowledged", paths, set(target.acknowledged), after):
+            changes.append(f"acknowledged {', '.join(paths) or 'none'}")
+    detail = ", ".join(changes) if changes else f"matches {fingerprint} ({label})"
+    action = LockAction.UPDATED if changes else LockAction.UNCHANGED
+    return LockEntry(backport_id, symbol, action, "; ".join([detail, *notes]))
+
+
+def _replace_list(
+    raw: CommentedMap,
+    key: str,
+    values: list[str],
+    declared: set[str],
+    after: str | tuple[str, ...],
+) -> bool:
+    """Make ``raw[key]`` the quoted list ``values`` (removed when empty) unless it
+    already holds them, in any order; return whether it changed."""
+    if set(values) == declared:
+        return False
+    if values:
+        _set(raw, key, CommentedSeq(DoubleQuotedScalarString(v) for v in values), after=after)
+    elif key in raw:
+        del raw[key]
+    return True

@@ -8,7 +8,9 @@ nothing unless ``--backports`` is given::
 
 Fixtures: ``backport_applied(id)`` asserts that a backport is applied;
 ``backport_reverted(id)`` is a context manager that runs a block with it
-reverted and re-applies it after.
+reverted and re-applies it after; ``backport_state`` gives a test the state of
+a fresh process (nothing applied, no hooks, no cached modules or plans kept in
+memory, the environment exports undone) and restores that after it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .config import project_manifest_path
 from .errors import BackportToolError
 from .patcher import is_applied
 from .report import Report, Status
+from .state import reset
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -125,3 +128,14 @@ def backport_reverted(
                 pytest.fail(f"could not re-apply {backport_id!r}: {result.reason}")
 
     return reverted
+
+
+@pytest.fixture
+def backport_state() -> Iterator[None]:
+    """Run the test as a fresh process would: everything reverted and the
+    process state reset, before and after."""
+    revert()
+    reset()
+    yield
+    revert()
+    reset()

@@ -4,7 +4,6 @@ declared copies."""
 
 from __future__ import annotations
 
-import types
 from types import ModuleType
 
 from . import fitting, patcher
@@ -48,7 +47,7 @@ def _fitted(
     backport: Backport, target: Target, resolved: Resolved, replacement: object, source: str | None
 ) -> object | Problem:
     name = f"{backport.module_text}:{target.replacement}"
-    if fitting.unwritten(replacement):
+    if fitting.unwritten(replacement, source):
         return Problem(
             Status.FAILED,
             f"{name} is not written yet ("
@@ -65,23 +64,21 @@ def _fitted(
             Status.FAILED,
             f"{name} cannot replace {target.symbol}: " + "; ".join(problems),
         )
-    if not (
-        isinstance(replacement, types.FunctionType)
-        and fitting.uses_zero_argument_super(replacement)
-    ):
+    if not fitting.uses_zero_argument_super(replacement, source):
         return replacement
+    # Rebuilt from the module text that was hashed and ran, never the file.
     bound = (
-        fitting.bind_class_cell(replacement, resolved.owner)
+        fitting.bind_class_cell(replacement, resolved.owner, source)
         if isinstance(resolved.owner, type)
-        else None
+        else "it is not a method: the target is not on a class"
     )
-    if bound is None:
+    if isinstance(bound, str):
         return Problem(
             Status.FAILED,
             f"{name} calls super() without arguments, which needs the class it is a method "
-            f"of, and it cannot be bound to one here; write super(Class, self) instead",
+            f"of, and it cannot be bound to one here: {bound}; write super(Class, self) instead",
         )
-    return bound
+    return bound.function
 
 
 def hooks_of(module: ModuleType) -> patcher.Hooks:

@@ -18,6 +18,7 @@ from packaging.utils import canonicalize_name
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
+from .copysites import CopiesUnknown, find_copies, installed_tree
 from .errors import UsageError
 from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
 from .inspection import LiveInspector
@@ -25,6 +26,7 @@ from .lock import _round_trip
 from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
 from .report import Presence
 from .source import parse_signature
+from .static import StaticIndex
 from .versions import installed_version
 
 HEADER = '''\
@@ -78,6 +80,7 @@ class _Target(NamedTuple):
     signature: str | None  # None for a value
     fingerprint: str
     source: str
+    copies: tuple[SymbolRef, ...]  # other bindings of the original in the installed package
 
 
 class Scaffolded(NamedTuple):
@@ -207,6 +210,7 @@ def _parse(spec: str) -> SymbolRef:
 
 def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
     inspector = LiveInspector()
+    indexes: dict[str, StaticIndex] = {}
     read: list[_Target] = []
     for ref in refs:
         facts = inspector.inspect(ref)
@@ -218,7 +222,9 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 "it can read (compiled code has none)"
             )
         signature = facts.signature or facts.function.signature
-        read.append(_Target(ref, "", signature, facts.function.fingerprint, facts.function.source))
+        function = facts.function
+        copies = _copies(ref, indexes)
+        read.append(_Target(ref, "", signature, function.fingerprint, function.source, copies))
     # Replacement names: the last part of each qualname, made unique with the
     # rest of it where two targets share one.
     last = [t.ref.qualname.rsplit(".", 1)[-1] for t in read]
@@ -226,6 +232,19 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
         t._replace(name=name if last.count(name) == 1 else t.ref.qualname.replace(".", "_"))
         for t, name in zip(read, last, strict=True)
     ]
+
+
+def _copies(ref: SymbolRef, indexes: dict[str, StaticIndex]) -> tuple[SymbolRef, ...]:
+    # Read from the installed sources, as `lock` does; one index per tree, so
+    # that several targets share the files read and parsed.
+    try:
+        tree = installed_tree(ref.module)
+        index = indexes.setdefault(tree.label, StaticIndex(tree))
+        return find_copies(index, ref).sites
+    except CopiesUnknown:
+        # Its source was just read live, so this is rare (a module made at
+        # run time); `check` then names what is not declared.
+        return ()
 
 
 def _entry(
@@ -250,6 +269,9 @@ def _entry(
             ("fingerprint", DoubleQuotedScalarString(target.fingerprint)),
             ("recorded_from", recorded_from),
         ]
+        if target.copies:
+            copies = CommentedSeq(DoubleQuotedScalarString(str(c)) for c in target.copies)
+            fields.append(("copies", copies))
         targets.append(CommentedMap(fields))
     return CommentedMap(
         [

@@ -9,7 +9,6 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import api
 
 
 def _torch_version() -> str | None:
@@ -50,16 +49,21 @@ def patchset(tmp_path: Path) -> Iterator[PatchSet]:
 
 
 @pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def _clean_env(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
+    backport_state: None,
+) -> None:
     # apply() exports the manifest for subprocesses; set-then-delete makes
     # monkeypatch restore "unset" after each test.
-    for name in ("BACKPORT_TOOL_DISABLE", "BACKPORT_TOOL_MANIFEST", "BACKPORT_TOOL_LOG"):
+    for name in (
+        "BACKPORT_TOOL_DISABLE",
+        "BACKPORT_TOOL_ENABLE",
+        "BACKPORT_TOOL_MANIFEST",
+        "BACKPORT_TOOL_LOG",
+    ):
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
-    # Each test starts as a fresh process would: no "latest report" and no
-    # manifest exported by an earlier test's apply().
-    monkeypatch.setattr(api._State, "latest", None)
-    monkeypatch.setattr(api._State, "exported", None)
     # Startup plans go to a throwaway cache, never the user's home.
     monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 

@@ -246,12 +246,14 @@ def test_failure_while_patching_the_second_target_rolls_back_the_first(
 def test_two_backports_on_one_target_conflict(patchset: PatchSet) -> None:
     patchset.add("first", "Widget.compute")
     patchset.add("second", "Widget.compute")
-    report = apply(patchset.write())
-    assert statuses(report) == {"first": "applied", "second": "failed"}
-    assert report.by_id("second").reason == (
-        "patching failed, nothing changed: PatchConflict: "
-        f"{patchset.sym('Widget.compute')} is already patched by backport 'first'"
-    )
+    # Neither is in force: a conflict stops both, in apply as in check.
+    for report in (apply(patchset.write()), check(patchset.write())):
+        assert statuses(report) == {"first": "failed", "second": "failed"}
+        assert report.by_id("second").reason == (
+            f"conflict: backports first and second both change {patchset.sym('Widget.compute')}"
+            "; a binding belongs to one backport only: merge them, or disable one"
+        )
+    assert applied() == ()
 
 
 def test_revert_leaves_a_later_foreign_patch_alone(
@@ -626,7 +628,7 @@ def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_p
     code = (
         "import sys, backport_tool\n"
         f"backport_tool.apply({str(patchset.write())!r})\n"
-        "print(sorted(m for m in ('yaml', 'packaging', 'backport_tool.engine') "
+        "print(sorted(m for m in ('yaml', 'packaging', 'backport_tool.decision') "
         "if m in sys.modules))\n"
     )
     env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
@@ -635,7 +637,7 @@ def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_p
         for _ in range(2)
     ]
     assert [r.stdout for r in runs] == [
-        "['backport_tool.engine', 'packaging', 'yaml']\n",
+        "['backport_tool.decision', 'packaging', 'yaml']\n",
         "[]\n",
     ]
 

@@ -13,6 +13,7 @@ from helpers import BACKPORT_SOURCE, PatchSet
 
 import backport_tool
 from backport_tool import Status, current_report, engine, revert
+from backport_tool.state import STATE
 
 apply = functools.partial(backport_tool.apply, eager=True)
 
@@ -45,7 +46,7 @@ def test_a_target_replaced_between_verify_and_apply(
     def intruder(self: object, x: int) -> int:
         return -x
 
-    real_plan = engine._plan
+    real_plan = engine.patch_for
 
     def plan_then_intrude(*args: object) -> object:
         planned = real_plan(*args)  # type: ignore[arg-type]
@@ -54,7 +55,7 @@ def test_a_target_replaced_between_verify_and_apply(
             module.Widget.other = intruder
         return planned
 
-    monkeypatch.setattr(engine, "_plan", plan_then_intrude)
+    monkeypatch.setattr(engine, "patch_for", plan_then_intrude)
     report = apply(patchset.write())
     result = report.by_id("fix")
     assert result.status is Status.FAILED
@@ -132,7 +133,7 @@ def test_eight_threads_applying_and_reverting_stay_consistent(patchset: PatchSet
         thread.join(timeout=120)
     assert not errors
     module = sys.modules[patchset.module]
-    fix = engine._modules[patchset.patches.joinpath("backports/fix.py").resolve()][0]
+    fix = STATE.modules[patchset.patches.joinpath("backports/fix.py").resolve()][0]
     # Each target is exactly the original (defined in the target module) or
     # exactly the replacement (defined in the backport module): never a wrapper.
     compute = module.Widget.__dict__["compute"]

@@ -23,6 +23,8 @@ STARTUP = {
     "plan",
     "report",
     "source",
+    "references",
+    "state",
     "symbols",
 }
 

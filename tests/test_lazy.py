@@ -3,18 +3,21 @@ target module is imported."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers import TESTS_DIR, PatchSet
 
 import backport_tool
-from backport_tool import VerificationError, apply, current_report
+from backport_tool import Status, VerificationError, apply, current_report, revert
 
 
 def status(report: backport_tool.Report | None, backport_id: str = "fix") -> str:
@@ -139,29 +142,131 @@ def test_backport_tool_log_env(patchset: PatchSet) -> None:
     assert quiet.stderr == ""
 
 
-def test_the_hook_calls_back_once_every_module_is_imported(tmp_path: Path) -> None:
-    # The hook knows nothing of backports: modules in, one callback out.
-    from backport_tool import lazy
-
-    for name in ("lazy_a", "lazy_b"):
-        (tmp_path / f"{name}.py").write_text("VALUE = 1\n")
+def _modules(tmp_path: Path, sources: dict[str, str]) -> Iterator[None]:
+    for name, text in sources.items():
+        (tmp_path / f"{name}.py").write_text(text)
     sys.path.insert(0, str(tmp_path))
-    calls: list[tuple[bool, bool]] = []
     try:
-        waiting = lazy.when_imported(
-            "key",
-            ("lazy_a", "lazy_b"),
-            lambda settled: calls.append((settled("lazy_a"), settled("lazy_b"))),
-        )
-        assert waiting == ("lazy_a", "lazy_b")
-        importlib.import_module("lazy_a")
-        assert calls == []
-        importlib.import_module("lazy_b")
-
-        assert calls == [(True, True)]
-        assert lazy.cancel(["key"]) == ()
-        assert lazy.when_imported("again", ("lazy_a",), lambda settled: None) == ()
+        yield
     finally:
         sys.path.remove(str(tmp_path))
-        for name in ("lazy_a", "lazy_b"):
+        for name in sources:
             sys.modules.pop(name, None)
+
+
+def test_watch_runs_in_the_hook_and_settle_after_the_outermost_import(tmp_path: Path) -> None:
+    # The hook knows nothing of backports: a module in, a callback out. The
+    # settle callback waits until no module of the package executes.
+    from backport_tool import lazy
+
+    hooks = lazy.Hooks()
+    calls: list[str] = []
+    sources = {
+        "lzpkg_outer": "import lzpkg_outer_inner\nAFTER = 1\n",
+        "lzpkg_outer_inner": "VALUE = 1\n",
+    }
+    with contextlib.contextmanager(_modules)(tmp_path, sources):
+        # Hooks for a package the test names: every module whose name starts
+        # with "lzpkg_outer" is not "of" package lzpkg_outer, so settle on the
+        # importing module itself.
+        def inner_done() -> None:
+            calls.append("inner")
+            assert not lazy.is_loaded("lzpkg_outer")  # still executing its import
+            assert hooks.when_settled("key", "lzpkg_outer", lambda: calls.append("settled"))
+
+        assert hooks.watch("key", "lzpkg_outer_inner", inner_done)
+        assert hooks.watch("key", "lzpkg_outer", lambda: calls.append("outer"))
+        hooks.finder.watched.add("lzpkg_outer")
+        importlib.import_module("lzpkg_outer")
+        assert calls == ["inner", "outer", "settled"]
+        assert not hooks.pending_work()
+        assert hooks.finder not in sys.meta_path
+        # Already imported: nothing registered, the caller runs it itself.
+        assert hooks.watch("again", "lzpkg_outer", lambda: None) is False
+        assert hooks.when_settled("again", "lzpkg_outer", lambda: None) is False
+
+
+def test_a_module_already_executing_is_never_waited_for_for_ever(tmp_path: Path) -> None:
+    # apply() called while a target module is still executing: its loader is
+    # not ours, so the next import (or settle()) runs what waited for it.
+    from backport_tool import lazy
+
+    hooks = lazy.Hooks()
+    calls: list[str] = []
+    sources = {
+        "lzbusy": "import lzbusy_probe\nlzbusy_probe.register()\nVALUE = 1\n",
+        "lzbusy_probe": "",
+        "lzbusy_later": "",
+    }
+
+    def register() -> None:
+        assert not lazy.is_loaded("lzbusy")
+        assert hooks.watch("key", "lzbusy", lambda: calls.append("lzbusy"))
+
+    with contextlib.contextmanager(_modules)(tmp_path, sources):
+        probe = importlib.import_module("lzbusy_probe")
+        probe.register = register
+        importlib.import_module("lzbusy")
+        assert calls == []
+        assert hooks.awaited("key") == ("lzbusy",)
+        importlib.import_module("lzbusy_later")
+        assert calls == ["lzbusy"]
+        assert hooks.awaited("key") == ()
+
+
+def test_a_backport_of_two_modules_applies_all_at_once_after_the_import(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # Targets in two modules: importing the first imports the second as soon
+    # as the import finishes, and both are patched together.
+    entry = patchset.add("fix", "Widget.compute")
+    second = f"{patchset.module}_two"
+    (patchset.site / f"{second}.py").write_text("def twice(x):\n    return 2 * x\n")
+    backports = patchset.patches / "backports"
+    with (backports / "fix.py").open("a") as handle:
+        handle.write("\n\ndef twice(x):\n    return 3 * x\n")
+    entry["targets"].append({"symbol": f"{second}:twice", "replacement": "twice"})
+    report = backport_tool.apply(patchset.write())
+    assert report.by_id("fix").status is Status.PENDING
+    assert second not in sys.modules
+    importlib.import_module(patchset.module)
+    # The second module is imported once the first import has finished.
+    current = backport_tool.current_report()
+    assert current is not None
+    assert current.by_id("fix").status is Status.APPLIED, current.by_id("fix").reason
+    assert sys.modules[second].twice(2) == 6
+    revert()
+    assert sys.modules[second].twice(2) == 4
+
+
+def test_two_threads_importing_two_patched_modules_never_deadlock(patchset: PatchSet) -> None:
+    entry = patchset.add("fix", "Widget.compute")
+    other = f"{patchset.module}_b"
+    (patchset.site / f"{other}.py").write_text(
+        f"import time\ntime.sleep(0.05)\nimport {patchset.module}\n"
+        "def g(x):\n    return x\n"
+    )
+    with (patchset.patches / "backports" / "fix.py").open("a") as handle:
+        handle.write("\n\ndef g(x):\n    return -x\n")
+    entry["targets"].append({"symbol": f"{other}:g", "replacement": "g"})
+    report = backport_tool.apply(patchset.write())
+    assert report.by_id("fix").status is Status.PENDING
+    errors: list[BaseException] = []
+
+    def load(name: str) -> None:
+        try:
+            importlib.import_module(name)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load, args=(n,)) for n in (patchset.module, other)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(t.is_alive() for t in threads), "deadlock"
+    assert not errors
+    current = backport_tool.current_report()
+    assert current is not None
+    assert current.by_id("fix").status is Status.APPLIED, current.by_id("fix").reason
+    assert sys.modules[other].g(1) == -1

@@ -14,9 +14,9 @@ import pytest
 from helpers import PatchSet
 from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
 
-from backport_tool import ManifestError, Status, apply, check, load_manifest
+from backport_tool import ManifestError, Status, SymbolRef, apply, check, load_manifest
 from backport_tool.errors import UsageError
-from backport_tool.lock import LockAction, lock
+from backport_tool.lock import LockAction, LockEntry, lock
 
 MANIFEST = """\
 # The patch set (comment kept by lock)
@@ -278,3 +278,184 @@ def test_lock_records_a_value_targets_fingerprint_without_a_signature(
     (patchset.site / f"{patchset.module}.py").write_text("LIMITS = {'reads': 5}\n")
     sys.modules.pop(patchset.module, None)
     assert check(path).by_id("fix").status is Status.DRIFT
+
+
+COPIES_SOURCE = """
+alias = free_function
+
+
+class Holder:
+    run = free_function
+    compute = Widget.compute
+"""
+
+COPIES_MANIFEST = """\
+version: 1
+package: {dist}
+backports:
+  - id: fix
+    summary: s
+    applies_to: ">=1.0,<2.0"
+    module: backports/fix.py
+    targets:
+      - symbol: "{mod}:free_function"   # the target
+        replacement: free_function
+      - symbol: "{mod}:Widget.other"
+        replacement: other
+"""
+
+
+def first(entries: tuple[LockEntry, ...]) -> LockEntry:
+    """The entry of the first target (after the module's pin, if any)."""
+    return next(e for e in entries if e.symbol)
+
+
+@pytest.fixture
+def copies_manifest(patchset: PatchSet) -> Path:
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(source.read_text() + COPIES_SOURCE)
+    path = patchset.patches / "manifest.yaml"
+    path.write_text(COPIES_MANIFEST.format(dist=patchset.dist, mod=patchset.module))
+    return path
+
+
+def test_lock_writes_the_copies_it_finds_after_recorded_from(
+    patchset: PatchSet, copies_manifest: Path
+) -> None:
+    mod = patchset.module
+    entries = lock(copies_manifest)
+    assert first(entries).detail.endswith(f", copies {mod}:Holder.run, {mod}:alias")
+    # A target without copies gets no key.
+    assert "copies" not in entries[-1].detail
+    lines = copies_manifest.read_text().splitlines()
+    start = lines.index(f'      - symbol: "{mod}:free_function"   # the target')
+    assert [line.split(":")[0] for line in lines[start + 1 : start + 5]] == [
+        "        replacement",
+        "        signature",
+        "        fingerprint",
+        "        recorded_from",
+    ]
+    assert lines[start + 5 : start + 9] == [
+        "        copies:",
+        f'          - "{mod}:Holder.run"',
+        f'          - "{mod}:alias"',
+        f'      - symbol: "{mod}:Widget.other"',
+    ]
+    target = load_manifest(copies_manifest).get("fix").targets[0]
+    assert target.copies == (
+        SymbolRef(mod, "Holder.run"),
+        SymbolRef(mod, "alias"),
+    )
+    assert {e.action for e in lock(copies_manifest) if e.symbol} == {LockAction.UNCHANGED}
+
+
+def test_lock_keeps_copies_declared_in_another_order_and_removes_gone_ones(
+    patchset: PatchSet, copies_manifest: Path
+) -> None:
+    mod = patchset.module
+    declared = f'        copies: ["{mod}:alias", "{mod}:Holder.run"]\n'
+    text = copies_manifest.read_text().replace(
+        "        replacement: free_function\n", "        replacement: free_function\n" + declared
+    )
+    copies_manifest.write_text(text)
+    entries = lock(copies_manifest)
+    assert "copies" not in first(entries).detail
+    assert f'copies: ["{mod}:alias", "{mod}:Holder.run"]' in copies_manifest.read_text()
+
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(source.read_text().replace("alias = free_function\n", ""))
+    entries = lock(copies_manifest)
+    assert (first(entries).action, first(entries).detail) == (
+        LockAction.UPDATED,
+        f"copies {mod}:Holder.run",
+    )
+    assert load_manifest(copies_manifest).get("fix").targets[0].copies == (
+        SymbolRef(mod, "Holder.run"),
+    )
+    source.write_text(source.read_text().replace("    run = free_function\n", ""))
+    entries = lock(copies_manifest)
+    assert (first(entries).action, first(entries).detail) == (LockAction.UPDATED, "copies none")
+    assert "copies" not in copies_manifest.read_text()
+    assert "# the target" in copies_manifest.read_text()
+
+
+def test_lock_finds_copies_of_a_method_and_in_a_source_tree(
+    patchset: PatchSet, copies_manifest: Path
+) -> None:
+    mod = patchset.module
+    copies_manifest.write_text(
+        copies_manifest.read_text()
+        .replace("Widget.other", "Widget.compute")
+        .replace("replacement: other", "replacement: compute")
+    )
+    entries = lock(copies_manifest, source=str(patchset.site))
+    details = [e.detail for e in entries if e.symbol]
+    assert details[0].endswith(f", copies {mod}:Holder.run, {mod}:alias")
+    assert details[1].endswith(f", copies {mod}:Holder.compute")
+    assert patchset.module not in sys.modules
+
+
+def test_lock_says_which_star_imports_it_cannot_decide(patchset: PatchSet) -> None:
+    package = f"{patchset.module}_pkg"
+    files = {
+        "__init__.py": "from .core import fetch\n",
+        "core.py": "def fetch(x):\n    return x\n",
+        "computed.py": "from .core import fetch\n\n__all__ = [n for n in ('fetch',)]\n",
+        "star.py": "from .computed import *\n",
+    }
+    for name, text in files.items():
+        (patchset.site / package / name).parent.mkdir(exist_ok=True)
+        (patchset.site / package / name).write_text(text)
+    patchset.write_backport("fix.py", "def fetch(x):\n    return -x\n")
+    patchset.backports.append(
+        {
+            "id": "fix",
+            "summary": "s",
+            "applies_to": ">=1.0,<2.0",
+            "module": "backports/fix.py",
+            "targets": [{"symbol": f"{package}.core:fetch", "replacement": "fetch"}],
+        }
+    )
+    path = patchset.write()
+    (entry,) = (e for e in lock(path) if e.symbol)
+    assert entry.detail.split("; ")[1:] == [
+        f"`from {package}.computed import *` in {package}.star may bind {package}.star:fetch "
+        f"too ({package}.computed computes its __all__): if it does, add it to copies"
+    ]
+    assert load_manifest(path).get("fix").targets[0].copies == (
+        SymbolRef(f"{package}.computed", "fetch"),
+        SymbolRef(package, "fetch"),
+    )
+    sys.modules.pop(package, None)
+    sys.modules.pop(f"{package}.core", None)
+
+
+def test_lock_writes_the_acknowledged_references_it_is_given(
+    patchset: PatchSet, copies_manifest: Path
+) -> None:
+    mod = patchset.module
+    lock(copies_manifest)
+    symbol = f"{mod}:free_function"
+    paths = [f"{mod}:TABLE['b']", f"{mod}:TABLE['a']"]
+    entries = lock(copies_manifest, acknowledge={("fix", symbol): paths})
+    assert (first(entries).action, first(entries).detail) == (
+        LockAction.UPDATED,
+        f"acknowledged {mod}:TABLE['a'], {mod}:TABLE['b']",
+    )
+    lines = copies_manifest.read_text().splitlines()
+    start = lines.index(f'          - "{mod}:alias"')
+    assert lines[start + 1 : start + 4] == [
+        "        acknowledged:",
+        f"          - \"{mod}:TABLE['a']\"",
+        f"          - \"{mod}:TABLE['b']\"",
+    ]
+    assert load_manifest(copies_manifest).get("fix").targets[0].acknowledged == (
+        f"{mod}:TABLE['a']",
+        f"{mod}:TABLE['b']",
+    )
+    assert first(lock(copies_manifest, acknowledge={("fix", symbol): paths[::-1]})).action == (
+        LockAction.UNCHANGED
+    )
+    entries = lock(copies_manifest, acknowledge={("fix", symbol): []})
+    assert first(entries).detail == "acknowledged none"
+    assert "acknowledged" not in copies_manifest.read_text()

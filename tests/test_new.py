@@ -16,7 +16,7 @@ import yaml
 from helpers import TARGET_SOURCE, PatchSet, run_backport_tool
 from test_files import EROFS_MESSAGE, listing, run_read_only
 
-from backport_tool import load_manifest
+from backport_tool import SymbolRef, load_manifest
 from backport_tool.errors import UsageError
 from backport_tool.scaffold import scaffold
 
@@ -412,3 +412,35 @@ def test_new_takes_several_targets_and_values(patchset: PatchSet, tmp_path: Path
             "the fix, then run `backport-tool check` again",
         ]
     )
+
+
+def test_new_writes_the_copies_of_each_target_after_recorded_from(
+    patchset: PatchSet, work: Path
+) -> None:
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(
+        TARGET_SOURCE + "\nalias = free_function\n\n\nclass Holder:\n    run = free_function\n"
+    )
+    mod = patchset.module
+    manifest = work / "manifest.yaml"
+    targets = [patchset.sym("free_function"), patchset.sym("Widget.compute")]
+    scaffold(manifest, "fix", targets, package=patchset.dist)
+    lines = manifest.read_text().splitlines()
+    start = lines.index(f'      - symbol: "{mod}:free_function"')
+    assert [line.split(":")[0] for line in lines[start + 1 : start + 5]] == [
+        "        replacement",
+        "        signature",
+        "        fingerprint",
+        "        recorded_from",
+    ]
+    assert lines[start + 5 : start + 9] == [
+        "        copies:",
+        f'          - "{mod}:Holder.run"',
+        f'          - "{mod}:alias"',
+        f'      - symbol: "{mod}:Widget.compute"',
+    ]
+    first, second = load_manifest(manifest).get("fix").targets
+    assert first.copies == (SymbolRef(mod, "Holder.run"), SymbolRef(mod, "alias"))
+    # No copies: no key.
+    assert second.copies == ()
+    assert manifest.read_text().count("copies:") == 1

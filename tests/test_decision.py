@@ -1,4 +1,4 @@
-"""engine.decide: the one answer to "does this backport apply to this version?"."""
+"""decision.decide: the one answer to "does this backport apply to this version?"."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from packaging.version import Version
 
 from backport_tool import Status, load_manifest
 from backport_tool.config import Switches
-from backport_tool.engine import decide
+from backport_tool.decision import decide
 
 MANIFEST = """\
 version: 1
