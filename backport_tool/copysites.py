@@ -233,7 +233,7 @@ class _Search:
         return self.index.lookup(SymbolRef(module, value))
 
     def _origin_site(self, ref: SymbolRef, end: _End) -> SymbolRef | None:
-        """Where the original is defined, when that is another binding than ``ref``."""
+        # Where the original is defined, when that is another binding than ref.
         parent, _, name = ref.qualname.rpartition(".")
         if parent:
             cls = self.index.lookup(SymbolRef(ref.module, parent))
@@ -317,8 +317,7 @@ class _Search:
         )
 
     def _exported(self, module: str, name: str) -> bool | None:
-        """Whether ``from module import *`` binds ``name``; None if ``__all__``
-        is computed."""
+        # Whether `from module import *` binds name; None if __all__ is computed.
         loaded = self.index.module(module)
         if loaded is None:
             return None

@@ -242,8 +242,8 @@ def _replace_list(
     declared: set[str],
     after: str | tuple[str, ...],
 ) -> bool:
-    """Make ``raw[key]`` the quoted list ``values`` (removed when empty) unless it
-    already holds them, in any order; return whether it changed."""
+    # A list a human ordered differently is left as it is; whether it changed
+    # decides if the target is `updated`.
     if set(values) == declared:
         return False
     if values:
