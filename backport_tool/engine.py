@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
 
 from packaging.version import Version
@@ -203,7 +203,17 @@ def _patch(run: _Run) -> None:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
         run.stop(Status.FAILED, f"patching failed, nothing changed: {describe(exc)}")
         return
+    bound = set(patcher.bound_copies(backport.id))
+    _rebound(run, lambda copy: copy in bound)
     run.stop(Status.APPLIED, applied_reason(backport))
+
+
+def _rebound(run: _Run, chosen: Callable[[str], bool]) -> None:
+    # Each target's report names its copies that apply binds (or bound).
+    assert run.inspected is not None
+    for index, target in enumerate(run.backport.targets):
+        copies = tuple(str(c) for c in target.copies if chosen(str(c)))
+        run.inspected.reports[index] = replace(run.inspected.reports[index], rebound=copies)
 
 
 def applied_reason(backport: Backport) -> str:
@@ -223,6 +233,7 @@ def _ready(run: _Run) -> None:
     assert run.inspected is not None
     verified = verified_text(run.backport, run.inspected)
     run.searches = searches(run.backport, run.inspected)
+    _rebound(run, lambda copy: True)
     if run.applied_from is not None:
         run.stop(
             Status.APPLIED,

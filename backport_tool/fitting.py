@@ -260,7 +260,7 @@ class Bound:
 
 # Why a replacement could not be rebuilt, each to follow "it cannot be bound to
 # one here: ".
-NOT_A_FUNCTION = "it is not a function defined in its backport module"
+NOT_A_FUNCTION = "it is not a function, nor wraps one, defined in its backport module"
 NOT_IN_SOURCE = "its definition is not in the source of its backport module as it ran"
 HIDDEN_BY_DECORATOR = (
     "it is wrapped by a decorator that does not keep the function it wraps as "
@@ -284,24 +284,21 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
     decorators that are plain names or attributes and keep what they wrap as
     ``__wrapped__`` (``functools.wraps``) is rebuilt inside and decorated again.
     """
-    if not isinstance(function, types.FunctionType):
-        return NOT_A_FUNCTION
     tree = _parse(source)
-    if tree is None:
-        return NOT_IN_SOURCE
-    located = _located(function, tree)
-    if located is None or not _calls_zero_argument_super(located[1]):
+    located = _located(function, tree) if tree is not None else None
+    if tree is None or located is None or not _calls_zero_argument_super(located[1]):
         # The super() call may sit in a function that a wrapper closes over
         # without saying so; then the wrapper is what hides it.
-        hidden = any(
+        if tree is not None and any(
             found is not function
             and (node := _node(tree, found.__code__)) is not None
             and _calls_zero_argument_super(node)
             for found in _reachable(function)
-        )
-        if hidden:
+        ):
             return HIDDEN_BY_DECORATOR
-        return NOT_IN_SOURCE if located is None else NO_SUPER
+        if located is not None:
+            return NO_SUPER
+        return NOT_IN_SOURCE if isinstance(function, types.FunctionType) else NOT_A_FUNCTION
     inner, node = located
     outside = [name for name in inner.__code__.co_freevars if name != "__class__"]
     if outside:

@@ -232,6 +232,11 @@ def refuse_in_hook(verb: str) -> None:
 def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> Binding | str:
     owner, name = holder
     raw = _current(owner, name)
+    if raw is not ABSENT and unwrapped(raw) is unwrapped(patch.replacement):
+        # Imported while the backport was applied: it copied the fix from a
+        # site already bound. Revert puts the original there.
+        old = type(raw)(patch.original) if raw is not unwrapped(raw) else patch.original  # type: ignore[call-arg]
+        return Binding(owner, name, old, raw, copy)
     if raw is ABSENT or unwrapped(raw) is not patch.original:
         found = "nothing" if raw is ABSENT else f"a {type(raw).__name__} that is not the original"
         return f"declared copy {copy} holds {found}"

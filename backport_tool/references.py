@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 # Names of the modules whose bindings are never ours to judge: the tool itself
 # and the backport modules it executes (they keep the original on purpose).
+# A program's own __main__ is not judged either; other modules are, user code
+# included: a copy there does not run the fix.
 _OWN_PREFIXES = ("backport_tool", "_backport_tool_bp_")
 # How many containers may stand between a module and the original.
 _MAX_DEPTH = 4
@@ -68,11 +70,10 @@ def unbind(done: list[Binding]) -> None:
 
 @dataclass(frozen=True)
 class Search:
-    """One original to look for: only in modules of ``package`` (torch's own
-    code), and not at the ``declared`` sites (the target and its copies)."""
+    """One original to look for, except at the ``declared`` sites (the target
+    and its copies)."""
 
     original: object
-    package: str
     declared: frozenset[str]
 
 
@@ -131,10 +132,6 @@ def _class_dict(proxy: object) -> dict[str, object] | None:
     return None
 
 
-def _in(package: str, module_name: str) -> bool:
-    return module_name == package or module_name.startswith(package + ".")
-
-
 def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
     """For each search, the sorted paths of references to its original in its
     package that are neither declared nor reachable by rebinding: undeclared
@@ -144,8 +141,11 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
     One walk for all searches: each level is one ``gc.get_referrers`` pass.
     """
     namespaces: dict[int, tuple[str, str, bool]] = {}
+    python: dict[str, bool] = {}
     for module_name, namespace, prefix in _holders():
-        namespaces[id(namespace)] = (module_name, prefix, _python_module(namespace))
+        # The module's namespace comes first: its classes share its verdict.
+        source = python.setdefault(module_name, _python_module(namespace))
+        namespaces[id(namespace)] = (module_name, prefix, source)
     found: list[set[str]] = [set() for _ in searches]
     # (object, index of the search it leads to, path suffix from it)
     level: list[tuple[object, int, list[str]]] = [
@@ -171,22 +171,24 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
                     if container.__func__ is target:
                         following.append((container, index, suffix))
                     continue
-                step = _step(container, target)
-                if step is None:
+                steps = _step(container, target)
+                if steps is None:
                     continue
                 named = namespaces.get(id(container))
-                if named is not None:
-                    module_name, prefix, python = named
-                    if not python or not _in(search.package, module_name):
-                        continue
-                    path = prefix + _attribute(step) + "".join(suffix)
-                    if suffix or path not in search.declared:
-                        found[index].add(path)
-                elif step == "" and suffix:
-                    # An instance's __dict__: its keys are attribute names.
-                    following.append((container, index, [f".{_attribute(suffix[0])}", *suffix[1:]]))
-                else:
-                    following.append((container, index, [step, *suffix]))
+                for step in [steps] if isinstance(steps, str) else steps:
+                    if named is not None:
+                        module_name, prefix, python = named
+                        if not python or module_name == "__main__":
+                            continue
+                        path = prefix + _attribute(step) + "".join(suffix)
+                        if suffix or path not in search.declared:
+                            found[index].add(path)
+                    elif step == "" and suffix:
+                        # An instance's __dict__: its keys are attribute names.
+                        attribute = f".{_attribute(suffix[0])}"
+                        following.append((container, index, [attribute, *suffix[1:]]))
+                    else:
+                        following.append((container, index, [step, *suffix]))
         seen.update((id(obj), index) for obj, index, _ in following)
         level = following
     return [tuple(sorted(paths)) for paths in found]
@@ -220,17 +222,15 @@ def _instance_dict(obj: object) -> object:
     return None
 
 
-def _step(container: object, target: object) -> str | None:
-    """How ``container`` holds ``target``, as a path suffix; None if it does not."""
+def _step(container: object, target: object) -> str | list[str] | None:
+    """How ``container`` holds ``target``, as a path suffix (one per dict key
+    that holds it); None if it does not."""
     kind = type(container)
     if issubclass(kind, dict):
         entries: list[tuple[object, object]] = list(dict.items(container))  # type: ignore[arg-type]
-        for key, value in entries:
-            if value is target:
-                return f"[{_key(key)}]"
-            if key is target:
-                return f"[<key {type(key).__name__}>]"
-        return None
+        keys = [f"[{_key(key)}]" for key, value in entries if value is target]
+        keys += [f"[<key {type(key).__name__}>]" for key, _ in entries if key is target]
+        return keys or None
     if issubclass(kind, (list, tuple)):
         items: list[object] = list(
             list.__iter__(container)  # type: ignore[arg-type]

@@ -70,13 +70,14 @@ def _fitted(
     bound = (
         fitting.bind_class_cell(replacement, resolved.owner, source)
         if isinstance(resolved.owner, type)
-        else "it is not a method: the target is not on a class"
+        else ""
     )
     if isinstance(bound, str):
+        why = f": {bound}" if bound else ""
         return Problem(
             Status.FAILED,
             f"{name} calls super() without arguments, which needs the class it is a method "
-            f"of, and it cannot be bound to one here: {bound}; write super(Class, self) instead",
+            f"of, and it cannot be bound to one here{why}; write super(Class, self) instead",
         )
     return bound.function
 

@@ -305,9 +305,8 @@ def searches(backport: Backport, inspected: Inspected) -> list[references.Search
         if original is ABSENT or not references.walked(original, target.symbol.module):
             out.append(None)
             continue
-        package = target.symbol.module.split(".")[0]
         declared = frozenset(str(site) for site in target.sites)
-        out.append(references.Search(original, package, declared))
+        out.append(references.Search(original, declared))
     return out
 
 

@@ -1,5 +1,6 @@
-"""Applied means torch runs the fix: copies of the original in other modules and
-classes are rebound, and references that cannot be rebound are reported."""
+"""Applied means torch runs the fix: the declared copies of the original in other
+modules and classes are rebound, nothing else is touched, and check reports the
+references the manifest does not declare."""
 
 from __future__ import annotations
 
@@ -62,14 +63,24 @@ COPIERS = {
 
 # Every reference tables.py keeps that no rebinding can reach, as reported.
 STALE = (
-    "tables.BOUND.func",
-    "tables.BOX.fn",
-    "tables.CLOSURE.__closure__[0].cell_contents",
-    "tables.LISTED[0]",
-    "tables.METHOD.__func__",
-    "tables.TABLE['key']",
-    "tables.TUPLE[1]",
+    "tables:BOUND.func",
+    "tables:BOX.fn",
+    "tables:CLOSURE.__closure__[0].cell_contents",
+    "tables:LISTED[0]",
+    "tables:METHOD.__func__",
+    "tables:TABLE['key']",
+    "tables:TUPLE[1]",
 )
+# The module globals and class attributes that copy it: declared, they are
+# rebound; undeclared, check names them.
+COPIES = [
+    "copier:Holder.method",
+    "copier:Holder.static",
+    "copier:free_function",
+    "copier:renamed",
+    "reexport:free_function",
+    "tables:free_function",
+]
 
 
 def write_copiers(patchset: PatchSet, names: tuple[str, ...]) -> None:
@@ -95,7 +106,8 @@ def fresh(name: str) -> Any:
 def test_every_module_and_class_binding_runs_the_fix(
     patchset: PatchSet, copiers: object, moment: str
 ) -> None:
-    patchset.add("fix", "free_function")
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = COPIES
     manifest = patchset.write()
     if moment == "late":
         fresh("copier")
@@ -117,39 +129,67 @@ def test_every_module_and_class_binding_runs_the_fix(
     assert isinstance(vars(copier.Holder)["static"], staticmethod)
 
 
-def test_references_that_cannot_be_rebound_make_it_partial(
+def test_check_names_every_undeclared_reference_and_apply_scans_nothing(
     patchset: PatchSet, copiers: object
 ) -> None:
     tables = fresh("tables")
+    copier = fresh("copier")
+    fresh("reexport")
     patchset.add("fix", "free_function")
-    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    manifest = patchset.write()
+    result = backport_tool.check(manifest).by_id("fix")
     assert result.status is Status.PARTIAL
     (target,) = result.targets
-    assert target.stale_references == STALE
-    assert "tables.free_function" in target.rebound
+    assert target.stale_references == tuple(sorted(COPIES + list(STALE)))
     assert result.reason.endswith(
-        "; 7 references still call the original: tables.BOUND.func, tables.BOX.fn, "
-        "tables.CLOSURE.__closure__[0].cell_contents, tables.LISTED[0], "
-        "tables.METHOD.__func__, tables.TABLE['key'], tables.TUPLE[1]. "
-        "Make them call the fix (an after_apply hook can re-register it), or list them under "
-        "the target's acknowledged: once reviewed"
+        "; 13 references to the original that apply does not reach: "
+        + ", ".join(sorted(COPIES + list(STALE)))
+        + ". A module global or class attribute is a copy: run `backport-tool lock` to "
+        "declare it. For the others (dict, list or tuple entries, partials, closures, bound "
+        "methods), make them call the fix (an after_apply hook can re-register it), then run "
+        "`backport-tool lock --acknowledge` to record them as reviewed"
     )
     assert result.is_problem
-    # check says the same before anything is applied.
-    revert()
-    assert backport_tool.check(patchset.write()).by_id("fix").status is Status.PARTIAL
-    assert tables.TABLE["key"](3) == 5
+    # apply changes the target only: no copy is guessed.
+    applied = backport_tool.apply(manifest, eager=True).by_id("fix")
+    assert applied.status is Status.APPLIED, applied.reason
+    assert sys.modules[patchset.module].free_function(3) == 6
+    assert copier.free_function(3) == tables.TABLE["key"](3) == 5
 
 
-def test_acknowledged_references_do_not_make_it_partial(
+def test_declared_and_acknowledged_references_do_not_make_it_partial(
     patchset: PatchSet, copiers: object
 ) -> None:
     fresh("tables")
+    fresh("copier")
+    fresh("reexport")
     entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = COPIES
     entry["targets"][0]["acknowledged"] = list(STALE)
-    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
-    assert result.status is Status.APPLIED, result.reason
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.READY, result.reason
     assert result.targets[0].stale_references == ()
+
+
+def test_a_declared_copy_that_no_longer_holds_the_original_is_drift(
+    patchset: PatchSet, copiers: object
+) -> None:
+    copier = fresh("copier")
+    copier.renamed = len
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = ["copier:renamed"]
+    manifest = patchset.write()
+    for result in (
+        backport_tool.check(manifest).by_id("fix"),
+        backport_tool.apply(manifest, eager=True).by_id("fix"),
+    ):
+        assert result.status is Status.DRIFT
+        assert result.reason == (
+            f"declared copy copier:renamed of {patchset.sym('free_function')} no longer holds "
+            "the original; torch changed how it binds the function: run `backport-tool lock` "
+            "to record its copies again"
+        )
+    assert backport_tool.applied() == ()
 
 
 WRAPPER = """
@@ -164,7 +204,8 @@ def free_function(a, b=2):
 
 def test_a_wrapper_calls_the_original_and_never_itself(patchset: PatchSet, copiers: object) -> None:
     patchset.write_backport("fix.py", WRAPPER.format(module=patchset.module))
-    patchset.add("fix", "free_function")
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = ["copier:free_function"]
     module = patchset.target()
     copier = fresh("copier")
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
@@ -209,20 +250,12 @@ def test_after_apply_re_registers_and_before_revert_restores(
     tables = fresh("tables")
     patchset.write_backport("fix.py", HOOKS.format(module=patchset.module, extra=""))
     entry = patchset.add("fix", "free_function")
-    entry["targets"][0]["acknowledged"] = [
-        "tables.BOUND.func",
-        "tables.BOX.fn",
-        "tables.CLOSURE.__closure__[0].cell_contents",
-        "tables.METHOD.__func__",
-        "tables.TUPLE[1]",
-    ]
+    entry["targets"][0]["copies"] = ["tables:free_function"]
+    # Reviewed: the hooks re-register two of them, the others stay.
+    entry["targets"][0]["acknowledged"] = list(STALE)
     manifest = patchset.write()
     before = backport_tool.check(manifest).by_id("fix")
-    assert before.status is Status.READY
-    assert before.reason.endswith(
-        "; 2 references to the original that after_apply must re-register: "
-        "tables.LISTED[0], tables.TABLE['key']"
-    )
+    assert before.status is Status.READY, before.reason
     result = backport_tool.apply(manifest, eager=True).by_id("fix")
     assert result.status is Status.APPLIED, result.reason
     assert tables.TABLE["key"](3) == tables.LISTED[0](3) == 6
@@ -235,7 +268,8 @@ def test_a_failing_after_apply_rolls_everything_back(patchset: PatchSet, copiers
     copier = fresh("copier")
     extra = "    raise RuntimeError('registry moved')\n"
     patchset.write_backport("fix.py", HOOKS.format(module=patchset.module, extra=extra))
-    patchset.add("fix", "free_function")
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = ["copier:free_function"]
     module = sys.modules[patchset.module]
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
     assert result.status is Status.FAILED
@@ -363,7 +397,9 @@ def test_value_targets_are_replaced_rebound_and_fingerprinted(patchset: PatchSet
         f"from {patchset.module} import LIMIT, SIDE_EFFECTS\n"
     )
     patchset.write_backport("fix.py", VALUES_FIX)
-    patchset.add("fix", "SIDE_EFFECTS", "LIMIT", "Config.names")
+    entry = patchset.add("fix", "SIDE_EFFECTS", "LIMIT", "Config.names")
+    # Values are never looked for by identity: the copy is declared.
+    entry["targets"][0]["copies"] = ["uses_values:SIDE_EFFECTS"]
     module = patchset.target()
     uses = fresh("uses_values")
     try:
@@ -439,7 +475,8 @@ def test_a_classmethod_target_is_not_its_own_stale_reference(patchset: PatchSet)
         "class Copy:\n    make = Widget.__dict__['make']\n"
     )
     patchset.write_backport("fix.py", "def make(cls, x):\n    return x * 2\n")
-    patchset.add("fix", "Widget.make")
+    entry = patchset.add("fix", "Widget.make")
+    entry["targets"][0]["copies"] = [f"{patchset.module}:Copy.make"]
     module = patchset.target()
     manifest = patchset.write()
     checked = backport_tool.check(manifest).by_id("fix")
