@@ -60,7 +60,6 @@ def misfits(original: object, replacement: object) -> list[str]:
 class _Shape:
     """The parameters of one signature, grouped the way calls bind to them."""
 
-    signature: inspect.Signature
     positional: tuple[inspect.Parameter, ...]
     named: dict[str, inspect.Parameter]  # every parameter but *args and **kwargs
     index: dict[str, int]  # position of each positional parameter
@@ -75,7 +74,6 @@ class _Shape:
         params = list(signature.parameters.values())
         positional = tuple(p for p in params if p.kind in (_PO, _POK))
         return cls(
-            signature,
             positional,
             {p.name: p for p in params if p.kind not in _VARIADIC},
             {p.name: i for i, p in enumerate(positional)},
@@ -311,26 +309,28 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
         return NOT_DECORATED
     decorators: list[tuple[str, object]] = []
     if inner is not function:
-        # The module holds a wrapper around ``inner``, and the wrapper closes
-        # over ``inner``: the only way to a wrapper around the rebuilt copy is
-        # to apply the decorators again. That is safe enough only for
-        # decorators that are plain names or attributes, looked up again in
-        # the function's globals: a call such as ``@lru_cache(maxsize=8)``
-        # would have to be evaluated again, with whatever its arguments do.
+        # The module holds a wrapper that closes over ``inner``, so the only
+        # way to a wrapper around the rebuilt copy is to apply the decorators
+        # again, as importing the module did; one that registers something
+        # registers the copy too. Only a decorator that is a plain name or
+        # attribute is looked up again, in the function's globals: a call such
+        # as ``@lru_cache(maxsize=8)`` would evaluate its arguments again, and
+        # an expression may do anything. The result must wrap the copy (its
+        # __wrapped__), or it is refused below.
         # When ``inner is function`` the decorators returned the function
-        # itself (``typing.no_type_check``, a registry); the copy then keeps
-        # what they set in its __dict__, and they are not run again.
+        # itself (``typing.no_type_check``, a registry): the copy keeps what
+        # they set in its __dict__, and they are not run again.
         for expression in node.decorator_list:
             text = ast.unparse(expression)
-            try:
-                decorators.append((text, _resolve(expression, inner.__globals__)))
-            except _NotPlain:
+            if not _plain(expression):
                 return (
                     f"its decorator @{text} is not a plain name, and the function could "
                     "only be rebuilt by evaluating it again"
                 )
-            except _Missing:
+            decorator = _resolve(expression, inner.__globals__)
+            if decorator is _MISSING:
                 return f"its decorator @{text} is no longer in its module's globals"
+            decorators.append((text, decorator))
     rebuilt = _rebuilt(inner, node, owner)
     if isinstance(rebuilt, str):
         return rebuilt
@@ -354,29 +354,22 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
     return Bound(wrapped)
 
 
-class _NotPlain(Exception):
-    pass
+def _plain(expression: ast.expr) -> bool:
+    if isinstance(expression, ast.Attribute):
+        return _plain(expression.value)
+    return isinstance(expression, ast.Name)
 
 
-class _Missing(Exception):
-    pass
+_MISSING = object()
 
 
 def _resolve(expression: ast.expr, namespace: dict[str, Any]) -> object:
-    """The object a decorator that is a plain name or attribute names now."""
-    if isinstance(expression, ast.Name):
-        if expression.id in namespace:
-            return namespace[expression.id]
-        if hasattr(builtins, expression.id):
-            return getattr(builtins, expression.id)
-        raise _Missing
+    """The object that a plain name or attribute names now, or _MISSING."""
     if isinstance(expression, ast.Attribute):
         value = _resolve(expression.value, namespace)
-        try:
-            return getattr(value, expression.attr)
-        except AttributeError:
-            raise _Missing from None
-    raise _NotPlain
+        return _MISSING if value is _MISSING else getattr(value, expression.attr, _MISSING)
+    assert isinstance(expression, ast.Name)
+    return namespace.get(expression.id, getattr(builtins, expression.id, _MISSING))
 
 
 # The __future__ features a module was compiled with are in its code's flags;
