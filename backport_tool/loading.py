@@ -35,8 +35,7 @@ def load_backport_module(backport: Backport) -> ModuleType:
             source = backport.module.read_bytes()
             digest = hashlib.sha256(source).hexdigest()
             _check_pin(backport, digest)
-            text = source.decode("utf-8", errors="replace")
-            cached = STATE.modules[backport.module] = (_execute(backport, source), digest, text)
+            cached = STATE.modules[backport.module] = (_execute(backport, source), digest, source)
         else:
             _check_pin(backport, cached[1])
         return cached[0]
@@ -49,8 +48,8 @@ def module_digest(backport: Backport) -> str | None:
         return cached[1] if cached else None
 
 
-def module_source(backport: Backport) -> str | None:
-    """The source text that was hashed and ran for ``backport``'s module: what a
+def module_source(backport: Backport) -> bytes | None:
+    """The source bytes that were hashed and ran for ``backport``'s module: what a
     replacement is rebuilt from, never the file as it is now."""
     with STATE.module_lock:
         cached = STATE.modules.get(backport.module)

@@ -177,8 +177,8 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
                 named = namespaces.get(id(container))
                 for step in [steps] if isinstance(steps, str) else steps:
                     if named is not None:
-                        module_name, prefix, python = named
-                        if not python or module_name == "__main__":
+                        module_name, prefix, has_source = named
+                        if not has_source or module_name == "__main__":
                             continue
                         path = prefix + _attribute(step) + "".join(suffix)
                         if suffix or path not in search.declared:

@@ -16,7 +16,7 @@ from .verification import Problem, original_of
 
 
 def replacement_for(
-    module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts, source: str | None
+    module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts, source: bytes | None
 ) -> object | Problem:
     """The object the backport module offers for ``target``, fitted to it, or
     the problem that stops it."""
@@ -44,7 +44,11 @@ def replacement_for(
 
 
 def _fitted(
-    backport: Backport, target: Target, resolved: Resolved, replacement: object, source: str | None
+    backport: Backport,
+    target: Target,
+    resolved: Resolved,
+    replacement: object,
+    source: bytes | None,
 ) -> object | Problem:
     name = f"{backport.module_text}:{target.replacement}"
     if fitting.unwritten(replacement, source):

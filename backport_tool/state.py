@@ -31,8 +31,8 @@ class ProcessState:
         self.applied: dict[str, Any] = {}
         # Backport modules run once per file, so that apply after revert
         # installs the very same replacement objects: path -> (module, digest,
-        # the source text that was hashed and ran).
-        self.modules: dict[Path, tuple[ModuleType, str, str]] = {}
+        # the source bytes that were hashed and ran).
+        self.modules: dict[Path, tuple[ModuleType, str, bytes]] = {}
         self.module_lock = threading.RLock()
         self.hooks = lazy.Hooks()
         # Each manifest is parsed once: (path, real file, sha256) -> Manifest.

@@ -12,7 +12,7 @@ import pytest
 from helpers import BACKPORT_SOURCE, PatchSet
 
 import backport_tool
-from backport_tool import Status, current_report, engine, revert
+from backport_tool import Status, current_report, engine, replacement, revert
 from backport_tool.state import STATE
 
 apply = functools.partial(backport_tool.apply, eager=True)
@@ -46,7 +46,7 @@ def test_a_target_replaced_between_verify_and_apply(
     def intruder(self: object, x: int) -> int:
         return -x
 
-    real_plan = engine.patch_for
+    real_plan = replacement.patch_for
 
     def plan_then_intrude(*args: object) -> object:
         planned = real_plan(*args)  # type: ignore[arg-type]
