@@ -270,11 +270,21 @@ def _watch(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
     # Copies first: a copy module imported before the target's is then seen
     # through our loader, and bound the moment the backport applies.
     for module in entry.copy_modules:
-        STATE.hooks.watch(entry.id, module, functools.partial(_copies_imported, entry.id, module))
+        bind = functools.partial(_copies_imported, entry.id, module, source)
+        STATE.hooks.watch(entry.id, module, bind)
     on_import = functools.partial(_target_imported, source, entry)
     waiting = [m for m in entry.modules if STATE.hooks.watch(entry.id, m, on_import)]
     if not waiting:
         on_import()
+        return
+    # The end of the package's own import is when deferred work (the tag,
+    # after_apply, the rest of a backport's modules) runs.
+    for package in {m.split(".")[0] for m in entry.modules} - set(entry.modules):
+        STATE.hooks.watch(entry.id, package, _nothing, quiet=True)
+
+
+def _nothing() -> None:
+    return None
 
 
 def _target_imported(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
@@ -337,7 +347,7 @@ def _applied_now(backport_id: str, package: str, manifest: Manifest) -> None:
     from . import patcher  # noqa: PLC0415
 
     for module in patcher.waiting_modules(backport_id):
-        bind = functools.partial(_copies_imported, backport_id, module)
+        bind = functools.partial(_copies_imported, backport_id, module, manifest)
         if not STATE.hooks.watch(backport_id, module, bind):
             bind()
     finish = functools.partial(_finish_apply, backport_id, manifest)
@@ -357,17 +367,31 @@ def _finish_apply(backport_id: str, manifest: Manifest) -> None:
     del manifest
 
 
-def _copies_imported(backport_id: str, module: str) -> None:
+def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manifest) -> None:
     from . import patcher  # noqa: PLC0415
 
     strays = patcher.bind_copies(backport_id, module)
+    if not strays and _result(backport_id) is Status.APPLIED:
+        # The same report as an apply that found this module imported.
+        from .engine import applied_reason  # noqa: PLC0415 - loaded: it just applied
+
+        _amend(backport_id, Status.APPLIED, applied_reason(_as_manifest(source).get(backport_id)))
     if strays:
         reason = "; ".join(strays) + (
             ": that name does not run the fix. Run `backport-tool check` and "
             "`backport-tool lock` to record the copies of this torch"
         )
         logger.warning("backport-tool: %s: partial (%s)", backport_id, reason)
-        _update(BackportResult(backport_id, Status.PARTIAL, reason))
+        _amend(backport_id, Status.PARTIAL, reason)
+
+
+def _amend(backport_id: str, status: Status, reason: str) -> None:
+    # A later step of a lazy apply: the same result, with a new status and reason.
+    with STATE.lock:
+        latest = STATE.latest
+        found = next((r for r in latest.results if r.id == backport_id), None) if latest else None
+        if found is not None:
+            _update(replace(found, status=status, reason=reason))
 
 
 def _result(backport_id: str) -> Status | None:

@@ -11,17 +11,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
-import threading
+
+from .state import STATE
 
 logger = logging.getLogger("backport_tool")
 
 MARK = "backport-tool:"
-
-
-class _State:
-    lock = threading.Lock()
-    base: str | None = None  # the user's tag before we changed it
-    ours: str | None = None  # what we last set
 
 
 def fingerprint(applied: list[tuple[str, str]]) -> str:
@@ -41,19 +36,18 @@ def update(applied: list[tuple[str, str]]) -> str | None:
         from torch.compiler import config  # noqa: PLC0415
     except Exception:  # torch without compile support: nothing to key
         return None
-    state = _State
-    with state.lock:
+    with STATE.lock:
         current: str = config.cache_key_tag
-        if state.ours is None or current != state.ours:
-            state.base = current  # first time, or the user changed it since
-        base = state.base or ""
+        if STATE.tag_ours is None or current != STATE.tag_ours:
+            STATE.tag_base = current  # first time, or the user changed it since
+        base = STATE.tag_base or ""
         if not applied:
             config.cache_key_tag = base
-            state.ours = None
+            STATE.tag_ours = None
             return base
         suffix = MARK + fingerprint(applied)
         tag = f"{base}|{suffix}" if base else suffix
         config.cache_key_tag = tag
-        state.ours = tag
+        STATE.tag_ours = tag
         logger.debug("backport-tool: compile cache key tag is now %r", tag)
         return tag

@@ -17,7 +17,14 @@ from .commands import new as new_cmd
 from .commands import status as status_cmd
 from .commands import track as track_cmd
 from .commands._output import Format
-from .config import LOCAL_MANIFEST, MANIFEST_ENV, internal_log_path, project_manifest_path
+from .config import (
+    LOCAL_MANIFEST,
+    MANIFEST_ENV,
+    internal_log_path,
+    log_to_stderr,
+    project_manifest_path,
+    restore_logging,
+)
 from .errors import BackportToolError
 
 EXIT_INTERNAL = 3
@@ -68,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         (
             "lock",
-            "record targets' signatures and fingerprints into the manifest",
+            "record targets' signatures, fingerprints and copies into the manifest",
             "print only what changed",
         ),
         ("matrix", "backports x versions, read statically from wheels or trees", None),
@@ -101,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
             help="read this version of the package statically instead of the installed one: "
             "a .whl file, a directory, or REPO@REV (a git revision)",
         )
+    commands["lock"].add_argument(
+        "--acknowledge",
+        action="store_true",
+        help="also record every reference to an original that check reports (after the "
+        "copies are recorded) as reviewed, under the target's acknowledged:",
+    )
     commands["apply"].add_argument(
         "cmd",
         nargs=argparse.REMAINDER,
@@ -244,7 +257,13 @@ def _run(args: argparse.Namespace) -> int:
             manifest, source=args.source, enable=args.enable, as_json=args.json, quiet=quiet
         )
     if args.command == "lock":
-        return lock_cmd.run(manifest, source=args.source, as_json=args.json, quiet=quiet)
+        return lock_cmd.run(
+            manifest,
+            source=args.source,
+            as_json=args.json,
+            quiet=quiet,
+            acknowledging=args.acknowledge,
+        )
     if args.command == "matrix":
         return matrix_cmd.run(manifest, args.sources, fmt=_format(args))
     if args.command == "track":
@@ -272,13 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         found = project_manifest_path(Path())
         if found is not None:
             args.manifest = str(found)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger = logging.getLogger("backport_tool")
-    previous_level = logger.level
-    logger.addHandler(handler)
     # The report already shows every problem; the log is for --verbose.
-    logger.setLevel(logging.DEBUG if args.verbose else logging.ERROR)
+    previous = log_to_stderr(logging.DEBUG if args.verbose else logging.ERROR)
     try:
         return _run(args)
     except BackportToolError as exc:
@@ -292,5 +306,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         # main() may run inside a larger program (tests, the pytest plugin):
         # leave its logging as it was.
-        logger.removeHandler(handler)
-        logger.setLevel(previous_level)
+        restore_logging(previous)

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
+from .state import STATE
+
 MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
 DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
 ENABLE_ENV = "BACKPORT_TOOL_ENABLE"
@@ -114,8 +116,6 @@ def switches(enable: str | Iterable[str] = ()) -> Switches:
 def _handler() -> logging.Handler:
     # The one handler backport-tool ever adds, kept in the process state so that
     # the CLI and BACKPORT_TOOL_LOG never print a line twice.
-    from .state import STATE  # noqa: PLC0415 - state imports this module's neighbours only
-
     if STATE.log_handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("%(message)s"))
@@ -146,8 +146,6 @@ def restore_logging(before: tuple[int, bool]) -> None:
 
 def configure_logging() -> None:
     """Honour ``BACKPORT_TOOL_LOG=DEBUG|INFO|WARNING|ERROR|OFF`` (once per process)."""
-    from .state import STATE  # noqa: PLC0415 - see _handler
-
     level_name = os.environ.get(LOG_ENV, "").strip().upper()
     if not level_name or STATE.logging_configured:
         return

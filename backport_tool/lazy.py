@@ -62,6 +62,7 @@ class _OnImport:
     key: str
     module: str
     callback: Callable[[], None]
+    quiet: bool = False  # a settle point, not something the key awaits
 
 
 @dataclass
@@ -83,8 +84,11 @@ class Hooks:
 
     # -- registration ---------------------------------------------------
 
-    def watch(self, key: str, module: str, callback: Callable[[], None]) -> bool:
-        """Call ``callback`` in the hook right after ``module`` executes.
+    def watch(
+        self, key: str, module: str, callback: Callable[[], None], *, quiet: bool = False
+    ) -> bool:
+        """Call ``callback`` in the hook right after ``module`` executes
+        (``quiet``: not listed by :meth:`awaited`).
 
         Returns False, registering nothing, when the module has finished
         already: the caller runs the callback itself.
@@ -92,7 +96,7 @@ class Hooks:
         with self.lock:
             if is_loaded(module):
                 return False
-            self.on_import.append(_OnImport(key, module, callback))
+            self.on_import.append(_OnImport(key, module, callback, quiet))
             self._install()
             return True
 
@@ -115,7 +119,7 @@ class Hooks:
     def awaited(self, key: str) -> tuple[str, ...]:
         """The modules ``key`` waits for, and the packages it waits to settle."""
         with self.lock:
-            names = [w.module for w in self.on_import if w.key == key]
+            names = [w.module for w in self.on_import if w.key == key and not w.quiet]
             names += [f"the import of {s.package} to finish" for s in self.settled if s.key == key]
             return tuple(dict.fromkeys(names))
 

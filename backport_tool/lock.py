@@ -251,3 +251,31 @@ def _replace_list(
     elif key in raw:
         del raw[key]
     return True
+
+
+def acknowledge(
+    manifest: str | os.PathLike[str] | Manifest | None = None,
+) -> tuple[LockEntry, ...]:
+    """``lock --acknowledge``: lock, then record every reference that ``check``
+    still reports (after the copies were declared) as reviewed, in each
+    target's ``acknowledged:`` list, next to the ones already there."""
+    from .checking import check  # noqa: PLC0415 - a live walk, only for this verb
+
+    first = lock(manifest)
+    reviewed: dict[tuple[str, str], list[str]] = {}
+    loaded = manifest_for(manifest)
+    report = check(loaded)
+    for backport, result in zip(loaded.backports, report.results, strict=True):
+        for target, found in zip(backport.targets, result.targets, strict=False):
+            if found.stale_references:
+                paths = sorted({*target.acknowledged, *found.stale_references})
+                reviewed[(backport.id, str(target.symbol))] = paths
+    if not reviewed:
+        return first
+    second = lock(manifest, acknowledge=reviewed)
+    # One entry per target: the later one says what the second pass added.
+    merged = {(e.backport, e.symbol): e for e in first}
+    for entry in second:
+        if entry.action is LockAction.UPDATED:
+            merged[(entry.backport, entry.symbol)] = entry
+    return tuple(merged.values())

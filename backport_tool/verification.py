@@ -6,11 +6,13 @@ original that the manifest does not declare."""
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass, field, replace
+from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
 
 from . import patcher, references
-from .inspection import Inspector, SymbolFacts
+from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
 from .manifest import Backport, Target
 from .report import BackportResult, Claim, Presence, Probe, Status, TargetReport
@@ -111,7 +113,18 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
             out.problems.append(problem)
         out.problems += _drift(target, report)
         if problem is None and facts.resolved is not None and inspector.live:
+            why = never_changed(target.symbol.module)
+            if why is not None:
+                out.problems.append(
+                    Problem(
+                        Status.FAILED,
+                        f"target {target.symbol}: {why}, which backport-tool never changes; "
+                        "target the Python module that exposes it instead",
+                    )
+                )
             out.problems += _copies(target, facts.resolved, imports=imports)
+        elif problem is None and isinstance(inspector, StaticInspector) and not target.create:
+            out.problems += _static_copies(target, inspector)
     for ref in backport.requires:
         facts = inspector.inspect(ref, source=False)
         problem = _presence_problem("required symbol", facts)
@@ -129,10 +142,37 @@ def original_of(resolved: Resolved) -> object:
     return unwrapped(resolved.raw)
 
 
+def never_changed(module: str) -> str | None:
+    """Why bindings in ``module`` are never changed, if they are not: an
+    extension module (``torch._C`` and its submodules) or backport-tool's own
+    code, the backport modules included."""
+    if module.startswith(("backport_tool.", "_backport_tool_bp_")) or module == "backport_tool":
+        return "it is backport-tool's own code or a backport module"
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        found = sys.modules.get(".".join(parts[:end]))
+        if found is None:
+            continue
+        origin = object.__getattribute__(found, "__dict__").get("__file__")
+        if isinstance(origin, str) and origin.endswith(tuple(EXTENSION_SUFFIXES)):
+            return f"{'.'.join(parts[:end])} is an extension module"
+    return None
+
+
 def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Problem]:
     original = original_of(resolved)
     problems: list[Problem] = []
     for copy in target.copies:
+        why = never_changed(copy.module)
+        if why is not None:
+            problems.append(
+                Problem(
+                    Status.FAILED,
+                    f"declared copy {copy}: {why}, which backport-tool never changes; "
+                    "remove it from copies:",
+                )
+            )
+            continue
         if imports:
             try:
                 importlib.import_module(copy.module)
@@ -160,6 +200,41 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
                     "binds the function: run `backport-tool lock` to record its copies again",
                 )
             )
+    return problems
+
+
+def _static_copies(target: Target, inspector: StaticInspector) -> list[Problem]:
+    # Another version, read statically: its copy sites against the declared ones.
+    from .copysites import CopiesUnknown, find_copies  # noqa: PLC0415 - check --source only
+
+    try:
+        found = {str(site) for site in find_copies(inspector.index, target.symbol).sites}
+    except CopiesUnknown:
+        return []
+    declared = {str(copy) for copy in target.copies}
+    problems: list[Problem] = []
+    gone = sorted(declared - found)
+    if gone:
+        problems.append(
+            Problem(
+                Status.DRIFT,
+                f"declared cop{'ies' if len(gone) > 1 else 'y'} {', '.join(gone)} of "
+                f"{target.symbol} {'are' if len(gone) > 1 else 'is'} not bound to the original "
+                f"in {inspector.label}; run `backport-tool lock --source {inspector.label}` to "
+                "record its copies",
+            )
+        )
+    new = sorted(found - declared)
+    if new:
+        problems.append(
+            Problem(
+                Status.PARTIAL,
+                f"{inspector.label} binds {target.symbol} also at {', '.join(new)}, which the "
+                f"manifest does not declare, so apply would not reach "
+                f"{'them' if len(new) > 1 else 'it'}; run `backport-tool lock --source "
+                f"{inspector.label}` to declare {'them' if len(new) > 1 else 'it'}",
+            )
+        )
     return problems
 
 

@@ -115,9 +115,12 @@ def test_every_module_and_class_binding_runs_the_fix(
     report = backport_tool.apply(manifest, eager=moment != "lazy")
     copier = fresh("copier")
     reexport = fresh("reexport")
+    fresh("tables")
     module = sys.modules[patchset.module]
     result = (backport_tool.current_report() or report).by_id("fix")
     assert result.status is Status.APPLIED, result.reason
+    # Every moment gives the same report, once the modules are imported.
+    assert result.reason == f"replaced {patchset.sym('free_function')} and 6 declared copies"
     # free_function(a, b=2) is a + b; the fix is a * b.
     assert module.free_function(3) == 6
     assert copier.free_function(3) == copier.renamed(3) == copier.call(3) == 6
@@ -503,3 +506,185 @@ def test_check_after_apply_of_a_created_attribute_is_not_drift(patchset: PatchSe
     # There is no original to call.
     with pytest.raises(backport_tool.UsageError):
         backport_tool.original(patchset.sym("Widget.brand_new"))
+
+
+def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers: object) -> None:
+    from backport_tool.lock import acknowledge
+
+    # lock declares the copies inside the target's own package (none here: the
+    # copiers are other top-level modules, like a user's code); --acknowledge
+    # records what check still reports.
+    fresh("tables")
+    fresh("copier")
+    fresh("reexport")
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    assert backport_tool.check(manifest).by_id("fix").status is Status.PARTIAL
+    acknowledge(manifest)
+    target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+    assert target.copies == ()
+    assert target.acknowledged == tuple(sorted(COPIES + list(STALE)))
+    result = backport_tool.check(manifest).by_id("fix")
+    assert result.status is Status.READY, result.reason
+
+
+REENTRANT = """
+import backport_tool
+
+
+def free_function(a, b=2):
+    return a * b
+
+
+def after_apply():
+    backport_tool.revert()
+"""
+
+
+def test_a_hook_that_applies_or_reverts_gets_a_clear_error(patchset: PatchSet) -> None:
+    patchset.write_backport("fix.py", REENTRANT)
+    patchset.add("fix", "free_function")
+    module = patchset.target()
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "after_apply raised UsageError: revert() was called from the after_apply hook of "
+        "'fix'; hooks run while backport-tool is applying or reverting, so they must not apply "
+        "or revert backports themselves. Do it after apply() returns; rolled back, nothing "
+        "changed"
+    )
+    assert backport_tool.applied() == ()
+    assert module.free_function(3) == 5
+
+
+REUSED = """
+from reuselib import better as free_function
+"""
+
+
+def test_revert_leaves_a_reused_library_function_alone(patchset: PatchSet) -> None:
+    # The fix is a library's own function: revert must not touch the library.
+    (patchset.site / "reuselib.py").write_text("def better(a, b=2):\n    return a * b\n")
+    (patchset.site / "reuselib_user.py").write_text("from reuselib import better\n")
+    patchset.write_backport("fix.py", REUSED)
+    patchset.add("fix", "free_function")
+    module = patchset.target()
+    try:
+        reuselib = fresh("reuselib")
+        user = fresh("reuselib_user")
+        better = reuselib.better
+        assert backport_tool.apply(patchset.write(), eager=True).by_id("fix").status is (
+            Status.APPLIED
+        )
+        assert module.free_function(3) == 6
+        revert()
+        assert reuselib.better is user.better is better
+        assert module.free_function(3) == 5
+    finally:
+        for name in ("reuselib", "reuselib_user"):
+            sys.modules.pop(name, None)
+
+
+HOSTILE = """
+import importlib.util
+import sys
+
+from {module} import free_function
+
+CALLED = []
+
+
+class Hostile:
+    def __eq__(self, other):
+        CALLED.append("eq")
+        return False
+
+    def __hash__(self):
+        CALLED.append("hash")
+        return 1
+
+    def __repr__(self):
+        CALLED.append("repr")
+        return "hostile"
+
+    def __getattr__(self, name):
+        CALLED.append("getattr " + name)
+        raise AttributeError(name)
+
+    @property
+    def __dict__(self):
+        CALLED.append("__dict__")
+        return {{}}
+
+
+class Registry(dict):
+    def items(self):
+        CALLED.append("items")
+        return super().items()
+
+
+KEYED = {{Hostile(): free_function}}
+HELD = Hostile()
+object.__setattr__(HELD, "fn", free_function)
+REGISTRY = Registry(fast=free_function)
+
+# A lazily loaded module: looking at it must not load it.
+_spec = importlib.util.find_spec("lazy_victim")
+_spec.loader = importlib.util.LazyLoader(_spec.loader)
+LAZY = importlib.util.module_from_spec(_spec)
+sys.modules["lazy_victim"] = LAZY
+_spec.loader.exec_module(LAZY)
+CALLED.clear()  # building KEYED hashed its key: only the walk counts
+"""
+
+
+def test_the_walk_runs_no_foreign_code_and_names_stable_paths(patchset: PatchSet) -> None:
+    (patchset.site / "lazy_victim.py").write_text("raise RuntimeError('loaded')\n")
+    (patchset.site / "hostile.py").write_text(HOSTILE.format(module=patchset.module))
+    patchset.add("fix", "free_function")
+    try:
+        hostile = fresh("hostile")
+        result = backport_tool.check(patchset.write()).by_id("fix")
+        assert hostile.CALLED == []
+        # HELD's class hides its __dict__ behind a property: named by its type.
+        assert result.targets[0].stale_references == (
+            "hostile:HELD.<Hostile>",
+            "hostile:KEYED[<key Hostile>]",
+            "hostile:REGISTRY['fast']",
+            "hostile:free_function",
+        )
+    finally:
+        for name in ("hostile", "lazy_victim"):
+            sys.modules.pop(name, None)
+
+
+def test_check_source_compares_the_copies_of_the_other_version(patchset: PatchSet) -> None:
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(source.read_text() + "\nALIAS = free_function\n")
+    entry = patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    static = backport_tool.check(manifest, source=str(patchset.site)).by_id("fix")
+    assert static.status is Status.PARTIAL
+    assert static.reason == (
+        f"{patchset.site} binds {patchset.sym('free_function')} also at "
+        f"{patchset.sym('ALIAS')}, which the manifest does not declare, so apply would not "
+        f"reach it; run `backport-tool lock --source {patchset.site}` to declare it"
+    )
+    entry["targets"][0]["copies"] = [patchset.sym("ALIAS")]
+    static = backport_tool.check(patchset.write(), source=str(patchset.site)).by_id("fix")
+    assert static.status is Status.READY, static.reason
+    entry["targets"][0]["copies"] = [patchset.sym("ALIAS"), patchset.sym("GONE")]
+    static = backport_tool.check(patchset.write(), source=str(patchset.site)).by_id("fix")
+    assert static.status is Status.DRIFT
+    assert static.reason.startswith(f"declared copy {patchset.sym('GONE')} of ")
+
+
+def test_a_copy_in_a_backport_module_is_never_changed(patchset: PatchSet) -> None:
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = ["_backport_tool_bp_fix:free_function"]
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "declared copy _backport_tool_bp_fix:free_function: it is backport-tool's own code or "
+        "a backport module, which backport-tool never changes; remove it from copies:"
+    )

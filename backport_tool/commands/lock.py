@@ -1,11 +1,24 @@
 from __future__ import annotations
 
-from ..lock import LockAction, lock
+from ..errors import UsageError
+from ..lock import LockAction, acknowledge, lock
 from . import _output
 
 
-def run(manifest: str | None, *, source: str | None, as_json: bool, quiet: bool) -> int:
-    entries = lock(manifest, source=source)
+def run(
+    manifest: str | None,
+    *,
+    source: str | None,
+    as_json: bool,
+    quiet: bool,
+    acknowledging: bool = False,
+) -> int:
+    if acknowledging and source is not None:
+        raise UsageError(
+            "--acknowledge records the references check finds in this process; it cannot "
+            "read a --source"
+        )
+    entries = acknowledge(manifest) if acknowledging else lock(manifest, source=source)
     # Quiet keeps what changed the manifest.
     shown = [e for e in entries if e.action is LockAction.UPDATED or not quiet]
     if as_json:
