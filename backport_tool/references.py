@@ -155,33 +155,36 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
     for _ in range(_MAX_DEPTH):
         if not level:
             break
+        # Each container is read once, whatever the size of the level: what
+        # it holds is looked up by id, never compared.
+        by_id: dict[int, list[tuple[object, int, list[str]]]] = {}
+        for item in level:
+            by_id.setdefault(id(item[0]), []).append(item)
         targets = [obj for obj, _, _ in level]
         referrers = gc.get_referrers(*targets)
+        # The walk's own bookkeeping refers to the targets too: never a step.
+        ours = {id(level), id(targets), id(by_id), id(searches), id(referrers)}
+        ours |= {id(item) for item in level} | {id(items) for items in by_id.values()}
+        ours |= {id(search) for search in searches}
         following: list[tuple[object, int, list[str]]] = []
         for container in referrers:
-            if container is level or container is targets or type(container) is types.FrameType:
+            if id(container) in ours or type(container) is types.FrameType:
                 continue
-            for target, index, suffix in level:
-                if (id(container), index) in seen:
-                    continue
-                search = searches[index]
-                if type(container) in (staticmethod, classmethod):
-                    # The wrapper a class body keeps a method in: where it is
-                    # held is where the original is bound, so it adds no step.
-                    if container.__func__ is target:
+            named = namespaces.get(id(container))
+            for held, step in _holds(container, by_id):
+                for _, index, suffix in by_id[id(held)]:
+                    if (id(container), index) in seen:
+                        continue
+                    if step is None:
+                        # The wrapper a class body keeps a method in: where it
+                        # is held is where the original is bound: no step.
                         following.append((container, index, suffix))
-                    continue
-                steps = _step(container, target)
-                if steps is None:
-                    continue
-                named = namespaces.get(id(container))
-                for step in [steps] if isinstance(steps, str) else steps:
-                    if named is not None:
+                    elif named is not None:
                         module_name, prefix, has_source = named
                         if not has_source or module_name == "__main__":
                             continue
                         path = prefix + _attribute(step) + "".join(suffix)
-                        if suffix or path not in search.declared:
+                        if suffix or path not in searches[index].declared:
                             found[index].add(path)
                     elif step == "" and suffix:
                         # An instance's __dict__: its keys are attribute names.
@@ -204,6 +207,12 @@ def _attribute(step: str) -> str:
 def _key(key: object) -> str:
     if type(key) in _PLAIN_KEYS:
         return repr(key)
+    if issubclass(type(key), type):
+        # A class key (a pickler's reducer table): its name, read off the type
+        # slots, not through a metaclass.
+        module = _type_dict.__get__(key).get("__module__")
+        qualname = type.__dict__["__qualname__"].__get__(key)
+        return f"<class {module}.{qualname}>" if isinstance(module, str) else f"<class {qualname}>"
     return f"<key {type(key).__name__}>"
 
 
@@ -222,27 +231,38 @@ def _instance_dict(obj: object) -> object:
     return None
 
 
-def _step(container: object, target: object) -> str | list[str] | None:
-    """How ``container`` holds ``target``, as a path suffix (one per dict key
-    that holds it); None if it does not."""
+def _holds(
+    container: object, wanted: dict[int, list[tuple[object, int, list[str]]]]
+) -> list[tuple[object, str | None]]:
+    """What of ``wanted`` ``container`` holds, each with the path step that
+    names it there (None: a staticmethod or classmethod wrapper, no step)."""
     kind = type(container)
+    out: list[tuple[object, str | None]] = []
     if issubclass(kind, dict):
         entries: list[tuple[object, object]] = list(dict.items(container))  # type: ignore[arg-type]
-        keys = [f"[{_key(key)}]" for key, value in entries if value is target]
-        keys += [f"[<key {type(key).__name__}>]" for key, _ in entries if key is target]
-        return keys or None
+        for key, value in entries:
+            if id(value) in wanted:
+                out.append((value, f"[{_key(key)}]"))
+            if id(key) in wanted:
+                out.append((key, f"[<key {type(key).__name__}>]"))
+        return out
     if issubclass(kind, (list, tuple)):
         items: list[object] = list(
             list.__iter__(container)  # type: ignore[arg-type]
             if issubclass(kind, list)
             else tuple.__iter__(container)  # type: ignore[arg-type]
         )
-        for index, value in enumerate(items):
-            if value is target:
-                return f"[{index}]"
-        return None
-    if not any(referent is target for referent in gc.get_referents(container)):
-        return None
+        return [(value, f"[{index}]") for index, value in enumerate(items) if id(value) in wanted]
+    if kind in (staticmethod, classmethod):
+        inner = container.__func__  # type: ignore[attr-defined]
+        return [(inner, None)] if id(inner) in wanted else []
+    held = {id(r): r for r in gc.get_referents(container) if id(r) in wanted}
+    return [(target, _step(container, target)) for target in held.values()]
+
+
+def _step(container: object, target: object) -> str:
+    """How ``container``, not a dict, list or tuple, holds ``target``."""
+    kind = type(container)
     # Only the containers whose attributes are plain data: reading an
     # arbitrary object's attributes could run its code.
     for attribute in _ATTRIBUTES.get(kind, ()):

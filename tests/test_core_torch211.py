@@ -288,7 +288,7 @@ def should_realize_on_reuse(self, users):
 """
 
 REACH = """
-import json, multiprocessing, os, sys
+import json, os
 import backport_tool
 
 backport_tool.apply("manifest.yaml", enable=["opt-in-bp"])
@@ -301,15 +301,24 @@ def f(a, b, c, d):
 
 
 if __name__ == "__main__":
-    import reach_worker
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        worker = pool.apply(reach_worker.applied_ids)
     args = [torch.randn(32, 64) for _ in range(4)]
     torch.compile(f, fullgraph=True)(*args)
-    print(json.dumps([os.getpid(), worker]))
+    # `import multiprocessing` in __main__ makes torch 2.11's graph pickler
+    # look torch objects up on __mp_main__ in the compile subprocess, with or
+    # without backport-tool: the pool lives in another module.
+    import reach_worker
+    print(json.dumps([os.getpid(), reach_worker.in_spawn_worker()]))
 """
 
 WORKER = """
+import multiprocessing
+
+
+def in_spawn_worker():
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(applied_ids)
+
+
 def applied_ids():
     import os
     import torch._inductor.ir
