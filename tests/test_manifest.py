@@ -343,3 +343,38 @@ def test_package_names_are_ascii_pep_508_names(tmp_path: Path, name: str) -> Non
     assert raised.value.problems == (
         f"{path}:2: package: expected a distribution name such as 'torch', got {name!r}",
     )
+
+
+def test_copies_are_symbols_other_than_the_target(tmp_path: Path) -> None:
+    copies = VALID.replace(
+        '        signature: "(self, users: int) -> bool"\n',
+        '        signature: "(self, users: int) -> bool"\n'
+        '        copies: ["pkg.other:method", "pkg.mod:Sub.method"]\n',
+    )
+    target = load_manifest(write(tmp_path, copies)).backports[0].targets[0]
+    assert target.copies == (SymbolRef("pkg.other", "method"), SymbolRef("pkg.mod", "Sub.method"))
+    assert target.sites == (target.symbol, *target.copies)
+    itself = copies.replace('"pkg.other:method"', '"pkg.mod:Klass.method"')
+    assert problems(tmp_path, itself) == [
+        "M:15: backports[0].targets[0].copies: expected other bindings than the target "
+        "itself, got 'pkg.mod:Klass.method'"
+    ]
+    assert problems(tmp_path, copies.replace('"pkg.other:method"', '"not a symbol"')) == [
+        "M:15: backports[0].targets[0].copies[0]: expected a symbol "
+        "'dotted.module:Dotted.qualname' (no ':' between the module and the qualified name), "
+        "got 'not a symbol'"
+    ]
+
+
+def test_an_acknowledged_path_in_the_old_form_says_how_to_migrate(tmp_path: Path) -> None:
+    old = VALID.replace(
+        '        signature: "(self, users: int) -> bool"\n',
+        '        signature: "(self, users: int) -> bool"\n'
+        "        acknowledged: [\"pkg.tables.TABLE['key']\"]\n",
+    )
+    assert problems(tmp_path, old) == [
+        "M:15: backports[0].targets[0].acknowledged[0]: \"pkg.tables.TABLE['key']\" is a "
+        "reference path in the old form (no ':' between the module and the name). Delete the "
+        "acknowledged: list, run `backport-tool check` to see the references as they are "
+        "named now, and record the reviewed ones with `backport-tool lock --acknowledge`"
+    ]
