@@ -236,7 +236,7 @@ def _apply_now(manifest: Manifest, switched: Switches) -> Report:
     _record(report)
     for result in report.results:
         if result.status is Status.APPLIED:
-            _applied_now(manifest.get(result.id).id, _package_of(manifest, result.id), manifest)
+            _applied_now(result.id, _package_of(manifest, result.id), manifest)
     return current_report() or report
 
 
@@ -350,12 +350,12 @@ def _applied_now(backport_id: str, package: str, manifest: Manifest) -> None:
         bind = functools.partial(_copies_imported, backport_id, module, manifest)
         if not STATE.hooks.watch(backport_id, module, bind):
             bind()
-    finish = functools.partial(_finish_apply, backport_id, manifest)
+    finish = functools.partial(_finish_apply, backport_id)
     if not STATE.hooks.when_settled(backport_id, package, finish):
         finish()
 
 
-def _finish_apply(backport_id: str, manifest: Manifest) -> None:
+def _finish_apply(backport_id: str) -> None:
     from . import patcher  # noqa: PLC0415
 
     try:
@@ -364,7 +364,6 @@ def _finish_apply(backport_id: str, manifest: Manifest) -> None:
         logger.warning("backport-tool: %s: failed (%s; rolled back)", backport_id, exc)
         _update(BackportResult(backport_id, Status.FAILED, f"{exc}; rolled back, nothing changed"))
     _retag()
-    del manifest
 
 
 def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manifest) -> None:

@@ -60,13 +60,7 @@ def decide_all(
     for site, backports in owners.items():
         chosen = [b for b in backports if b.opt_in and site in {str(t.symbol) for t in b.targets}]
         if len(chosen) > 1:
-            names = " and ".join(b.id for b in chosen)
-            for backport in chosen:
-                decisions[backport.id] = Decision(
-                    Status.FAILED,
-                    f"opt-in backports {names} are both enabled and both replace {site}; "
-                    "enable one of them",
-                )
+            _fail(decisions, chosen, site, opt_in=True)
         elif chosen:
             for backport in backports:
                 if not backport.opt_in and decisions[backport.id].status is Status.READY:
@@ -76,16 +70,27 @@ def decide_all(
                     )
     for site, backports in owners.items():
         live = [b for b in backports if decisions[b.id].status is Status.READY]
-        if len(live) < 2:
-            continue
-        names = " and ".join(b.id for b in live)
-        for backport in live:
-            decisions[backport.id] = Decision(
-                Status.FAILED,
-                f"conflict: backports {names} both change {site}{_as_copy(backport, site)}; "
-                "a binding belongs to one backport only: merge them, or disable one",
-            )
+        if len(live) > 1:
+            _fail(decisions, live, site, opt_in=False)
     return decisions
+
+
+def _fail(
+    decisions: dict[str, Decision], backports: list[Backport], site: str, *, opt_in: bool
+) -> None:
+    names = " and ".join(b.id for b in backports)
+    for backport in backports:
+        if opt_in:
+            reason = (
+                f"opt-in backports {names} are both enabled and both replace {site}; "
+                "enable one of them"
+            )
+        else:
+            reason = (
+                f"conflict: backports {names} both change {site}{_as_copy(backport, site)}; "
+                "a binding belongs to one backport only: merge them, or disable one"
+            )
+        decisions[backport.id] = Decision(Status.FAILED, reason)
 
 
 def _as_copy(backport: Backport, site: str) -> str:

@@ -62,6 +62,25 @@ def free_function(a, b=2):
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+def assert_copies_written(text: str, target_line: str, copies: list[str], after: str) -> None:
+    """``lock`` and ``new`` write a target's copies after its recorded keys, in
+    this order, before the next target."""
+    lines = text.splitlines()
+    start = lines.index(target_line)
+    assert [line.split(":")[0] for line in lines[start + 1 : start + 5]] == [
+        "        replacement",
+        "        signature",
+        "        fingerprint",
+        "        recorded_from",
+    ]
+    end = start + 6 + len(copies)
+    assert lines[start + 5 : end] == [
+        "        copies:",
+        *[f'          - "{copy}"' for copy in copies],
+        after,
+    ]
+
+
 def python_env(*paths: Path | str, **extra: str) -> dict[str, str]:
     """os.environ with ``paths`` put first on PYTHONPATH, plus ``extra``."""
     env = dict(os.environ)

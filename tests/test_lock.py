@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet
+from helpers import PatchSet, assert_copies_written
 from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
 
 from backport_tool import ManifestError, Status, SymbolRef, apply, check, load_manifest
@@ -327,20 +327,12 @@ def test_lock_writes_the_copies_it_finds_after_recorded_from(
     assert first(entries).detail.endswith(f", copies {mod}:Holder.run, {mod}:alias")
     # A target without copies gets no key.
     assert "copies" not in entries[-1].detail
-    lines = copies_manifest.read_text().splitlines()
-    start = lines.index(f'      - symbol: "{mod}:free_function"   # the target')
-    assert [line.split(":")[0] for line in lines[start + 1 : start + 5]] == [
-        "        replacement",
-        "        signature",
-        "        fingerprint",
-        "        recorded_from",
-    ]
-    assert lines[start + 5 : start + 9] == [
-        "        copies:",
-        f'          - "{mod}:Holder.run"',
-        f'          - "{mod}:alias"',
+    assert_copies_written(
+        copies_manifest.read_text(),
+        f'      - symbol: "{mod}:free_function"   # the target',
+        [f"{mod}:Holder.run", f"{mod}:alias"],
         f'      - symbol: "{mod}:Widget.other"',
-    ]
+    )
     target = load_manifest(copies_manifest).get("fix").targets[0]
     assert target.copies == (
         SymbolRef(mod, "Holder.run"),

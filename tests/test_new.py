@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import TARGET_SOURCE, PatchSet, run_backport_tool
+from helpers import TARGET_SOURCE, PatchSet, assert_copies_written, run_backport_tool
 from test_files import EROFS_MESSAGE, listing, run_read_only
 
 from backport_tool import SymbolRef, load_manifest
@@ -425,20 +425,12 @@ def test_new_writes_the_copies_of_each_target_after_recorded_from(
     manifest = work / "manifest.yaml"
     targets = [patchset.sym("free_function"), patchset.sym("Widget.compute")]
     scaffold(manifest, "fix", targets, package=patchset.dist)
-    lines = manifest.read_text().splitlines()
-    start = lines.index(f'      - symbol: "{mod}:free_function"')
-    assert [line.split(":")[0] for line in lines[start + 1 : start + 5]] == [
-        "        replacement",
-        "        signature",
-        "        fingerprint",
-        "        recorded_from",
-    ]
-    assert lines[start + 5 : start + 9] == [
-        "        copies:",
-        f'          - "{mod}:Holder.run"',
-        f'          - "{mod}:alias"',
+    assert_copies_written(
+        manifest.read_text(),
+        f'      - symbol: "{mod}:free_function"',
+        [f"{mod}:Holder.run", f"{mod}:alias"],
         f'      - symbol: "{mod}:Widget.compute"',
-    ]
+    )
     first, second = load_manifest(manifest).get("fix").targets
     assert first.copies == (SymbolRef(mod, "Holder.run"), SymbolRef(mod, "alias"))
     # No copies: no key.
