@@ -44,7 +44,7 @@ from torch._inductor.ir import StorageBox
 
 import backport_tool
 from backport_tool import patcher
-from backport_tool.engine import load_backport_module
+from backport_tool.loading import load_backport_module
 
 # The modes compared, and the backport each one applies (None: torch 2.11 as is).
 MODES = {
