@@ -47,14 +47,23 @@ def is_loaded(name: str) -> bool:
     return not getattr(spec, "_initializing", False)
 
 
-def package_busy(package: str) -> bool:
-    """True while any module of ``package`` (the package itself included) is
-    still executing, in any thread."""
+def busy_module(package: str, hint: str | None = None) -> str | None:
+    """A module of ``package`` (the package itself included) that is still
+    executing, in any thread; None when there is none.
+
+    ``hint`` is the answer of an earlier call: while it still executes, the
+    answer is the same and costs nothing. Otherwise sys.modules is scanned in
+    insertion order, so the module found is the outermost import running,
+    which stays busy the longest: every import a hook sees pays for about one
+    scan per outermost import, not one each.
+    """
     prefix = package + "."
+    if hint is not None and not is_loaded(hint) and hint in sys.modules:
+        return hint
     for name in list(sys.modules):
         if (name == package or name.startswith(prefix)) and not is_loaded(name):
-            return True
-    return False
+            return name
+    return None
 
 
 @dataclass
@@ -81,6 +90,7 @@ class Hooks:
         self.settled: list[_Settled] = []
         self.local = threading.local()
         self.finder = _Finder(self)
+        self.busy_hints: dict[str, str | None] = {}
 
     # -- registration ---------------------------------------------------
 
@@ -106,7 +116,7 @@ class Hooks:
         Returns False, registering nothing, when that is so already.
         """
         with self.lock:
-            if not package_busy(package):
+            if not self._busy(package):
                 return False
             self.settled.append(_Settled(key, package, callback))
             # The package itself, when it has not started importing: its own
@@ -158,7 +168,7 @@ class Hooks:
         try:
             while True:
                 with self.lock:
-                    due = next((s for s in self.settled if not package_busy(s.package)), None)
+                    due = next((s for s in self.settled if not self._busy(s.package)), None)
                     if due is not None:
                         self.settled.remove(due)
                     else:
@@ -167,6 +177,11 @@ class Hooks:
                 self._run(due.callback, due.package)
         finally:
             self.local.settling = False
+
+    def _busy(self, package: str) -> bool:
+        found = busy_module(package, self.busy_hints.get(package))
+        self.busy_hints[package] = found
+        return found is not None
 
     def _run(self, callback: Callable[[], None], what: str) -> None:
         # Runs inside the user's import statement: whatever happens here is
