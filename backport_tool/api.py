@@ -206,9 +206,7 @@ def apply(
     manifest always raises :class:`ManifestError`, before anything is imported
     or patched. Called from a backport's hook, it raises :class:`UsageError`.
     """
-    from . import patcher  # noqa: PLC0415 - a small stdlib-only module
-
-    patcher.refuse_in_hook("apply")
+    _refuse_in_hook("apply")
     configure_logging()
     STATE.hooks.module_loaded(None)
     source = _source(manifest)
@@ -224,6 +222,18 @@ def apply(
     if strict and report.exit_code:
         raise VerificationError(report)
     return report
+
+
+def _refuse_in_hook(verb: str) -> None:
+    # apply() or revert() from inside a hook would change the registry while
+    # that very operation is half-way through it.
+    running = getattr(STATE.in_hook, "running", None)
+    if running:
+        raise UsageError(
+            f"{verb}() was called from {running}; hooks run while backport-tool is applying "
+            "or reverting, so they must not apply or revert backports themselves. Do it "
+            "after apply() returns"
+        )
 
 
 def _apply_now(manifest: Manifest, switched: Switches) -> Report:
@@ -457,7 +467,7 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     """
     from . import patcher  # noqa: PLC0415 - see _retag
 
-    patcher.refuse_in_hook("revert")
+    _refuse_in_hook("revert")
     if isinstance(ids, str):
         ids = (ids,)
     if ids is not None and not all(isinstance(i, str) for i in ids):

@@ -66,6 +66,18 @@ def busy_module(package: str, hint: str | None = None) -> str | None:
     return None
 
 
+def in_import() -> bool:
+    """True while this thread runs inside an import statement (a module is
+    executing, or a finder or loader is at work): the importlib frames are on
+    its stack. About 10 us: a stack walk, no scan of sys.modules."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib._bootstrap"):
+            return True
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
+
+
 @dataclass
 class _OnImport:
     key: str
@@ -179,6 +191,10 @@ class Hooks:
             self.local.settling = False
 
     def _busy(self, package: str) -> bool:
+        if not in_import():
+            # Nothing is being imported on this thread: the import that could
+            # be running is another thread's, which finishes on its own.
+            return False
         found = busy_module(package, self.busy_hints.get(package))
         self.busy_hints[package] = found
         return found is not None

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from . import lazy
-from .errors import UsageError
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -216,17 +215,6 @@ def hook_running(backport_id: str, hook: str) -> Iterator[None]:
         yield
     finally:
         STATE.in_hook.running = None
-
-
-def refuse_in_hook(verb: str) -> None:
-    """Raise :class:`UsageError` when called from a backport's hook."""
-    running = getattr(STATE.in_hook, "running", None)
-    if running:
-        raise UsageError(
-            f"{verb}() was called from {running}; hooks run while backport-tool is applying "
-            "or reverting, so they must not apply or revert backports themselves. Do it "
-            "after apply() returns"
-        )
 
 
 def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> Binding | str:

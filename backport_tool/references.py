@@ -147,54 +147,74 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
         source = python.setdefault(module_name, _python_module(namespace))
         namespaces[id(namespace)] = (module_name, prefix, source)
     found: list[set[str]] = [set() for _ in searches]
-    # (object, index of the search it leads to, path suffix from it)
-    level: list[tuple[object, int, list[str]]] = [
-        (s.original, index, []) for index, s in enumerate(searches)
+    # (object, index of the search it leads to, path suffix from it, steps so
+    # far). An instance's __dict__ costs no step of its own: reading it may
+    # create it (Python makes them lazily), and a path must not get longer
+    # because an earlier walk looked.
+    level: list[tuple[object, int, list[str], int]] = [
+        (s.original, index, [], 0) for index, s in enumerate(searches)
     ]
     seen = {(id(s.original), i) for i, s in enumerate(searches)}
-    for _ in range(_MAX_DEPTH):
+    for _ in range(2 * _MAX_DEPTH):
         if not level:
             break
         # Each container is read once, whatever the size of the level: what
         # it holds is looked up by id, never compared.
-        by_id: dict[int, list[tuple[object, int, list[str]]]] = {}
+        by_id: dict[int, list[tuple[object, int, list[str], int]]] = {}
         for item in level:
             by_id.setdefault(id(item[0]), []).append(item)
-        targets = [obj for obj, _, _ in level]
+        targets = [item[0] for item in level]
         referrers = gc.get_referrers(*targets)
         # The walk's own bookkeeping refers to the targets too: never a step.
         ours = {id(level), id(targets), id(by_id), id(searches), id(referrers)}
         ours |= {id(item) for item in level} | {id(items) for items in by_id.values()}
         ours |= {id(search) for search in searches}
-        following: list[tuple[object, int, list[str]]] = []
+        following: dict[tuple[int, int], tuple[object, int, list[str], int]] = {}
         for container in referrers:
-            if id(container) in ours or type(container) is types.FrameType:
+            if id(container) in ours or _own_object(container):
                 continue
             named = namespaces.get(id(container))
             for held, step in _holds(container, by_id):
-                for _, index, suffix in by_id[id(held)]:
-                    if (id(container), index) in seen:
+                for _, index, suffix, cost in by_id[id(held)]:
+                    key = (id(container), index)
+                    if key in seen or key in following:
                         continue
                     if step is None:
                         # The wrapper a class body keeps a method in: where it
                         # is held is where the original is bound: no step.
-                        following.append((container, index, suffix))
+                        following[key] = (container, index, suffix, cost)
                     elif named is not None:
                         module_name, prefix, has_source = named
-                        if not has_source or module_name == "__main__":
+                        if not has_source or module_name in _MAINS:
                             continue
                         path = prefix + _attribute(step) + "".join(suffix)
                         if suffix or path not in searches[index].declared:
                             found[index].add(path)
+                    elif cost + 1 >= _MAX_DEPTH and step != "":
+                        continue  # its referrers are too far from the original
                     elif step == "" and suffix:
                         # An instance's __dict__: its keys are attribute names.
                         attribute = f".{_attribute(suffix[0])}"
-                        following.append((container, index, [attribute, *suffix[1:]]))
+                        following[key] = (container, index, [attribute, *suffix[1:]], cost)
                     else:
-                        following.append((container, index, [step, *suffix]))
-        seen.update((id(obj), index) for obj, index, _ in following)
-        level = following
+                        following[key] = (container, index, [step, *suffix], cost + 1)
+        seen.update(following)
+        level = list(following.values())
     return [tuple(sorted(paths)) for paths in found]
+
+
+# A program's own globals: `__mp_main__` is multiprocessing's name for it.
+_MAINS = ("__main__", "__mp_main__")
+
+
+def _own_object(container: object) -> bool:
+    # Frames, and instances of backport-tool's own classes (a Patch, a
+    # Resolved): they hold the original because check is looking at it.
+    kind = type(container)
+    if kind is types.FrameType:
+        return True
+    module = _type_dict.__get__(kind).get("__module__")
+    return isinstance(module, str) and module.startswith("backport_tool")
 
 
 def _attribute(step: str) -> str:
@@ -232,7 +252,7 @@ def _instance_dict(obj: object) -> object:
 
 
 def _holds(
-    container: object, wanted: dict[int, list[tuple[object, int, list[str]]]]
+    container: object, wanted: dict[int, list[tuple[object, int, list[str], int]]]
 ) -> list[tuple[object, str | None]]:
     """What of ``wanted`` ``container`` holds, each with the path step that
     names it there (None: a staticmethod or classmethod wrapper, no step)."""
