@@ -315,12 +315,6 @@ def waiting_modules(backport_id: str) -> tuple[str, ...]:
         return tuple(entry.waiting) if entry else ()
 
 
-def strays(backport_id: str) -> tuple[str, ...]:
-    with STATE.patch_lock:
-        entry = _entries().get(backport_id)
-        return tuple(entry.stray) if entry else ()
-
-
 def bound_copies(backport_id: str) -> tuple[str, ...]:
     with STATE.patch_lock:
         entry = _entries().get(backport_id)

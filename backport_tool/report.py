@@ -4,8 +4,6 @@ import enum
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from .source import normalize_signature
-
 
 class Status(str, enum.Enum):
     """The outcome for one backport. The values are stable: they appear in JSON."""
@@ -96,9 +94,9 @@ class TargetReport:
     defined_on: str | None = None
     expected_fingerprints: tuple[str, ...] = ()
     actual_fingerprint: str | None = None
-    # Other module and class bindings of the original: rebound on apply.
+    # The declared copies apply binds (check) or bound (apply).
     rebound: tuple[str, ...] = ()
-    # References a rebinding cannot reach, not acknowledged in the manifest.
+    # References check found that apply does not reach, not acknowledged.
     stale_references: tuple[str, ...] = ()
 
     @property
@@ -106,6 +104,10 @@ class TargetReport:
         """None when there is nothing to compare."""
         if self.expected_signature is None or self.actual_signature is None:
             return None
+        # source pulls in inspect (3 ms): the startup path builds reports
+        # without ever comparing a signature.
+        from .source import normalize_signature  # noqa: PLC0415
+
         return normalize_signature(self.expected_signature) == normalize_signature(
             self.actual_signature
         )
