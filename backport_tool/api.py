@@ -414,10 +414,14 @@ def _update_pending(backport_id: str) -> None:
     # A pending backport names what it waits for.
     if _result(backport_id) is not Status.PENDING:
         return
-    awaited = STATE.hooks.awaited(backport_id)
-    reason = "verified and applied when " + (", ".join(awaited) or "its modules are imported")
-    if awaited and not awaited[0].startswith("the import of"):
-        reason += " is imported" if len(awaited) == 1 else " are imported"
+    modules, packages = STATE.hooks.awaited(backport_id)
+    if modules:
+        verb = "is" if len(modules) == 1 else "are"
+        reason = f"verified and applied when {', '.join(modules)} {verb} imported"
+    elif packages:
+        reason = f"verified and applied once the import of {', '.join(packages)} has finished"
+    else:
+        reason = "verified and applied when its modules are imported"
     _update(BackportResult(backport_id, Status.PENDING, reason))
 
 

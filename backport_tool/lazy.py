@@ -138,12 +138,13 @@ class Hooks:
             self._install()
             return True
 
-    def awaited(self, key: str) -> tuple[str, ...]:
-        """The modules ``key`` waits for, and the packages it waits to settle."""
+    def awaited(self, key: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The modules ``key`` waits for, and the packages whose import it
+        waits to finish."""
         with self.lock:
-            names = [w.module for w in self.on_import if w.key == key and not w.quiet]
-            names += [f"the import of {s.package} to finish" for s in self.settled if s.key == key]
-            return tuple(dict.fromkeys(names))
+            modules = [w.module for w in self.on_import if w.key == key and not w.quiet]
+            packages = [s.package for s in self.settled if s.key == key]
+            return tuple(dict.fromkeys(modules)), tuple(dict.fromkeys(packages))
 
     def cancel(self, keys: Sequence[str] | None = None) -> tuple[str, ...]:
         """Drop the registrations of ``keys`` (default: all); return the keys dropped."""

@@ -208,10 +208,10 @@ def test_a_module_already_executing_is_never_waited_for_for_ever(tmp_path: Path)
         setattr(probe, "register", register)  # noqa: B010 - a module attribute mypy cannot see
         importlib.import_module("lzbusy")
         assert calls == []
-        assert hooks.awaited("key") == ("lzbusy",)
+        assert hooks.awaited("key") == (("lzbusy",), ())
         importlib.import_module("lzbusy_later")
         assert calls == ["lzbusy"]
-        assert hooks.awaited("key") == ()
+        assert hooks.awaited("key") == ((), ())
 
 
 def test_a_backport_of_two_modules_applies_all_at_once_after_the_import(
