@@ -169,15 +169,18 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
         ours = {id(level), id(targets), id(by_id), id(searches), id(referrers)}
         ours |= {id(item) for item in level} | {id(items) for items in by_id.values()}
         ours |= {id(search) for search in searches}
-        following: dict[tuple[int, int], tuple[object, int, list[str], int]] = {}
+        following: dict[tuple[int, int, str | None], tuple[object, int, list[str], int]] = {}
         for container in referrers:
             if id(container) in ours or _own_object(container):
                 continue
             named = namespaces.get(id(container))
             for held, step in _holds(container, by_id):
                 for _, index, suffix, cost in by_id[id(held)]:
-                    key = (id(container), index)
-                    if key in seen or key in following:
+                    # Every key or attribute that holds it is a path of its
+                    # own; a container already walked at a shorter distance
+                    # is not walked again.
+                    key = (id(container), index, step)
+                    if (id(container), index) in seen or key in following:
                         continue
                     if step is None:
                         # The wrapper a class body keeps a method in: where it
@@ -198,7 +201,7 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
                         following[key] = (container, index, [attribute, *suffix[1:]], cost)
                     else:
                         following[key] = (container, index, [step, *suffix], cost + 1)
-        seen.update(following)
+        seen.update((container_id, index) for container_id, index, _ in following)
         level = list(following.values())
     return [tuple(sorted(paths)) for paths in found]
 

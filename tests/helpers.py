@@ -73,7 +73,7 @@ def assert_copies_written(text: str, target_line: str, copies: list[str], after:
         "        fingerprint",
         "        recorded_from",
     ]
-    end = start + 6 + len(copies)
+    end = start + 7 + len(copies)  # copies:, each copy, the next target
     assert lines[start + 5 : end] == [
         "        copies:",
         *[f'          - "{copy}"' for copy in copies],
