@@ -163,11 +163,7 @@ class Hooks:
         """Run what waited for ``name`` (None: for any module that finished
         without passing through our loader), then what can settle now."""
         with self.lock:
-            due = [
-                w
-                for w in self.on_import
-                if w.module == name or (w.module != name and is_loaded(w.module))
-            ]
+            due = [w for w in self.on_import if w.module == name or is_loaded(w.module)]
             self.on_import = [w for w in self.on_import if w not in due]
         for waiting in due:
             self._run(waiting.callback, waiting.module)

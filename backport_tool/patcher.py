@@ -148,16 +148,16 @@ def applied_from(backport_id: str) -> str | None:
         return entry.info.manifest if entry else None
 
 
-def _holder_of(owner: object, name: str) -> tuple[str, Patch] | None:
+def _holder_of(owner: object, name: str) -> tuple[str, Patch | Binding] | None:
+    # The applied backport that changed owner.name, and how: as a target
+    # (its Patch) or as a declared copy (its Binding).
     for entry in _entries().values():
         for patch in entry.patches:
             if patch.owner is owner and patch.name == name:
                 return entry.info.id, patch
         for binding in entry.bindings:
             if binding.holder is owner and binding.name == name:
-                return entry.info.id, next(
-                    p for p in entry.patches if unwrapped(binding.new) is unwrapped(p.replacement)
-                )
+                return entry.info.id, binding
     return None
 
 
@@ -192,14 +192,9 @@ def before_patch(owner: object, name: str) -> tuple[object, object] | None:
     if found is None:
         return None
     patch = found[1]
-    if patch.owner is not owner or patch.name != name:
+    if isinstance(patch, Binding):
         # A declared copy: it held the original itself.
-        return owner, next(
-            b.old
-            for e in _entries().values()
-            for b in e.bindings
-            if b.holder is owner and b.name == name
-        )
+        return owner, patch.old
     if patch.own is not ABSENT:
         return owner, patch.own
     inherited = defined_in(getattr(owner, "__mro__", ())[1:], name)
