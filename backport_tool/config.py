@@ -81,8 +81,17 @@ def _ids(raw: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
+def _switch_env(name: str) -> str:
+    # The switches this process was started with: what apply() exported for
+    # its children (STATE.environ_before keeps the values it replaced) must
+    # not switch backports in this process itself.
+    if name in STATE.environ_before:
+        return STATE.environ_before[name] or ""
+    return os.environ.get(name, "")
+
+
 def disabled_ids() -> frozenset[str]:
-    return _ids(os.environ.get(DISABLE_ENV, ""))
+    return _ids(_switch_env(DISABLE_ENV))
 
 
 def is_disabled(backport_id: str, disabled: frozenset[str]) -> bool:
@@ -110,7 +119,7 @@ def switches(enable: str | Iterable[str] = ()) -> Switches:
     """``BACKPORT_TOOL_DISABLE``, and ``BACKPORT_TOOL_ENABLE`` plus ``enable`` (an id
     or several)."""
     extra = _ids(enable if isinstance(enable, str) else ",".join(enable))
-    return Switches(disabled_ids(), _ids(os.environ.get(ENABLE_ENV, "")) | extra)
+    return Switches(disabled_ids(), _ids(_switch_env(ENABLE_ENV)) | extra)
 
 
 def _handler() -> logging.Handler:

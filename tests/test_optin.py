@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import pytest
@@ -108,3 +109,17 @@ def test_opt_in_must_be_a_boolean(patchset: PatchSet) -> None:
     assert raised.value.problems[0].endswith(
         "backports[0].opt_in: expected true or false, got 'yes'"
     )
+
+
+def test_the_switches_exported_for_children_do_not_switch_this_process(
+    patchset: PatchSet,
+) -> None:
+    from backport_tool.config import switches
+
+    two_of_one_target(patchset)
+    backport_tool.apply(patchset.write(), enable=["opt-fix"])
+    # Children get the opt-in through the environment; this process's own
+    # later apply() calls still start from the switches it was started with.
+    assert os.environ["BACKPORT_TOOL_ENABLE"] == "opt-fix"
+    assert switches().enabled == frozenset()
+    revert()
