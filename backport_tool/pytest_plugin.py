@@ -1,10 +1,41 @@
 """pytest plugin: run a test session with the project's patch set applied.
 
 Installed as the ``backport_tool`` plugin (entry point ``pytest11``); it does
-nothing unless ``--backports`` is given::
+nothing unless ``--backports`` (or ``backports = true`` in the pytest
+configuration file) is given::
 
     pytest --backports                        # ./manifest.yaml, else the default one
     pytest --backports-manifest=path/manifest.yaml
+    pytest --backports-strict                 # fail at start on a backport not in force
+
+The patch set is applied eagerly when pytest is configured: the target modules
+are imported and every backport is verified and applied before collection, so
+the header names each backport's status and a problem is known before the
+first test runs. Without ``--backports-strict`` a backport that is ``drift``,
+``missing``, ``failed`` or ``partial`` (the statuses that make ``apply`` exit
+1) is named in the header and in a ``backport-tool`` section of the terminal
+summary, and the session runs without it. With ``--backports-strict`` the
+session stops at start, before collection, with a usage error (exit status 4)
+that names each such backport, its status and the reason.
+
+Configuration file options (``[pytest]``, ``[tool.pytest.ini_options]``, ...):
+
+- ``backports`` (bool): same as ``--backports``. Only this option turns the
+  plugin on from the configuration file.
+- ``backports_manifest`` (path, relative to the configuration file's
+  directory, else to the current directory): the manifest to apply when the
+  plugin is on. Unlike ``--backports-manifest`` it does not turn it on, so a
+  project can name its manifest once and keep ``--backports`` opt-in.
+- ``backports_strict`` (bool): strict mode when the plugin is on, like
+  ``--backports-strict`` (which also turns it on).
+
+Command-line options win over the configuration file: ``--backports`` and
+``--backports-strict`` turn on what it leaves off, ``--backports-manifest``
+replaces ``backports_manifest``, and ``-o backports=false`` or ``-o
+backports_strict=false`` turn off what it turns on. The manifest is
+``--backports-manifest``, else ``backports_manifest``, else
+``$BACKPORT_TOOL_MANIFEST``, else ``manifest.yaml`` in the current directory or
+the rootdir, else the bundled one.
 
 Fixtures: ``backport_applied(id)`` asserts that a backport is applied;
 ``backport_reverted(id)`` is a context manager that runs a block with it
@@ -15,17 +46,19 @@ memory, the environment exports undone) and restores that after it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
 from .api import apply, current_report, revert
-from .config import project_manifest_path
+from .config import DISABLE_ENV, project_manifest_path
 from .errors import BackportToolError
 from .patcher import is_applied
-from .report import Report, Status
+from .report import BackportResult, Report, Status
 from .state import reset
+
+_PROBLEMS = ", ".join(s.value for s in Status if s.is_problem)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,9 +69,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backports",
         action="store_true",
         default=False,
-        help="apply the backport patch set for the session (manifest: "
-        "--backports-manifest, else $BACKPORT_TOOL_MANIFEST, else manifest.yaml in the "
-        "current directory or the rootdir, else the bundled one)",
+        help="apply the backport patch set for the session, eagerly at startup (manifest: "
+        "--backports-manifest, else the backports_manifest ini option, else "
+        "$BACKPORT_TOOL_MANIFEST, else manifest.yaml in the current directory or the "
+        "rootdir, else the bundled one)",
     )
     group.addoption(
         "--backports-manifest",
@@ -46,46 +80,150 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="the manifest to apply; implies --backports",
     )
+    group.addoption(
+        "--backports-strict",
+        action="store_true",
+        default=False,
+        help=f"stop the session at start, before collection, when a backport is {_PROBLEMS}; "
+        "the patch set is applied eagerly, so every such backport is known then. "
+        "Implies --backports",
+    )
+    parser.addini(
+        "backports",
+        type="bool",
+        default=False,
+        help="apply the backport patch set for the session, like --backports",
+    )
+    parser.addini(
+        "backports_manifest",
+        type="string",
+        default="",
+        help="the manifest to apply when the patch set is applied, relative to the "
+        "configuration file's directory (--backports-manifest wins); does not turn the "
+        "plugin on by itself",
+    )
+    parser.addini(
+        "backports_strict",
+        type="bool",
+        default=False,
+        help="when the patch set is applied, stop the session at start if a backport is "
+        f"{_PROBLEMS}, like --backports-strict",
+    )
 
 
 def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("backports") or config.getoption("backports_manifest"))
+    return bool(
+        config.getoption("backports")
+        or config.getoption("backports_manifest")
+        or config.getoption("backports_strict")
+        or config.getini("backports")
+    )
+
+
+def _strict(config: pytest.Config) -> bool:
+    return bool(config.getoption("backports_strict") or config.getini("backports_strict"))
 
 
 def _manifest(config: pytest.Config) -> str | None:
+    # Resolved once, to an absolute path: a test that changes directory must
+    # not make backport_reverted re-apply another manifest.
     value: str | None = config.getoption("backports_manifest")
-    if value is not None:
-        return value
+    if value:
+        return str(config.invocation_params.dir / value)
+    value = config.getini("backports_manifest")
+    if value:
+        # As pytest resolves its own `paths` options.
+        base = config.inipath.parent if config.inipath else config.invocation_params.dir
+        return str(base / value)
     found = project_manifest_path(config.invocation_params.dir, config.rootpath)
     return str(found) if found else None
 
 
+def _reapply_manifest(config: pytest.Config) -> str | None:
+    state = config.stash.get(_SESSION, None)
+    return state.manifest if state is not None else _manifest(config)
+
+
+class _Session:
+    def __init__(self, manifest: str | None, report: Report, strict: bool) -> None:
+        self.manifest = manifest
+        self.report = report
+        self.strict = strict
+
+    @property
+    def problems(self) -> list[BackportResult]:
+        return [r for r in self.report.results if r.is_problem]
+
+
+_SESSION = pytest.StashKey[_Session]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    if not _enabled(config):
+    # `pytest --help` configures too; a broken manifest must not hide the help.
+    if not _enabled(config) or config.getoption("help", False):
         return
-    # Eager: a session that asks for the patch set wants to know at once
-    # whether it is in force, not at the first compile.
+    manifest = _manifest(config)
     try:
-        report = apply(_manifest(config), eager=True)
+        report = apply(manifest, eager=True)
     except BackportToolError as exc:
         # A bad manifest is a usage error: one line, no INTERNALERROR traceback.
         raise pytest.UsageError(f"backport-tool: {exc}") from None
-    config.stash[_REPORT] = report
+    config.stash[_SESSION] = _Session(manifest, report, _strict(config))
 
 
-_REPORT = pytest.StashKey[Report]()
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session: pytest.Session) -> Generator[None]:
+    # After the terminal reporter has printed the header, so a strict failure
+    # comes below the line with every backport's status.
+    yield
+    state = session.config.stash.get(_SESSION, None)
+    if state is None or not state.strict or not state.problems:
+        return
+    problems = state.problems
+    # UsageError: pytest prints it as one `ERROR:` line and exits 4, with no
+    # traceback and before collection.
+    raise pytest.UsageError(
+        f"backport-tool (strict): {_not_in_force(problems, state.report)}, so no test ran: "
+        + "; ".join(f"{r.id}: {r.status.value} ({r.reason})" for r in problems)
+        + ". Run `backport-tool status` for details, or set "
+        f"{DISABLE_ENV}={','.join(r.id for r in problems)} to skip them."
+    )
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    report = config.stash.get(_REPORT, None)
-    if report is None:
+    state = config.stash.get(_SESSION, None)
+    if state is None:
         return None
+    report = state.report
     parts = ", ".join(f"{r.id}: {r.status.value}" for r in report.results) or "no backports"
-    return [f"backport-tool: {report.package} {report.version or 'not installed'}: {parts}"]
+    lines = [f"backport-tool: {report.package} {report.version or 'not installed'}: {parts}"]
+    lines += [f"backport-tool: {r.id} is {r.status.value}: {r.reason}" for r in state.problems]
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    state = terminalreporter.config.stash.get(_SESSION, None)
+    if state is None or not state.problems:
+        return
+    # A session that passes while a backport is not in force must not look
+    # like one that tested the patched code.
+    terminalreporter.section("backport-tool", sep="=", yellow=True, bold=True)
+    terminalreporter.line(
+        f"{_not_in_force(state.problems, state.report)}; the tests ran anyway "
+        "(--backports-strict stops the session at start instead):"
+    )
+    for r in state.problems:
+        terminalreporter.line(f"  {r.id}: {r.status.value} ({r.reason})")
+
+
+def _not_in_force(problems: list[BackportResult], report: Report) -> str:
+    if len(problems) == 1:
+        return f"1 backport of {report.manifest} is not fully in force"
+    return f"{len(problems)} backports of {report.manifest} are not fully in force"
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if config.stash.get(_REPORT, None) is not None:
+    if config.stash.get(_SESSION, None) is not None:
         revert()
 
 
@@ -123,7 +261,7 @@ def backport_reverted(
         try:
             yield
         finally:
-            result = apply(_manifest(pytestconfig), eager=True).by_id(backport_id)
+            result = apply(_reapply_manifest(pytestconfig), eager=True).by_id(backport_id)
             if result.status is not Status.APPLIED:
                 pytest.fail(f"could not re-apply {backport_id!r}: {result.reason}")
 
