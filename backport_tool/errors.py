@@ -44,6 +44,34 @@ class UsageError(BackportToolError):
     """The library or CLI was called in a way that cannot work."""
 
 
+# What needs ruamel.yaml, as MissingDependencyError names it.
+WRITING_MANIFEST = "writing the manifest (`lock`, `new`)"
+
+
+class MissingDependencyError(BackportToolError, ImportError):
+    """A command needs a third-party package that cannot be imported.
+
+    ``apply`` and ``check`` need only packaging and pyyaml (and the patched
+    package). ``track``, ``lock``, ``new`` and reading a git revision import
+    more, only when they run, and raise this when it is missing. It is also an
+    :class:`ImportError`, as the import of a module that needs it fails.
+    """
+
+    def __init__(self, needed_by: str, distribution: str, module: str, cause: ImportError) -> None:
+        self.needed_by = needed_by
+        self.distribution = distribution
+        missing = cause.name if isinstance(cause, ModuleNotFoundError) else None
+        if missing is not None and (module == missing or module.startswith(f"{missing}.")):
+            message = f"{needed_by} needs {distribution}: pip install {distribution}"
+        else:
+            # Installed but broken (a dependency of its own missing, GitPython
+            # without a git executable): reinstalling is not the fix, its
+            # error is. Its first line only: the CLI prints one line.
+            why = str(cause).strip().partition("\n")[0] or type(cause).__name__
+            message = f"{needed_by} needs {distribution}, which failed to import: {why}"
+        super().__init__(message, name=module)
+
+
 class VerificationError(BackportToolError):
     """``apply(strict=True)`` found a backport that is drift, missing, failed or partial."""
 

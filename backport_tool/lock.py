@@ -12,21 +12,28 @@ from dataclasses import dataclass
 from typing import Any
 
 from packaging.version import Version
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .api import manifest_for
 from .config import ALL, Switches
 from .copysites import Copies, CopiesUnknown, find_copies, installed_tree
 from .decision import decide
-from .errors import UsageError
+from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import read_text, write_text_preserving
 from .inspection import Inspector, LiveInspector, StaticInspector
 from .manifest import Manifest, SymbolRef, Target, parse_manifest
 from .report import Presence, Status
 from .static import StaticIndex, open_tree
 from .versions import installed_version
+
+# Only the commands that write the manifest need ruamel.yaml (it round-trips
+# the comments and key order a human wrote, which pyyaml cannot); apply and
+# check never import this module.
+try:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+except ImportError as exc:
+    raise MissingDependencyError(WRITING_MANIFEST, "ruamel.yaml", "ruamel.yaml", exc) from exc
 
 
 class LockAction(str, enum.Enum):

@@ -10,13 +10,8 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from .errors import UsageError
+from .errors import MissingDependencyError, UsageError
 from .manifest import Backport
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 RETIRE_OUTSIDE = "retire: outside every supported version"
 RETIRE_FIXED = "retire: upstream fixed in all supported versions"
@@ -65,6 +60,15 @@ def supported_from_pyproject(path: Path, package: str) -> SpecifierSet:
         ) from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    # Imported here: on Python 3.10 TOML takes tomli, which `check` without
+    # --supported-from must not need.
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - exercised on 3.10 only
+        try:
+            import tomli as tomllib  # noqa: PLC0415
+        except ImportError as exc:
+            raise MissingDependencyError(f"reading {path}", "tomli", "tomli", exc) from exc
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -15,11 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from packaging.utils import canonicalize_name
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from .copysites import CopiesUnknown, find_copies, installed_tree
-from .errors import UsageError
+from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
 from .inspection import LiveInspector
 from .lock import _round_trip
@@ -28,6 +26,13 @@ from .report import Presence
 from .source import parse_signature
 from .static import StaticIndex
 from .versions import installed_version
+
+# As in lock, which this imports first.
+try:
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import DoubleQuotedScalarString
+except ImportError as exc:
+    raise MissingDependencyError(WRITING_MANIFEST, "ruamel.yaml", "ruamel.yaml", exc) from exc
 
 HEADER = '''\
 """{summary}

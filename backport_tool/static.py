@@ -28,7 +28,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from .errors import UsageError
+from .errors import MissingDependencyError, UsageError
 from .manifest import SymbolRef
 
 _VERSION_PY = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
@@ -251,9 +251,12 @@ class GitTree:
     HEAD are never touched."""
 
     def __init__(self, path: Path, rev: str) -> None:
-        import git  # noqa: PLC0415 - only git reads need gitpython; apply never pays for it
-
         self.label = f"{path}@{rev}"
+        try:
+            import git  # noqa: PLC0415 - only git reads need gitpython; apply never pays for it
+        except ImportError as exc:
+            raise MissingDependencyError(f"reading {self.label}", "GitPython", "git", exc) from exc
+
         try:
             self._commit = git.Repo(path).commit(rev)
         except (git.InvalidGitRepositoryError, git.NoSuchPathError):

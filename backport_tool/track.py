@@ -20,7 +20,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from .api import manifest_for
-from .errors import UsageError
+from .errors import MissingDependencyError, UsageError
 from .manifest import Manifest
 
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
@@ -154,7 +154,10 @@ def track(
 ) -> tuple[TrackResult, ...]:
     """For each backport with ``upstream.commit``, read which release tags of the
     clone at ``upstream`` really contain the fix, and the first release that does."""
-    import git  # noqa: PLC0415 - gitpython is only needed here
+    try:
+        import git  # noqa: PLC0415 - only track needs gitpython; apply never pays for it
+    except ImportError as exc:
+        raise MissingDependencyError("`track`", "GitPython", "git", exc) from exc
 
     loaded = manifest_for(manifest)
     try:

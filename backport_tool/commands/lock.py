@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from ..errors import UsageError
-from ..lock import LockAction, acknowledge, lock
 from . import _output
 
 
@@ -18,6 +17,10 @@ def run(
             "--acknowledge records the references check finds in this process; it cannot "
             "read a --source"
         )
+    # Imported here: the CLI loads every command module, and lock's ruamel.yaml
+    # must not be needed by apply or check.
+    from ..lock import LockAction, acknowledge, lock  # noqa: PLC0415
+
     entries = acknowledge(manifest) if acknowledging else lock(manifest, source=source)
     # Quiet keeps what changed the manifest.
     shown = [e for e in entries if e.action is LockAction.UPDATED or not quiet]

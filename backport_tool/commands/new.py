@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from ..scaffold import scaffold
 from . import _output
 
 
@@ -13,6 +12,9 @@ def run(
     as_json: bool,
     quiet: bool,
 ) -> int:
+    # As in the lock command: only new and lock need ruamel.yaml.
+    from ..scaffold import scaffold  # noqa: PLC0415
+
     written = scaffold(manifest, backport_id, targets, package=package)
     manifest_path, module = written
     if as_json:
