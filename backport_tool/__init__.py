@@ -19,23 +19,16 @@ if TYPE_CHECKING:
         BackportToolError,
         InstalledVersionError,
         ManifestError,
+        MissingDependencyError,
         UsageError,
         VerificationError,
     )
+    from .findings import Claim, Presence, Probe, TargetReport, Verdict
     from .lock import LockEntry, lock
     from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
     from .matrix import Matrix, build_matrix
     from .patcher import AppliedBackport
-    from .report import (
-        BackportResult,
-        Claim,
-        Presence,
-        Probe,
-        Report,
-        Status,
-        TargetReport,
-        Verdict,
-    )
+    from .report import BackportResult, Report, Status
     from .track import TrackResult, track
 
 # name -> module that defines it
@@ -44,23 +37,24 @@ _EXPORTS = {
     "Backport": "manifest",
     "BackportResult": "report",
     "BackportToolError": "errors",
-    "Claim": "report",
+    "Claim": "findings",
     "InstalledVersionError": "errors",
     "LockEntry": "lock",
     "Manifest": "manifest",
     "ManifestError": "errors",
+    "MissingDependencyError": "errors",
     "Matrix": "matrix",
-    "Presence": "report",
-    "Probe": "report",
+    "Presence": "findings",
+    "Probe": "findings",
     "Report": "report",
     "Status": "report",
     "SymbolRef": "manifest",
     "Target": "manifest",
-    "TargetReport": "report",
+    "TargetReport": "findings",
     "TrackResult": "track",
     "Upstream": "manifest",
     "UsageError": "errors",
-    "Verdict": "report",
+    "Verdict": "findings",
     "VerificationError": "errors",
     "apply": "api",
     "applied": "api",
@@ -85,6 +79,7 @@ __all__ = [
     "LockEntry",
     "Manifest",
     "ManifestError",
+    "MissingDependencyError",
     "Matrix",
     "Presence",
     "Probe",

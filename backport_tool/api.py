@@ -26,11 +26,10 @@ import os
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from . import lazy, plan
 from .config import (
-    ALL,
     BOOT_DIR,
     DISABLE_ENV,
     ENABLE_ENV,
@@ -40,8 +39,9 @@ from .config import (
     configure_logging,
     default_manifest_path,
     switches,
+    unknown_switches,
 )
-from .errors import UsageError, VerificationError
+from .errors import BackportToolError, UsageError, VerificationError
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
@@ -90,16 +90,21 @@ def _as_manifest(source: ManifestFile | Manifest) -> Manifest:
     return _parsed(source) if isinstance(source, ManifestFile) else source
 
 
-def warn_unknown_ids(switched: Switches, known: set[str]) -> None:
-    for env, ids in ((DISABLE_ENV, switched.disabled), (ENABLE_ENV, switched.enabled)):
-        unknown = sorted(ids - known - {ALL})
-        if unknown:
-            logger.warning(
-                "backport-tool: %s names unknown backport id(s) %s. Hint: known ids are %s",
-                env,
-                ", ".join(unknown),
-                ", ".join(sorted(known)) or "(none)",
-            )
+class Given(NamedTuple):
+    """The switches a caller passed, and how its messages name them."""
+
+    enable: tuple[str, ...] = ()
+    disable: tuple[str, ...] = ()
+    names: tuple[str, str] = ("apply(enable=...)", "apply(disable=...)")
+
+
+def warn_unknown_ids(given: Given, known: Iterable[str]) -> tuple[str, ...]:
+    """Log a warning for each switched id that names no backport of the manifest
+    (visible with no logging configured); the messages, for the report."""
+    messages = unknown_switches(known, given.enable, given.disable, given_as=given.names)
+    for message in messages:
+        logger.warning("backport-tool: %s", message)
+    return tuple(messages)
 
 
 def _version_text(package: str, switched: Switches) -> str | None:
@@ -184,6 +189,7 @@ def apply(
     strict: bool = False,
     subprocesses: bool = True,
     enable: Iterable[str] = (),
+    disable: Iterable[str] = (),
 ) -> Report:
     """Apply the patch set of ``manifest`` (default: ``$BACKPORT_TOOL_MANIFEST``, else
     the bundled one) in this process.
@@ -200,27 +206,50 @@ def apply(
     Inductor's compile subprocesses) apply the same patch set with the same
     switches; see :func:`reach_subprocesses`.
     ``enable`` names opt-in backports to apply, like ``BACKPORT_TOOL_ENABLE``
-    (ids, or ``"all"``); ``BACKPORT_TOOL_DISABLE`` still wins.
-    ``strict=True`` (implies eager) raises :class:`VerificationError` when a
-    backport is ``drift``, ``missing``, ``failed`` or ``partial``. An invalid
-    manifest always raises :class:`ManifestError`, before anything is imported
-    or patched. Called from a backport's hook, it raises :class:`UsageError`.
+    (ids, or ``"all"``); ``disable`` names backports not to apply, like
+    ``BACKPORT_TOOL_DISABLE``, which wins. An id that names no backport of the
+    manifest is logged as a warning (visible with no logging configured) and
+    listed in the report's ``warnings``; it never raises.
+
+    It never raises at startup either: a manifest that cannot be read or is
+    invalid, or a package whose installed version cannot be read, is logged as
+    an error naming the file, nothing is applied, and the report's ``error``
+    says why. ``strict=True`` (implies eager) raises instead: that
+    :class:`BackportToolError`, or :class:`VerificationError` when a backport
+    is ``drift``, ``missing``, ``failed`` or ``partial``. Called from a
+    backport's hook, it raises :class:`UsageError`.
     """
     _refuse_in_hook("apply")
     configure_logging()
     STATE.hooks.module_loaded(None)
-    source = _source(manifest)
-    switched = switches(enable)
-    if eager or strict:
-        report = _apply_now(_as_manifest(source), switched)
-    else:
-        report = _apply_lazily(source, switched)
+    given = Given(tuple(enable), tuple(disable))
+    switched = switches(given.enable, given.disable)
+    try:
+        source = _source(manifest)
+        if eager or strict:
+            report = _apply_now(_as_manifest(source), switched, given)
+        else:
+            report = _apply_lazily(source, switched, given)
+    except BackportToolError as exc:
+        if strict:
+            raise
+        return _not_applied(manifest, exc)
     # Only a manifest that validated reaches subprocesses.
     if subprocesses:
         reach_subprocesses(source.location, switched)
     _log_summary(report)
     if strict and report.exit_code:
         raise VerificationError(report)
+    return report
+
+
+def _not_applied(manifest: str | os.PathLike[str] | Manifest | None, exc: Exception) -> Report:
+    # A server must start without its backports rather than not at all.
+    where = default_manifest_path() if manifest is None else manifest
+    path = str(where.path if not isinstance(where, (str, os.PathLike)) else where)
+    logger.error("backport-tool: %s; nothing was applied", exc)
+    report = Report("", None, path, (), error=f"{exc}; nothing was applied")
+    _record(report)
     return report
 
 
@@ -236,14 +265,14 @@ def _refuse_in_hook(verb: str) -> None:
         )
 
 
-def _apply_now(manifest: Manifest, switched: Switches) -> Report:
+def _apply_now(manifest: Manifest, switched: Switches, given: Given) -> Report:
     from .engine import Mode, run  # noqa: PLC0415 - see _parsed
     from .inspection import LiveInspector  # noqa: PLC0415
 
-    warn_unknown_ids(switched, {b.id for b in manifest.backports})
+    warnings = warn_unknown_ids(given, (b.id for b in manifest.backports))
     version = installed(manifest.package, switched)
     report = run(manifest, Mode.APPLY, LiveInspector(), version, switched)
-    _record(report)
+    _record(replace(report, warnings=warnings))
     for result in report.results:
         if result.status is Status.APPLIED:
             _applied_now(result.id, _package_of(manifest, result.id), manifest)
@@ -254,12 +283,12 @@ def _package_of(manifest: Manifest, backport_id: str) -> str:
     return manifest.get(backport_id).targets[0].symbol.module.split(".")[0]
 
 
-def _apply_lazily(source: ManifestFile | Manifest, switched: Switches) -> Report:
+def _apply_lazily(source: ManifestFile | Manifest, switched: Switches, given: Given) -> Report:
     if isinstance(source, ManifestFile):
         decided = _startup_plan(source, switched)
     else:
         decided = _build_plan(source, switched)
-    warn_unknown_ids(switched, {e.id for e in decided.entries})
+    warnings = warn_unknown_ids(given, (e.id for e in decided.entries))
     results: list[BackportResult] = []
     ready: list[plan.PlanEntry] = []
     for entry in decided.entries:
@@ -268,12 +297,13 @@ def _apply_lazily(source: ManifestFile | Manifest, switched: Switches) -> Report
             continue
         ready.append(entry)
         results.append(BackportResult(entry.id, Status.PENDING, ""))
-    _record(Report(decided.package, decided.version, str(source.path), tuple(results)))
+    path = str(source.path)
+    _record(Report(decided.package, decided.version, path, tuple(results), warnings=warnings))
     for entry in ready:
         _watch(source, entry)
     for entry in ready:
         _update_pending(entry.id)
-    return current_report() or Report(decided.package, decided.version, str(source.path), ())
+    return current_report() or Report(decided.package, decided.version, path, ())
 
 
 def _watch(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
@@ -518,7 +548,8 @@ def _log_summary(report: Report) -> None:
     groups: dict[Status, list[str]] = {}
     for result in report.results:
         groups.setdefault(result.status, []).append(result.id)
-    in_force = (Status.APPLIED, Status.PENDING)
+    # A partial backport is in force where apply reached: not a refusal.
+    in_force = (Status.APPLIED, Status.PARTIAL, Status.PENDING)
     refused = sum(len(ids) for status, ids in groups.items() if status not in in_force)
     parts = [f"{len(groups[s])} {s} ({', '.join(groups[s])})" for s in in_force if s in groups]
     parts.append(f"{refused} refused")

@@ -10,8 +10,8 @@ from dataclasses import replace
 
 from packaging.specifiers import SpecifierSet
 
-from .api import installed, manifest_for, warn_unknown_ids
-from .config import Switches, switches
+from .api import Given, installed, manifest_for, warn_unknown_ids
+from .config import Switches, id_set, switches
 from .engine import Mode, run
 from .errors import UsageError
 from .inspection import LiveInspector, StaticInspector
@@ -30,6 +30,7 @@ def check(
     supported: SpecifierSet | None = None,
     selftest: bool = False,
     enable: Iterable[str] = (),
+    disable: Iterable[str] = (),
 ) -> Report:
     """Verify every backport like :func:`apply` would, without patching anything.
 
@@ -46,11 +47,16 @@ def check(
     apply to any supported version. With ``selftest``, every ``ready`` or applied
     backport that defines a ``selftest()`` runs it in a subprocess with the patch
     set applied.
+
+    ``enable`` and ``disable`` switch backports like ``BACKPORT_TOOL_ENABLE`` and
+    ``BACKPORT_TOOL_DISABLE``; an id that names no backport of the manifest is
+    logged as a warning and listed in the report's ``warnings``.
     """
     loaded = manifest_for(manifest)
-    switched = switches(enable)
+    given = Given(tuple(enable), tuple(disable), ("check(enable=...)", "check(disable=...)"))
+    switched = switches(given.enable, given.disable)
+    warnings = warn_unknown_ids(given, (b.id for b in loaded.backports))
     if source is None:
-        warn_unknown_ids(switched, {b.id for b in loaded.backports})
         version = installed(loaded.package, switched)
         report = run(loaded, Mode.CHECK, LiveInspector(), version, switched)
     else:
@@ -64,9 +70,10 @@ def check(
                 f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
             )
         # Another version, read statically: the environment's switches are
-        # this process's, so only what the caller enables counts.
+        # this process's, so only what the caller switches counts.
         inspector = StaticInspector(StaticIndex(tree))
-        report = run(loaded, Mode.STATIC, inspector, found, Switches(enabled=switched.enabled))
+        chosen = Switches(id_set(given.disable), switched.enabled)
+        report = run(loaded, Mode.STATIC, inspector, found, chosen)
     results = []
     for backport, result in zip(loaded.backports, report.results, strict=True):
         final = result
@@ -75,7 +82,7 @@ def check(
         if selftest and final.status in (Status.READY, Status.APPLIED):
             final = _selftest(loaded, backport.id, final, switched)
         results.append(final)
-    return replace(report, results=tuple(results))
+    return replace(report, results=tuple(results), warnings=warnings)
 
 
 def _selftest(

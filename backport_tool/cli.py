@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .cache import write_bytes
 from .commands import apply as apply_cmd
 from .commands import check as check_cmd
 from .commands import lock as lock_cmd
@@ -18,7 +21,11 @@ from .commands import status as status_cmd
 from .commands import track as track_cmd
 from .commands._output import Format
 from .config import (
+    CACHE_ENV,
+    DISABLE_ENV,
+    ENABLE_ENV,
     LOCAL_MANIFEST,
+    LOG_ENV,
     MANIFEST_ENV,
     internal_log_path,
     log_to_stderr,
@@ -29,6 +36,7 @@ from .errors import BackportToolError
 
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
 
 
 QUIET_PROBLEMS = "print nothing when all is well; only problems otherwise"
@@ -52,14 +60,36 @@ def _add_common(parser: argparse.ArgumentParser, quiet: str | None) -> None:
 
 def _formatter(prog: str) -> argparse.HelpFormatter:
     # A fixed width keeps --help (and docs/cli.md, generated from it) the same
-    # on every terminal.
-    return argparse.HelpFormatter(prog, width=88)
+    # on every terminal. Raw: the epilog's tables keep their lines.
+    return argparse.RawDescriptionHelpFormatter(prog, width=88)
+
+
+EPILOG = f"""\
+environment variables:
+  {MANIFEST_ENV:<24} the manifest to use when --manifest is not given
+  {ENABLE_ENV:<24} opt-in backports to apply too (comma-separated ids, or 'all')
+  {DISABLE_ENV:<24} backports not to apply (comma-separated ids, or 'all')
+  {LOG_ENV:<24} log level of the library on stderr (DEBUG, INFO, WARNING, ERROR, OFF)
+  {CACHE_ENV:<24} where startup plans and the internal-error log go
+                           (default: $XDG_CACHE_HOME/backport-tool or ~/.cache/backport-tool)
+
+exit codes:
+  0    every backport is fine, or correctly not applied
+  1    a backport is drift, missing, failed or partial; with --strict, also one to
+       retire or a contradicted fixed_in claim
+  2    usage error: bad arguments, unknown backport id, invalid manifest, a file
+       that cannot be written, a package that is not installed
+  3    internal error (a bug: the message names a log file to report)
+  130  interrupted (Ctrl-C)
+  141  the reader of the output went away (a closed pipe, e.g. `| head`)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="backport-tool",
         description="Apply upstream PyTorch fixes as verified, reversible patches.",
+        epilog=EPILOG,
         formatter_class=_formatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -90,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
             "print only the paths written",
         ),
     ):
-        command = sub.add_parser(name, help=text, description=text, formatter_class=_formatter)
+        command = sub.add_parser(
+            name, help=text, description=text, epilog=EPILOG, formatter_class=_formatter
+        )
         _add_common(command, quiet)
         commands[name] = command
     for name in ("apply", "check", "status"):
@@ -99,7 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="ID",
             action="append",
             default=[],
-            help="apply this opt-in backport too (repeat, or 'all'); as BACKPORT_TOOL_ENABLE",
+            help=f"apply this opt-in backport too (repeat, or 'all'); as {ENABLE_ENV}",
+        )
+        commands[name].add_argument(
+            "--disable",
+            metavar="ID",
+            action="append",
+            default=[],
+            help=f"do not apply this backport (repeat, or 'all'); as {DISABLE_ENV}, and it "
+            "wins over --enable",
         )
     for name in ("check", "status", "lock"):
         commands[name].add_argument(
@@ -134,7 +174,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="read the supported range from this pyproject.toml's [project] dependencies",
     )
     check_cmd_parser.add_argument(
-        "--strict", action="store_true", help="exit 1 when a backport should be retired"
+        "--strict",
+        action="store_true",
+        help="also exit 1 when the code contradicts a fixed_in claim (upstream is "
+        "declared to have the fix, but the installed or --source code does not), and, "
+        "with --supported, when a backport should be retired",
     )
     check_cmd_parser.add_argument(
         "--format",
@@ -211,16 +255,17 @@ def reference() -> str:
 
 def _internal_error() -> int:
     details = traceback.format_exc()
-    path = internal_log_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(details, encoding="utf-8")
-    except OSError:
+    # Through the cache's rules: never through a planted symlink, never into
+    # a directory others can write.
+    written = write_bytes(internal_log_path(), details.encode("utf-8", errors="replace"))
+    if written is None:
+        # mkstemp: a fresh private file with an unpredictable name.
         with tempfile.NamedTemporaryFile(
             "w", prefix="backport-tool-", suffix=".log", delete=False
         ) as fallback:
             fallback.write(details)
-        path = Path(fallback.name)
+        written = Path(fallback.name)
+    path = written
     last = details.strip().splitlines()[-1]
     print(
         f"backport-tool: internal error: {last}\n"
@@ -228,6 +273,19 @@ def _internal_error() -> int:
         file=sys.stderr,
     )
     return EXIT_INTERNAL
+
+
+def _reader_gone() -> int:
+    # As git and ruff: no message, and the status a shell shows for SIGPIPE.
+    # What is still buffered for stdout must not reach the closed pipe when
+    # the interpreter flushes it at exit ("Exception ignored ... BrokenPipeError").
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (captured stdout)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 def _format(args: argparse.Namespace) -> Format:
@@ -239,7 +297,14 @@ def _run(args: argparse.Namespace) -> int:
     manifest: str | None = args.manifest
     quiet: bool = getattr(args, "quiet", False)
     if args.command == "apply":
-        return apply_cmd.run(manifest, args.cmd, enable=args.enable, as_json=args.json, quiet=quiet)
+        return apply_cmd.run(
+            manifest,
+            args.cmd,
+            enable=args.enable,
+            disable=args.disable,
+            as_json=args.json,
+            quiet=quiet,
+        )
     if args.command == "check":
         return check_cmd.run(
             manifest,
@@ -250,11 +315,17 @@ def _run(args: argparse.Namespace) -> int:
             fmt=_format(args),
             selftest=args.selftest,
             enable=args.enable,
+            disable=args.disable,
             quiet=quiet,
         )
     if args.command == "status":
         return status_cmd.run(
-            manifest, source=args.source, enable=args.enable, as_json=args.json, quiet=quiet
+            manifest,
+            source=args.source,
+            enable=args.enable,
+            disable=args.disable,
+            as_json=args.json,
+            quiet=quiet,
         )
     if args.command == "lock":
         return lock_cmd.run(
@@ -293,8 +364,33 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.manifest = str(found)
     # The report already shows every problem; the log is for --verbose.
     previous = log_to_stderr(logging.DEBUG if args.verbose else logging.ERROR)
+    # main() may run inside a larger program (tests, the pytest plugin): its
+    # logging and warning filters are left as they were.
     try:
-        return _run(args)
+        with warnings.catch_warnings():
+            if not args.verbose:
+                # torch warns on import when NumPy is missing, which changes
+                # nothing backport-tool checks: only this one warning goes.
+                warnings.filterwarnings(
+                    "ignore",
+                    message="Failed to initialize NumPy",
+                    category=UserWarning,
+                    module="torch",
+                )
+            return _guarded(args)
+    finally:
+        restore_logging(previous)
+
+
+def _guarded(args: argparse.Namespace) -> int:
+    try:
+        code = _run(args)
+        # Inside the try: a reader that went away (`status | head -1`) shows
+        # up at the flush as often as at a print.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        return _reader_gone()
     except BackportToolError as exc:
         print(f"backport-tool: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -303,7 +399,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception:
         return _internal_error()
-    finally:
-        # main() may run inside a larger program (tests, the pytest plugin):
-        # leave its logging as it was.
-        restore_logging(previous)

@@ -52,15 +52,22 @@ def default_manifest_path() -> Path:
 
 
 # Tools run inside a project (the CLI, the pytest plugin) look for its
-# manifest.yaml before falling back to the bundled one. The library's apply()
-# does not: a server's working directory must not decide what gets patched.
+# manifest.yaml before falling back to the bundled one, as pytest, ruff and
+# pre-commit find their configuration: in the directory, then each one above
+# it, up to the repository root (a directory with .git) or the filesystem's.
+# The library's apply() does not: a server's working directory must not decide
+# what gets patched.
 def project_manifest_path(*directories: Path) -> Path | None:
     from_env = os.environ.get(MANIFEST_ENV)
     if from_env:
         return Path(from_env)
     for directory in directories:
-        if (directory / LOCAL_MANIFEST).is_file():
-            return directory / LOCAL_MANIFEST
+        start = Path(os.path.abspath(directory))
+        for place in (start, *start.parents):
+            if (place / LOCAL_MANIFEST).is_file():
+                return place / LOCAL_MANIFEST
+            if (place / ".git").exists():
+                break
     return None
 
 
@@ -115,11 +122,53 @@ class Switches(NamedTuple):
         return ALL in self.enabled or backport_id in self.enabled
 
 
-def switches(enable: str | Iterable[str] = ()) -> Switches:
-    """``BACKPORT_TOOL_DISABLE``, and ``BACKPORT_TOOL_ENABLE`` plus ``enable`` (an id
-    or several)."""
-    extra = _ids(enable if isinstance(enable, str) else ",".join(enable))
-    return Switches(disabled_ids(), _ids(_switch_env(ENABLE_ENV)) | extra)
+def id_set(ids: str | Iterable[str]) -> frozenset[str]:
+    """The ids a caller passed (an id, several, or a comma-separated string)."""
+    return _ids(ids if isinstance(ids, str) else ",".join(ids))
+
+
+def switches(enable: str | Iterable[str] = (), disable: str | Iterable[str] = ()) -> Switches:
+    """``BACKPORT_TOOL_DISABLE`` plus ``disable``, and ``BACKPORT_TOOL_ENABLE`` plus
+    ``enable`` (each an id or several)."""
+    return Switches(
+        disabled_ids() | id_set(disable), _ids(_switch_env(ENABLE_ENV)) | id_set(enable)
+    )
+
+
+def unknown_switches(
+    known: Iterable[str],
+    enable: str | Iterable[str] = (),
+    disable: str | Iterable[str] = (),
+    *,
+    given_as: tuple[str, str] = ("the enable argument", "the disable argument"),
+) -> list[str]:
+    """One message per id that names no backport of the manifest, saying where it
+    was given (``given_as`` names the ``enable`` and ``disable`` sources) and the
+    closest known id."""
+    names = frozenset(known)
+    sources = (
+        (f"the {ENABLE_ENV} variable", _ids(_switch_env(ENABLE_ENV))),
+        (f"the {DISABLE_ENV} variable", disabled_ids()),
+        (given_as[0], id_set(enable)),
+        (given_as[1], id_set(disable)),
+    )
+    return [
+        _unknown(unknown, source, names)
+        for source, ids in sources
+        for unknown in sorted(ids - names - {ALL})
+    ]
+
+
+def _unknown(backport_id: str, source: str, known: frozenset[str]) -> str:
+    import difflib  # noqa: PLC0415 - only for a mistake, never at a clean startup
+
+    close = difflib.get_close_matches(backport_id, sorted(known), n=1)
+    hint = (
+        f"did you mean {close[0]!r}?"
+        if close
+        else f"known ids: {', '.join(sorted(known)) or '(none)'}, or {ALL!r}"
+    )
+    return f"{source} names {backport_id!r}, which is no backport of the manifest; {hint}"
 
 
 def _handler() -> logging.Handler:
@@ -181,10 +230,14 @@ def child_environment(
     """
     env = dict(base)
     if boot:
+        # Every entry the user gave stays, in order, empty ones included (an
+        # empty entry is the current directory); only a boot directory of ours
+        # goes, so that a nested `apply --` does not stack a second one.
+        given = env.get("PYTHONPATH")
         kept = [
             p
-            for p in env.get("PYTHONPATH", "").split(os.pathsep)
-            if p and Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
+            for p in (given.split(os.pathsep) if given else [])
+            if not p or Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
         ]
         env["PYTHONPATH"] = os.pathsep.join([str(BOOT_DIR), *kept])
     env[MANIFEST_ENV] = str(manifest)

@@ -20,11 +20,12 @@ from packaging.version import Version
 from . import patcher, references
 from .config import Switches
 from .decision import decide_all
+from .findings import Claim, Probe
 from .inspection import Inspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
 from .manifest import Backport, Manifest
 from .replacement import hooks_of, patch_for, replacement_for
-from .report import BackportResult, Claim, Decision, Probe, Report, Status
+from .report import BackportResult, Decision, Report, Status
 from .verification import (
     Inspected,
     Problem,

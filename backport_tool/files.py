@@ -95,6 +95,7 @@ def write_target(path: Path, *, within: Path | None = None) -> Path:
                 "nothing was written. Fix or remove the link and run the command again"
             )
     target = path.resolve()
+    refuse_installed(path, target)
     if within is not None:
         root = within.resolve()
         if not target.is_relative_to(root):
@@ -104,6 +105,45 @@ def write_target(path: Path, *, within: Path | None = None) -> Path:
                 "symlink with a real directory there"
             )
     return target
+
+
+def installed_place(target: Path) -> Path | None:
+    """The installed package directory (site-packages, or backport-tool's own
+    package, which holds the bundled patch set) that ``target`` lies in."""
+    # Imported here: only the commands that write need them.
+    import site  # noqa: PLC0415
+    import sysconfig  # noqa: PLC0415
+
+    from .config import PACKAGE_DIR  # noqa: PLC0415
+
+    paths = sysconfig.get_paths()
+    roots = [paths.get("purelib"), paths.get("platlib"), *site.getsitepackages()]
+    roots.append(site.getusersitepackages())
+    for root in [PACKAGE_DIR, *(Path(r).resolve() for r in roots if r)]:
+        if target.is_relative_to(root):
+            return root
+    return next(
+        (
+            Path(*target.parts[: i + 1])
+            for i, part in enumerate(target.parts)
+            if part in ("site-packages", "dist-packages")
+        ),
+        None,
+    )
+
+
+def refuse_installed(path: Path, target: Path | None = None) -> None:
+    """Raise :class:`UsageError` if writing ``path`` would change an installed
+    package: the next install or upgrade would silently undo the change, and
+    every project using that environment would get it."""
+    place = installed_place(target if target is not None else path.resolve())
+    if place is not None:
+        raise UsageError(
+            f"{path} is inside an installed package ({place}); nothing was written. "
+            f"Run the command in your project, whose {path.name} it then finds in the "
+            "current directory or above, or name one with --manifest PATH (`backport-tool "
+            "new` starts one)"
+        )
 
 
 def _links_to_check(path: Path) -> list[Path]:

@@ -212,6 +212,14 @@ def unwritten(function: object, source: str | bytes | None) -> bool:
     """
     if function is NotImplemented:
         return True
+    # Parsing the module costs more than the rest of fitting a replacement:
+    # only a function that names NotImplementedError can be a skeleton.
+    if not any(
+        "NotImplementedError" in obj.__code__.co_names
+        for obj in _unwrapping(function)
+        if isinstance(obj, types.FunctionType)
+    ):
+        return False
     tree = _parse(source)
     located = _located(function, tree) if tree is not None else None
     if located is None:
@@ -233,12 +241,14 @@ def uses_zero_argument_super(function: object, source: str | bytes | None) -> bo
     wraps count too: those kept as ``__wrapped__`` and those the wrapper closes
     over, as far as the module's source defines them.
     """
-    tree = _parse(source)
+    tree: ast.Module | object | None = _UNPARSED  # parsed only when needed
     for found in _reachable(function):
         code = found.__code__
         if "super" not in code.co_names:
             continue
-        node = _node(tree, code) if tree is not None else None
+        if tree is _UNPARSED:
+            tree = _parse(source)
+        node = _node(tree, code) if isinstance(tree, ast.Module) else None
         if node is None:
             if found is function:
                 return True  # cannot tell: treat it as using it, and say so
@@ -361,6 +371,7 @@ def _plain(expression: ast.expr) -> bool:
 
 
 _MISSING = object()
+_UNPARSED = object()
 
 
 def _resolve(expression: ast.expr, namespace: dict[str, Any]) -> object:

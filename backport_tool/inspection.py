@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Protocol
 
 from . import patcher
+from .findings import Presence
 from .manifest import SymbolRef
-from .report import Presence
 from .source import FunctionFacts, assignment_facts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text

@@ -15,8 +15,7 @@ from .errors import InstalledVersionError
 def version_text(package: str) -> str | None:
     """The ``Version`` field of ``package``'s metadata; None if it is not installed."""
     try:
-        metadata = importlib.metadata.distribution(package).metadata
-        raw = metadata["Version"]
+        raw = _version_field(importlib.metadata.distribution(package))
     except importlib.metadata.PackageNotFoundError:
         return None
     except UnicodeDecodeError as exc:
@@ -32,3 +31,19 @@ def version_text(package: str) -> str | None:
             "disable backports with BACKPORT_TOOL_DISABLE=all"
         )
     return raw.strip()
+
+
+def _version_field(dist: importlib.metadata.Distribution) -> str | None:
+    # .metadata runs the email parser over every header (torch has dozens of
+    # Requires-Dist lines): most of the cost of reading a version at startup.
+    # The header block ends at the first empty line, and Version is one line.
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    if text is not None:
+        for line in text.splitlines():
+            if not line.strip():
+                break
+            name, colon, value = line.partition(":")
+            if colon and name.strip().lower() == "version":
+                return value.strip()
+    # No such line in the headers: let the email parser have the last word.
+    return dist.metadata["Version"]

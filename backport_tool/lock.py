@@ -19,9 +19,10 @@ from .copysites import Copies, CopiesUnknown, find_copies, installed_tree
 from .decision import decide
 from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import read_text, write_text_preserving
+from .findings import Presence
 from .inspection import Inspector, LiveInspector, StaticInspector
 from .manifest import Manifest, SymbolRef, Target, parse_manifest
-from .report import Presence, Status
+from .report import Status
 from .static import StaticIndex, open_tree
 from .versions import installed_version
 
@@ -59,7 +60,7 @@ class LockEntry:
     def to_dict(self) -> dict[str, str | None]:
         """The entry as plain JSON-ready values."""
         return {
-            "backport": self.backport,
+            "id": self.backport,
             "symbol": self.symbol,
             "action": self.action.value,
             "detail": self.detail,

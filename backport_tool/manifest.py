@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import keyword
 import os
 import re
@@ -15,6 +16,9 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
+from . import __version__
+from .cache import read_json, write_json
+from .config import cache_dir
 from .errors import ManifestError
 from .manifest_file import ManifestFile, read_manifest_file
 from .source import normalize_signature
@@ -168,6 +172,11 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
     ``location`` is the real file (default: ``path`` with symlinks resolved);
     module paths are relative to its directory.
     """
+    real = location if location is not None else path.resolve()
+    cache_path, key = _cache_entry(text, real)
+    cached = _cached_manifest(cache_path, key, path, real)
+    if cached is not None:
+        return cached
     try:
         # One parse: the node tree finds duplicate keys (which safe_load keeps
         # silently) and gives line numbers; the data is constructed from it.
@@ -190,12 +199,52 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
         raise ManifestError(
             str(path), [f"{path}: nested too deeply to read; a manifest is a few levels deep"]
         ) from None
-    real = location if location is not None else path.resolve()
     checker = _Checker(path, real.parent, positions)
     manifest = checker.manifest(data, real)
     if checker.problems or manifest is None:
         raise ManifestError(str(path), checker.problems)
+    if _json_exact(data):
+        lines = {keypath: pos.line for keypath, pos in positions.items()}
+        write_json(cache_path, {"key": key, "data": data, "lines": lines})
     return manifest
+
+
+# pyyaml is pure Python here: composing the bundled manifest costs about 3 ms,
+# ten times the validation. The data of a manifest that validated is kept as
+# JSON, keyed by its text and real path and by this version of the validator,
+# so that the next process (a lazy hook, an eager apply) validates it again
+# without yaml, with the line of each key (for messages and annotations). A
+# cached manifest that no longer validates is read again with yaml.
+_CACHE_FORMAT = "1"
+
+
+def _cache_entry(text: str, real: Path) -> tuple[Path, str]:
+    digest = hashlib.sha256()
+    for part in (__version__, _CACHE_FORMAT, str(real), text):
+        digest.update(part.encode("utf-8", errors="surrogatepass") + b"\0")
+    key = digest.hexdigest()
+    return cache_dir() / f"manifest-{key[:32]}.json", key
+
+
+def _cached_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Manifest | None:
+    entry = read_json(cache_path)
+    if not isinstance(entry, dict) or entry.get("key") != key or "data" not in entry:
+        return None
+    lines = entry.get("lines")
+    if not isinstance(lines, dict) or not all(type(v) is int for v in lines.values()):
+        return None
+    checker = _Checker(path, real.parent, {str(k): _Pos(v) for k, v in lines.items()})
+    manifest = checker.manifest(entry["data"], real)
+    return None if checker.problems else manifest
+
+
+def _json_exact(data: object) -> bool:
+    # Dates, non-string keys and NaN do not survive JSON unchanged; such a
+    # manifest is simply read with yaml every time.
+    try:
+        return bool(json.loads(json.dumps(data)) == data)
+    except (TypeError, ValueError, RecursionError):
+        return False
 
 
 def _positions(root: yaml.Node | None) -> dict[str, _Pos]:

@@ -10,8 +10,9 @@ from packaging.version import Version
 
 from .api import manifest_for
 from .checking import check
+from .findings import Presence
 from .manifest import Manifest
-from .report import BackportResult, Presence, Report
+from .report import BackportResult, Report
 
 COLUMNS = (
     "version",

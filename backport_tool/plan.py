@@ -11,19 +11,15 @@ anything foreign, invalid or incomplete is rebuilt, never used. Stdlib only.
 from __future__ import annotations
 
 import hashlib
-import json
-import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import __version__
+from .cache import read_json, write_json
 from .config import Switches, cache_dir
 from .manifest_file import ManifestFile
 from .report import Status
-
-logger = logging.getLogger("backport_tool")
 
 PLAN_FORMAT = 4
 # What decide() can answer; READY backports are verified and applied later.
@@ -147,19 +143,10 @@ def _entry(item: object) -> PlanEntry | None:
 
 
 def load(path: Path, file: ManifestFile, version: str | None, switches: Switches) -> Plan | None:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
-        return None
-    return from_json(data, file, version, switches)
+    return from_json(read_json(path), file, version, switches)
 
 
 def store(path: Path, plan: Plan, file: ManifestFile, switches: Switches) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(to_json(plan, file, switches)), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        # A read-only home only costs speed: the plan is rebuilt next time.
-        logger.debug("backport-tool: cannot cache the plan in %s: %s", path.parent, exc)
+    # A cache that cannot be written only costs speed: the plan is rebuilt
+    # next time (cache.py logs why at DEBUG).
+    write_json(path, to_json(plan, file, switches))

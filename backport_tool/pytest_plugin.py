@@ -53,7 +53,6 @@ import pytest
 
 from .api import apply, current_report, revert
 from .config import DISABLE_ENV, project_manifest_path
-from .errors import BackportToolError
 from .patcher import is_applied
 from .report import BackportResult, Report, Status
 from .state import reset
@@ -163,11 +162,10 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config) or config.getoption("help", False):
         return
     manifest = _manifest(config)
-    try:
-        report = apply(manifest, eager=True)
-    except BackportToolError as exc:
+    report = apply(manifest, eager=True)
+    if report.error is not None:
         # A bad manifest is a usage error: one line, no INTERNALERROR traceback.
-        raise pytest.UsageError(f"backport-tool: {exc}") from None
+        raise pytest.UsageError(f"backport-tool: {report.error}")
     config.stash[_SESSION] = _Session(manifest, report, _strict(config))
 
 

@@ -2,7 +2,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    # The details of a result live apart (findings.py): the startup path builds
+    # results and reports without them, and each class costs time to create.
+    from .findings import Claim, Probe, TargetReport, Verdict
 
 
 class Status(str, enum.Enum):
@@ -31,109 +36,12 @@ class Status(str, enum.Enum):
         return self.value
 
 
-class Claim(str, enum.Enum):
-    """Whether the code agrees with a ``fixed_in`` declaration that refused a backport."""
-
-    CONFIRMED = "confirmed"  # the probe finds the fix in the code
-    CONTRADICTED = "contradicted"  # the probe finds the code without the fix
-    UNVERIFIED = "unverified"  # no probe, or it cannot tell
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Probe(str, enum.Enum):
-    """A backport's content probe's answer: does the original already have the fix?"""
-
-    FIXED = "fixed"
-    NOT_FIXED = "not-fixed"
-    UNKNOWN = "unknown"
-
-    def __str__(self) -> str:
-        return self.value
-
-
 class Decision(NamedTuple):
     """What the versions and switches alone say about a backport (``engine.decide``):
     ``READY`` means it may apply. A NamedTuple: the startup path creates it."""
 
     status: Status
     reason: str
-
-
-class Presence(str, enum.Enum):
-    """Whether a target or required symbol was found. The values appear in JSON."""
-
-    FOUND = "found"
-    MISSING = "missing"
-    FAILED = "failed"  # its module raised on import
-    UNKNOWN = "unknown"  # static reading cannot tell (compiled or dynamic)
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Verdict(str, enum.Enum):
-    """A self-test's outcome (``check --selftest``). The values appear in JSON."""
-
-    PASSED = "passed"
-    FAILED = "failed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class TargetReport:
-    """What was found for one target of a backport."""
-
-    symbol: str
-    presence: Presence
-    expected_signature: str | None = None
-    actual_signature: str | None = None
-    defined_on: str | None = None
-    expected_fingerprints: tuple[str, ...] = ()
-    actual_fingerprint: str | None = None
-    # The declared copies apply binds (check) or bound (apply).
-    rebound: tuple[str, ...] = ()
-    # References check found that apply does not reach, not acknowledged.
-    stale_references: tuple[str, ...] = ()
-
-    @property
-    def signature_matches(self) -> bool | None:
-        """None when there is nothing to compare."""
-        if self.expected_signature is None or self.actual_signature is None:
-            return None
-        # source pulls in inspect (3 ms): the startup path builds reports
-        # without ever comparing a signature.
-        from .source import normalize_signature  # noqa: PLC0415
-
-        return normalize_signature(self.expected_signature) == normalize_signature(
-            self.actual_signature
-        )
-
-    @property
-    def fingerprint_matches(self) -> bool | None:
-        """None when there is nothing to compare."""
-        if not self.expected_fingerprints or self.actual_fingerprint is None:
-            return None
-        return self.actual_fingerprint in self.expected_fingerprints
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form."""
-        return {
-            "symbol": self.symbol,
-            "presence": self.presence.value,
-            "defined_on": self.defined_on,
-            "expected_signature": self.expected_signature,
-            "actual_signature": self.actual_signature,
-            "signature_matches": self.signature_matches,
-            "expected_fingerprints": list(self.expected_fingerprints),
-            "actual_fingerprint": self.actual_fingerprint,
-            "fingerprint_matches": self.fingerprint_matches,
-            "rebound": list(self.rebound),
-            "stale_references": list(self.stale_references),
-        }
 
 
 @dataclass(frozen=True)
@@ -156,6 +64,10 @@ class BackportResult:
     @property
     def is_problem(self) -> bool:
         """True when this result alone makes ``apply``/``check`` exit 1."""
+        if self.selftest is None:
+            return self.status.is_problem
+        from .findings import Verdict  # noqa: PLC0415 - see the imports
+
         return self.status.is_problem or self.selftest is Verdict.FAILED
 
     def to_dict(self, *, details: bool = False) -> dict[str, Any]:
@@ -190,11 +102,16 @@ class Report:
     manifest: str
     results: tuple[BackportResult, ...]
     source: str | None = None  # set when read statically from a wheel, tree or git revision
+    # Switched ids that name no backport of the manifest, one message each.
+    warnings: tuple[str, ...] = ()
+    # Why nothing was applied at all (library apply() with a manifest it
+    # cannot read, or an installed version it cannot read).
+    error: str | None = None
 
     @property
     def exit_code(self) -> int:
         """0 when every backport is fine or correctly not applied, else 1."""
-        return 1 if any(r.is_problem for r in self.results) else 0
+        return 1 if self.error is not None or any(r.is_problem for r in self.results) else 0
 
     def by_id(self, backport_id: str) -> BackportResult:
         """Return the result for ``backport_id``; raise ``KeyError`` if absent."""
@@ -217,5 +134,7 @@ class Report:
             "version": self.version,
             "manifest": self.manifest,
             "source": self.source,
+            "error": self.error,
+            "warnings": list(self.warnings),
             "backports": [r.to_dict(details=details) for r in self.results],
         }

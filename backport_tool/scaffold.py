@@ -19,10 +19,10 @@ from packaging.utils import canonicalize_name
 from .copysites import CopiesUnknown, find_copies, installed_tree
 from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
+from .findings import Presence
 from .inspection import LiveInspector
 from .lock import _round_trip
 from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
-from .report import Presence
 from .source import parse_signature
 from .static import StaticIndex
 from .versions import installed_version

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Switches, child_environment
-from .report import Verdict
+from .findings import Verdict
 
 TIMEOUT_S = 900
 _PACKAGE_ROOT = Path(__file__).resolve().parent.parent

@@ -12,10 +12,11 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
 
 from . import patcher, references
+from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
 from .manifest import Backport, Target
-from .report import BackportResult, Claim, Presence, Probe, Status, TargetReport
+from .report import BackportResult, Status
 from .symbols import ABSENT, Resolved, SymbolMissing, resolve_owner, unwrapped
 
 

@@ -13,7 +13,7 @@ import pytest
 from helpers import BACKPORT_SOURCE, PatchSet
 
 import backport_tool
-from backport_tool import Status, applied, check, revert
+from backport_tool import Status, applied, check, current_report, revert
 
 # These tests are about verifying and patching, so they apply eagerly;
 # test_lazy.py covers the deferred default.
@@ -295,10 +295,38 @@ def test_disable_env_warns_about_unknown_ids(
     caplog.set_level(logging.WARNING, logger="backport_tool")
     patchset.add("fix", "Widget.compute")
     monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "fxi")
-    apply(patchset.write())
-    assert "BACKPORT_TOOL_DISABLE names unknown backport id(s) fxi. Hint: known ids are fix" in (
-        caplog.text
+    report = apply(patchset.write(), enable=["fi"], disable=["zzz"])
+    expected = (
+        "the BACKPORT_TOOL_DISABLE variable names 'fxi', which is no backport of the "
+        "manifest; did you mean 'fix'?",
+        "apply(enable=...) names 'fi', which is no backport of the manifest; did you mean 'fix'?",
+        "apply(disable=...) names 'zzz', which is no backport of the manifest; known "
+        "ids: fix, or 'all'",
     )
+    assert report.warnings == expected
+    latest = current_report()
+    assert latest is not None
+    assert latest.warnings == expected
+    for message in expected:
+        assert f"backport-tool: {message}" in caplog.text
+    # A typo never switches anything: the backport is applied.
+    assert report.by_id("fix").status is Status.APPLIED
+
+
+def test_unknown_ids_warn_with_no_logging_configured(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    code = "import backport_tool, sys; backport_tool.apply(sys.argv[1], enable=['fxi'])"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(manifest)],
+        env=patchset.env(BACKPORT_TOOL_DISABLE="fi"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "the BACKPORT_TOOL_DISABLE variable names 'fi'" in done.stderr
+    assert "apply(enable=...) names 'fxi'" in done.stderr
 
 
 def test_version_gates_refuse_without_importing_the_target(patchset: PatchSet) -> None:
@@ -343,10 +371,26 @@ def test_manifest_env_var_is_the_default(
     assert statuses(check()) == {"fix": "ready"}
 
 
-def test_invalid_manifest_raises_before_anything_is_imported(patchset: PatchSet) -> None:
+def test_invalid_manifest_is_an_error_in_the_report_and_raises_only_when_strict(
+    patchset: PatchSet, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
     patchset.add("fix", "Widget.compute", applies_to="nonsense")
+    manifest = patchset.write()
+    for eager in (False, True):
+        report = apply(manifest, eager=eager)
+        assert report.results == ()
+        assert report.exit_code == 1
+        assert report.error is not None
+        assert report.error.startswith(f"invalid manifest: {manifest}:")
+        assert report.error.endswith("; nothing was applied")
+        assert current_report() == report
+    assert f"backport-tool: invalid manifest: {manifest}:" in caplog.text
+    assert caplog.records[-1].levelno == logging.ERROR
+    missing = apply(tmp_path / "nowhere.yaml")
+    assert missing.error is not None
+    assert str(tmp_path / "nowhere.yaml") in missing.error
     with pytest.raises(backport_tool.ManifestError):
-        apply(patchset.write())
+        apply(manifest, strict=True)
     assert patchset.module not in sys.modules
 
 
@@ -599,8 +643,10 @@ def test_broken_installed_metadata_is_one_error_in_lazy_and_eager_apply(
     manifest = patchset.write()
     (info,) = patchset.site.glob("*.dist-info")
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {patchset.dist}\n{metadata}")
+    report = backport_tool.apply(manifest, eager=eager)
+    assert report.error == message.format(dist=patchset.dist) + "; nothing was applied"
     with pytest.raises(backport_tool.InstalledVersionError) as raised:
-        backport_tool.apply(manifest, eager=eager)
+        backport_tool.apply(manifest, eager=eager, strict=True)
     assert str(raised.value) == message.format(dist=patchset.dist)
 
 

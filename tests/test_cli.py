@@ -29,6 +29,7 @@ def test_apply_prints_one_line_per_backport(patchset: PatchSet, manifest: str) -
     proc = run(patchset, "apply", "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == [
+        f"manifest: {manifest}",
         f"applied         fix: replaced {patchset.sym('Widget.compute')}",
         f"not-applicable  later: {patchset.dist} 1.5.0 is outside applies_to '>=2.0'",
         f"{patchset.dist} 1.5.0: 1 applied, 1 not-applicable",
@@ -40,10 +41,14 @@ def test_check_json(patchset: PatchSet, manifest: str) -> None:
     proc = run(patchset, "check", "--json", "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {
+        "format": 1,
+        "command": "check",
         "package": patchset.dist,
         "version": "1.5.0",
         "manifest": manifest,
         "source": None,
+        "error": None,
+        "warnings": [],
         "backports": [
             {
                 "id": "fix",
@@ -169,6 +174,33 @@ def test_internal_error_exits_3_and_points_to_a_log(
     assert "Traceback (most recent call last)" in log.read_text()
 
 
+def test_internal_error_log_never_follows_a_planted_symlink(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    def explode(*args: object, **kwargs: object) -> int:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(apply_cmd, "run", explode)
+    home = tmp_path / "cache"
+    home.mkdir(mode=0o700)
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    (home / "backport-tool.log").symlink_to(victim)
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(home))
+    assert cli.main(["apply"]) == 3
+    assert victim.read_text() == "precious"
+    assert "kaboom" in (home / "backport-tool.log").read_text()
+    # Another user's directory, writable by all: the log goes to a fresh temp file.
+    home.chmod(0o777)
+    try:
+        assert cli.main(["apply"]) == 3
+    finally:
+        home.chmod(0o700)
+    err = capsys.readouterr().err
+    assert f"The traceback is in {home}" not in err.splitlines()[-1]
+    assert "backport-tool-" in err.splitlines()[-1]
+
+
 def test_interrupt_exits_130(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -183,7 +215,7 @@ def test_interrupt_exits_130(
 def test_check_supported_strict(patchset: PatchSet, manifest: str) -> None:
     proc = run(patchset, "check", "--manifest", manifest, "--supported", f"{patchset.dist}>=2.0")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[1].strip() == (
+    assert proc.stdout.splitlines()[2].strip() == (
         "retire: outside every supported version (>=2.0; applies_to >=1.0,<2.0)"
     )
     strict = run(
@@ -195,11 +227,9 @@ def test_check_supported_strict(patchset: PatchSet, manifest: str) -> None:
         "retire: outside every supported version (>=2.0; applies_to >=1.0,<2.0)",
         None,
     ]
-    usage = run(patchset, "check", "--manifest", manifest, "--strict")
-    assert (usage.returncode, usage.stderr) == (
-        2,
-        "backport-tool: error: --strict needs --supported or --supported-from\n",
-    )
+    # Without --supported, --strict has no retirement to fail on.
+    alone = run(patchset, "check", "--manifest", manifest, "--strict")
+    assert (alone.returncode, alone.stderr) == (0, "")
 
 
 def test_lock_and_matrix_commands(patchset: PatchSet, manifest: str, tmp_path: Path) -> None:
@@ -266,8 +296,9 @@ def test_quiet_prints_only_problems(patchset: PatchSet, manifest: str) -> None:
     patchset.add("bad", "Widget.other", signature="(self) -> int")
     noisy = run(patchset, "apply", "--quiet", "--manifest", str(patchset.write()))
     assert noisy.returncode == 1
-    assert noisy.stdout.startswith("drift           bad: target ")
-    assert len(noisy.stdout.splitlines()) == 1
+    assert noisy.stdout.splitlines()[0] == f"manifest: {patchset.patches / 'manifest.yaml'}"
+    assert noisy.stdout.splitlines()[1].startswith("drift           bad: target ")
+    assert len(noisy.stdout.splitlines()) == 2
 
 
 def test_manifest_in_the_current_directory_is_the_default(
@@ -277,7 +308,7 @@ def test_manifest_in_the_current_directory_is_the_default(
     # not the bundled patch set.
     proc = patchset.cli("check", "--json", cwd=patchset.patches)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["manifest"] == "manifest.yaml"
+    assert json.loads(proc.stdout)["manifest"] == str(patchset.patches / "manifest.yaml")
     assert [b["id"] for b in json.loads(proc.stdout)["backports"]] == ["fix", "later"]
 
 
@@ -357,20 +388,23 @@ def test_every_command_takes_json_and_quiet_where_it_means_something(
     proc = run(patchset, "lock", "--json", "-q", "--manifest", manifest)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == {
+        "format": 1,
+        "command": "lock",
+        "manifest": manifest,
         "entries": [
             {
-                "backport": "fix",
+                "id": "fix",
                 "symbol": None,
                 "action": "updated",
                 "detail": json.loads(proc.stdout)["entries"][0]["detail"],
             },
             {
-                "backport": "fix",
+                "id": "fix",
                 "symbol": patchset.sym("Widget.compute"),
                 "action": "updated",
                 "detail": json.loads(proc.stdout)["entries"][1]["detail"],
             },
-        ]
+        ],
     }
     again = run(patchset, "lock", "-q", "--manifest", manifest)
     assert (again.returncode, again.stdout) == (0, "")

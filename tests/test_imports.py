@@ -13,6 +13,7 @@ PACKAGE = Path(backport_tool.__file__).resolve().parent
 # What `apply()` imports with a cached plan: a server pays for these.
 STARTUP = {
     "api",
+    "cache",
     "cachekey",
     "config",
     "errors",

@@ -5,8 +5,11 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ..config import unknown_switches
+from ..errors import UsageError
+from ..findings import Claim, Verdict
 from ..manifest import Manifest
-from ..report import BackportResult, Claim, Report, Status, Verdict
+from ..report import BackportResult, Report, Status
 
 
 class Format(str, enum.Enum):
@@ -17,6 +20,16 @@ class Format(str, enum.Enum):
 
 
 _WIDTH = max(len(s.value) for s in Status)
+
+
+def checked_switches(manifest: Manifest, enable: list[str], disable: list[str]) -> None:
+    """Exit 2 for a switched id that names no backport of ``manifest``: a typo in
+    a kill switch must not leave the backport applied with exit 0."""
+    problems = unknown_switches(
+        (b.id for b in manifest.backports), enable, disable, given_as=("--enable", "--disable")
+    )
+    if problems:
+        raise UsageError("\n".join(problems))
 
 
 def summary(report: Report) -> str:
@@ -37,20 +50,46 @@ def _line(result: BackportResult) -> str:
     return f"{result.status.value:<{_WIDTH}}  {result.id}: {result.reason}"
 
 
-def lines(report: Report) -> list[str]:
-    rows: list[str] = []
+def contradicted(result: BackportResult) -> bool:
+    """The code contradicts the ``fixed_in`` claim that refused ``result``."""
+    return result.upstream_claim is Claim.CONTRADICTED
+
+
+CONTRADICTED = (
+    "warning: fixed_in is contradicted: upstream is declared to have the fix, but the "
+    "code does not; correct fixed_in, or make CI fail on it with --strict"
+)
+
+
+def _notes(result: BackportResult) -> list[str]:
     indent = " " * (_WIDTH + 2)
+    rows = []
+    if result.selftest:
+        rows.append(indent + selftest_text(result))
+    if result.retire:
+        rows.append(f"{indent}{result.retire}")
+    if contradicted(result):
+        rows.append(f"{indent}{CONTRADICTED}")
+    return rows
+
+
+def lines(report: Report) -> list[str]:
+    rows = [f"manifest: {report.manifest}"]
     for result in report.results:
-        rows.append(_line(result))
-        if result.selftest:
-            rows.append(indent + selftest_text(result))
-        if result.retire:
-            rows.append(f"{indent}{result.retire}")
+        rows += [_line(result), *_notes(result)]
     return [*rows, summary(report)]
 
 
-def dump(data: dict[str, Any]) -> str:
-    return json.dumps(data, indent=2, sort_keys=False)
+# The shape of every --json output: one object, its "format" first. Raised when
+# a field is renamed or removed, never for a field added.
+JSON_FORMAT = 1
+
+
+def dump(command: str, data: dict[str, Any]) -> str:
+    """``data`` as the JSON output of ``command``. The same thing has the same
+    name in every command: "id" for a backport's id, "manifest" for the path
+    of the manifest used, "backports" for the per-backport entries."""
+    return json.dumps({"format": JSON_FORMAT, "command": command, **data}, indent=2)
 
 
 def _escape(text: str, *, prop: bool = False) -> str:
@@ -88,6 +127,7 @@ def github(report: Report, manifest: Manifest, *, strict: bool = False) -> list[
 
 
 def emit(
+    command: str,
     report: Report,
     fmt: Format,
     *,
@@ -96,18 +136,23 @@ def emit(
     manifest: Manifest | None = None,
 ) -> int:
     code = report.exit_code
-    if strict and any(r.retire for r in report.results):
+    if strict and any(r.retire or contradicted(r) for r in report.results):
         code = 1
     if fmt is Format.JSON:
-        print(dump(report.to_dict()))
+        print(dump(command, report.to_dict()))
     elif fmt is Format.GITHUB:
         assert manifest is not None
         print("\n".join(github(report, manifest, strict=strict)))
     elif quiet:
         # Shell-friendly: silent when all is well, the problems otherwise.
-        bad = [_line(r) for r in report.results if r.is_problem or r.retire]
+        bad = [
+            row
+            for r in report.results
+            if r.is_problem or r.retire or contradicted(r)
+            for row in (_line(r), *_notes(r))
+        ]
         if bad or code:
-            print("\n".join(bad or lines(report)))
+            print("\n".join([f"manifest: {report.manifest}", *(bad or lines(report)[1:])]))
     else:
         print("\n".join(lines(report)))
     return code

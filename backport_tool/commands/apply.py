@@ -6,15 +6,28 @@ import shutil
 from pathlib import Path
 from typing import NoReturn
 
-from ..api import apply, manifest_for
+from ..api import apply, installed, manifest_for
 from ..config import child_environment, switches
 from ..errors import UsageError
+from ..manifest import Manifest
 from . import _output
 
 
 def run(
-    manifest: str | None, cmd: list[str], *, enable: list[str], as_json: bool, quiet: bool
+    manifest: str | None,
+    cmd: list[str],
+    *,
+    enable: list[str],
+    disable: list[str],
+    as_json: bool,
+    quiet: bool,
 ) -> int:
+    # Before anything is applied: a bad manifest or switch is exit 2, not a
+    # logged error (the library never raises for those at startup).
+    loaded = manifest_for(manifest)
+    _output.checked_switches(loaded, enable, disable)
+    # And broken metadata of the installed package, which apply() would log.
+    installed(loaded.package, switches(enable, disable))
     command = list(cmd)
     if command and command[0] == "--":
         command = command[1:]
@@ -22,20 +35,20 @@ def run(
         if cmd:
             raise UsageError("nothing to run after '--'; usage: backport-tool apply -- CMD [ARGS]")
         # This process exits right after; children are not this command's job.
-        report = apply(manifest, eager=True, subprocesses=False, enable=enable)
+        report = apply(loaded, eager=True, subprocesses=False, enable=enable, disable=disable)
         fmt = _output.Format.JSON if as_json else _output.Format.TEXT
-        return _output.emit(report, fmt, quiet=quiet)
+        return _output.emit("apply", report, fmt, quiet=quiet)
     if as_json or quiet:
         raise UsageError("--json and --quiet report on this process; with -- CMD, CMD reports")
-    _exec(manifest, command, enable)
+    _exec(loaded, command, enable, disable)
 
 
-def _exec(manifest_arg: str | None, command: list[str], enable: list[str]) -> NoReturn:
-    # Validate here, where a bad manifest can still exit 2 with a message.
-    manifest = manifest_for(manifest_arg)
+def _exec(
+    manifest: Manifest, command: list[str], enable: list[str], disable: list[str]
+) -> NoReturn:
     # CMD's processes apply at startup from the environment: one boot
     # directory, ours, first (a nested `apply --` must not stack a second).
-    env = child_environment(manifest.location, switches(enable), os.environ, boot=True)
+    env = child_environment(manifest.location, switches(enable, disable), os.environ, boot=True)
     try:
         # exec, not a child: the program's exit status and signals are its own.
         os.execvpe(command[0], command, env)

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from ..config import default_manifest_path
 from ..errors import UsageError
+from ..files import refuse_installed
 from . import _output
 
 
@@ -21,11 +25,16 @@ def run(
     # must not be needed by apply or check.
     from ..lock import LockAction, acknowledge, lock  # noqa: PLC0415
 
+    # Before the slow part: lock rewrites the manifest at the end.
+    path = Path(manifest) if manifest is not None else default_manifest_path()
+    refuse_installed(path)
     entries = acknowledge(manifest) if acknowledging else lock(manifest, source=source)
     # Quiet keeps what changed the manifest.
     shown = [e for e in entries if e.action is LockAction.UPDATED or not quiet]
     if as_json:
-        print(_output.dump({"entries": [e.to_dict() for e in shown]}))
+        print(
+            _output.dump("lock", {"manifest": str(path), "entries": [e.to_dict() for e in shown]})
+        )
         return 0
     for entry in shown:
         where = f"{entry.backport} {entry.symbol}" if entry.symbol else entry.backport

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
-
 from ..matrix import COLUMNS, Matrix, build_matrix
-from ._output import Format
+from ._output import Format, dump
 
 
 def _text(rows: list[tuple[str, ...]]) -> list[str]:
@@ -26,12 +24,12 @@ def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
 
 def render(matrix: Matrix, fmt: Format) -> str:
     if fmt is Format.JSON:
-        return json.dumps(
+        return dump(
+            "matrix",
             {
                 "manifest": str(matrix.manifest.path),
                 "versions": [r.to_dict(details=True) for r in matrix.reports],
             },
-            indent=2,
         )
     out: list[str] = []
     for backport in matrix.manifest.backports:

@@ -18,7 +18,7 @@ def run(
     written = scaffold(manifest, backport_id, targets, package=package)
     manifest_path, module = written
     if as_json:
-        print(_output.dump({"id": backport_id, **written.to_dict()}))
+        print(_output.dump("new", {"id": backport_id, **written.to_dict()}))
     elif quiet:
         print(f"{manifest_path}\n{module}")
     else:

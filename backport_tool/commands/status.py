@@ -40,10 +40,17 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
 
 
 def run(
-    manifest: str | None, *, source: str | None, enable: list[str], as_json: bool, quiet: bool
+    manifest: str | None,
+    *,
+    source: str | None,
+    enable: list[str],
+    disable: list[str],
+    as_json: bool,
+    quiet: bool,
 ) -> int:
     loaded = manifest_for(manifest)
-    report = check(loaded, source=source, enable=enable)
+    _output.checked_switches(loaded, enable, disable)
+    report = check(loaded, source=source, enable=enable, disable=disable)
     # Quiet keeps only the backports with a problem, in either format.
     shown = [
         (backport, result)
@@ -54,7 +61,7 @@ def run(
         data = report.to_dict(details=True)
         entries = {entry["id"]: entry for entry in data["backports"]}
         data["backports"] = [entries[b.id] | _details(b) for b, _ in shown]
-        print(_output.dump(data))
+        print(_output.dump("status", data))
         return report.exit_code
     if quiet and not shown:
         return report.exit_code

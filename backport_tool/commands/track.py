@@ -1,15 +1,16 @@
 from __future__ import annotations
 
-import json
-
+from ..api import manifest_for
 from ..track import track
+from ._output import dump
 
 
 def run(manifest: str | None, upstream: str, *, as_json: bool, quiet: bool) -> int:
     # Quiet keeps the backports whose fixed_in the history contradicts.
-    results = [r for r in track(upstream, manifest) if r.disagrees or not quiet]
+    loaded = manifest_for(manifest)
+    results = [r for r in track(upstream, loaded) if r.disagrees or not quiet]
     if as_json:
-        data = [
+        backports = [
             {
                 "id": r.backport,
                 "commit": r.commit,
@@ -29,7 +30,7 @@ def run(manifest: str | None, upstream: str, *, as_json: bool, quiet: bool) -> i
             }
             for r in results
         ]
-        print(json.dumps(data, indent=2))
+        print(dump("track", {"manifest": str(loaded.path), "backports": backports}))
     else:
         for result in results:
             print(f"{result.backport}: {result.commit or '-'}")

@@ -1,0 +1,196 @@
+"""The cache files: only regular, trusted files are read, writes never follow a
+planted link, and apply() survives whatever was left at a plan path."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import PatchSet
+
+from backport_tool import cache, plan
+from backport_tool.config import Switches
+from backport_tool.errors import ManifestError
+from backport_tool.manifest import parse_manifest_file
+from backport_tool.manifest_file import read_manifest_file
+from backport_tool.report import Status
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    directory = tmp_path / "cache"
+    directory.mkdir(mode=0o700)
+    return directory
+
+
+def test_a_written_file_reads_back(home: Path) -> None:
+    path = home / "plan.json"
+    assert cache.write_json(path, {"a": [1, 2]})
+    assert cache.read_json(path) == {"a": [1, 2]}
+    assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0
+    assert [p.name for p in home.iterdir()] == ["plan.json"]  # no temporary file left
+
+
+def test_a_fifo_is_not_read_and_does_not_block(home: Path) -> None:
+    path = home / "plan.json"
+    os.mkfifo(path)
+    # A blocking open of a FIFO with no writer would hang this test for ever.
+    assert cache.read_bytes(path) is None
+
+
+@pytest.mark.parametrize("target", ["/dev/zero", "file"])
+def test_a_symlink_is_not_followed_on_read(home: Path, tmp_path: Path, target: str) -> None:
+    real = tmp_path / "elsewhere.json"
+    real.write_text("{}")
+    path = home / "plan.json"
+    path.symlink_to(real if target == "file" else Path(target))
+    assert cache.read_bytes(path) is None
+
+
+def test_a_file_over_the_size_bound_is_not_read(home: Path) -> None:
+    path = home / "plan.json"
+    path.write_bytes(b" " * (cache.MAX_BYTES + 1))
+    assert cache.read_bytes(path) is None
+
+
+def test_a_file_others_may_write_is_ignored(home: Path) -> None:
+    path = home / "plan.json"
+    path.write_text("{}")
+    path.chmod(0o666)
+    assert cache.read_bytes(path) is None
+    path.chmod(0o644)
+    assert cache.read_bytes(path) == b"{}"
+
+
+def test_a_directory_others_may_write_is_neither_read_nor_written(home: Path) -> None:
+    path = home / "plan.json"
+    path.write_text("{}")
+    home.chmod(0o777)
+    try:
+        assert cache.read_bytes(path) is None
+        assert not cache.write_json(home / "other.json", {})
+        assert not (home / "other.json").exists()
+    finally:
+        home.chmod(0o700)
+
+
+def test_a_write_replaces_a_planted_symlink_and_leaves_its_target_alone(
+    home: Path, tmp_path: Path
+) -> None:
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    path = home / "plan.json"
+    path.symlink_to(victim)
+    assert cache.write_json(path, {"x": 1})
+    assert victim.read_text() == "precious"
+    assert not path.is_symlink()
+    assert json.loads(path.read_text()) == {"x": 1}
+
+
+def test_a_new_cache_directory_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "plan.json"
+    assert cache.write_json(path, {})
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+def _plan_path(manifest: Path) -> Path:
+    file = read_manifest_file(manifest)
+    return plan.plan_path(file, "1.5.0", Switches(frozenset(), frozenset()))
+
+
+@pytest.mark.parametrize(
+    ("planted", "status"),
+    [
+        ("fifo", Status.PENDING),
+        ("dev-zero", Status.PENDING),
+        ("world-writable-plan", Status.PENDING),
+        # The control: the same plan in our own directory is trusted.
+        ("private-plan", Status.DISABLED),
+    ],
+)
+def test_apply_ignores_what_was_planted_at_the_plan_path(
+    patchset: PatchSet, tmp_path: Path, planted: str, status: Status
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    home = tmp_path / "plans"
+    home.mkdir(mode=0o700)
+    os.environ["BACKPORT_TOOL_CACHE_DIR"] = str(home)  # the autouse fixture restores it
+    path = _plan_path(manifest)
+    if planted == "fifo":
+        os.mkfifo(path)
+    elif planted == "dev-zero":
+        path.symlink_to("/dev/zero")
+    else:
+        # A complete plan that says "disabled", in a directory anyone can write.
+        file = read_manifest_file(manifest)
+        switches = Switches(frozenset(), frozenset())
+        entry = plan.PlanEntry("fix", Status.DISABLED, "planted", ())
+        path.write_text(
+            json.dumps(plan.to_json(plan.Plan(patchset.dist, "1.5.0", (entry,)), file, switches))
+        )
+        if planted == "world-writable-plan":
+            home.chmod(0o777)
+    code = (
+        "import backport_tool, sys; "
+        "r = backport_tool.apply(sys.argv[1], subprocesses=False); "
+        "print(r.by_id('fix').status.value)"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(manifest)],
+            env=patchset.env(BACKPORT_TOOL_CACHE_DIR=str(home)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        home.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == status.value
+    assert "Traceback" not in done.stderr
+
+
+def test_a_validated_manifest_is_read_again_without_yaml(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    first = parse_manifest_file(read_manifest_file(manifest))
+
+    def no_yaml(*args: object, **kwargs: object) -> None:
+        raise AssertionError("yaml was used")
+
+    monkeypatch.setattr(yaml, "SafeLoader", no_yaml)
+    assert parse_manifest_file(read_manifest_file(manifest)) == first
+
+
+def test_a_cached_manifest_that_no_longer_validates_is_read_with_yaml(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    first = parse_manifest_file(read_manifest_file(manifest))
+    entries = list(Path(os.environ["BACKPORT_TOOL_CACHE_DIR"]).glob("manifest-*.json"))
+    assert entries
+    for entry in entries:
+        data = json.loads(entry.read_text())
+        data["data"] = {"version": 1, "package": "x", "backports": "not a list"}
+        entry.write_text(json.dumps(data))
+    assert parse_manifest_file(read_manifest_file(manifest)) == first
+
+
+def test_a_manifest_edit_is_never_served_from_the_cache(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    parse_manifest_file(read_manifest_file(manifest))
+    manifest.write_text(manifest.read_text().replace("applies_to:", "applies_to: [", 1))
+    with pytest.raises(ManifestError, match=r"manifest.yaml:\d+:\d+: invalid YAML"):
+        parse_manifest_file(read_manifest_file(manifest))
