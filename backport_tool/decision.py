@@ -19,12 +19,9 @@ def decide(
         return Decision(Status.RETIRED, f"retired: {backport.retired_reason}")
     if switches.off(backport.id):
         return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
-    if backport.opt_in and not switches.on(backport.id):
-        return Decision(
-            Status.DISABLED,
-            f"opt-in: enable it with {ENABLE_ENV}={backport.id}, apply(enable="
-            f"[{backport.id!r}]) or --enable {backport.id}",
-        )
+    # The version decides before the opt-in switch: an opt-in backport refused as
+    # fixed upstream is reported so, enabled or not, and check still tests that
+    # claim against the code; the switch only holds back one that would apply.
     if version is None:
         return Decision(Status.NOT_APPLICABLE, f"{package} is not installed")
     decision = gate(
@@ -34,6 +31,12 @@ def decide(
         return Decision(Status.FIXED_UPSTREAM, decision.reason)
     if not decision.eligible:
         return Decision(Status.NOT_APPLICABLE, decision.reason)
+    if backport.opt_in and not switches.on(backport.id):
+        return Decision(
+            Status.DISABLED,
+            f"opt-in: enable it with {ENABLE_ENV}={backport.id}, apply(enable="
+            f"[{backport.id!r}]) or --enable {backport.id}",
+        )
     return Decision(Status.READY, decision.reason)
 
 

@@ -1,7 +1,8 @@
-"""A refined realize-on-reuse cost model for Inductor in torch 2.11 (opt-in).
+"""A refined realize-on-reuse cost model for Inductor in torch 2.11.
 
-It replaces ``torch._inductor.ir.StorageBox.should_realize_on_reuse``, the
-target of the faithful port of pytorch/pytorch#176994 (the
+The bundled patch set applies it by default on torch 2.11. It replaces
+``torch._inductor.ir.StorageBox.should_realize_on_reuse``, the target of the
+faithful port of pytorch/pytorch#176994 (the opt-in
 ``inductor-realize-on-reuse`` backport). It starts from the same byte model,
 ``saved = total_read_bytes * (users - 1) - output_bytes * (1 + users)`` (what
 realizing saves over inlining), and overrides the torch 2.11 read-count rule

@@ -16,6 +16,10 @@ under another. A decision "flips" when the 2.11 heuristic and the model in
 force disagree on the same buffer during that mode's compile. Workloads marked
 held-out were added before the refined model's rules were chosen, and were not
 used to choose them.
+
+Each mode applies its own backport from the bundled patch set, whatever the
+environment says: the refined model is the default there and the faithful port
+opt-in, so BACKPORT_TOOL_ENABLE and BACKPORT_TOOL_DISABLE are dropped first.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import argparse
 import functools
 import hashlib
 import json
+import os
 import random
 import statistics
 import sys
@@ -47,6 +52,7 @@ from backport_tool import patcher
 from backport_tool.loading import load_backport_module
 
 # The modes compared, and the backport each one applies (None: torch 2.11 as is).
+# "refined" is the bundled default on torch 2.11, "faithful" the opt-in port.
 MODES = {
     "original": None,
     "faithful": "inductor-realize-on-reuse",
@@ -149,6 +155,14 @@ def allow_fresh_compiles() -> None:
     """Every compile_fresh() is one more Dynamo entry; keep them all alive."""
     torch._dynamo.config.recompile_limit = 10_000
     torch._dynamo.config.accumulated_recompile_limit = 100_000
+
+
+def clear_switches() -> None:
+    """Drop the backport switches this process inherited: an enabled faithful port
+    would take the target from the refined model in its mode, and a disabled
+    backport would stop its own mode."""
+    for name in ("BACKPORT_TOOL_ENABLE", "BACKPORT_TOOL_DISABLE"):
+        os.environ.pop(name, None)
 
 
 def set_mode(mode: str) -> None:
@@ -731,6 +745,7 @@ def main() -> int:
     parser.add_argument("--out", default=None, help="write results as JSON here")
     args = parser.parse_args()
 
+    clear_switches()
     allow_fresh_compiles()
     # Inductor only counts bytes when its metrics log artifact is on; keep it
     # on but drop its (long) records.

@@ -44,7 +44,14 @@ import torch
 import torch.distributed as dist
 import torch.distributed._functional_collectives as funcol
 import torch.nn.functional as F
-from realize_bench import MODES, allow_fresh_compiles, compile_fresh, rope, set_mode
+from realize_bench import (
+    MODES,
+    allow_fresh_compiles,
+    clear_switches,
+    compile_fresh,
+    rope,
+    set_mode,
+)
 from torch import Tensor
 
 # Relative to the largest reference value. fp32 differs from eager only by
@@ -330,6 +337,7 @@ def main() -> int:
     if shape.heads % world or shape.hidden % world or shape.tokens % world:
         raise SystemExit(f"heads, hidden and tokens must divide by the world size {world}")
 
+    clear_switches()
     allow_fresh_compiles()
     results = run_all(args, shape, device)
 

@@ -70,6 +70,9 @@ def test_the_shipped_manifest_is_valid() -> None:
     manifest = load_manifest(default_manifest_path())
     backport = manifest.get("inductor-realize-on-reuse")
     assert backport.fixed_in == Version("2.12.0")
+    # On torch 2.11 the refined model is the default and the faithful port opt-in.
+    assert backport.opt_in is True
+    assert manifest.get("inductor-realize-on-reuse-refined").opt_in is False
     assert backport.upstream.notes is not None
     assert "2.12.0 through 2.15.0 do not contain the cost model" in " ".join(
         backport.upstream.notes.split()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from backport_tool import Probe, Status, check
 from backport_tool.matrix import build_matrix
 
 WHEELS = os.environ.get("BACKPORT_TOOL_WHEELS")
@@ -19,15 +20,24 @@ pytestmark = pytest.mark.skipif(
 
 DRIFT = "drift: (self, users: int, *, graph_reuse: bool = True) -> bool"
 
+# The faithful port is opt-in: on 2.11.0, where it would apply, it is disabled
+# (the matrix enables nothing); from 2.12.0 the version refuses it first, and the
+# claim is checked against the code.
 TRUTH = [
     ("2.10.0", "not-applicable", "-", "-", "-", "-", "-", "-"),
-    ("2.11.0", "ready", "-", "found", "match", "match", "not-fixed", "17/17"),
+    ("2.11.0", "disabled", "-", "-", "-", "-", "-", "-"),
     ("2.12.0", "fixed-upstream", "contradicted", "found", "match", "match", "not-fixed", "17/17"),
     *[
         (v, "fixed-upstream", "contradicted", "found", DRIFT, "differs", "not-fixed", "17/17")
         for v in ("2.13.0", "2.14.0", "2.14.1", "2.15.0")
     ],
 ]
+# The default on torch 2.11, and on 2.11 only (no probe: not an upstream fix).
+REFINED_TRUTH = [
+    (v, "not-applicable", "-", "-", "-", "-", "-", "-")
+    for v in ("2.10.0", "2.12.0", "2.13.0", "2.14.0", "2.14.1", "2.15.0")
+]
+REFINED_TRUTH.insert(1, ("2.11.0", "ready", "-", "found", "match", "match", "-", "22/22"))
 
 
 def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
@@ -36,6 +46,7 @@ def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
     assert len(wheels) == 7, wheels
     matrix = build_matrix(wheels)
     assert matrix.rows("inductor-realize-on-reuse") == TRUTH
+    assert matrix.rows("inductor-realize-on-reuse-refined") == REFINED_TRUTH
     reason = matrix.reports[2].by_id("inductor-realize-on-reuse").reason
     assert reason == (
         "torch 2.12.0 >= fixed_in 2.12.0: upstream is declared to include the fix; but the code "
@@ -44,3 +55,18 @@ def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
         "read-count heuristic, without the cost model; the target's source is identical to the "
         "one the backport was written for (torch 2.11.0)"
     )
+
+
+def test_enabled_the_faithful_port_verifies_on_the_2_11_wheel() -> None:
+    # What the matrix no longer shows for the opt-in port: it would apply there.
+    assert WHEELS is not None
+    (wheel,) = Path(WHEELS).glob("torch-2.11.0-*.whl")
+    report = check(source=str(wheel), enable=["inductor-realize-on-reuse"])
+    result = report.by_id("inductor-realize-on-reuse")
+    assert result.status is Status.READY
+    assert result.reason == (
+        "would apply: targets found, signatures match, fingerprints match, "
+        "17 required symbols found"
+    )
+    assert result.probe is Probe.NOT_FIXED
+    assert report.by_id("inductor-realize-on-reuse-refined").status is Status.DISABLED

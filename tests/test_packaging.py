@@ -34,6 +34,7 @@ def test_the_bundled_patch_set_is_inside_the_package() -> None:
     path = backport_tool.default_manifest_path()
     assert path == Path(backport_tool.__file__).parent / "_bundled" / "manifest.yaml"
     assert (path.parent / "backports" / "inductor_realize_on_reuse.py").is_file()
+    assert (path.parent / "backports" / "inductor_realize_refined.py").is_file()
     assert path.read_text() == (SOURCE_ROOT / "manifest.yaml").read_text()
 
 
@@ -67,17 +68,18 @@ def test_console_script_applies_from_any_directory(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["version"] == "2.11.0"
+    # The refined model is the default; the faithful port is opt-in.
     assert [(b["id"], b["status"]) for b in report["backports"]] == [
-        ("inductor-realize-on-reuse", "applied"),
-        ("inductor-realize-on-reuse-refined", "disabled"),
+        ("inductor-realize-on-reuse", "disabled"),
+        ("inductor-realize-on-reuse-refined", "applied"),
     ]
-    # The opt-in one ships too, and the environment enables it.
-    env["BACKPORT_TOOL_ENABLE"] = "inductor-realize-on-reuse-refined"
+    # The faithful port ships too, and the environment enables it.
+    env["BACKPORT_TOOL_ENABLE"] = "inductor-realize-on-reuse"
     proc = subprocess.run(
         [str(script), "apply", "--json"], cwd=tmp_path, capture_output=True, text=True, env=env
     )
     assert proc.returncode == 0, proc.stderr
     assert [(b["id"], b["status"]) for b in json.loads(proc.stdout)["backports"]] == [
-        ("inductor-realize-on-reuse", "disabled"),
-        ("inductor-realize-on-reuse-refined", "applied"),
+        ("inductor-realize-on-reuse", "applied"),
+        ("inductor-realize-on-reuse-refined", "disabled"),
     ]

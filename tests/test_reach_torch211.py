@@ -22,12 +22,16 @@ torch = pytest.importorskip("torch")
 
 import backport_tool  # noqa: E402
 
-BACKPORT = "inductor-realize-on-reuse"
-MODULE = "_backport_tool_bp_inductor_realize_on_reuse"
+# The bundled default on torch 2.11.
+BACKPORT = "inductor-realize-on-reuse-refined"
+MODULE = "_backport_tool_bp_inductor_realize_on_reuse_refined"
+# The opt-in faithful port: at these small sizes it flips a decision that the
+# refined model leaves to 2.11, so a recorded flip proves it decided.
+FAITHFUL = "inductor-realize-on-reuse"
 
 GRAPH = """
 def f(a, b, c, d):
-    # 4 reads, 3 pointwise users: the decision the backport flips
+    # 4 reads, 3 pointwise users: the decision the faithful port flips
     x = a + b + c + d
     return x * 2, x - 1, x.sin()
 """
@@ -138,10 +142,12 @@ def should_realize_on_reuse(self, users):
 
 @pytest.mark.parametrize("how", ["library", "cli"])
 def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path, how: str) -> None:
-    # The shipped backport, wrapped to record each decision with its pid.
+    # The shipped faithful port, wrapped to record each decision with its pid;
+    # it stays opt-in, so the enable switch must reach the compile subprocess.
     bundled = backport_tool.default_manifest_path()
     data = yaml.safe_load(bundled.read_text())
-    data["backports"] = data["backports"][:1]  # the default one, not the opt-in
+    data["backports"] = [e for e in data["backports"] if e["id"] == FAITHFUL]
+    assert data["backports"][0]["opt_in"] is True
     data["backports"][0]["module"] = "backports/counting.py"
     data["backports"][0].pop("sha256", None)  # the pin is the real module's
     (tmp_path / "backports").mkdir()
@@ -158,6 +164,7 @@ def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path, how: st
     print(json.dumps([os.getpid(), all(torch.allclose(o, r) for o, r in zip(out, f(*args)))]))
     """
     env = {
+        "BACKPORT_TOOL_ENABLE": FAITHFUL,
         "TORCHINDUCTOR_FX_COMPILE_MODE": "subprocess",
         "DECISION_LOG": str(log),
         "REAL_BACKPORT": str(bundled.parent / "backports" / "inductor_realize_on_reuse.py"),

@@ -1,6 +1,7 @@
-"""The opt-in refined realize-on-reuse model on the real torch 2.11.0: it is
-applied only when enabled, takes the target from the faithful port, and each of
-its rules decides as measured, in real compiles."""
+"""The refined realize-on-reuse model on the real torch 2.11.0: the bundled patch
+set applies it by default, it gives the target to the faithful port only when
+that opt-in port is enabled, and each of its rules decides as measured, in real
+compiles."""
 
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ REFINED = "inductor-realize-on-reuse-refined"
 
 @pytest.fixture
 def refined() -> Iterator[backport_tool.Report]:
-    report = backport_tool.apply(eager=True, enable=[REFINED])
+    report = backport_tool.apply(eager=True)  # the default: no switch needed
+    assert report.by_id(REFINED).status is Status.APPLIED, report
     yield report
     backport_tool.revert()
 
@@ -42,16 +44,18 @@ def decide(fn: Callable[..., Any], *args: torch.Tensor) -> list[tuple[int, bool,
     return [(d.users, d.original, d.models["faithful"], d.models["refined"]) for d in decisions]
 
 
-def test_disabled_until_enabled_then_it_replaces_the_faithful_port() -> None:
+def test_applied_by_default_and_the_faithful_port_takes_over_only_when_enabled() -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
     default = backport_tool.check()
-    assert default.by_id(REFINED).status is Status.DISABLED
-    assert REFINED in (default.by_id(REFINED).reason or "")
-    assert default.by_id(FAITHFUL).status is Status.READY
+    assert default.by_id(REFINED).status is Status.READY
+    assert default.by_id(FAITHFUL).status is Status.DISABLED
+    assert (default.by_id(FAITHFUL).reason or "").startswith(
+        f"opt-in: enable it with BACKPORT_TOOL_ENABLE={FAITHFUL},"
+    )
 
-    report = backport_tool.apply(eager=True, enable=[REFINED])
+    report = backport_tool.apply(eager=True)
     try:
         assert report.by_id(REFINED).status is Status.APPLIED
         assert report.by_id(FAITHFUL).status is Status.DISABLED
@@ -62,9 +66,24 @@ def test_disabled_until_enabled_then_it_replaces_the_faithful_port() -> None:
         backport_tool.revert()
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
 
+    report = backport_tool.apply(eager=True, enable=[FAITHFUL])
+    try:
+        assert report.by_id(FAITHFUL).status is Status.APPLIED
+        assert report.by_id(REFINED).status is Status.DISABLED
+        assert report.by_id(REFINED).reason == (
+            f"opt-in backport {FAITHFUL} is enabled and replaces "
+            "torch._inductor.ir:StorageBox.should_realize_on_reuse instead"
+        )
+        installed = StorageBox.__dict__["should_realize_on_reuse"]
+        assert installed.__module__ == "_backport_tool_bp_inductor_realize_on_reuse"
+        assert [a.id for a in backport_tool.applied()] == [FAITHFUL]
+    finally:
+        backport_tool.revert()
+    assert StorageBox.__dict__["should_realize_on_reuse"] is original
+
 
 def test_selftest_passes_with_the_refined_model_in_force() -> None:
-    result = backport_tool.check(selftest=True, enable=[REFINED]).by_id(REFINED)
+    result = backport_tool.check(selftest=True).by_id(REFINED)
     assert (result.status, result.selftest) == (Status.READY, "passed"), result
 
 

@@ -83,7 +83,7 @@ def test_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
         _stats(stats, 1)
     assert list(applied["sets"]) == [
         "bundled",
-        "bundled, refined enabled",
+        "bundled, faithful enabled",
         "synthetic, 2 targets",
     ]
     for entry in applied["sets"].values():
@@ -100,7 +100,9 @@ def test_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
             _stats(entry[key], 1)
         assert entry["budget"]["limit_ms_per_site"] == 2.0
     lazy = applied["lazy_warm_apply"]
-    assert lazy["status"]["inductor-realize-on-reuse"] == "pending"
+    # The bundled default, pending until torch._inductor is imported.
+    assert lazy["status"]["inductor-realize-on-reuse-refined"] == "pending"
+    assert lazy["status"]["inductor-realize-on-reuse"] == "disabled"  # opt-in
     _stats(lazy["ms"], 2)
     _stats(lazy["first_in_process_ms"], 1)
     assert lazy["budget"]["limit_ms"] == 5.0
@@ -115,4 +117,7 @@ def test_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
     ]
     for stats in walk["ms"].values():
         _stats(stats, 1)
-    assert walk["check_status"]["check() bundled"]["inductor-realize-on-reuse"] == "ready"
+    assert walk["check_status"]["check() bundled"] == {
+        "inductor-realize-on-reuse": "disabled",
+        "inductor-realize-on-reuse-refined": "ready",
+    }

@@ -1,4 +1,5 @@
-"""The shipped backport on the real torch 2.11.0."""
+"""The faithful port of the cost model on the real torch 2.11.0. It is opt-in in the
+bundled patch set, so every test here enables it."""
 
 from __future__ import annotations
 
@@ -20,17 +21,18 @@ import backport_tool  # noqa: E402
 from backport_tool import Status  # noqa: E402
 
 BACKPORT = "inductor-realize-on-reuse"
+ENABLE = [BACKPORT]
 
 
 @pytest.fixture
 def applied_patch() -> Iterator[backport_tool.Report]:
-    report = backport_tool.apply(eager=True)
+    report = backport_tool.apply(eager=True, enable=ENABLE)
     yield report
     backport_tool.revert()
 
 
 def test_check_reports_ready_with_every_symbol_verified() -> None:
-    result = backport_tool.check().by_id(BACKPORT)
+    result = backport_tool.check(enable=ENABLE).by_id(BACKPORT)
     assert result.status is Status.READY
     assert result.reason == (
         "would apply: targets found, signatures match, fingerprints match, "
@@ -45,7 +47,7 @@ def test_apply_replaces_the_heuristic_and_revert_restores_it() -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
-    report = backport_tool.apply(eager=True)
+    report = backport_tool.apply(eager=True, enable=ENABLE)
     try:
         assert report.by_id(BACKPORT).status is Status.APPLIED
         assert report.version == "2.11.0"
@@ -70,7 +72,7 @@ def test_patched_compile_flips_a_realize_decision_and_matches_eager() -> None:
     assert unpatched
     assert all(d.original == d.installed for d in unpatched)
 
-    assert backport_tool.apply(eager=True).by_id(BACKPORT).status is Status.APPLIED
+    assert backport_tool.apply(eager=True, enable=ENABLE).by_id(BACKPORT).status is Status.APPLIED
     try:
         with record_decisions() as patched:
             out = fresh_compile(four_read_pointwise_three_users, *args)
@@ -108,13 +110,13 @@ def test_cost_model_keeps_inlining_a_cheap_value_with_two_users(
 
 
 def test_probe_reads_the_2_11_heuristic_as_not_fixed() -> None:
-    result = backport_tool.check().by_id(BACKPORT)
+    result = backport_tool.check(enable=ENABLE).by_id(BACKPORT)
     assert result.probe is backport_tool.Probe.NOT_FIXED
     assert result.targets[0].fingerprint_matches is True
 
 
 def test_selftest_compiles_with_the_patch_and_passes() -> None:
-    result = backport_tool.check(selftest=True).by_id(BACKPORT)
+    result = backport_tool.check(selftest=True, enable=ENABLE).by_id(BACKPORT)
     assert (result.status, result.selftest, result.selftest_message) == (
         Status.READY,
         "passed",

@@ -1,7 +1,10 @@
-"""The shipped backport on the real torch 2.13: refused, and torch left alone."""
+"""The shipped backports on the real torch 2.13: refused, and torch left alone. The
+faithful port is opt-in, but its version decision comes first: it is refused as
+fixed upstream, and its claim checked, whether it is enabled or not."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,11 +22,17 @@ from backport_tool import Status, default_manifest_path  # noqa: E402
 
 BACKPORT = "inductor-realize-on-reuse"
 REFINED = "inductor-realize-on-reuse-refined"
+# Not enabled (the default), and enabled.
+ENABLED = pytest.mark.parametrize("enable", [[], [BACKPORT]], ids=["default", "enabled"])
 
 
-def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
+@ENABLED
+def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched(enable: list[str]) -> None:
     # In a fresh interpreter: the refusal must come from the version alone,
     # without importing torch._inductor at all.
+    env = dict(os.environ)  # the switches are unset (conftest)
+    if enable:
+        env["BACKPORT_TOOL_ENABLE"] = ",".join(enable)
     code = (
         "import sys, json, backport_tool\n"
         "r = backport_tool.apply()\n"
@@ -35,32 +44,35 @@ def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched() -> None:
         text=True,
         check=True,
         cwd=Path(__file__).parent,  # not the repo root: test the installed package
+        env=env,
     ).stdout
     report, inductor_imported = yaml.safe_load(out)
     assert report["version"].startswith("2.13.")
     entries = {entry["id"]: entry for entry in report["backports"]}
-    assert entries[REFINED]["status"] == "disabled"  # opt-in, not enabled
+    assert entries[REFINED]["status"] == "not-applicable"  # torch 2.11 only
     entry = entries[BACKPORT]
     assert entry["status"] == "fixed-upstream"
     assert entry["reason"].endswith(">= fixed_in 2.12.0: upstream is declared to include the fix")
     assert inductor_imported is False
 
 
-def test_apply_in_process_leaves_the_original_in_place() -> None:
+@ENABLED
+def test_apply_in_process_leaves_the_original_in_place(enable: list[str]) -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
-    report = backport_tool.apply()
+    report = backport_tool.apply(enable=enable)
     assert report.by_id(BACKPORT).status is Status.FIXED_UPSTREAM
+    assert report.by_id(REFINED).status is Status.NOT_APPLICABLE
     assert backport_tool.applied() == ()
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
 
 
-def test_the_refined_model_enabled_is_not_applicable_and_torch_is_untouched() -> None:
+def test_the_default_refined_model_is_not_applicable_and_torch_is_untouched() -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
-    report = backport_tool.apply(enable=[REFINED])
+    report = backport_tool.apply()
     assert report.by_id(REFINED).status is Status.NOT_APPLICABLE
     assert "outside applies_to" in (report.by_id(REFINED).reason or "")
     assert report.by_id(BACKPORT).status is Status.FIXED_UPSTREAM
@@ -75,7 +87,7 @@ def test_signature_check_catches_the_2_13_signature(tmp_path: Path) -> None:
     bundled = default_manifest_path()
     shutil.copytree(bundled.parent / "backports", tmp_path / "backports")
     data = yaml.safe_load(bundled.read_text())
-    entry = data["backports"][0]
+    (entry,) = [e for e in data["backports"] if e["id"] == BACKPORT]
     entry["applies_to"] = ">=2.11.0"
     del entry["fixed_in"]
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump(data))
@@ -83,7 +95,7 @@ def test_signature_check_catches_the_2_13_signature(tmp_path: Path) -> None:
     from torch._inductor.ir import StorageBox
 
     original = StorageBox.__dict__["should_realize_on_reuse"]
-    result = backport_tool.apply(tmp_path / "manifest.yaml").by_id(BACKPORT)
+    result = backport_tool.apply(tmp_path / "manifest.yaml", enable=[BACKPORT]).by_id(BACKPORT)
     assert result.status is Status.DRIFT
     assert result.reason.startswith(
         "target torch._inductor.ir:StorageBox.should_realize_on_reuse has signature "
@@ -94,8 +106,9 @@ def test_signature_check_catches_the_2_13_signature(tmp_path: Path) -> None:
     assert StorageBox.__dict__["should_realize_on_reuse"] is original
 
 
-def test_check_says_the_declared_fix_is_not_in_the_2_13_code() -> None:
-    result = backport_tool.check().by_id(BACKPORT)
+@ENABLED
+def test_check_says_the_declared_fix_is_not_in_the_2_13_code(enable: list[str]) -> None:
+    result = backport_tool.check(enable=enable).by_id(BACKPORT)
     assert result.status is Status.FIXED_UPSTREAM
     assert result.upstream_claim is backport_tool.Claim.CONTRADICTED
     assert result.to_dict()["upstream_claim"] == "contradicted"
