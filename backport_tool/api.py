@@ -121,12 +121,12 @@ def installed(package: str, switched: Switches) -> Version | None:
 
 
 def _build_plan(manifest: Manifest, switched: Switches) -> plan.Plan:
-    from .decision import decide_all  # noqa: PLC0415 - see _parsed
+    from .decision import as_applied, decide_all  # noqa: PLC0415 - see _parsed
 
     decisions = decide_all(manifest, installed(manifest.package, switched), switched)
     entries = []
     for backport in manifest.backports:
-        decision = decisions[backport.id]
+        decision = as_applied(decisions[backport.id])
         # Only the targets' modules trigger the patch; required symbols are
         # verified whatever state their modules are in (LiveInspector).
         modules = tuple(sorted({t.symbol.module for t in backport.targets}))

@@ -40,6 +40,19 @@ def decide(
     return Decision(Status.READY, decision.reason)
 
 
+def as_applied(decision: Decision) -> Decision:
+    """``decision`` as apply reports it: apply refuses a backport declared fixed
+    upstream from the version alone, at startup, without reading the code, so
+    it says the claim is unverified and which command tests it."""
+    if decision.status is not Status.FIXED_UPSTREAM:
+        return decision
+    return Decision(
+        decision.status,
+        f"{decision.reason}; not verified: apply does not read the code, "
+        "`backport-tool check` tests the claim against it",
+    )
+
+
 def _sites(backport: Backport) -> dict[str, str]:
     # Every binding the backport changes -> the target it belongs to.
     return {str(site): str(t.symbol) for t in backport.targets for site in t.sites}

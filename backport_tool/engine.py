@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from . import patcher, references
 from .config import Switches
-from .decision import decide_all
+from .decision import as_applied, decide_all
 from .findings import Claim, Probe
 from .inspection import Inspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
@@ -82,7 +82,7 @@ def _gate(run: _Run) -> None:
         # apply runs at startup and must not import torch internals for a
         # backport it refuses anyway; check and static reads verify the claim.
         if run.mode is Mode.APPLY:
-            run.stop(decision.status, decision.reason)
+            run.stop(decision.status, as_applied(decision).reason)
         else:
             run.done = verify_claim(run.backport, run.inspector, decision.reason)
     elif decision.status is not Status.READY:

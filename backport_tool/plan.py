@@ -21,7 +21,8 @@ from .config import Switches, cache_dir
 from .manifest_file import ManifestFile
 from .report import Status
 
-PLAN_FORMAT = 4
+# 5: opt-in backports decided by version first; fixed-upstream says unverified.
+PLAN_FORMAT = 5
 # What decide() can answer; READY backports are verified and applied later.
 DECIDED = frozenset(
     {Status.RETIRED, Status.DISABLED, Status.NOT_APPLICABLE, Status.FIXED_UPSTREAM, Status.READY}
