@@ -361,7 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         # where `new` starts one.
         found = project_manifest_path(Path())
         if found is not None:
-            args.manifest = str(found)
+            # Named as short as it is unambiguous: "manifest.yaml" when it is
+            # the current directory's, its full path when found above.
+            here = found.parent == Path(os.path.abspath(os.curdir))
+            args.manifest = found.name if here else str(found)
     # The report already shows every problem; the log is for --verbose.
     previous = log_to_stderr(logging.DEBUG if args.verbose else logging.ERROR)
     # main() may run inside a larger program (tests, the pytest plugin): its

@@ -173,7 +173,7 @@ def test_lock_actions_are_an_enum_and_entries_render_as_json(
         "skipped  |",
     )
     assert json.loads(json.dumps([e.to_dict() for e in entries]))[3] == {
-        "backport": "later",
+        "id": "later",
         "symbol": None,
         "action": "skipped",
         "detail": entries[3].detail,

@@ -52,8 +52,9 @@ def test_apply_is_refused_as_fixed_upstream_and_torch_is_untouched(enable: list[
     assert entries[REFINED]["status"] == "not-applicable"  # torch 2.11 only
     entry = entries[BACKPORT]
     assert entry["status"] == "fixed-upstream"
-    assert ">= fixed_in 2.12.0: upstream is declared to include the fix; not verified" in (
-        entry["reason"]
+    assert (
+        ">= fixed_in 2.12.0: upstream is declared to include the fix; not verified"
+        in (entry["reason"])
     )
     assert entry["reason"].endswith("`backport-tool check` tests the claim against it")
     assert inductor_imported is False
