@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         InstalledVersionError,
         ManifestError,
         MissingDependencyError,
+        ScopeError,
         UsageError,
         VerificationError,
     )
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from .matrix import Matrix, build_matrix
     from .patcher import AppliedBackport
     from .report import BackportResult, Report, Status
+    from .scoped import enabled
     from .track import TrackResult, track
 
 # name -> module that defines it
@@ -47,6 +49,7 @@ _EXPORTS = {
     "Presence": "findings",
     "Probe": "findings",
     "Report": "report",
+    "ScopeError": "errors",
     "Status": "report",
     "SymbolRef": "manifest",
     "Target": "manifest",
@@ -61,6 +64,7 @@ _EXPORTS = {
     "build_matrix": "matrix",
     "check": "checking",
     "default_manifest_path": "config",
+    "enabled": "scoped",
     "load_manifest": "manifest",
     "lock": "lock",
     "original": "api",
@@ -84,6 +88,7 @@ __all__ = [
     "Presence",
     "Probe",
     "Report",
+    "ScopeError",
     "Status",
     "SymbolRef",
     "Target",
@@ -100,6 +105,7 @@ __all__ = [
     "check",
     "current_report",
     "default_manifest_path",
+    "enabled",
     "load_manifest",
     "lock",
     "original",

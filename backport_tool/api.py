@@ -1,5 +1,6 @@
 """What a server runs: ``apply``, ``revert``, ``current_report``, ``applied`` and
-``original``. The tools CI and developers run (``check``, ``lock``, ``new``,
+``original`` (``enabled``, a backport for one block, is in ``scoped``). The
+tools CI and developers run (``check``, ``lock``, ``new``,
 ``matrix``, ``track``, the self-test) live elsewhere.
 
 ``apply()`` runs at server startup and must cost next to nothing on top of
@@ -219,7 +220,7 @@ def apply(
     is ``drift``, ``missing``, ``failed`` or ``partial``. Called from a
     backport's hook, it raises :class:`UsageError`.
     """
-    _refuse_in_hook("apply")
+    refuse_in_hook("apply")
     configure_logging()
     STATE.hooks.module_loaded(None)
     given = Given(tuple(enable), tuple(disable))
@@ -253,7 +254,8 @@ def _not_applied(manifest: str | os.PathLike[str] | Manifest | None, exc: Except
     return report
 
 
-def _refuse_in_hook(verb: str) -> None:
+def refuse_in_hook(verb: str) -> None:
+    """Raise :class:`UsageError` when a backport's hook calls ``verb``."""
     # apply() or revert() from inside a hook would change the registry while
     # that very operation is half-way through it.
     running = getattr(STATE.in_hook, "running", None)
@@ -386,6 +388,8 @@ def _applied_now(backport_id: str, package: str, manifest: Manifest) -> None:
     # and after_apply wait until the package's import has finished.
     from . import patcher  # noqa: PLC0415
 
+    # In force through an enabled() scope already: apply() keeps it after.
+    patcher.keep(backport_id)
     for module in patcher.waiting_modules(backport_id):
         bind = functools.partial(_copies_imported, backport_id, module, manifest)
         if not STATE.hooks.watch(backport_id, module, bind):
@@ -501,7 +505,7 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     """
     from . import patcher  # noqa: PLC0415 - see _retag
 
-    _refuse_in_hook("revert")
+    refuse_in_hook("revert")
     if isinstance(ids, str):
         ids = (ids,)
     if ids is not None and not all(isinstance(i, str) for i in ids):
@@ -519,22 +523,29 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     return reverted
 
 
+_NOT_REPLACED = object()
+
+
 def original(symbol: str) -> object:
     """The object ``symbol`` (``"module:Qual.name"``, a target or a declared copy)
     was before the applied backport that replaced it: what a wrapper calls
     instead of itself.
 
+    It takes no lock (a dict look-up), so ``torch.compile(fullgraph=True)``
+    can trace a wrapper that calls it. A target's ``original:`` key in the
+    manifest binds the original to a global of the backport module instead,
+    which costs nothing per call.
+
     Raises :class:`UsageError` when no applied backport replaces ``symbol``.
     """
-    from . import patcher  # noqa: PLC0415 - see _retag
-
-    try:
-        return patcher.original(symbol)
-    except LookupError:
+    # Read without the patch lock: patcher replaces the snapshot whole.
+    found = STATE.originals.get(symbol, _NOT_REPLACED)
+    if found is _NOT_REPLACED:
         raise UsageError(
             f"original({symbol!r}): no applied backport replaces {symbol}; call it only from "
             "a replacement (or code it runs) while its backport is applied"
-        ) from None
+        )
+    return found
 
 
 def applied() -> tuple[AppliedBackport, ...]:

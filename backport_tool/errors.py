@@ -84,3 +84,23 @@ class VerificationError(BackportToolError):
             "backport verification failed:\n  " + "\n  ".join(bad) + "\nHint: run "
             "`backport-tool status` for details, or set BACKPORT_TOOL_DISABLE to skip a backport"
         )
+
+
+class ScopeError(VerificationError):
+    """``enabled(ID)`` cannot put the backport in force for its block: it is
+    ``drift``, ``missing`` or ``failed`` here, its ``after_apply`` raised, or
+    another backport (or the same id from another manifest) holds one of its
+    bindings. Nothing was changed and the block did not run.
+
+    ``report`` holds the one backport's result.
+    """
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        result = report.results[0]
+        BackportToolError.__init__(
+            self,
+            f"enabled({result.id!r}): backport {result.id} cannot be put in force: "
+            f"{result.status.value} ({result.reason}); nothing was changed. Hint: run "
+            "`backport-tool status` for details",
+        )

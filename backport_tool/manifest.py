@@ -30,6 +30,8 @@ _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
+# A backport module's hooks (loading.py): never a name for an original.
+_MODULE_HOOKS = ("upstream_probe", "selftest", "after_apply", "before_revert")
 
 T = TypeVar("T")
 
@@ -78,6 +80,11 @@ class Target:
     # the same original (``from m import f``, a re-export). apply puts the fix
     # in force at exactly the target and these, and nowhere else.
     copies: tuple[SymbolRef, ...] = ()
+    # A global of the backport module that apply binds to the original before
+    # the target is replaced: a wrapper calls it as a plain name, which
+    # torch.compile can trace (a look-up by string through original() it
+    # cannot, under fullgraph=True).
+    original: str | None = None
 
     @property
     def sites(self) -> tuple[SymbolRef, ...]:
@@ -502,6 +509,8 @@ class _Checker:
         requires = self.each(
             f"{keypath}.requires", entry.get("requires", []), self.symbol, nonempty=False
         )
+        if targets is not None:
+            self.original_names(f"{keypath}.targets", targets)
         retired_reason = self.retirement(keypath, entry)
         sha256 = self.sha256(f"{keypath}.sha256", entry["sha256"]) if "sha256" in entry else None
         opt_in = entry.get("opt_in", False)
@@ -657,7 +666,15 @@ class _Checker:
             keypath,
             data,
             ("symbol", "replacement"),
-            ("signature", "fingerprint", "recorded_from", "acknowledged", "create", "copies"),
+            (
+                "signature",
+                "fingerprint",
+                "recorded_from",
+                "acknowledged",
+                "create",
+                "copies",
+                "original",
+            ),
         )
         if entry is None:
             return None
@@ -726,6 +743,18 @@ class _Checker:
         if create and copies:
             self.expect(f"{keypath}.copies", "no copies for a created attribute", copies[0])
             return None
+        original = None
+        if "original" in entry:
+            original = self.original_name(f"{keypath}.original", entry["original"], replacement)
+            if original is None:
+                return None
+            if create:
+                self.error(
+                    f"{keypath}.original",
+                    "a created attribute has no original to bind; remove original: "
+                    "or create: true",
+                )
+                return None
         return Target(
             symbol,
             replacement,
@@ -735,7 +764,48 @@ class _Checker:
             acknowledged,
             create,
             tuple(copies),
+            original,
         )
+
+    def original_name(self, keypath: str, value: object, replacement: str) -> str | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        expected = "a Python identifier, the global of the backport module that holds the original"
+        if not (text.isascii() and text.isidentifier()) or keyword.iskeyword(text):
+            self.expect(keypath, expected, text)
+            return None
+        # The module's own dunders and hooks are not ours to rebind.
+        if text.startswith("__") or text in _MODULE_HOOKS:
+            self.expect(keypath, f"{expected} (not a dunder or a hook name)", text)
+            return None
+        if text == replacement:
+            self.expect(keypath, "another name than the replacement's", text)
+            return None
+        return text
+
+    def original_names(self, keypath: str, targets: tuple[Target, ...]) -> None:
+        # One module global holds one original; a replacement is never overwritten.
+        replacements = {t.replacement for t in targets}
+        first: dict[str, int] = {}
+        for index, target in enumerate(targets):
+            name = target.original
+            if name is None:
+                continue
+            where = f"{keypath}[{index}].original"
+            if name in first:
+                self.error(
+                    where,
+                    f"{name!r} is already the original of {keypath}[{first[name]}]; "
+                    "give each target its own name",
+                )
+            elif name in replacements:
+                self.error(
+                    where,
+                    f"{name!r} is the replacement of another target; binding the original "
+                    "there would overwrite it: choose another name",
+                )
+            first.setdefault(name, index)
 
     def symbol(self, keypath: str, value: object) -> SymbolRef | None:
         text = self.string(keypath, value)

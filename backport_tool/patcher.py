@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from . import lazy
 from .references import Binding, rebind, unbind
@@ -30,7 +31,9 @@ class Patch:
     verified (:data:`ABSENT` when the attribute was inherited or is created);
     applying checks that it still holds exactly that. ``original`` is the
     object the copies must hold: the function behind ``own`` (or the
-    inherited one).
+    inherited one). ``alias`` is the backport module's namespace and the
+    global in it that is bound to ``original`` before the target is replaced
+    (the target's ``original:`` key).
     """
 
     symbol: str
@@ -40,6 +43,7 @@ class Patch:
     replacement: object
     original: object = ABSENT
     copies: tuple[str, ...] = ()
+    alias: tuple[dict[str, Any], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +59,10 @@ class AppliedBackport:
 class PatchConflict(Exception):
     """The state of a target is not what verification saw, or another backport
     holds one of its bindings."""
+
+
+class Stale(PatchConflict):
+    """Something other than a backport replaced a target since it was verified."""
 
 
 class AlreadyApplied(Exception):
@@ -93,6 +101,10 @@ class Entry:
     # Declared copies that did not hold the original when their module came.
     stray: list[str] = field(default_factory=list)
     after_apply_done: bool = False
+    # False while only enabled() scopes hold it: the last one to leave reverts
+    # it. apply() keeps it (also one a scope put in force first).
+    kept: bool = True
+    scopes: int = 0
 
 
 def _entries() -> dict[str, Entry]:
@@ -172,14 +184,25 @@ def original(symbol: str) -> object:
     """The object ``symbol`` (a target or a declared copy) named before the
     applied backport replaced it; raise ``LookupError`` when no applied
     backport replaced it, or when the backport created it (there was none)."""
-    with STATE.patch_lock:
-        for entry in _entries().values():
-            for patch in entry.patches:
-                if symbol == patch.symbol or symbol in patch.copies:
-                    if patch.original is ABSENT:
-                        break
-                    return patch.original
-    raise LookupError(symbol)
+    found = STATE.originals.get(symbol, ABSENT)
+    if found is ABSENT:
+        raise LookupError(symbol)
+    return found
+
+
+def _publish(*extra: Entry) -> None:
+    # original() reads this snapshot without the lock (a wrapper calls it on
+    # every call, and torch.compile cannot trace a lock); it is replaced whole,
+    # never changed in place, so a reader sees one state or the other. It
+    # names an original before the replacement is installed and until after
+    # it is removed.
+    originals: dict[str, object] = {}
+    for entry in (*_entries().values(), *extra):
+        for patch in entry.patches:
+            if patch.original is not ABSENT:
+                for symbol in (patch.symbol, *patch.copies):
+                    originals[symbol] = patch.original
+    STATE.originals = originals
 
 
 def before_patch(owner: object, name: str) -> tuple[object, object] | None:
@@ -235,15 +258,25 @@ def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> 
     return Binding(owner, name, raw, new, copy)
 
 
+def _alias_holder(namespace: dict[str, Any], name: str) -> str | None:
+    # The applied backport whose original ``name`` of ``namespace`` holds.
+    for entry in _entries().values():
+        for patch in entry.patches:
+            if patch.alias is not None and patch.alias[0] is namespace and patch.alias[1] == name:
+                return entry.info.id
+    return None
+
+
 def apply_patches(
-    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks = Hooks()
+    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks = Hooks(), *, kept: bool = True
 ) -> tuple[str, ...]:
     """Apply every patch and bind every declared copy whose module is imported,
     or nothing; raise :class:`PatchConflict` or the setattr error. Returns the
     modules whose copies wait for their import (see :func:`bind_copies`).
 
     ``after_apply`` does not run here: the caller runs :func:`run_after_apply`
-    once the import that triggered the apply has finished.
+    once the import that triggered the apply has finished. ``kept=False``:
+    an ``enabled()`` scope holds it (see :func:`enter_scope`).
     """
     with STATE.patch_lock:
         entry = _entries().get(info.id)
@@ -251,17 +284,24 @@ def apply_patches(
             if entry.info.manifest == info.manifest:
                 raise AlreadyApplied(info.id)
             raise ForeignApplied(entry.info.manifest)
-        new = Entry(info, patches, hooks)
+        new = Entry(info, patches, hooks, kept=kept)
         bindings: list[Binding] = []
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
             if other is not None:
                 raise PatchConflict(f"{patch.symbol} is already patched by backport {other!r}")
             if _current(patch.owner, patch.name) is not patch.own:
-                raise PatchConflict(
+                raise Stale(
                     f"{patch.symbol} changed between verification and patching; "
                     "something else replaced it"
                 )
+            if patch.alias is not None:
+                other = _alias_holder(*patch.alias)
+                if other is not None:
+                    raise PatchConflict(
+                        f"the original of {patch.symbol} goes to {patch.alias[1]!r} of the "
+                        f"backport module, which holds an original of backport {other!r}"
+                    )
             for copy in patch.copies:
                 holder = site_holder(copy)
                 if holder is None:
@@ -271,6 +311,14 @@ def apply_patches(
                 if isinstance(bound, str):
                     raise PatchConflict(bound)
                 bindings.append(bound)
+        # Each original is bound in the backport module before anything can
+        # call the replacement. It stays bound after revert: the original is
+        # always right to call, and a call already inside the wrapper when
+        # another thread reverts must not find the name gone.
+        for patch in patches:
+            if patch.alias is not None:
+                patch.alias[0][patch.alias[1]] = patch.original
+        _publish(new)
         done: list[Patch] = []
         try:
             for patch in patches:
@@ -280,6 +328,7 @@ def apply_patches(
         except BaseException:
             for patch in reversed(done):
                 _restore(patch)
+            _publish()
             raise
         _entries()[info.id] = new
         return tuple(new.waiting)
@@ -375,7 +424,79 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
                         backport_id,
                     )
             reverted.append(backport_id)
+        if reverted:
+            _publish()
     return tuple(reverted)
+
+
+def enter_scope(
+    info: AppliedBackport, patches: tuple[Patch, ...], hooks: Hooks
+) -> tuple[Entry | None, bool]:
+    """Put a backport in force for an ``enabled()`` scope: apply it and run its
+    ``after_apply``, or count one more scope on it when scopes already hold it.
+    Returns what the scope holds, for :func:`leave_scope` (None when
+    ``apply()`` applied it: it stays as it is), and whether this call changed
+    anything. Raises :class:`PatchConflict` (:class:`Stale` when a target
+    changed since it was verified), :class:`ForeignApplied`,
+    :class:`HookFailed` (rolled back) or the setattr error, having changed
+    nothing."""
+    with STATE.patch_lock:
+        entry = _entries().get(info.id)
+        if entry is not None:
+            if entry.info.manifest != info.manifest:
+                raise ForeignApplied(entry.info.manifest)
+            if entry.kept:
+                return None, False
+            entry.scopes += 1
+            return entry, False
+        apply_patches(info, patches, hooks, kept=False)
+        entry = _entries()[info.id]
+        entry.scopes = 1
+        run_after_apply(info.id)
+        return entry, True
+
+
+def leave_scope(entry: Entry) -> bool:
+    """One scope of ``entry`` ends; the last one reverts it, unless ``apply()``
+    kept it or ``revert()`` already reverted it. True when it reverted."""
+    with STATE.patch_lock:
+        if _entries().get(entry.info.id) is not entry:
+            return False  # reverted (and perhaps applied again) meanwhile
+        entry.scopes -= 1
+        if entry.scopes > 0 or entry.kept:
+            return False
+        # A copy's module imported during the scope copied the replacement
+        # from the target: bound now, revert puts the original there too.
+        for module in list(entry.waiting):
+            if lazy.is_loaded(module):
+                for stray in bind_copies(entry.info.id, module):
+                    logger.warning("backport-tool: %s: %s; left as it is", entry.info.id, stray)
+            elif module in sys.modules:
+                logger.warning(
+                    "backport-tool: %s: %s was being imported when the last enabled() scope "
+                    "ended; its declared copies may keep the replacement",
+                    entry.info.id,
+                    module,
+                )
+        revert((entry.info.id,))
+        return True
+
+
+def keep(backport_id: str) -> None:
+    """``apply()`` found the backport in force: it stays applied when the
+    ``enabled()`` scopes that put it in force end."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is not None:
+            entry.kept = True
+
+
+def held(backport_id: str) -> tuple[AppliedBackport, tuple[Patch, ...], Hooks] | None:
+    """What the backport in force was applied with, to apply it again the
+    same way; None when it is not in force."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        return (entry.info, entry.patches, entry.hooks) if entry is not None else None
 
 
 def applied() -> tuple[AppliedBackport, ...]:

@@ -4,7 +4,10 @@ declared copies."""
 
 from __future__ import annotations
 
-from types import ModuleType
+import ast
+import inspect
+from types import FunctionType, ModuleType
+from typing import Any
 
 from . import fitting, patcher
 from .inspection import SymbolFacts
@@ -20,6 +23,15 @@ def replacement_for(
 ) -> object | Problem:
     """The object the backport module offers for ``target``, fitted to it, or
     the problem that stops it."""
+    made = _replacement(module, backport, target, facts, source)
+    if isinstance(made, Problem) or target.original is None:
+        return made
+    return _alias_problem(module, backport, target, made, source) or made
+
+
+def _replacement(
+    module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts, source: bytes | None
+) -> object | Problem:
     value = getattr(module, target.replacement, ABSENT)
     if value is ABSENT:
         return Problem(
@@ -86,6 +98,88 @@ def _fitted(
     return bound.function
 
 
+def _namespace(replacement: object) -> dict[str, Any] | None:
+    # The globals the replacement's code reads: those of the function behind
+    # its decorators (functools.wraps keeps __wrapped__).
+    try:
+        function = inspect.unwrap(replacement)  # type: ignore[arg-type]
+    except ValueError:  # a __wrapped__ cycle
+        return None
+    return function.__globals__ if isinstance(function, FunctionType) else None
+
+
+def _alias_problem(
+    module: ModuleType,
+    backport: Backport,
+    target: Target,
+    replacement: object,
+    source: bytes | None,
+) -> Problem | None:
+    # The target's ``original:`` global is bound in the backport module, where
+    # the replacement must read it; the module's own code must leave it free,
+    # or apply would overwrite what it defines.
+    name = target.original
+    assert name is not None
+    where = f"{backport.module_text}:{target.replacement}"
+    if _namespace(replacement) is not vars(module):
+        return Problem(
+            Status.FAILED,
+            f"original: {name} is bound in {backport.module_text}, but {where} is not a "
+            "function of that module, so it cannot read it; call "
+            f"backport_tool.original({str(target.symbol)!r}) instead",
+        )
+    line = _bound_at(source, name) if source is not None else None
+    if line is not None:
+        return Problem(
+            Status.FAILED,
+            f"{backport.module_text}:{line} binds {name}, the name that original: gives to "
+            f"the original of {target.symbol}; apply binds it: leave it unassigned (or "
+            f"{name} = None, for linters)",
+        )
+    return None
+
+
+def _bound_at(source: bytes, name: str) -> int | None:
+    """The line where the module's code binds ``name`` to anything but None,
+    anywhere in it; None when it never does."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return None  # it ran, so Python read it; nothing more to say
+    # A placeholder at module level: ``NAME = None``, ``NAME: T`` or ``NAME: T = None``.
+    free: set[int] = set()
+    for statement in tree.body:
+        value: ast.expr | None
+        if isinstance(statement, ast.Assign):
+            value, targets = statement.value, statement.targets
+        elif isinstance(statement, ast.AnnAssign):
+            value, targets = statement.value, [statement.target]
+        else:
+            continue
+        if value is None or (isinstance(value, ast.Constant) and value.value is None):
+            free.update(id(t) for t in targets if isinstance(t, ast.Name))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store):
+            if id(node) not in free:
+                return node.lineno
+        elif _defines(node, name):
+            return getattr(node, "lineno", 1)
+    return None
+
+
+def _defines(node: ast.AST, name: str) -> bool:
+    # Bindings that are not an assignment to a Name.
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name == name
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        return any((a.asname or a.name.partition(".")[0]) == name for a in node.names)
+    if isinstance(node, (ast.Global, ast.Nonlocal)):
+        return name in node.names
+    if isinstance(node, ast.ExceptHandler):
+        return node.name == name
+    return False
+
+
 def hooks_of(module: ModuleType) -> patcher.Hooks:
     after = getattr(module, AFTER_APPLY_HOOK, None)
     before = getattr(module, BEFORE_REVERT_HOOK, None)
@@ -97,6 +191,7 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
     assert resolved is not None
     # Keep the descriptor kind of the original, or a staticmethod target would
     # start receiving ``self``.
+    namespace = _namespace(replacement) if target.original is not None else None
     if isinstance(resolved.raw, (staticmethod, classmethod)) and callable(replacement):
         replacement = type(resolved.raw)(replacement)
     return patcher.Patch(
@@ -107,4 +202,5 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
         replacement,
         original_of(resolved),
         tuple(str(c) for c in target.copies),
+        None if namespace is None or target.original is None else (namespace, target.original),
     )

@@ -1,8 +1,9 @@
 """Everything apply changes in a process, in one object: the patch registry,
 the backport-module cache, the import hooks, the compile-cache tag, the parsed
-manifests, the latest report, what was exported to child processes, and whether
-logging was configured. The API owns it; tests reset it with the
-``backport_state`` fixture of the pytest plugin. Stdlib only."""
+manifests, the backports ``enabled()`` verified, the latest report, what was
+exported to child processes, and whether logging was configured. The API owns
+it; tests reset it with the ``backport_state`` fixture of the pytest plugin.
+Stdlib only."""
 
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ class ProcessState:
         self.patch_lock = threading.RLock()
         # backport id -> patcher.Entry: what is in force, and how to undo it.
         self.applied: dict[str, Any] = {}
+        # symbol -> the original an applied backport replaced there (targets and
+        # declared copies): original()'s snapshot, replaced whole under
+        # patch_lock and read without it.
+        self.originals: dict[str, object] = {}
+        # enabled(): (backport id, manifest as given) -> what the first scope
+        # verified and built (scoped.Prepared), or why the version or a switch
+        # refuses it (scoped.Refused), so that later scopes only patch.
+        self.scoped: dict[tuple[object, ...], Any] = {}
         # Backport modules run once per file, so that apply after revert
         # installs the very same replacement objects: path -> (module, digest,
         # the source bytes that were hashed and ran).
