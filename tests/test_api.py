@@ -701,3 +701,21 @@ def test_the_selftest_runs_in_the_state_production_startup_has(
         backport_tool.Verdict.FAILED,
         f"not applied: pending (verified and applied when {patchset.module} is imported)",
     )
+
+
+def test_the_startup_line_counts_partial_as_in_force(caplog: pytest.LogCaptureFixture) -> None:
+    from backport_tool.api import _log_summary
+    from backport_tool.report import BackportResult, Report
+
+    caplog.set_level(logging.INFO, logger="backport_tool")
+    results = (
+        BackportResult("a", Status.APPLIED, ""),
+        BackportResult("b", Status.PARTIAL, ""),
+        BackportResult("c", Status.PENDING, ""),
+        BackportResult("d", Status.DISABLED, ""),
+        BackportResult("e", Status.NOT_APPLICABLE, ""),
+    )
+    _log_summary(Report("torch", "2.11.0", "m.yaml", results))
+    assert caplog.messages[-1] == (
+        "backport-tool: 1 applied (a), 1 partial (b), 1 pending (c), 2 refused"
+    )
