@@ -751,8 +751,7 @@ class _Checker:
             if create:
                 self.error(
                     f"{keypath}.original",
-                    "a created attribute has no original to bind; remove original: "
-                    "or create: true",
+                    "a created attribute has no original to bind; remove original: or create: true",
                 )
                 return None
         return Target(
