@@ -3,6 +3,7 @@
 
     python benchmarks/apply_cost.py --parts apply --rounds 30 --out apply.json
     python benchmarks/apply_cost.py --parts walk --walk-rounds 5 --out walk.json
+    python benchmarks/apply_cost.py --parts scoped --rounds 10 --out scoped.json
 
 Every part runs in interleaved rounds: each round runs each of its
 measurements once, in a shuffled order, so that machine noise hits all of
@@ -29,6 +30,14 @@ that every declared copy is bound):
 - warm lazy `apply()` of the bundled manifest in a fresh interpreter after
   `import torch` only: the plan cached, after an apply and revert in that
   interpreter; `--lazy-reps` repetitions per interpreter, one per round.
+
+Part `scoped` (the same process state as part `apply`): `with
+backport_tool.enabled(ID, manifest=...)` for each set. The first scope after
+`revert()` and `backport_tool.state.reset()`, which decides, verifies and
+builds the backport, once per round; then `--scoped-reps` scopes whose
+`__enter__` and `__exit__` are timed apart (the per-round median of each);
+and, for comparison, a warm `apply(eager=True)` plus `revert()` per scope
+(`--scoped-apply-reps` per round, no state reset).
 
 Part `walk`: `backport_tool.references.undeclared` (check's walk) for 1 search
 and for all the synthetic targets in one walk, the same targets walked one at a
@@ -103,6 +112,7 @@ Row = dict[str, float]  # one round's times, by measurement
 
 SITE_BUDGET_MS = 2.0
 LAZY_BUDGET_MS = 5.0
+SCOPE_BUDGET_MS = 1.0  # entering, and leaving, an enabled() scope
 
 
 def stats(values: list[float]) -> dict[str, Any]:
@@ -409,6 +419,130 @@ def part_apply(
     }
 
 
+# --- part scoped -----------------------------------------------------------------
+
+
+def scoped_once(s: ApplySet) -> float:
+    """Milliseconds of the first scope after a clean state (entering and
+    leaving it): decide, verify, build, patch and restore."""
+    clean()
+    gc.collect()
+    scope = backport_tool.enabled(s.backport_id, manifest=s.manifest)
+    start = time.perf_counter()
+    result = scope.__enter__()
+    entered = time.perf_counter()
+    try:
+        if result.status.value != "applied":
+            raise SystemExit(f"scoped {s.name}: {result}")
+        bound = len(s.targets) + len(patcher.bound_copies(s.backport_id))
+        if bound != s.sites:
+            raise SystemExit(f"scoped {s.name}: {bound} of {s.sites} sites bound")
+    finally:
+        leaving = time.perf_counter()
+        scope.__exit__(None, None, None)
+        left = time.perf_counter()
+    return (entered - start + left - leaving) * 1e3
+
+
+def scoped_reps(s: ApplySet, reps: int) -> tuple[list[float], list[float]]:
+    """Microseconds of each ``__enter__`` and each ``__exit__`` of ``reps``
+    scopes, the backport verified already."""
+    enters: list[float] = []
+    exits: list[float] = []
+    gc.collect()
+    for _ in range(reps):
+        scope = backport_tool.enabled(s.backport_id, manifest=s.manifest)
+        start = time.perf_counter()
+        scope.__enter__()
+        middle = time.perf_counter()
+        scope.__exit__(None, None, None)
+        end = time.perf_counter()
+        enters.append((middle - start) * 1e6)
+        exits.append((end - middle) * 1e6)
+    if backport_tool.applied():
+        raise SystemExit(f"scoped {s.name}: still applied after its scopes")
+    return enters, exits
+
+
+def apply_revert_ms(s: ApplySet, reps: int) -> list[float]:
+    """Milliseconds of ``apply(eager=True)`` plus ``revert()``, warm: what a
+    scope costs when written with them."""
+    clean()
+    times: list[float] = []
+    with environ(s.env):
+        backport_tool.apply(s.manifest, eager=True)  # parses and loads once
+        backport_tool.revert()
+        for _ in range(reps):
+            gc.collect()
+            start = time.perf_counter()
+            report = backport_tool.apply(s.manifest, eager=True)
+            backport_tool.revert()
+            times.append((time.perf_counter() - start) * 1e3)
+            if report.by_id(s.backport_id).status.value != "applied":
+                raise SystemExit(f"apply/revert {s.name}: {report.results}")
+        clean()
+    return times
+
+
+def brief(values: list[float]) -> dict[str, Any]:
+    """Median and quartiles, without the samples."""
+    full = stats(values)
+    del full["samples"]
+    return full
+
+
+def part_scoped(args: argparse.Namespace, sets: list[ApplySet]) -> dict[str, Any]:
+    first: dict[str, list[float]] = {s.name: [] for s in sets}
+    enter_medians: dict[str, list[float]] = {s.name: [] for s in sets}
+    exit_medians: dict[str, list[float]] = {s.name: [] for s in sets}
+    enter_all: dict[str, list[float]] = {s.name: [] for s in sets}
+    exit_all: dict[str, list[float]] = {s.name: [] for s in sets}
+    pairs: dict[str, list[float]] = {s.name: [] for s in sets}
+    for s in sets:  # warm-up: every module loaded, every file read once
+        scoped_once(s)
+        scoped_reps(s, 10)
+    for round_ in range(args.rounds):
+        steps: list[Callable[[], None]] = []
+        for s in sets:
+
+            def scopes(s: ApplySet = s) -> None:
+                first[s.name].append(scoped_once(s))
+                enters, exits = scoped_reps(s, args.scoped_reps)
+                enter_medians[s.name].append(statistics.median(enters))
+                exit_medians[s.name].append(statistics.median(exits))
+                enter_all[s.name] += enters
+                exit_all[s.name] += exits
+                clean()
+
+            def pair(s: ApplySet = s) -> None:
+                pairs[s.name] += apply_revert_ms(s, args.scoped_apply_reps)
+
+            steps += [scopes, pair]
+        random.shuffle(steps)
+        for step in steps:
+            step()
+        print(f"scoped round {round_ + 1}/{args.rounds}", file=sys.stderr, flush=True)
+    out: dict[str, Any] = {}
+    for s in sets:
+        enter, leave = statistics.median(enter_all[s.name]), statistics.median(exit_all[s.name])
+        out[s.name] = {
+            "manifest": str(s.manifest),
+            "backport": s.backport_id,
+            "declared_sites": s.sites,
+            "first_scope_ms": stats(first[s.name]),
+            "enter_us": stats(enter_medians[s.name]),
+            "exit_us": stats(exit_medians[s.name]),
+            "enter_us_every_rep": brief(enter_all[s.name]),
+            "exit_us_every_rep": brief(exit_all[s.name]),
+            "apply_revert_ms": stats(pairs[s.name]),
+            "budget": {
+                "limit_ms": SCOPE_BUDGET_MS,
+                "ok": max(enter, leave) <= SCOPE_BUDGET_MS * 1e3,
+            },
+        }
+    return {"reps_per_round": args.scoped_reps, "sets": out}
+
+
 # --- part walk -------------------------------------------------------------------
 
 
@@ -489,19 +623,25 @@ def part_walk(args: argparse.Namespace, bundled: Path, synthetic: Path) -> dict[
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="apply,walk", help="apply, walk or both (default)")
+    parser.add_argument(
+        "--parts", default="apply,walk", help="apply, walk, scoped; default apply,walk"
+    )
     parser.add_argument("--rounds", type=int, default=30, help="apply rounds")
     parser.add_argument("--cold-rounds", type=int, default=5, help="apply rounds with cold runs")
     parser.add_argument("--lazy-reps", type=int, default=10, help="lazy applies per interpreter")
     parser.add_argument("--walk-rounds", type=int, default=5)
+    parser.add_argument("--scoped-reps", type=int, default=500, help="scopes per round")
+    parser.add_argument(
+        "--scoped-apply-reps", type=int, default=3, help="apply()+revert() pairs per round"
+    )
     parser.add_argument("--targets", type=int, default=len(SYNTHETIC_TARGETS))
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--out", type=Path, help="also write the JSON result here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a summary")
     args = parser.parse_args()
     parts = set(args.parts.split(","))
-    if not parts <= {"apply", "walk"} or not 1 <= args.targets <= len(SYNTHETIC_TARGETS):
-        parser.error("--parts takes apply and/or walk; --targets 1 to 10")
+    if not parts <= {"apply", "walk", "scoped"} or not 1 <= args.targets <= len(SYNTHETIC_TARGETS):
+        parser.error("--parts takes apply, walk and/or scoped; --targets 1 to 10")
 
     for name in [n for n in os.environ if switch(n)]:
         del os.environ[name]
@@ -534,6 +674,8 @@ def main() -> int:
             "cold_rounds": min(args.cold_rounds, args.rounds),
             "lazy_reps": args.lazy_reps,
             "walk_rounds": args.walk_rounds,
+            "scoped_reps": args.scoped_reps,
+            "scoped_apply_reps": args.scoped_apply_reps,
             "warmup": args.warmup,
             "preloaded": list(PRELOAD),
         },
@@ -541,6 +683,7 @@ def main() -> int:
         "unimportable_modules": unimportable,
         "apply": part_apply(args, sets, env) if "apply" in parts else None,
         "walk": part_walk(args, bundled, synthetic_manifest) if "walk" in parts else None,
+        "scoped": part_scoped(args, sets) if "scoped" in parts else None,
     }
     text = json.dumps(result, indent=2)
     if args.out:
@@ -551,6 +694,8 @@ def main() -> int:
     if result["apply"] is not None:
         ok = all(s["budget"]["ok"] for s in result["apply"]["sets"].values())
         ok = ok and result["apply"]["lazy_warm_apply"]["budget"]["ok"]
+    if result["scoped"] is not None:
+        ok = ok and all(s["budget"]["ok"] for s in result["scoped"]["sets"].values())
     return 0 if ok else 1
 
 
@@ -590,6 +735,21 @@ def summary(result: dict[str, Any]) -> str:
             f"{_q(lazy['ratio_to_import_torch'], digits=5)} (first in process "
             f"{_q(lazy['first_in_process_ms'], digits=2)} ms)",
         ]
+    scoped = result["scoped"]
+    if scoped is not None:
+        lines += [
+            "",
+            f"{settings['rounds']} scoped rounds, {scoped['reps_per_round']} scopes each",
+            "",
+            "| set | sites | first scope ms | enter us | exit us | apply()+revert() ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, s in scoped["sets"].items():
+            lines.append(
+                f"| {name} | {s['declared_sites']} | {_q(s['first_scope_ms'], digits=1)} | "
+                f"{_q(s['enter_us'], digits=1)} | {_q(s['exit_us'], digits=1)} | "
+                f"{_q(s['apply_revert_ms'], digits=2)} |"
+            )
     walked = result["walk"]
     if walked is not None:
         lines += ["", f"{settings['walk_rounds']} walk rounds"]

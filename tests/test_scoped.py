@@ -5,8 +5,10 @@ realize-on-reuse backport on the real torch 2.11 at the end."""
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
@@ -553,3 +555,32 @@ def test_a_compile_inside_the_scope_runs_the_backports_decision() -> None:
     assert flips == [(3, "Pointwise", False, True)]
     for got, want in zip(out, four_read_pointwise_three_users(*args), strict=True):
         torch.testing.assert_close(got, want)
+
+
+@pytest.mark.torch211
+def test_the_scoped_part_of_the_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
+    benchmark = Path(__file__).resolve().parent.parent / "benchmarks" / "apply_cost.py"
+    out = tmp_path / "scoped.json"
+    args = ["--parts", "scoped", "--targets", "1", "--rounds", "1", "--scoped-reps", "5"]
+    args += ["--scoped-apply-reps", "1", "--warmup", "0", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, str(benchmark), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    # 1 is a budget over on a run this short; anything else is a failure.
+    assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["apply"] is None
+    assert result["walk"] is None
+    scoped = result["scoped"]
+    assert scoped["reps_per_round"] == 5
+    assert list(scoped["sets"]) == ["bundled", "bundled, faithful enabled", "synthetic, 1 targets"]
+    for entry in scoped["sets"].values():
+        for key in ("first_scope_ms", "enter_us", "exit_us", "apply_revert_ms"):
+            assert entry[key]["n"] == 1
+            assert entry[key]["median"] > 0
+        assert entry["enter_us_every_rep"]["n"] == 5
+        assert entry["budget"]["limit_ms"] == 1.0
