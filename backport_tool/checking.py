@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 
 from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 from .api import Given, installed, manifest_for, warn_unknown_ids
 from .config import Switches, id_set, switches
@@ -62,16 +63,9 @@ def check(
     else:
         if selftest:
             raise UsageError("--selftest runs the installed package; it cannot run a --source")
-        tree = open_tree(source)
-        found = tree.version(loaded.package)
-        if found is None:
-            raise UsageError(
-                f"cannot tell which {loaded.package} version {source} holds: it has no "
-                f"{loaded.package} dist-info, version.txt or {loaded.package}/version.py"
-            )
+        inspector, found = read_source(loaded, source)
         # Another version, read statically: the environment's switches are
         # this process's, so only what the caller switches counts.
-        inspector = StaticInspector(StaticIndex(tree))
         chosen = Switches(id_set(given.disable), switched.enabled)
         report = run(loaded, Mode.STATIC, inspector, found, chosen)
     results = []
@@ -83,6 +77,18 @@ def check(
             final = _selftest(loaded, backport.id, final, switched)
         results.append(final)
     return replace(report, results=tuple(results), warnings=warnings)
+
+
+def read_source(manifest: Manifest, source: str) -> tuple[StaticInspector, Version]:
+    # check --source and matrix: the sources of one version, and which it is.
+    tree = open_tree(source)
+    found = tree.version(manifest.package)
+    if found is None:
+        raise UsageError(
+            f"cannot tell which {manifest.package} version {source} holds: it has no "
+            f"{manifest.package} dist-info, version.txt or {manifest.package}/version.py"
+        )
+    return StaticInspector(StaticIndex(tree)), found
 
 
 def _selftest(

@@ -76,7 +76,8 @@ environment variables:
 exit codes:
   0    every backport is fine, or correctly not applied
   1    a backport is drift, missing, failed or partial; with --strict, also one to
-       retire or a contradicted fixed_in claim
+       retire or a contradicted fixed_in claim; matrix: only with --strict, a drift
+       where applies_to or --supported allows the version
   2    usage error: bad arguments, unknown backport id, invalid manifest, a file
        that cannot be written, a package that is not installed
   3    internal error (a bug: the message names a log file to report)
@@ -224,6 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=Format.TEXT.value,
         help="table format (--json prints every report instead)",
     )
+    commands["matrix"].add_argument(
+        "--supported",
+        metavar="REQ",
+        help="the versions your project supports, e.g. 'torch>=2.12,<2.14': with --strict, "
+        "a drift on one of them counts as it does inside applies_to",
+    )
+    commands["matrix"].add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when a backport drifts (a target or required symbol missing, a "
+        "signature or fingerprint that differs, a declared copy missing or an undeclared "
+        "one) on a version that its applies_to or --supported allows",
+    )
     return parser
 
 
@@ -336,7 +350,9 @@ def _run(args: argparse.Namespace) -> int:
             acknowledging=args.acknowledge,
         )
     if args.command == "matrix":
-        return matrix_cmd.run(manifest, args.sources, fmt=_format(args))
+        return matrix_cmd.run(
+            manifest, args.sources, fmt=_format(args), supported=args.supported, strict=args.strict
+        )
     if args.command == "track":
         return track_cmd.run(manifest, args.upstream, as_json=args.json, quiet=quiet)
     assert args.command == "new"

@@ -47,6 +47,9 @@ class Mode(enum.Enum):
     APPLY = "apply"
     CHECK = "check"
     STATIC = "static"  # check against sources read with ast
+    # STATIC, and a backport the version gate refuses is read all the same
+    # (its status stays the gate's): the matrix's drift columns, every version.
+    MATRIX = "matrix"
 
 
 @dataclass
@@ -87,6 +90,20 @@ def _gate(run: _Run) -> None:
             run.done = verify_claim(run.backport, run.inspector, decision.reason)
     elif decision.status is not Status.READY:
         run.stop(decision.status, decision.reason)
+        # A retired entry is a record, not code to compare.
+        if run.mode is Mode.MATRIX and decision.status is not Status.RETIRED:
+            _read_refused(run)
+
+
+def _read_refused(run: _Run) -> None:
+    # What the code holds for a backport that will not apply there: its
+    # targets, copies, required symbols and probe, for the matrix columns.
+    run.inspected = inspect_backport(run.backport, run.inspector, imports=False)
+    try:
+        run.probe, _ = probe(load_backport_module(run.backport), run.inspected)
+    except Exception:
+        logger.debug("backport-tool: probing %s failed", run.backport.id, exc_info=True)
+        run.probe = Probe.UNKNOWN
 
 
 def _one_patch_set(run: _Run) -> None:

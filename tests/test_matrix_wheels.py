@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 from backport_tool import Probe, Status, check
 from backport_tool.matrix import build_matrix
@@ -19,32 +20,83 @@ pytestmark = pytest.mark.skipif(
 )
 
 DRIFT = "drift: (self, users: int, *, graph_reuse: bool = True) -> bool"
+NO_HINT = "(missing: torch._inductor.sizevars:SizeVarAllocator.optimization_hint)"
 
-# The faithful port is opt-in: on 2.11.0, where it would apply, it is disabled
-# (the matrix enables nothing); from 2.12.0 the version refuses it first, and the
-# claim is checked against the code.
+# Every version is read, also where the version refuses a backport. The
+# faithful port is opt-in: on 2.11.0, where it would apply, it is disabled (the
+# matrix enables nothing) and shown as it would be enabled; from 2.12.0 the
+# version refuses it first, and the claim is checked against the code. 2.10.0
+# lacks a required symbol; its target is 2.11.0's.
 TRUTH = [
-    ("2.10.0", "not-applicable", "-", "-", "-", "-", "-", "-"),
-    ("2.11.0", "disabled", "-", "-", "-", "-", "-", "-"),
-    ("2.12.0", "fixed-upstream", "contradicted", "found", "match", "match", "not-fixed", "17/17"),
+    (
+        "2.10.0",
+        "not-applicable",
+        "-",
+        "found",
+        "match",
+        "match",
+        "0/0",
+        "not-fixed",
+        f"16/17 {NO_HINT}",
+    ),
+    (
+        "2.11.0",
+        "disabled (opt-in; enabled: ready)",
+        "-",
+        "found",
+        "match",
+        "match",
+        "0/0",
+        "not-fixed",
+        "17/17",
+    ),
+    (
+        "2.12.0",
+        "fixed-upstream",
+        "contradicted",
+        "found",
+        "match",
+        "match",
+        "0/0",
+        "not-fixed",
+        "17/17",
+    ),
     *[
-        (v, "fixed-upstream", "contradicted", "found", DRIFT, "differs", "not-fixed", "17/17")
+        (
+            v,
+            "fixed-upstream",
+            "contradicted",
+            "found",
+            DRIFT,
+            "differs",
+            "0/0",
+            "not-fixed",
+            "17/17",
+        )
         for v in ("2.13.0", "2.14.0", "2.14.1", "2.15.0")
     ],
 ]
 # The default on torch 2.11, and on 2.11 only (no probe: not an upstream fix).
 REFINED_TRUTH = [
-    (v, "not-applicable", "-", "-", "-", "-", "-", "-")
-    for v in ("2.10.0", "2.12.0", "2.13.0", "2.14.0", "2.14.1", "2.15.0")
+    ("2.10.0", "not-applicable", "-", "found", "match", "match", "0/0", "-", f"21/22 {NO_HINT}"),
+    ("2.11.0", "ready", "-", "found", "match", "match", "0/0", "-", "22/22"),
+    ("2.12.0", "not-applicable", "-", "found", "match", "match", "0/0", "-", "22/22"),
+    *[
+        (v, "not-applicable", "-", "found", DRIFT, "differs", "0/0", "-", "22/22")
+        for v in ("2.13.0", "2.14.0", "2.14.1", "2.15.0")
+    ],
 ]
-REFINED_TRUTH.insert(1, ("2.11.0", "ready", "-", "found", "match", "match", "-", "22/22"))
 
 
-def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
+def _wheels() -> list[str]:
     assert WHEELS is not None
     wheels = sorted(str(p) for p in Path(WHEELS).glob("torch-*.whl"))
     assert len(wheels) == 7, wheels
-    matrix = build_matrix(wheels)
+    return wheels
+
+
+def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
+    matrix = build_matrix(_wheels())
     assert matrix.rows("inductor-realize-on-reuse") == TRUTH
     assert matrix.rows("inductor-realize-on-reuse-refined") == REFINED_TRUTH
     reason = matrix.reports[2].by_id("inductor-realize-on-reuse").reason
@@ -55,10 +107,27 @@ def test_matrix_of_released_wheels_matches_the_truth_table() -> None:
         "read-count heuristic, without the cost model; the target's source is identical to the "
         "one the backport was written for (torch 2.11.0)"
     )
+    # Only 2.11.0 is inside applies_to, and it does not drift.
+    assert matrix.problems() == []
+
+
+def test_matrix_strict_on_the_supported_versions_names_the_drift() -> None:
+    # What `matrix --strict --supported 'torch>=2.11,<2.14'` exits 1 for.
+    supported = SpecifierSet(">=2.11,<2.14")
+    problems = build_matrix(_wheels(), supported=supported).problems()
+    target = "torch._inductor.ir:StorageBox.should_realize_on_reuse"
+    drift = (
+        f"target {target} has signature (self, users: int, *, graph_reuse: bool = True) -> bool",
+        f"target {target} fingerprint differs",
+    )
+    assert [(v, i, c.inside, c.drift) for v, i, c in problems] == [
+        ("2.13.0", "inductor-realize-on-reuse", ("supported",), drift),
+        ("2.13.0", "inductor-realize-on-reuse-refined", ("supported",), drift),
+    ]
 
 
 def test_enabled_the_faithful_port_verifies_on_the_2_11_wheel() -> None:
-    # What the matrix no longer shows for the opt-in port: it would apply there.
+    # The matrix's "enabled: ready" for the opt-in port, in full.
     assert WHEELS is not None
     (wheel,) = Path(WHEELS).glob("torch-2.11.0-*.whl")
     report = check(source=str(wheel), enable=["inductor-realize-on-reuse"])

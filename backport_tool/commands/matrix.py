@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import sys
+
+from ..api import manifest_for
 from ..matrix import COLUMNS, Matrix, build_matrix
+from ..retire import parse_supported
 from ._output import Format, dump
 
 
@@ -24,11 +28,17 @@ def _markdown(rows: list[tuple[str, ...]]) -> list[str]:
 
 def render(matrix: Matrix, fmt: Format) -> str:
     if fmt is Format.JSON:
+        versions = []
+        for report, cells in zip(matrix.reports, matrix.cells, strict=True):
+            data = report.to_dict(details=True)
+            data["backports"] = [cells[b["id"]].to_dict() for b in data["backports"]]
+            versions.append(data)
         return dump(
             "matrix",
             {
                 "manifest": str(matrix.manifest.path),
-                "versions": [r.to_dict(details=True) for r in matrix.reports],
+                "supported": str(matrix.supported) if matrix.supported is not None else None,
+                "versions": versions,
             },
         )
     out: list[str] = []
@@ -41,6 +51,30 @@ def render(matrix: Matrix, fmt: Format) -> str:
     return "\n".join(out).rstrip("\n")
 
 
-def run(manifest: str | None, sources: list[str], *, fmt: Format) -> int:
-    print(render(build_matrix(sources, manifest), fmt))
+def strict_problems(matrix: Matrix) -> list[str]:
+    problems = matrix.problems()
+    if not problems:
+        return []
+    lines = [
+        "backport-tool: matrix --strict: drift where applies_to or --supported allows the version:"
+    ]
+    for version, backport_id, cell in problems:
+        where = " and ".join("--supported" if i == "supported" else i for i in cell.inside)
+        lines.append(f"  {backport_id} on {version} (inside {where}): {'; '.join(cell.drift)}")
+    return lines
+
+
+def run(
+    manifest: str | None, sources: list[str], *, fmt: Format, supported: str | None, strict: bool
+) -> int:
+    loaded = manifest_for(manifest)
+    # Parsed before any source is read: a typo costs no wheel reading.
+    supported_range = parse_supported(supported, loaded.package) if supported else None
+    matrix = build_matrix(sources, loaded, supported=supported_range)
+    print(render(matrix, fmt))
+    problems = strict_problems(matrix) if strict else []
+    if problems:
+        sys.stdout.flush()
+        print("\n".join(problems), file=sys.stderr)
+        return 1
     return 0
