@@ -533,8 +533,8 @@ def original(symbol: str) -> object:
 
     It takes no lock (a dict look-up), so ``torch.compile(fullgraph=True)``
     can trace a wrapper that calls it. A target's ``original:`` key in the
-    manifest binds the original to a global of the backport module instead,
-    which costs nothing per call.
+    manifest binds the original to a global of the backport module instead:
+    no look-up per call, and one guard under ``torch.compile``.
 
     Raises :class:`UsageError` when no applied backport replaces ``symbol``.
     """

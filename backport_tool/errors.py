@@ -88,9 +88,11 @@ class VerificationError(BackportToolError):
 
 class ScopeError(VerificationError):
     """``enabled(ID)`` cannot put the backport in force for its block: it is
-    ``drift``, ``missing`` or ``failed`` here, its ``after_apply`` raised, or
+    ``drift``, ``missing`` or ``failed`` here, its ``after_apply`` raised,
     another backport (or the same id from another manifest) holds one of its
-    bindings. Nothing was changed and the block did not run.
+    bindings, or something else replaced a target since it was verified (the
+    next scope verifies it again). Nothing was changed and the block did not
+    run.
 
     ``report`` holds the one backport's result.
     """
