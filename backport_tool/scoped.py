@@ -68,7 +68,8 @@ def enabled(
 
     - The patch is process-global, like every monkey-patch: while any scope
       holds it, every thread sees the replacement (and its declared copies),
-      not only the one in the block.
+      not only the one in the block. Child processes do not: spawn workers
+      and Inductor's compile subprocesses need :func:`apply`.
     - Scopes of one backport nest and overlap, in one thread or several: it is
       put in force by the first to enter and reverted by the last to leave.
       ``after_apply`` runs on that first entry and ``before_revert`` on that
