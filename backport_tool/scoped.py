@@ -9,7 +9,6 @@ never by ``import backport_tool``.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from dataclasses import dataclass
@@ -193,6 +192,8 @@ def _prepare(backport_id: str, manifest: Manifest) -> Prepared | Refused:
     try:
         backport = manifest.get(backport_id)
     except KeyError:
+        import difflib  # noqa: PLC0415 - only for this message
+
         close = difflib.get_close_matches(backport_id, [b.id for b in manifest.backports], n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UsageError(
