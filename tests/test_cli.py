@@ -254,10 +254,10 @@ def test_lock_and_matrix_commands(patchset: PatchSet, manifest: str, tmp_path: P
     assert proc.stdout.splitlines()[:5] == [
         "### fix",
         "",
-        "| version | status | upstream claim | targets | signature | fingerprint | probe | "
-        "requires |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
-        "| 1.5.0 | ready | - | found | match | match | - | 0/0 |",
+        "| version | status | upstream claim | targets | signature | fingerprint | copies | "
+        "probe | requires |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| 1.5.0 | ready | - | found | match | match | 0/0 | - | 0/0 |",
     ]
 
 
