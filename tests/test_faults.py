@@ -60,7 +60,7 @@ def test_a_target_replaced_between_verify_and_apply(
     result = report.by_id("fix")
     assert result.status is Status.FAILED
     assert result.reason == (
-        "patching failed, nothing changed: PatchConflict: "
+        "patching failed, nothing changed: Stale: "
         f"{patchset.sym('Widget.other')} changed between verification and patching; "
         "something else replaced it"
     )
