@@ -29,6 +29,7 @@ from .report import BackportResult, Decision, Report, Status
 from .verification import (
     Inspected,
     Problem,
+    config_site,
     describe,
     inspect_backport,
     probe,
@@ -124,6 +125,37 @@ def _verify(run: _Run) -> None:
     if run.inspected.problems:
         problems = run.inspected.problems
         run.stop(worst(problems), "; ".join(p.message for p in problems))
+
+
+def _config_keys(run: _Run) -> list[tuple[tuple[int, str], str, str]]:
+    # (the entry's identity, the target as written, the entry's own name)
+    # for each config option among the targets: an alias and its target are
+    # one entry.
+    assert run.inspected is not None
+    keys: list[tuple[tuple[int, str], str, str]] = []
+    for target, facts in run.inspected.targets:
+        site = config_site(facts)
+        if site is not None:
+            keys.append(((id(site.module), site.key), str(target.symbol), site.symbol))
+    return keys
+
+
+def _one_setting(run: _Run) -> None:
+    # Two targets of one backport that name one config option (an alias
+    # and its target) would set it twice, and revert could not undo both.
+    seen: dict[tuple[int, str], str] = {}
+    for key, symbol, entry in _config_keys(run):
+        if key in seen:
+            run.stop(Status.FAILED, _same_setting(seen[key], symbol, entry))
+            return
+        seen[key] = symbol
+
+
+def _same_setting(first: str, second: str, entry: str) -> str:
+    return (
+        f"conflict: {first} and {second} are one config option ({entry}; one is an alias of "
+        "the other); keep one target for it"
+    )
 
 
 def _prepare(run: _Run) -> None:
@@ -262,7 +294,14 @@ def _ready(run: _Run) -> None:
 
 
 _Step = Callable[[_Run], None]
-_STEPS: tuple[_Step, ...] = (_gate, _one_patch_set, _verify, _prepare, _not_another_backports)
+_STEPS: tuple[_Step, ...] = (
+    _gate,
+    _one_patch_set,
+    _verify,
+    _one_setting,
+    _prepare,
+    _not_another_backports,
+)
 
 
 def _prepared(
@@ -330,6 +369,26 @@ def _identity_conflicts(runs: list[_Run]) -> None:
                     first.stop(Status.FAILED, _shared(first.backport.id, run.backport.id, symbol))
 
 
+def _option_conflicts(runs: list[_Run]) -> None:
+    # A config option under two names (an alias) in two backports.
+    options: dict[tuple[int, str], tuple[_Run, str]] = {}
+    for run in runs:
+        if run.stopped or run.inspected is None:
+            continue
+        for key, written, entry in _config_keys(run):
+            owner = options.setdefault(key, (run, written))
+            if owner[0] is run:
+                continue
+            other, symbol = owner
+            for one, two, name in ((run, other, written), (other, run, symbol)):
+                one.stop(
+                    Status.FAILED,
+                    f"conflict: {name} is the config option {entry}, which backport "
+                    f"{two.backport.id!r} sets too ({written if one is other else symbol}); "
+                    "a setting belongs to one backport only: merge them, or disable one",
+                )
+
+
 def _walk(runs: list[_Run]) -> None:
     # check's one walk of the process, for every target of every backport.
     wanted = [
@@ -370,6 +429,7 @@ def run(
     decisions = decide_all(manifest, version, switches)
     runs = [_prepared(manifest, b, decisions[b.id], inspector, mode) for b in manifest.backports]
     _identity_conflicts(runs)
+    _option_conflicts(runs)
     for item in runs:
         _finish(item)
     if mode is Mode.CHECK:

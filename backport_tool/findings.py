@@ -70,6 +70,10 @@ class TargetReport:
     rebound: tuple[str, ...] = ()
     # References check found that apply does not reach, not acknowledged.
     stale_references: tuple[str, ...] = ()
+    # A config option (torch's ConfigModule): its value in this process and
+    # its declared default, as repr()s.
+    config_value: str | None = None
+    config_default: str | None = None
 
     @property
     def signature_matches(self) -> bool | None:
@@ -105,4 +109,8 @@ class TargetReport:
             "fingerprint_matches": self.fingerprint_matches,
             "rebound": list(self.rebound),
             "stale_references": list(self.stale_references),
-        }
+        } | (
+            {"config_value": self.config_value, "config_default": self.config_default}
+            if self.config_value is not None
+            else {}
+        )

@@ -35,6 +35,9 @@ _MODULE_HOOKS = ("upstream_probe", "selftest", "after_apply", "before_revert")
 
 T = TypeVar("T")
 
+# A target without ``value:`` (it has a ``replacement:``).
+NO_VALUE: Any = object()
+
 
 @dataclass(frozen=True)
 class SymbolRef:
@@ -85,6 +88,14 @@ class Target:
     # torch.compile can trace (a look-up by string through original() it
     # cannot, under fullgraph=True).
     original: str | None = None
+    # What ``value:`` sets a config option to (torch's ConfigModule), instead
+    # of a replacement from the backport module; NO_VALUE when not given.
+    value: object = field(default=NO_VALUE, hash=False)
+
+    @property
+    def sets_value(self) -> bool:
+        """True for a ``value:`` target: a config option set to a value."""
+        return self.value is not NO_VALUE
 
     @property
     def sites(self) -> tuple[SymbolRef, ...]:
@@ -665,8 +676,9 @@ class _Checker:
         entry = self.mapping(
             keypath,
             data,
-            ("symbol", "replacement"),
+            ("symbol",),
             (
+                "replacement",
                 "signature",
                 "fingerprint",
                 "recorded_from",
@@ -674,16 +686,19 @@ class _Checker:
                 "create",
                 "copies",
                 "original",
+                "value",
             ),
         )
         if entry is None:
             return None
         before = len(self.problems)
+        if not self.value_or_replacement(keypath, entry):
+            return None
         symbol = self.symbol(f"{keypath}.symbol", entry["symbol"]) if "symbol" in entry else None
         replacement = (
             self.identifier(f"{keypath}.replacement", entry["replacement"])
             if "replacement" in entry
-            else None
+            else ""
         )
         signature = (
             self.signature(f"{keypath}.signature", entry["signature"])
@@ -764,7 +779,35 @@ class _Checker:
             create,
             tuple(copies),
             original,
+            entry.get("value", NO_VALUE),
         )
+
+    def value_or_replacement(self, keypath: str, entry: Mapping[str, Any]) -> bool:
+        # A target installs either an attribute of the backport module
+        # (replacement:) or a config option's value (value:).
+        if "value" not in entry:
+            if "replacement" not in entry:
+                self.error(
+                    keypath,
+                    "missing required key 'replacement' (or 'value', to set a config option)",
+                )
+                return False
+            return True
+        if "replacement" in entry:
+            self.error(
+                _join(keypath, "value"),
+                "give replacement: or value:, not both (value: sets a config option to it; "
+                "replacement: names an attribute of the backport module)",
+            )
+            return False
+        for key in ("signature", "create", "copies", "original"):
+            if key in entry:
+                self.error(
+                    _join(keypath, key),
+                    f"{key}: does not go with value: (a config option set to a value); remove it",
+                )
+                return False
+        return True
 
     def original_name(self, keypath: str, value: object, replacement: str) -> str | None:
         text = self.string(keypath, value)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import lazy
+from . import configs, lazy
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -33,7 +33,11 @@ class Patch:
     object the copies must hold: the function behind ``own`` (or the
     inherited one). ``alias`` is the backport module's namespace and the
     global in it that is bound to ``original`` before the target is replaced
-    (the target's ``original:`` key).
+    (the target's ``original:`` key). ``config`` is the entry of a config
+    option (see :mod:`configs`): then ``owner`` and ``name`` are its config
+    module and key (an alias's target), ``own`` is the entry's user override
+    (torch's sentinel when the user set none), and it is set and restored
+    through the config module.
     """
 
     symbol: str
@@ -44,6 +48,7 @@ class Patch:
     original: object = ABSENT
     copies: tuple[str, ...] = ()
     alias: tuple[dict[str, Any], str] | None = None
+    config: configs.ConfigSite | None = None
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,17 @@ def _current(owner: object, name: str) -> object:
     return vars(owner).get(name, ABSENT)
 
 
+def _now(patch: Patch) -> object:
+    # What the binding holds, in the form of ``patch.own``.
+    if patch.config is not None:
+        return configs.override(patch.config)
+    return _current(patch.owner, patch.name)
+
+
 def _restore(patch: Patch) -> None:
-    if patch.own is not ABSENT:
+    if patch.config is not None:
+        configs.restore(patch.config, patch.own)
+    elif patch.own is not ABSENT:
         setattr(patch.owner, patch.name, patch.own)
     elif _current(patch.owner, patch.name) is not ABSENT:
         delattr(patch.owner, patch.name)
@@ -209,12 +223,18 @@ def before_patch(owner: object, name: str) -> tuple[object, object] | None:
     """Where ``owner.name`` was defined before an applied backport replaced it, and
     the raw object there: ``(owner, raw)``, or ``(base class, raw)`` when it was
     inherited, or ``(owner, ABSENT)`` when the backport created it. None when no
-    applied backport patched it."""
+    applied backport patched it. A config option was its value before."""
+    try:
+        site = configs.site_of(owner, name)
+    except AttributeError:
+        site = None
     with STATE.patch_lock:
-        found = _holder_of(owner, name)
+        found = _holder_of(*((site.module, site.key) if site else (owner, name)))
     if found is None:
         return None
     patch = found[1]
+    if isinstance(patch, Patch) and patch.config is not None:
+        return owner, patch.original
     if isinstance(patch, Binding):
         # A declared copy: it held the original itself.
         return owner, patch.old
@@ -290,7 +310,7 @@ def apply_patches(
             other = owner_of(patch.owner, patch.name)
             if other is not None:
                 raise PatchConflict(f"{patch.symbol} is already patched by backport {other!r}")
-            if _current(patch.owner, patch.name) is not patch.own:
+            if _now(patch) is not patch.own:
                 raise Stale(
                     f"{patch.symbol} changed between verification and patching; "
                     "something else replaced it"
@@ -412,7 +432,7 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
             del _entries()[backport_id]
             unbind(entry.bindings)
             for patch in reversed(entry.patches):
-                if _current(patch.owner, patch.name) is patch.replacement:
+                if _now(patch) is patch.replacement:
                     _restore(patch)
                 else:
                     # Someone patched over us. Putting our original back would

@@ -9,13 +9,13 @@ import inspect
 from types import FunctionType, ModuleType
 from typing import Any
 
-from . import fitting, patcher
+from . import configs, fitting, patcher
 from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
 from .manifest import Backport, Target
 from .report import Status
 from .symbols import ABSENT, Resolved
-from .verification import Problem, original_of
+from .verification import Problem, config_site, original_of
 
 
 def replacement_for(
@@ -23,6 +23,8 @@ def replacement_for(
 ) -> object | Problem:
     """The object the backport module offers for ``target``, fitted to it, or
     the problem that stops it."""
+    if target.sets_value:
+        return _value(backport, target, facts)
     made = _replacement(module, backport, target, facts, source)
     if isinstance(made, Problem) or target.original is None:
         return made
@@ -53,6 +55,20 @@ def _replacement(
     if facts.resolved is None:
         return value
     return _fitted(backport, target, facts.resolved, value, source)
+
+
+def _value(backport: Backport, target: Target, facts: SymbolFacts) -> object | Problem:
+    # value: sets a config option; anything else has replacement:.
+    if facts.resolved is None:
+        return target.value  # a static read: nothing to set
+    if config_site(facts) is None:
+        return Problem(
+            Status.FAILED,
+            f"target {target.symbol} has value:, which sets an option of a torch config module "
+            f"(torch.utils._config_module.ConfigModule), and {target.symbol} is not one; put the "
+            f"replacement in {backport.module_text} and name it with replacement:",
+        )
+    return target.value
 
 
 def _fitted(
@@ -189,6 +205,18 @@ def hooks_of(module: ModuleType) -> patcher.Hooks:
 def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patcher.Patch:
     resolved = facts.resolved
     assert resolved is not None
+    site = config_site(facts)
+    if site is not None:
+        # Set on the entry an alias leads to: one setting, one binding.
+        return patcher.Patch(
+            str(target.symbol),
+            site.module,
+            site.key,
+            configs.override(site),
+            replacement,
+            original_of(resolved),
+            config=site,
+        )
     # Keep the descriptor kind of the original, or a staticmethod target would
     # start receiving ``self``.
     namespace = _namespace(replacement) if target.original is not None else None

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
 
-from . import patcher, references
+from . import configs, patcher, references
 from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
@@ -66,6 +66,61 @@ def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
     )
 
 
+def config_site(facts: SymbolFacts) -> configs.ConfigSite | None:
+    """The config entry a resolved target reads and writes, when it is an
+    option of a torch config module (aliases followed)."""
+    resolved = facts.resolved
+    if resolved is None:
+        return None
+    try:
+        return configs.site_of(resolved.owner, resolved.name)
+    except AttributeError:
+        return None
+
+
+def _short(value: object) -> str:
+    try:
+        text = repr(value)
+    except Exception as exc:
+        text = f"<unprintable {type(value).__name__}: {describe(exc)}>"
+    return text if len(text) <= 120 else text[:117] + "..."
+
+
+def _config_option(
+    target: Target, site: configs.ConfigSite, report: TargetReport
+) -> tuple[TargetReport, list[Problem]]:
+    # Its value and default in the report; an option the environment forces
+    # would ignore ours, and one whose declared type no longer takes the
+    # manifest's value has changed under the backport.
+    try:
+        current: object = getattr(site.module, site.key)
+    except AttributeError as exc:
+        current = f"<unreadable: {exc}>"
+    report = replace(
+        report, config_value=_short(current), config_default=_short(configs.default(site))
+    )
+    problems: list[Problem] = []
+    if configs.forced_by_env(site):
+        problems.append(
+            Problem(
+                Status.FAILED,
+                f"target {target.symbol}: an environment variable forces config option "
+                f"{site.symbol} to {_short(site.entry.env_value_force)}, so setting it changes "
+                "nothing; unset the variable or drop the target",
+            )
+        )
+    if target.sets_value and configs.accepts(site, target.value) is False:
+        problems.append(
+            Problem(
+                Status.DRIFT,
+                f"target {target.symbol}: config option {site.symbol} is declared as "
+                f"{configs.type_name(site)} now, and the backport sets it to "
+                f"{_short(target.value)}; the option has changed",
+            )
+        )
+    return report, problems
+
+
 def _presence_problem(what: str, facts: SymbolFacts) -> Problem | None:
     if facts.presence is Presence.MISSING:
         return Problem(Status.MISSING, f"{what} {facts.symbol}: {facts.message}")
@@ -108,6 +163,10 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
         else:
             problem = _presence_problem("target", facts)
         report = _target_report(target, facts)
+        site = config_site(facts) if problem is None and inspector.live else None
+        if site is not None:
+            report, found = _config_option(target, site, report)
+            out.problems += found
         out.targets.append((target, facts))
         out.reports.append(report)
         if problem is not None:

@@ -27,6 +27,7 @@ STARTUP = {
     "references",
     "state",
     "symbols",
+    "configs",
 }
 
 
