@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import run_backport_tool
 
 pytestmark = pytest.mark.torch211
 
@@ -174,6 +175,37 @@ def test_an_option_whose_type_no_longer_takes_the_value_is_drift(tmp_path: Path)
         assert result.status is Status.DRIFT
         assert "declared as int now" in result.reason
     assert unset(dynamo_config, "recompile_limit")
+
+
+def test_an_option_the_environment_forces_is_failed(tmp_path: Path) -> None:
+    manifest = write(tmp_path, entry("limit", {"symbol": LIMIT, "value": 64}))
+    config_entry = dynamo_config._config["recompile_limit"]
+    config_entry.env_value_force = 4  # as TORCH_... would at import
+    try:
+        result = apply(manifest).by_id("limit")
+    finally:
+        config_entry.env_value_force = _sentinel()
+    assert result.status is Status.FAILED
+    assert "an environment variable forces config option" in result.reason
+    assert unset(dynamo_config, "recompile_limit")
+
+
+def test_revert_leaves_an_option_someone_changed_after_apply(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = write(tmp_path, entry("limit", {"symbol": LIMIT, "value": 64}))
+    apply(manifest)
+    dynamo_config.recompile_limit = 1000
+    backport_tool.revert()
+    assert dynamo_config.recompile_limit == 1000
+    assert "was replaced by something else" in caplog.text
+
+
+def test_status_shows_the_value_and_the_default(tmp_path: Path) -> None:
+    manifest = write(tmp_path, entry("limit", {"symbol": LIMIT_ALIAS, "value": 64}))
+    done = run_backport_tool("status", "--manifest", str(manifest))
+    assert done.returncode == 0, done.stderr
+    assert "    config value:       8\n    config default:     8\n" in done.stdout
 
 
 def test_value_on_something_that_is_not_a_config_option_fails(tmp_path: Path) -> None:

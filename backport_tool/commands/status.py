@@ -35,6 +35,9 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
             rows.append(f"    signature expected: {target.expected_signature}")
         if target.actual_signature:
             rows.append(f"    signature found:    {target.actual_signature}")
+        if target.config_value is not None:
+            rows.append(f"    config value:       {target.config_value}")
+            rows.append(f"    config default:     {target.config_default}")
     rows.append(f"  reason:     {result.reason}")
     return rows
 
