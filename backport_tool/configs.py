@@ -110,6 +110,17 @@ def override(site: ConfigSite) -> object:
     return site.entry.user_override
 
 
+def read(site: ConfigSite) -> object:
+    """The option's value, as the config module answers it, leaving the entry
+    as it was: torch's ``__getattr__`` stores a copy of a list, set or dict
+    default as the user override when it is read."""
+    before = site.entry.user_override
+    try:
+        return getattr(site.module, site.key)
+    finally:
+        site.entry.user_override = before
+
+
 def set_value(site: ConfigSite, value: object) -> None:
     """Set the option through the config module's ``__setattr__``, which also
     marks its hash dirty."""

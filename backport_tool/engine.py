@@ -201,6 +201,19 @@ def _not_another_backports(run: _Run) -> None:
     # Two backports of one function under two names (a function and its
     # re-export) would each be "applied" while only one is in force.
     for patch in run.patches:
+        if patch.config is not None:
+            # A config option another backport set under another name (an
+            # alias): the patch is on the entry both names lead to.
+            holder = patcher.owner_of(patch.owner, patch.name)
+            if holder is not None and holder != run.backport.id:
+                run.stop(
+                    Status.FAILED,
+                    f"conflict: {patch.symbol} is the config option {patch.config.symbol}, "
+                    f"which backport {holder!r} sets already; a setting belongs to one "
+                    "backport only: merge them, or disable one",
+                )
+                return
+            continue
         other = _applied_original(patch.original, run.backport.id)
         if other is not None:
             run.stop(Status.FAILED, _shared(run.backport.id, other, patch.symbol))

@@ -12,7 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import configs, lazy
@@ -125,6 +125,15 @@ def _now(patch: Patch) -> object:
     if patch.config is not None:
         return configs.override(patch.config)
     return _current(patch.owner, patch.name)
+
+
+def _now_config(patch: Patch) -> Patch:
+    # A config option is the user's to change at any time (between two
+    # enabled() scopes, say): what revert restores, and what original()
+    # returns, is what the entry holds when the patch is applied.
+    if patch.config is None:
+        return patch
+    return replace(patch, own=configs.override(patch.config), original=configs.read(patch.config))
 
 
 def _restore(patch: Patch) -> None:
@@ -304,6 +313,7 @@ def apply_patches(
             if entry.info.manifest == info.manifest:
                 raise AlreadyApplied(info.id)
             raise ForeignApplied(entry.info.manifest)
+        patches = tuple(_now_config(p) for p in patches)
         new = Entry(info, patches, hooks, kept=kept)
         bindings: list[Binding] = []
         for patch in patches:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from . import configs
+
 if TYPE_CHECKING:
     # Annotations only: the patcher imports this module on the startup path,
     # which must not pay for the manifest's yaml.
@@ -109,7 +111,9 @@ def resolve(ref: SymbolRef) -> Resolved:
     # Some modules serve attributes through __getattr__ (torch's config
     # modules keep their options outside __dict__).
     try:
-        value = getattr(owner, name)
+        site = configs.site_of(owner, name)
+        # Read without storing a copy of a list default as the user's value.
+        value = configs.read(site) if site is not None else getattr(owner, name)
     except AttributeError:
         raise SymbolMissing(f"{walked} has no attribute {name!r}") from None
     return Resolved(owner, name, value, owner, ABSENT)

@@ -93,7 +93,7 @@ def _config_option(
     # would ignore ours, and one whose declared type no longer takes the
     # manifest's value has changed under the backport.
     try:
-        current: object = getattr(site.module, site.key)
+        current: object = configs.read(site)
     except AttributeError as exc:
         current = f"<unreadable: {exc}>"
     report = replace(

@@ -70,14 +70,21 @@ def _sentinel() -> object:
     return _UNSET_SENTINEL
 
 
+OPTIONS = (
+    (inductor_config, "compile_threads"),
+    (inductor_config, "custom_should_partition_ops"),
+    (dynamo_config, "recompile_limit"),
+)
+
+
 @pytest.fixture(autouse=True)
 def _pristine() -> Iterator[None]:
     # Every test starts and ends with the options as torch installs them.
-    for config, key in ((inductor_config, "compile_threads"), (dynamo_config, "recompile_limit")):
+    for config, key in OPTIONS:
         assert unset(config, key), f"{key} was set before the test"
     yield
     backport_tool.revert()
-    for config, key in ((inductor_config, "compile_threads"), (dynamo_config, "recompile_limit")):
+    for config, key in OPTIONS:
         config._config[key].user_override = _sentinel()
 
 
@@ -103,6 +110,22 @@ def test_apply_sets_the_option_and_revert_restores_unset(tmp_path: Path) -> None
     assert inductor_config.compile_threads == before
     assert unset(inductor_config, "compile_threads")
     assert inductor_config._is_default("compile_threads")
+
+
+def test_a_list_option_comes_back_unset_after_check_apply_and_revert(tmp_path: Path) -> None:
+    # torch stores a copy of a list default as the user's value when it is
+    # read; neither verifying nor applying may leave that behind.
+    key = "custom_should_partition_ops"
+    symbol = f"torch._inductor.config:{key}"
+    manifest = write(tmp_path, entry("ops", {"symbol": symbol, "value": ["aten::foo"]}))
+    assert unset(inductor_config, key)
+    assert backport_tool.check(manifest).by_id("ops").status is Status.READY
+    assert unset(inductor_config, key)
+    assert apply(manifest).by_id("ops").status is Status.APPLIED
+    assert inductor_config.custom_should_partition_ops == ["aten::foo"]
+    assert backport_tool.original(symbol) == []
+    backport_tool.revert()
+    assert unset(inductor_config, key)
 
 
 def test_a_value_the_user_set_before_apply_comes_back(tmp_path: Path) -> None:
@@ -245,6 +268,28 @@ def test_an_alias_and_its_target_in_two_backports_conflict(tmp_path: Path) -> No
     assert backport_tool.applied() == ()
 
 
+def test_lazy_apply_of_an_alias_pair_keeps_the_option_to_one_backport(tmp_path: Path) -> None:
+    # Lazily each backport applies when its modules are imported, on its
+    # own: the first takes the option and the second is failed, as for a
+    # function and its re-export.
+    manifest = write(
+        tmp_path,
+        entry("one", {"symbol": LIMIT, "value": 16}),
+        entry("two", {"symbol": LIMIT_ALIAS, "value": 32}),
+    )
+    report = backport_tool.apply(manifest)
+    assert report.by_id("one").status is Status.APPLIED
+    two = report.by_id("two")
+    assert two.status is Status.FAILED
+    assert two.reason == (
+        f"conflict: {LIMIT_ALIAS} is the config option {LIMIT}, which backport 'one' sets "
+        "already; a setting belongs to one backport only: merge them, or disable one"
+    )
+    assert dynamo_config.recompile_limit == 16
+    backport_tool.revert()
+    assert unset(dynamo_config, "recompile_limit")
+
+
 def test_two_backports_of_one_name_conflict_as_before(tmp_path: Path) -> None:
     manifest = write(
         tmp_path,
@@ -265,6 +310,19 @@ def test_a_scope_sets_the_option_and_restores_it(tmp_path: Path) -> None:
         assert inductor_config.compile_threads == 3
     assert unset(inductor_config, "compile_threads")
     assert dynamo_config.recompile_limit == 5
+
+
+def test_a_scope_after_the_user_changed_the_option_restores_the_new_value(
+    tmp_path: Path,
+) -> None:
+    manifest = write(tmp_path, entry("threads", {"symbol": THREADS, "value": 3}))
+    with backport_tool.enabled("threads", manifest=manifest):
+        assert inductor_config.compile_threads == 3
+    inductor_config.compile_threads = 5
+    with backport_tool.enabled("threads", manifest=manifest):
+        assert inductor_config.compile_threads == 3
+        assert backport_tool.original(THREADS) == 5
+    assert inductor_config._config["compile_threads"].user_override == 5
 
 
 def test_a_static_read_finds_the_options_in_the_config_modules_source(tmp_path: Path) -> None:
