@@ -6,7 +6,9 @@ A config module keeps its options outside ``__dict__``: each is an entry of
 (``user_override``, or a sentinel for "not set, the default applies"). A
 backport sets an option through the module's own ``__setattr__`` and puts the
 entry's ``user_override`` back on revert, so that "not set by the user" stays
-exactly that. An alias (``cache_size_limit`` reads and writes
+exactly that. torch 2.13 keeps the override in a ``ContextVar``: it is set and
+restored in the calling context, as the module's ``__setattr__`` sets it. An
+alias (``cache_size_limit`` reads and writes
 ``recompile_limit``) is one setting: both names lead to one entry.
 
 This module is on the startup path: it reads the objects it is given and
@@ -19,6 +21,7 @@ import importlib
 import sys
 import types
 import typing
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -107,18 +110,28 @@ def is_config_module(owner: object) -> bool:
 
 def override(site: ConfigSite) -> object:
     """What the user (or a backport) set, or torch's sentinel for "not set"."""
-    return site.entry.user_override
+    held = site.entry.user_override
+    # torch 2.13 keeps it in a ContextVar: the value of the current context.
+    return held.get() if isinstance(held, ContextVar) else held
+
+
+def _put(site: ConfigSite, value: object) -> None:
+    held = site.entry.user_override
+    if isinstance(held, ContextVar):
+        held.set(value)
+    else:
+        site.entry.user_override = value
 
 
 def read(site: ConfigSite) -> object:
     """The option's value, as the config module answers it, leaving the entry
     as it was: torch's ``__getattr__`` stores a copy of a list, set or dict
     default as the user override when it is read."""
-    before = site.entry.user_override
+    before = override(site)
     try:
         return getattr(site.module, site.key)
     finally:
-        site.entry.user_override = before
+        _put(site, before)
 
 
 def set_value(site: ConfigSite, value: object) -> None:
@@ -129,10 +142,10 @@ def set_value(site: ConfigSite, value: object) -> None:
 
 def restore(site: ConfigSite, previous: object) -> None:
     """Put ``previous`` (an :func:`override`) back as the entry's user
-    override, the sentinel included: torch's own closure patcher restores the
-    same way. The module's hash is marked dirty."""
-    site.entry.user_override = previous
-    setattr(site.module, "_is_dirty", True)  # noqa: B010 - ConfigModule.__setattr__ bypasses it
+    override, torch's "not set" sentinel included, through the module's
+    ``__setattr__``: it stores what it is given and invalidates the module's
+    hash and caches as for any change."""
+    setattr(site.module, site.key, previous)
 
 
 def forced_by_env(site: ConfigSite) -> bool:
@@ -142,8 +155,12 @@ def forced_by_env(site: ConfigSite) -> bool:
 
 
 def unset(site: ConfigSite) -> object:
-    """torch's sentinel for "not set": the default of the entry's fields."""
-    return type(site.entry).__dataclass_fields__["user_override"].default
+    """torch's sentinel for "not set"."""
+    module = sys.modules.get(type(site.entry).__module__)
+    found = getattr(module, "_UNSET_SENTINEL", None)
+    if found is not None:
+        return found
+    return type(site.entry).__dataclass_fields__["env_value_force"].default
 
 
 def default(site: ConfigSite) -> object:
