@@ -32,16 +32,16 @@ _MAX_ALIASES = 8
 @dataclass(frozen=True)
 class ConfigSite:
     """The entry behind a config option: its module, its key in
-    ``module._config`` (``"triton.cudagraphs"`` for a sub-config), the entry,
-    and the name written in the manifest when it was an alias."""
+    ``module._config`` (``"triton.cudagraphs"`` for a sub-config) and the
+    entry."""
 
     module: object
     key: str
     entry: Any
-    alias_of: str | None = None
 
     @property
     def symbol(self) -> str:
+        """``module:key``, for messages."""
         name = getattr(self.module, "__name__", "?")
         return f"{name}:{self.key}"
 
@@ -88,24 +88,16 @@ def site_of(owner: object, name: str) -> ConfigSite | None:
     if table is None or key not in table:
         return None
     written = f"{getattr(module, '__name__', '?')}:{key}"
-    alias_of = None
     for _ in range(_MAX_ALIASES):
         alias = getattr(table[key], "alias", None)
         if not isinstance(alias, str):
-            return ConfigSite(module, key, table[key], alias_of)
-        alias_of = written
+            return ConfigSite(module, key, table[key])
         module_name, _, key = alias.rpartition(".")
         module = sys.modules.get(module_name) or importlib.import_module(module_name)
         table = _config_table(module)
         if table is None or key not in table:
             raise AttributeError(f"config alias {alias} does not exist")
     raise AttributeError(f"config alias chain from {written} does not end")
-
-
-def is_config_module(owner: object) -> bool:
-    """True for a config module or one of its sub-config proxies."""
-    found = _config_of(owner, "_")
-    return found is not None and _config_table(found[0]) is not None
 
 
 def override(site: ConfigSite) -> object:

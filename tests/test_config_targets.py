@@ -154,6 +154,17 @@ def test_an_alias_target_sets_and_restores_the_option_it_names(tmp_path: Path) -
     assert unset(dynamo_config, "recompile_limit")
 
 
+def test_an_option_of_a_sub_config(tmp_path: Path) -> None:
+    symbol = "torch._inductor.config:triton.cudagraphs"
+    manifest = write(tmp_path, entry("graphs", {"symbol": symbol, "value": True}))
+    assert unset(inductor_config, "triton.cudagraphs")
+    assert apply(manifest).by_id("graphs").status is Status.APPLIED
+    assert inductor_config.triton.cudagraphs is True
+    assert backport_tool.original(symbol) is False
+    backport_tool.revert()
+    assert unset(inductor_config, "triton.cudagraphs")
+
+
 def test_replacement_may_name_a_constant_of_the_backport_module(tmp_path: Path) -> None:
     manifest = write(
         tmp_path,
