@@ -25,13 +25,13 @@ if TYPE_CHECKING:
         VerificationError,
     )
     from .findings import Claim, Presence, Probe, TargetReport, Verdict
-    from .lock import LockEntry, lock
+    from .locking import LockEntry, lock
     from .manifest import Backport, Manifest, SymbolRef, Target, Upstream, load_manifest
     from .matrix import Matrix, build_matrix
     from .patcher import AppliedBackport
     from .report import BackportResult, Report, Status
     from .scoped import enabled
-    from .track import TrackResult, track
+    from .tracking import TrackResult, track
 
 # name -> module that defines it
 _EXPORTS = {
@@ -41,7 +41,7 @@ _EXPORTS = {
     "BackportToolError": "errors",
     "Claim": "findings",
     "InstalledVersionError": "errors",
-    "LockEntry": "lock",
+    "LockEntry": "locking",
     "Manifest": "manifest",
     "ManifestError": "errors",
     "MissingDependencyError": "errors",
@@ -54,7 +54,7 @@ _EXPORTS = {
     "SymbolRef": "manifest",
     "Target": "manifest",
     "TargetReport": "findings",
-    "TrackResult": "track",
+    "TrackResult": "tracking",
     "Upstream": "manifest",
     "UsageError": "errors",
     "Verdict": "findings",
@@ -66,11 +66,11 @@ _EXPORTS = {
     "default_manifest_path": "config",
     "enabled": "scoped",
     "load_manifest": "manifest",
-    "lock": "lock",
+    "lock": "locking",
     "original": "api",
     "current_report": "api",
     "revert": "api",
-    "track": "track",
+    "track": "tracking",
 }
 
 __all__ = [

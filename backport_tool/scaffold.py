@@ -21,7 +21,7 @@ from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
 from .findings import Presence
 from .inspection import LiveInspector
-from .lock import _round_trip
+from .locking import _round_trip
 from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
 from .source import parse_signature
 from .static import StaticIndex

@@ -4,7 +4,9 @@ path stays stdlib only."""
 from __future__ import annotations
 
 import ast
+import importlib
 import sys
+import types
 from pathlib import Path
 
 import backport_tool
@@ -127,3 +129,17 @@ def test_the_startup_modules_import_only_the_stdlib_and_each_other() -> None:
     for module in sorted(STARTUP):
         outside = sorted(m for m in top[f"backport_tool.{module}"] if not allowed(m))
         assert outside == [], f"{module} imports {outside} at module level"
+
+
+def test_no_public_name_is_shadowed_by_a_submodule() -> None:
+    # Importing backport_tool.X sets the package attribute X to the module:
+    # a public function named like a module of the package would turn into
+    # that module once anything imported it (`from backport_tool import lock`).
+    modules = {p.stem for p in PACKAGE.glob("*.py")} | {
+        p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()
+    }
+    assert sorted(set(backport_tool.__all__) & modules) == []
+    for module in sorted(modules - {"__init__", "__main__", "pytest_plugin"}):
+        importlib.import_module(f"backport_tool.{module}")
+    for name in backport_tool.__all__:
+        assert not isinstance(getattr(backport_tool, name), types.ModuleType), name

@@ -16,7 +16,7 @@ from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
 
 from backport_tool import ManifestError, Status, SymbolRef, apply, check, load_manifest
 from backport_tool.errors import UsageError
-from backport_tool.lock import LockAction, LockEntry, lock
+from backport_tool.locking import LockAction, LockEntry, lock
 
 MANIFEST = """\
 # The patch set (comment kept by lock)

@@ -509,7 +509,7 @@ def test_check_after_apply_of_a_created_attribute_is_not_drift(patchset: PatchSe
 
 
 def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers: object) -> None:
-    from backport_tool.lock import acknowledge
+    from backport_tool.locking import acknowledge
 
     # lock declares the copies inside the target's own package (none here: the
     # copiers are other top-level modules, like a user's code); --acknowledge

@@ -61,7 +61,7 @@ def manifest(tmp_path: Path, symbol: str, replacement: str, source: str) -> Path
 def test_every_inductor_copy_of_code_hash_runs_the_wrapper(tmp_path: Path) -> None:
     from torch._inductor import codecache, compile_fx, select_algorithm
 
-    from backport_tool.lock import lock
+    from backport_tool.locking import lock
 
     original = codecache.code_hash
     path = manifest(tmp_path, "torch._inductor.codecache:code_hash", "code_hash", CODE_HASH)

@@ -125,7 +125,7 @@ def test_selftest_compiles_with_the_patch_and_passes() -> None:
 
 
 def test_lock_against_the_installed_2_11_keeps_the_shipped_fingerprint(tmp_path: Path) -> None:
-    from backport_tool.lock import lock
+    from backport_tool.locking import lock
 
     bundled = backport_tool.default_manifest_path()
     shutil.copytree(bundled.parent / "backports", tmp_path / "backports")

@@ -8,7 +8,7 @@ import pytest
 from packaging.version import Version
 
 from backport_tool import UsageError
-from backport_tool.track import track
+from backport_tool.tracking import track
 
 
 def commit(repo: git.Repo, path: str, text: str, message: str) -> git.Commit:

@@ -23,7 +23,7 @@ def run(
         )
     # Imported here: the CLI loads every command module, and lock's ruamel.yaml
     # must not be needed by apply or check.
-    from ..lock import LockAction, acknowledge, lock  # noqa: PLC0415
+    from ..locking import LockAction, acknowledge, lock  # noqa: PLC0415
 
     # Before the slow part: lock rewrites the manifest at the end.
     path = Path(manifest) if manifest is not None else default_manifest_path()

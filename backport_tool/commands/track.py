@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from ..api import manifest_for
-from ..track import track
+from ..tracking import track
 from ._output import dump
 
 
