@@ -74,6 +74,9 @@ class TargetReport:
     # its declared default, as repr()s.
     config_value: str | None = None
     config_default: str | None = None
+    # What the drift check of this target could not compare, and why (C code
+    # has no source to fingerprint, and perhaps no signature).
+    note: str | None = None
 
     @property
     def signature_matches(self) -> bool | None:
@@ -97,20 +100,24 @@ class TargetReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form."""
-        return {
-            "symbol": self.symbol,
-            "presence": self.presence.value,
-            "defined_on": self.defined_on,
-            "expected_signature": self.expected_signature,
-            "actual_signature": self.actual_signature,
-            "signature_matches": self.signature_matches,
-            "expected_fingerprints": list(self.expected_fingerprints),
-            "actual_fingerprint": self.actual_fingerprint,
-            "fingerprint_matches": self.fingerprint_matches,
-            "rebound": list(self.rebound),
-            "stale_references": list(self.stale_references),
-        } | (
-            {"config_value": self.config_value, "config_default": self.config_default}
-            if self.config_value is not None
-            else {}
+        return (
+            {
+                "symbol": self.symbol,
+                "presence": self.presence.value,
+                "defined_on": self.defined_on,
+                "expected_signature": self.expected_signature,
+                "actual_signature": self.actual_signature,
+                "signature_matches": self.signature_matches,
+                "expected_fingerprints": list(self.expected_fingerprints),
+                "actual_fingerprint": self.actual_fingerprint,
+                "fingerprint_matches": self.fingerprint_matches,
+                "rebound": list(self.rebound),
+                "stale_references": list(self.stale_references),
+            }
+            | (
+                {"config_value": self.config_value, "config_default": self.config_default}
+                if self.config_value is not None
+                else {}
+            )
+            | ({"note": self.note} if self.note is not None else {})
         )

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .source import FunctionNode, without_docstring
+from .source import FunctionNode, parse_signature, without_docstring
 
 _PO = inspect.Parameter.POSITIONAL_ONLY
 _POK = inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -39,9 +39,21 @@ def _signature(obj: object) -> inspect.Signature | None:
         return None
 
 
-def misfits(original: object, replacement: object) -> list[str]:
+def _behind(obj: object) -> object:
+    # The function a classmethod or staticmethod holds: a classmethod's is
+    # compared with its class parameter, as a C type's classmethod's text
+    # signature shows it.
+    return obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
+
+
+def misfits(original: object, replacement: object, declared: str | None = None) -> list[str]:
     """Why some call that ``original`` accepts would fail on ``replacement``, or
     would hand an argument to another parameter than the one of its name.
+
+    A classmethod or staticmethod is compared by the function it holds (a
+    classmethod's with its class parameter). ``declared`` is the signature
+    the manifest declares for the original, used when the original has none
+    to read (C code without a text signature).
 
     Callers pass a positional-only parameter by position alone, so the
     replacement may name it anything. A keyword argument the replacement has no
@@ -49,11 +61,49 @@ def misfits(original: object, replacement: object) -> list[str]:
     its ``*args``; but a keyword must not land in ``**kwargs`` while the
     replacement has a positional-only parameter of that name.
     """
-    want, have = _signature(original), _signature(replacement)
+    want, have = _signature(_behind(original)), _signature(_behind(replacement))
+    if want is None and declared is not None:
+        want = _declared(declared)
     if want is None or have is None:
         return []
     # One failing call can break two rules; each reason is said once.
     return list(dict.fromkeys(_misfits(want, have)))
+
+
+# Stands for a declared default, which is never evaluated.
+_DEFAULT = object()
+
+
+def _declared(text: str) -> inspect.Signature | None:
+    try:
+        node = parse_signature(text)
+    except ValueError:
+        return None
+    args = node.args
+    positional = [*args.posonlyargs, *args.args]
+    defaults = [False] * (len(positional) - len(args.defaults)) + [True] * len(args.defaults)
+    params = [
+        inspect.Parameter(
+            arg.arg,
+            _PO if i < len(args.posonlyargs) else _POK,
+            default=_DEFAULT if has else inspect.Parameter.empty,
+        )
+        for i, (arg, has) in enumerate(zip(positional, defaults, strict=True))
+    ]
+    if args.vararg is not None:
+        params.append(inspect.Parameter(args.vararg.arg, inspect.Parameter.VAR_POSITIONAL))
+    params += [
+        inspect.Parameter(
+            arg.arg, _KO, default=inspect.Parameter.empty if default is None else _DEFAULT
+        )
+        for arg, default in zip(args.kwonlyargs, args.kw_defaults, strict=True)
+    ]
+    if args.kwarg is not None:
+        params.append(inspect.Parameter(args.kwarg.arg, inspect.Parameter.VAR_KEYWORD))
+    try:
+        return inspect.Signature(params)
+    except ValueError:  # duplicate names: not a signature Python would take
+        return None
 
 
 @dataclass(frozen=True)
@@ -340,6 +390,8 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
             decorator = _resolve(expression, inner.__globals__)
             if decorator is _MISSING:
                 return f"its decorator @{text} is no longer in its module's globals"
+            if decorator is classmethod or decorator is staticmethod:
+                continue  # the caller passes the function behind it, and wraps it again
             decorators.append((text, decorator))
     rebuilt = _rebuilt(inner, node, owner)
     if isinstance(rebuilt, str):

@@ -18,7 +18,7 @@ from .findings import Presence
 from .manifest import SymbolRef
 from .source import FunctionFacts, assignment_facts, function_facts, live_function_facts
 from .static import DirTree, Found, Missing, StaticIndex
-from .symbols import ABSENT, Resolved, SymbolMissing, resolve, signature_text
+from .symbols import ABSENT, Resolved, SymbolMissing, is_builtin, resolve, signature_text
 
 logger = logging.getLogger("backport_tool")
 
@@ -32,6 +32,9 @@ class SymbolFacts:
     signature: str | None = None
     function: FunctionFacts | None = None
     resolved: Resolved | None = None
+    # C code (a builtin function, a method of a C type): no source, no
+    # fingerprint, and a signature only where it has a text signature.
+    builtin: bool = False
 
 
 class Inspector(Protocol):
@@ -86,9 +89,11 @@ class LiveInspector:
             return SymbolFacts(
                 symbol, Presence.FOUND, defined_on=resolved.defined_on_name, resolved=resolved
             )
+        builtin = False
         if callable(function):
             facts = live_function_facts(function)
             signature = signature_text(function)
+            builtin = facts is None and is_builtin(function)
         else:
             # A value: its facts are those of the assignment in its source,
             # exactly what a static read of a wheel finds.
@@ -100,6 +105,7 @@ class LiveInspector:
             signature=signature,
             function=facts,
             resolved=resolved,
+            builtin=builtin,
         )
 
     def _from_source(self, ref: SymbolRef) -> SymbolFacts:
@@ -148,6 +154,10 @@ class StaticInspector:
             return SymbolFacts(symbol, Presence.MISSING, result.message)
         if not isinstance(result, Found):
             return SymbolFacts(symbol, Presence.UNKNOWN, result.message)
+        compiled = self.index.compiled(result) if source else None
+        if compiled is not None:
+            # A stub's text is not the code: presence is all it says.
+            return SymbolFacts(symbol, Presence.UNKNOWN, compiled)
         node = result.node
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             return SymbolFacts(

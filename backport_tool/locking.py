@@ -199,26 +199,34 @@ def _lock_target(
 ) -> LockEntry:
     facts = inspector.inspect(target.symbol)
     symbol = str(target.symbol)
-    if facts.presence is not Presence.FOUND or facts.function is None:
+    if facts.presence is not Presence.FOUND or (facts.function is None and not facts.builtin):
         why = facts.message or "no Python source to fingerprint"
         return LockEntry(backport_id, symbol, LockAction.SKIPPED, why)
-    fingerprint = facts.function.fingerprint
     changes: list[str] = []
-    signature = facts.signature or facts.function.signature
+    notes: list[str] = []
+    recorded: Any = None
+    signature = facts.signature or (facts.function.signature if facts.function else None)
     # A value target has no signature, only the fingerprint of its assignment.
     if signature is not None and target.signature != signature:
         _set(raw, "signature", DoubleQuotedScalarString(signature), after="replacement")
         changes.append(f"signature {signature}")
-    if fingerprint in target.fingerprints:
+    if facts.function is None:
+        # C code: its text signature, if it has one, is all there is to record.
+        fingerprint = None
+        notes.append(
+            "no fingerprint: it is C code, with no Python source"
+            + ("" if signature else "; no text signature either, so check compares its presence")
+        )
+    elif facts.function.fingerprint in target.fingerprints:
+        fingerprint = facts.function.fingerprint
         recorded = raw.get("recorded_from")
     else:
+        fingerprint = facts.function.fingerprint
         _set(raw, "fingerprint", DoubleQuotedScalarString(fingerprint), after="signature")
         changes.append(f"fingerprint {fingerprint}")
-        recorded = None
-    if label not in {str(v) for v in recorded or []}:
+    if fingerprint is not None and label not in {str(v) for v in recorded or []}:
         _set(raw, "recorded_from", _versions(recorded, label), after="fingerprint")
         changes.append(f"recorded from {label}")
-    notes: list[str] = []
     found = copies_of(target.symbol)
     if isinstance(found, str):
         # Declared copies stay as they are: an empty answer here is a failed
@@ -238,7 +246,12 @@ def _lock_target(
         after = ("copies", "recorded_from")
         if _replace_list(raw, "acknowledged", paths, set(target.acknowledged), after):
             changes.append(f"acknowledged {', '.join(paths) or 'none'}")
-    detail = ", ".join(changes) if changes else f"matches {fingerprint} ({label})"
+    if changes:
+        detail = ", ".join(changes)
+    elif fingerprint is not None:
+        detail = f"matches {fingerprint} ({label})"
+    else:
+        detail = f"matches {signature} ({label})" if signature else f"found ({label})"
     action = LockAction.UPDATED if changes else LockAction.UNCHANGED
     return LockEntry(backport_id, symbol, action, "; ".join([detail, *notes]))
 

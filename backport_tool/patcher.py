@@ -280,7 +280,7 @@ def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> 
         return f"declared copy {copy} is already patched by backport {other!r}"
     # A staticmethod or classmethod copy stays one.
     new = (
-        type(raw)(patch.replacement)  # type: ignore[call-arg]
+        type(raw)(unwrapped(patch.replacement))  # type: ignore[call-arg]
         if raw is not unwrapped(raw)
         else patch.replacement
     )

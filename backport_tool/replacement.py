@@ -14,7 +14,7 @@ from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
 from .manifest import Backport, Target
 from .report import Status
-from .symbols import ABSENT, Resolved
+from .symbols import ABSENT, Resolved, is_builtin, method_kind, unwrapped
 from .verification import Problem, config_site, original_of
 
 
@@ -46,7 +46,8 @@ def _replacement(
         wanted = callable(facts.resolved.function)
     else:
         wanted = facts.signature is not None
-    if wanted and not callable(value):
+    # A classmethod object is not callable itself; the function it holds is.
+    if wanted and not callable(unwrapped(value)):
         return Problem(
             Status.FAILED,
             f"{backport.module_text}:{target.replacement} is a {type(value).__name__}, "
@@ -79,6 +80,54 @@ def _fitted(
     source: bytes | None,
 ) -> object | Problem:
     name = f"{backport.module_text}:{target.replacement}"
+    kind = method_kind(replacement)
+    wrong = _kind_problem(name, target, resolved, kind)
+    if wrong is not None:
+        return wrong
+    if kind is not None:
+        # Fitted as the function it holds, then wrapped as written.
+        function = unwrapped(replacement)
+        fitted = _fitted_function(name, target, resolved, function, source)
+        if isinstance(fitted, Problem) or fitted is function:
+            return fitted if isinstance(fitted, Problem) else replacement
+        wrapper: Any = classmethod if kind == "classmethod" else staticmethod
+        wrapped: object = wrapper(fitted)
+        return wrapped
+    return _fitted_function(name, target, resolved, replacement, source)
+
+
+def _kind_problem(
+    name: str, target: Target, resolved: Resolved, kind: str | None
+) -> Problem | None:
+    # A classmethod replaces a classmethod, a staticmethod a staticmethod. A
+    # plain function takes the kind of a Python original (its wrapper is
+    # kept); a C type's classmethod has no wrapper to keep, and a plain
+    # function set on the class would not receive the class.
+    wanted = method_kind(resolved.raw)
+    if kind is not None and kind != wanted:
+        what = f"a {wanted}" if wanted else "neither a classmethod nor a staticmethod"
+        return Problem(
+            Status.FAILED,
+            f"{name} is a {kind}, and the original {target.symbol} is {what}; "
+            f"define the replacement as the original is defined",
+        )
+    if kind is None and wanted == "classmethod" and is_builtin(resolved.raw):
+        return Problem(
+            Status.FAILED,
+            f"{name} is a plain function, and the original {target.symbol} is a classmethod "
+            f"of C code (on {resolved.defined_on_name}); set on the class, a plain function "
+            "would not receive the class: define the replacement with @classmethod",
+        )
+    return None
+
+
+def _fitted_function(
+    name: str,
+    target: Target,
+    resolved: Resolved,
+    replacement: object,
+    source: bytes | None,
+) -> object | Problem:
     if fitting.unwritten(replacement, source):
         return Problem(
             Status.FAILED,
@@ -90,7 +139,7 @@ def _fitted(
             )
             + "); write the fix, then run `backport-tool check` again",
         )
-    problems = fitting.misfits(resolved.function, replacement)
+    problems = fitting.misfits(resolved.function, replacement, target.signature)
     if problems:
         return Problem(
             Status.FAILED,
@@ -220,7 +269,11 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
     # Keep the descriptor kind of the original, or a staticmethod target would
     # start receiving ``self``.
     namespace = _namespace(replacement) if target.original is not None else None
-    if isinstance(resolved.raw, (staticmethod, classmethod)) and callable(replacement):
+    if (
+        isinstance(resolved.raw, (staticmethod, classmethod))
+        and method_kind(replacement) is None
+        and callable(replacement)
+    ):
         replacement = type(resolved.raw)(replacement)
     return patcher.Patch(
         str(target.symbol),

@@ -408,6 +408,33 @@ class StaticIndex:
             )
         return result
 
+    def compiled(self, found: Found) -> str | None:
+        """Why ``found`` is C code that the sources cannot show: a function
+        of a compiled module, read from its ``.pyi`` stub, or an assignment
+        that binds one (``linear = _add_docstr(torch._C._nn.linear, ...)``);
+        None when it is Python code."""
+        node = found.node
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            bound = _bound_builtin(node.value)
+            if bound is None:
+                return None
+            module = found.defined_on.split(":")[0]
+            result = self._in_module(module, bound.split("."), 0)
+            why = self._stub_function(result) if isinstance(result, Found) else None
+            return None if why is None else f"{found.defined_on} binds {bound}, and {why}"
+        return self._stub_function(found)
+
+    def _stub_function(self, found: Found) -> str | None:
+        if not isinstance(found.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            return None
+        relpath = self._files.get(found.defined_on.split(":")[0], "")
+        if not relpath.endswith(".pyi"):
+            return None
+        return (
+            f"{found.defined_on}.{found.node.name} is compiled code (only its stub {relpath} "
+            "is Python text), which static reads cannot see"
+        )
+
     def _in_module(self, module: str, parts: list[str], depth: int) -> Lookup:
         loaded = self.module(module)
         if loaded is None:
@@ -495,6 +522,11 @@ class StaticIndex:
                 unknown.append(located)
         if unknown:
             return Unknown(f"{module}:{cls.name} has no {name!r} of its own; {unknown[0]}")
+        if name in vars(object):
+            return Unknown(
+                f"{module}:{cls.name} inherits {name!r} from object, which is compiled code "
+                "that static reads cannot see"
+            )
         return Missing(f"class {module}:{cls.name} has no attribute {name!r} (own or inherited)")
 
     def _base_class(
@@ -512,6 +544,18 @@ class StaticIndex:
             loaded = self.module(owner)
             return owner, bool(loaded and loaded[1]), result.node
         return f"base class {ref.qualname} of {module} is not readable from source"
+
+
+def _bound_builtin(value: ast.expr | None) -> str | None:
+    # The dotted name an assignment binds: ``f = mod.f``, or torch's
+    # ``f = _add_docstr(mod.f, "...")``, which returns the builtin it documents.
+    if (
+        isinstance(value, ast.Call)
+        and value.args
+        and (_dotted(value.func) or "").rsplit(".", 1)[-1] in ("_add_docstr", "add_docstr")
+    ):
+        value = value.args[0]
+    return _dotted(value) if value is not None else None
 
 
 def _dotted(node: ast.expr) -> str | None:

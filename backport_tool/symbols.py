@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import types
 from collections.abc import Iterable
 from dataclasses import dataclass
 from types import ModuleType
@@ -62,6 +63,35 @@ def unwrapped(raw: object) -> object:
     if issubclass(type(raw), (staticmethod, classmethod)):
         return raw.__func__  # type: ignore[attr-defined]
     return raw
+
+
+# Functions and methods implemented in C: no Python source, and at best a
+# text signature.
+_BUILTINS = (
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    types.MethodWrapperType,
+)
+
+
+def is_builtin(obj: object) -> bool:
+    """True for a function or method implemented in C (a builtin, or a method
+    of a C type such as ``object.__init_subclass__``)."""
+    return issubclass(type(obj), _BUILTINS)
+
+
+def method_kind(raw: object) -> str | None:
+    """``"classmethod"`` or ``"staticmethod"`` for an attribute stored as one
+    (a C type's classmethod, such as ``object.__init_subclass__``, included),
+    else None."""
+    kind = type(raw)
+    if issubclass(kind, (classmethod, types.ClassMethodDescriptorType)):
+        return "classmethod"
+    if issubclass(kind, staticmethod):
+        return "staticmethod"
+    return None
 
 
 def import_module(name: str) -> ModuleType:

@@ -63,6 +63,29 @@ def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
         defined_on=facts.defined_on,
         expected_fingerprints=target.fingerprints,
         actual_fingerprint=facts.function.fingerprint if facts.function else None,
+        note=_builtin_note(target, facts),
+    )
+
+
+def _builtin_note(target: Target, facts: SymbolFacts) -> str | None:
+    # C code has no source to fingerprint; what is compared instead is said,
+    # so that "ready" does not claim more than was checked.
+    if not facts.builtin:
+        return None
+    note = f"{target.symbol} is C code, with no Python source to fingerprint"
+    if target.fingerprints:
+        note += " (its recorded fingerprint is not compared)"
+    if facts.signature is not None:
+        return note + "; its text signature is compared"
+    if target.signature is not None:
+        return (
+            note + " and no text signature; the declared signature is what the replacement "
+            "must fit, and cannot be compared, so the drift check of this target is limited "
+            "to presence"
+        )
+    return (
+        note + ", no text signature and no declared signature: the drift check of this target "
+        "is limited to presence"
     )
 
 
@@ -414,9 +437,10 @@ def verified_text(backport: Backport, inspected: Inspected) -> str:
         ]
     else:
         checks = ["targets found"]
-    if any(t.signature for t in backport.targets):
+    # Only what was compared: C code has no fingerprint, and perhaps no signature.
+    if any(r.signature_matches for r in inspected.reports):
         checks.append("signatures match")
-    if any(t.fingerprints for t in backport.targets):
+    if any(r.fingerprint_matches for r in inspected.reports):
         checks.append("fingerprints match")
     copies = sum(len(t.copies) for t in backport.targets)
     if copies:
@@ -426,7 +450,8 @@ def verified_text(backport: Backport, inspected: Inspected) -> str:
         checks.append(f"{found} required symbols found")
         if inspected.requires_unknown:
             checks.append(f"{len(inspected.requires_unknown)} not readable from source")
-    return "would apply: " + ", ".join(checks)
+    notes = [r.note for r in inspected.reports if r.note is not None]
+    return "would apply: " + ", ".join(checks) + "".join(f"; {note}" for note in notes)
 
 
 def searches(backport: Backport, inspected: Inspected) -> list[references.Search | None]:
