@@ -164,6 +164,30 @@ def test_misfits_cannot_judge_what_has_no_signature() -> None:
     assert misfits(_function("(a)"), object()) == []
 
 
+def test_misfits_compares_classmethods_and_staticmethods_by_their_function() -> None:
+    # A classmethod with its cls parameter, as a C type's text signature shows it.
+    assert misfits(classmethod(_function("(cls, x)")), classmethod(_function("(cls, x)"))) == []
+    assert misfits(vars(dict)["fromkeys"], classmethod(_function("(cls, keys, value=None)"))) == []
+    assert misfits(staticmethod(_function("(x, y=1)")), staticmethod(_function("(x)"))) == [
+        "it takes 1 positional arguments, callers may pass 2",
+        "it has no keyword parameter 'y', callers may pass y=",
+    ]
+
+
+def test_misfits_takes_the_declared_signature_of_an_original_that_has_none() -> None:
+    builtin = vars(object)["__init_subclass__"]  # no text signature
+    assert misfits(builtin, _function("(cls)")) == []
+    assert misfits(builtin, _function("(cls, /)"), "(cls, /, **kwargs)") == [
+        "it has no **kwargs, callers may pass any keyword"
+    ]
+    assert misfits(builtin, _function("(cls, /, tag=None, **kw)"), "(cls, /, **kwargs)") == []
+    assert misfits(builtin, _function("(cls, /, *, tag, **kw)"), "(cls, /, **kwargs)") == [
+        "it requires 'tag', which callers may leave out"
+    ]
+    # A signature the original has wins over a declared one.
+    assert misfits(_function("(a)"), _function("(a)"), "(a, b)") == []
+
+
 # --- misfits: cross-checked against Signature.bind -------------------------------
 
 P = inspect.Parameter
