@@ -311,6 +311,12 @@ def test_static_reads_cannot_see_c_code(tmp_path: Path) -> None:
         "(torch.nn.modules.module:Module inherits '__init_subclass__' from object, which is "
         "compiled code that static reads cannot see)"
     )
+    # The matrix reads the same way.
+    (cells,) = backport_tool.build_matrix([str(site)], path).cells
+    for backport_id in ("linear-static", "subclass-static"):
+        cell = cells[backport_id]
+        assert cell.result.reason == report.by_id(backport_id).reason
+        assert cell.drift == ()
 
 
 SUBCLASSES = """
@@ -475,3 +481,33 @@ def test_a_replacement_of_another_kind_is_refused(patchset: PatchSet) -> None:
         "Widget.method is neither a classmethod nor a staticmethod; define the replacement as "
         "the original is defined"
     )
+
+
+@torch211
+def test_enabled_scopes_of_builtin_targets(tmp_path: Path) -> None:
+    # DeepSpeed's ZeRO-3 puts both in force while it builds a model.
+    builtin = torch._C._nn.linear
+    path = manifest(
+        tmp_path,
+        [
+            entry(
+                "zero3-hooks",
+                "zero3.py",
+                {"symbol": LINEAR, "replacement": "linear", "original": "_linear"},
+                {"symbol": INIT_SUBCLASS, "replacement": "__init_subclass__"},
+            )
+        ],
+        {"zero3.py": COUNT_LINEAR + SUBCLASSES},
+    )
+    for _ in range(2):  # the second scope patches what the first verified
+        with backport_tool.enabled("zero3-hooks", manifest=path) as result:
+            assert result.status is Status.APPLIED, result.reason
+            module = backport_module("zero3-hooks")
+            subclass("Built", torch.nn.Module)
+            assert run_linear(module.CALLS) == 1
+        assert torch.nn.functional.linear is builtin
+        assert "__init_subclass__" not in vars(torch.nn.Module)
+    assert [name for name, _ in module.SEEN] == ["Built", "Built"]
+    subclass("Outside", torch.nn.Module)
+    assert run_linear(module.CALLS) == 0
+    assert len(module.SEEN) == 2
