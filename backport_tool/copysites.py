@@ -248,7 +248,9 @@ class _Search:
             if own is None or own is end.node:
                 return None
         loaded = self.index.module(end.module)
-        if loaded is None:
+        # A compiled module (read from its stub) is never changed: its
+        # binding is not a copy that apply could rebind.
+        if loaded is None or self.index.is_stub(end.module):
             return None
         qualname = _qualname_of(loaded[0], end.node, end.name)
         return None if qualname is None else SymbolRef(end.module, qualname)

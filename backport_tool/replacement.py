@@ -88,8 +88,10 @@ def _fitted(
         # Fitted as the function it holds, then wrapped as written.
         function = unwrapped(replacement)
         fitted = _fitted_function(name, target, resolved, function, source)
-        if isinstance(fitted, Problem) or fitted is function:
-            return fitted if isinstance(fitted, Problem) else replacement
+        if isinstance(fitted, Problem):
+            return fitted
+        if fitted is function:
+            return replacement  # nothing was rebuilt: installed as written
         wrapper: Any = classmethod if kind == "classmethod" else staticmethod
         wrapped: object = wrapper(fitted)
         return wrapped
@@ -109,7 +111,7 @@ def _kind_problem(
         return Problem(
             Status.FAILED,
             f"{name} is a {kind}, and the original {target.symbol} is {what}; "
-            f"define the replacement as the original is defined",
+            "define the replacement as the original is defined",
         )
     if kind is None and wanted == "classmethod" and is_builtin(resolved.raw):
         return Problem(

@@ -424,15 +424,19 @@ class StaticIndex:
             return None if why is None else f"{found.defined_on} binds {bound}, and {why}"
         return self._stub_function(found)
 
+    def is_stub(self, module: str) -> bool:
+        """True when ``module`` was read from a ``.pyi`` stub: it is compiled."""
+        return self._files.get(module, "").endswith(".pyi")
+
     def _stub_function(self, found: Found) -> str | None:
+        module = found.defined_on.split(":")[0]
         if not isinstance(found.node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             return None
-        relpath = self._files.get(found.defined_on.split(":")[0], "")
-        if not relpath.endswith(".pyi"):
+        if not self.is_stub(module):
             return None
         return (
-            f"{found.defined_on}.{found.node.name} is compiled code (only its stub {relpath} "
-            "is Python text), which static reads cannot see"
+            f"{found.defined_on}.{found.node.name} is compiled code (only its stub "
+            f"{self._files[module]} is Python text), which static reads cannot see"
         )
 
     def _in_module(self, module: str, parts: list[str], depth: int) -> Lookup:

@@ -245,6 +245,15 @@ def test_a_builtin_with_a_text_signature_is_compared(tmp_path: Path) -> None:
     )
 
 
+ADD = """
+
+def add(*args, **kwargs):
+    import torch
+
+    return torch._C._VariableFunctions.add(*args, **kwargs)
+"""
+
+
 @torch211
 def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> None:
     pytest.importorskip("ruamel.yaml")
@@ -256,11 +265,13 @@ def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> Non
                 "both.py",
                 {"symbol": LINEAR, "replacement": "linear"},
                 {"symbol": SIZE_GETITEM, "replacement": "getitem"},
+                {"symbol": "torch:add", "replacement": "add"},
             )
         ],
         {
             "both.py": COUNT_LINEAR.replace("_linear(", "__import__('torch')._C._nn.linear(")
             + GETITEM
+            + ADD
         },
     )
     entries = {e.symbol: e for e in backport_tool.lock(path)}
@@ -277,6 +288,13 @@ def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> Non
     assert targets == [
         {"symbol": LINEAR, "replacement": "linear"},
         {"symbol": SIZE_GETITEM, "replacement": "getitem", "signature": "(self, key, /)"},
+        # torch.add is defined in torch._C._VariableFunctions, which apply
+        # never changes: no copy there, unlike torch._numpy's `from torch import add`.
+        {
+            "symbol": "torch:add",
+            "replacement": "add",
+            "copies": ["torch._numpy._binary_ufuncs_impl:add"],
+        },
     ]
     assert backport_tool.check(path).by_id("builtins").status is Status.READY
 
