@@ -10,6 +10,7 @@ import sys
 from dataclasses import dataclass, field, replace
 from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
+from typing import TypeGuard
 
 from . import configs, patcher, references
 from .findings import Claim, Presence, Probe, TargetReport
@@ -205,6 +206,16 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
                         "target the Python module that exposes it instead",
                     )
                 )
+            elif _immutable(facts.resolved.owner):
+                out.problems.append(
+                    Problem(
+                        Status.FAILED,
+                        f"target {target.symbol}: {facts.resolved.owner.__module__}."
+                        f"{facts.resolved.owner.__qualname__} is an immutable type (C code), "
+                        "whose attributes cannot be set; target a Python class or module that "
+                        "exposes it instead",
+                    )
+                )
             out.problems += _copies(target, facts.resolved, imports=imports)
         elif problem is None and isinstance(inspector, StaticInspector) and not target.create:
             out.problems += _static_copies(target, inspector)
@@ -217,6 +228,15 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
         elif facts.presence is Presence.UNKNOWN:
             out.requires_unknown.append(str(ref))
     return out
+
+
+# Py_TPFLAGS_IMMUTABLETYPE: a C type (torch.Size, dict) whose attributes
+# cannot be set; apply would fail only when it patches.
+_IMMUTABLE_TYPE = 1 << 8
+
+
+def _immutable(owner: object) -> TypeGuard[type]:
+    return isinstance(owner, type) and bool(owner.__flags__ & _IMMUTABLE_TYPE)
 
 
 def original_of(resolved: Resolved) -> object:

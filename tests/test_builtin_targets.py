@@ -27,7 +27,7 @@ torch211 = pytest.mark.torch211
 
 LINEAR = "torch.nn.functional:linear"
 INIT_SUBCLASS = "torch.nn.modules.module:Module.__init_subclass__"
-SIZE_GETITEM = "torch:Size.__getitem__"
+REDUCE_EX_TARGET = "torch.nn.modules.module:Module.__reduce_ex__"
 
 
 def manifest(tmp_path: Path, backports: list[dict[str, Any]], modules: dict[str, str]) -> Path:
@@ -214,35 +214,52 @@ def test_lazy_apply_before_import_torch(tmp_path: Path) -> None:
     assert proc.stdout.strip().splitlines()[-1] == '["applied", 1, 1, true]'
 
 
-GETITEM = """
-def getitem(self, key, /):
-    return tuple.__getitem__(self, key)
+REDUCE_EX = """
+def reduce_ex(self, protocol, /):
+    return object.__reduce_ex__(self, protocol)
 """
 
 
 @torch211
 def test_a_builtin_with_a_text_signature_is_compared(tmp_path: Path) -> None:
+    # object.__reduce_ex__, a method of a C type, inherited by nn.Module.
     def check(signature: str) -> backport_tool.BackportResult:
-        target = {"symbol": SIZE_GETITEM, "replacement": "getitem", "signature": signature}
+        target = {"symbol": REDUCE_EX_TARGET, "replacement": "reduce_ex", "signature": signature}
         path = manifest(
-            tmp_path, [entry("size-getitem", "getitem.py", target)], {"getitem.py": GETITEM}
+            tmp_path, [entry("reduce-ex", "reduce_ex.py", target)], {"reduce_ex.py": REDUCE_EX}
         )
-        return backport_tool.check(path).by_id("size-getitem")
+        return backport_tool.check(path).by_id("reduce-ex")
 
-    same = check("(self, key, /)")
+    same = check("(self, protocol, /)")
     assert same.status is Status.READY, same.reason
-    assert same.targets[0].actual_signature == "(self, key, /)"
+    assert same.targets[0].actual_signature == "(self, protocol, /)"
+    assert same.targets[0].defined_on == "builtins:object"
     assert same.targets[0].note == (
-        f"{SIZE_GETITEM} is C code, with no Python source to fingerprint; its text signature "
-        "is compared"
+        f"{REDUCE_EX_TARGET} is C code, with no Python source to fingerprint; its text "
+        "signature is compared"
     )
     assert same.reason.startswith("would apply: targets found, signatures match; ")
-    drifted = check("(self, key, default, /)")
+    drifted = check("(self, protocol, extra, /)")
     assert drifted.status is Status.DRIFT
     assert drifted.reason.startswith(
-        f"target {SIZE_GETITEM} has signature (self, key, /), the backport expects "
-        "(self, key, default, /)"
+        f"target {REDUCE_EX_TARGET} has signature (self, protocol, /), the backport expects "
+        "(self, protocol, extra, /)"
     )
+
+
+@torch211
+def test_a_method_of_an_immutable_c_type_is_refused_by_check(tmp_path: Path) -> None:
+    # torch.Size's attributes cannot be set: check says so, not only apply.
+    target = {"symbol": "torch:Size.__getitem__", "replacement": "getitem"}
+    source = "def getitem(self, key, /):\n    return tuple.__getitem__(self, key)\n"
+    path = manifest(tmp_path, [entry("size-getitem", "getitem.py", target)], {"getitem.py": source})
+    reason = (
+        "target torch:Size.__getitem__: torch.Size is an immutable type (C code), whose "
+        "attributes cannot be set; target a Python class or module that exposes it instead"
+    )
+    for report in (backport_tool.check(path), backport_tool.apply(path, eager=True)):
+        result = report.by_id("size-getitem")
+        assert (result.status, result.reason) == (Status.FAILED, reason)
 
 
 ADD = """
@@ -264,13 +281,13 @@ def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> Non
                 "builtins",
                 "both.py",
                 {"symbol": LINEAR, "replacement": "linear"},
-                {"symbol": SIZE_GETITEM, "replacement": "getitem"},
+                {"symbol": REDUCE_EX_TARGET, "replacement": "reduce_ex"},
                 {"symbol": "torch:add", "replacement": "add"},
             )
         ],
         {
             "both.py": COUNT_LINEAR.replace("_linear(", "__import__('torch')._C._nn.linear(")
-            + GETITEM
+            + REDUCE_EX
             + ADD
         },
     )
@@ -280,14 +297,21 @@ def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> Non
         "found (2.11.0); no fingerprint: it is C code, with no Python source; no text "
         "signature either, so check compares its presence"
     )
-    assert entries[SIZE_GETITEM].action.value == "updated"
-    assert entries[SIZE_GETITEM].detail == (
-        "signature (self, key, /); no fingerprint: it is C code, with no Python source"
+    assert entries[REDUCE_EX_TARGET].action.value == "updated"
+    assert entries[REDUCE_EX_TARGET].detail == (
+        "signature (self, protocol, /); no fingerprint: it is C code, with no Python source; "
+        f"copies not searched: cannot search the copies of {REDUCE_EX_TARGET}: "
+        "torch.nn.modules.module:Module inherits '__reduce_ex__' from object, which is "
+        "compiled code that static reads cannot see"
     )
     targets = yaml.safe_load(path.read_text())["backports"][0]["targets"]
     assert targets == [
         {"symbol": LINEAR, "replacement": "linear"},
-        {"symbol": SIZE_GETITEM, "replacement": "getitem", "signature": "(self, key, /)"},
+        {
+            "symbol": REDUCE_EX_TARGET,
+            "replacement": "reduce_ex",
+            "signature": "(self, protocol, /)",
+        },
         # torch.add is defined in torch._C._VariableFunctions, which apply
         # never changes: no copy there, unlike torch._numpy's `from torch import add`.
         {
