@@ -48,6 +48,21 @@ def tool(
     )
 
 
+def apply_python(
+    patchset: PatchSet, manifest: str, code: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``backport-tool apply --manifest MANIFEST -- python -c CODE``."""
+    return subprocess.run(
+        [str(SCRIPT), "apply", "--manifest", manifest, "--", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=python_env(patchset.site, **env),
+        cwd=patchset.root,
+        timeout=600,
+        check=False,
+    )
+
+
 @pytest.fixture
 def manifest(patchset: PatchSet) -> str:
     patchset.add("fix", "Widget.compute")
@@ -314,17 +329,7 @@ def test_help_lists_the_environment_variables_and_exit_codes() -> None:
 def test_apply_cmd_keeps_every_pythonpath_entry(patchset: PatchSet, manifest: str) -> None:
     given = os.pathsep.join([str(patchset.site), "", "elsewhere", ""])
     code = "import os; print(os.environ['PYTHONPATH'])"
-    proc = tool(
-        patchset,
-        "apply",
-        "--manifest",
-        manifest,
-        "--",
-        sys.executable,
-        "-c",
-        code,
-        PYTHONPATH=given,
-    )
+    proc = apply_python(patchset, manifest, code, PYTHONPATH=given)
     assert proc.returncode == 0, proc.stderr
     boot, _, rest = proc.stdout.strip().partition(os.pathsep)
     assert boot.endswith("_boot")
@@ -346,16 +351,6 @@ def test_a_fifo_at_the_plan_path_does_not_hang_apply_cmd(
         "import backport_tool; r = backport_tool.current_report(); "
         "print(r.by_id('fix').status.value)"
     )
-    proc = tool(
-        patchset,
-        "apply",
-        "--manifest",
-        manifest,
-        "--",
-        sys.executable,
-        "-c",
-        code,
-        BACKPORT_TOOL_CACHE_DIR=str(home),
-    )
+    proc = apply_python(patchset, manifest, code, BACKPORT_TOOL_CACHE_DIR=str(home))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "pending"
