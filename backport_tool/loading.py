@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import marshal
 import sys
-from types import ModuleType
+from types import CodeType, ModuleType
 
+from .cache import read_bytes, write_bytes
+from .config import cache_dir
 from .manifest import Backport
 from .state import STATE
 
@@ -35,7 +38,8 @@ def load_backport_module(backport: Backport) -> ModuleType:
             source = backport.module.read_bytes()
             digest = hashlib.sha256(source).hexdigest()
             _check_pin(backport, digest)
-            cached = STATE.modules[backport.module] = (_execute(backport, source), digest, source)
+            code = _compiled(backport, source, digest)
+            cached = STATE.modules[backport.module] = (_execute(backport, code), digest, source)
         else:
             _check_pin(backport, cached[1])
         return cached[0]
@@ -65,11 +69,33 @@ def _check_pin(backport: Backport, actual: str) -> None:
         )
 
 
-def _execute(backport: Backport, source: bytes) -> ModuleType:
-    name = "_backport_tool_bp_" + backport.id.replace("-", "_")
+def _compiled(backport: Backport, source: bytes, digest: str) -> CodeType:
     # Compiled from the bytes just read, never through the import system's
     # loader, which may prefer a cached .pyc with a matching mtime and size.
-    code = compile(source, str(backport.module), "exec", dont_inherit=True)
+    # Compiling is most of an apply's own cost, so the code is kept in our
+    # cache directory under the sha256 of those very bytes (with the
+    # interpreter's bytecode magic and the file name the code carries): a
+    # cached entry can only ever stand for the bytes that were hashed.
+    filename = str(backport.module)
+    key = hashlib.sha256()
+    for part in (importlib.util.MAGIC_NUMBER.hex(), filename, digest):
+        key.update(part.encode("utf-8", "surrogateescape") + b"\0")
+    path = cache_dir() / f"code-{key.hexdigest()[:32]}.bin"
+    raw = read_bytes(path)
+    if raw is not None:
+        try:
+            code = marshal.loads(raw)
+        except (EOFError, ValueError, TypeError):
+            code = None
+        if isinstance(code, CodeType) and code.co_filename == filename:
+            return code
+    code = compile(source, filename, "exec", dont_inherit=True)
+    write_bytes(path, marshal.dumps(code))
+    return code
+
+
+def _execute(backport: Backport, code: CodeType) -> ModuleType:
+    name = "_backport_tool_bp_" + backport.id.replace("-", "_")
     module = ModuleType(name)
     module.__file__ = str(backport.module)
     module.__spec__ = importlib.util.spec_from_file_location(name, backport.module)

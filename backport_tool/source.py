@@ -12,8 +12,16 @@ import ast
 import copy
 import hashlib
 import inspect
+import linecache
+import os
+import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
+from types import CodeType, FunctionType
+
+from .cache import read_json, write_json
+from .config import cache_dir
 
 FINGERPRINT_PREFIX = "sha256:"
 
@@ -136,6 +144,83 @@ def function_facts(node: FunctionNode) -> FunctionFacts:
 
 def live_function_facts(obj: object) -> FunctionFacts | None:
     """Facts of a live function from its source file; None if it has no Python source."""
+    path, key = _facts_entry(obj)
+    if path is not None:
+        entry = read_json(path)
+        if isinstance(entry, dict) and entry.get("key") == key:
+            got = entry.get("facts")
+            if got is None:
+                return None
+            if (
+                isinstance(got, list)
+                and len(got) == 3
+                and isinstance(got[0], str)
+                and all(isinstance(part, str) for part in got[1:])
+            ):
+                return FunctionFacts(got[0], got[1], got[2])
+    facts = _read_function_facts(obj)
+    if path is not None:
+        stored = None if facts is None else [facts.signature, facts.fingerprint, facts.source]
+        write_json(path, {"key": key, "facts": stored})
+    return facts
+
+
+# Reading a target's source and normalizing it is the larger part of
+# verifying it at apply time, so the facts are kept in the cache directory.
+# An entry is keyed by the file's modification time and size (the test by
+# which the import system trusts a .pyc) and by the hash of the lines the
+# function's code spans as linecache holds them after its own check, which
+# are the lines inspect.getsource reads: an entry never stands for other
+# source than the one reading it afresh would find.
+_FACTS_FORMAT = "1"
+
+
+def _facts_entry(obj: object) -> tuple[Path | None, str]:
+    function = inspect.unwrap(obj) if callable(obj) else obj
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, CodeType) or not isinstance(function, FunctionType):
+        return None, ""
+    filename = code.co_filename
+    try:
+        info = os.stat(filename)
+    except (OSError, ValueError):
+        return None, ""
+    linecache.checkcache(filename)
+    lines = linecache.getlines(filename)
+    first = code.co_firstlineno
+    last = _last_line(code)
+    if not lines or last < first or last > len(lines):
+        return None, ""
+    digest = hashlib.sha256("".join(lines[first - 1 : last]).encode("utf-8", "surrogateescape"))
+    parts = (
+        _FACTS_FORMAT,
+        sys.version,
+        filename,
+        str(info.st_mtime_ns),
+        str(info.st_size),
+        function.__qualname__,
+        str(first),
+        digest.hexdigest(),
+    )
+    key = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
+    return cache_dir() / f"facts-{key[:32]}.json", key
+
+
+def _last_line(code: CodeType) -> int:
+    # The last source line any instruction of the function (or of a function
+    # nested in it) comes from, closing brackets of a statement included.
+    positions = getattr(code, "co_positions", None)
+    if positions is not None:
+        last = max((end for _, end, _, _ in positions() if end is not None), default=0)
+    else:  # Python 3.10
+        last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            last = max(last, _last_line(const))
+    return last
+
+
+def _read_function_facts(obj: object) -> FunctionFacts | None:
     try:
         text = inspect.getsource(obj)  # type: ignore[arg-type]
     except (OSError, TypeError):

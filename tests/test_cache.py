@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PatchSet
+from helpers import BACKPORT_SOURCE, TARGET_SOURCE, PatchSet
 
+import backport_tool
 from backport_tool import cache, plan
 from backport_tool.config import Switches
 from backport_tool.errors import ManifestError
@@ -194,3 +195,91 @@ def test_a_manifest_edit_is_never_served_from_the_cache(patchset: PatchSet) -> N
     manifest.write_text(manifest.read_text().replace("applies_to:", "applies_to: [", 1))
     with pytest.raises(ManifestError, match=r"manifest.yaml:\d+:\d+: invalid YAML"):
         parse_manifest_file(read_manifest_file(manifest))
+
+
+def _no_compile(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the backport module was compiled again")
+
+
+def test_a_backport_module_is_compiled_once_for_its_bytes(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backport_tool import loading, state
+
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    widget = patchset.target().Widget
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    backport_tool.revert()
+    state.reset()
+    home = Path(os.environ["BACKPORT_TOOL_CACHE_DIR"])
+    assert list(home.glob("code-*.bin"))
+
+    # A fresh process state runs the cached code of the very same bytes.
+    monkeypatch.setattr(loading, "compile", _no_compile, raising=False)
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    assert widget().compute(1) == 1001
+    backport_tool.revert()
+    state.reset()
+
+    # Other bytes are compiled, and they are what runs.
+    monkeypatch.undo()
+    patchset.write_backport("fix.py", BACKPORT_SOURCE.replace("x + 1000", "x + 5000"))
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    assert widget().compute(1) == 5001
+
+
+def test_a_damaged_compiled_entry_is_compiled_again(patchset: PatchSet) -> None:
+    from backport_tool import state
+
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    widget = patchset.target().Widget
+    backport_tool.apply(manifest, eager=True)
+    backport_tool.revert()
+    state.reset()
+    home = Path(os.environ["BACKPORT_TOOL_CACHE_DIR"])
+    for entry in home.glob("code-*.bin"):
+        entry.write_bytes(b"\x00not marshal data")
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    assert widget().compute(1) == 1001
+
+
+def test_function_facts_come_from_the_cache_until_the_source_changes(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backport_tool import source
+
+    module = patchset.target()
+    fresh = source.live_function_facts(module.Widget.compute)
+    assert fresh is not None
+
+    def no_read(obj: object) -> None:
+        raise AssertionError("the source was read again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(source, "_read_function_facts", no_read)
+        assert source.live_function_facts(module.Widget.compute) == fresh
+
+    # An edit of the same size: the entry is for the lines before it.
+    path = Path(module.__file__)
+    before = path.stat()
+    path.write_text(TARGET_SOURCE.replace("return x + 1\n", "return x + 7\n"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns + 2_000_000_000))
+    changed = source.live_function_facts(module.Widget.compute)
+    assert changed is not None
+    assert changed.fingerprint != fresh.fingerprint
+    assert "x + 7" in changed.source
+
+
+def test_a_damaged_facts_entry_is_read_again(patchset: PatchSet) -> None:
+    from backport_tool import source
+
+    module = patchset.target()
+    fresh = source.live_function_facts(module.Widget.compute)
+    home = Path(os.environ["BACKPORT_TOOL_CACHE_DIR"])
+    for entry in home.glob("facts-*.json"):
+        data = json.loads(entry.read_text())
+        data["facts"] = ["(self)", 3, None]
+        entry.write_text(json.dumps(data))
+    assert source.live_function_facts(module.Widget.compute) == fresh
