@@ -16,7 +16,13 @@ from typing import Protocol
 from . import patcher
 from .findings import Presence
 from .manifest import SymbolRef
-from .source import FunctionFacts, assignment_facts, function_facts, live_function_facts
+from .source import (
+    FunctionFacts,
+    assignment_facts,
+    class_facts,
+    function_facts,
+    live_function_facts,
+)
 from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import ABSENT, Resolved, SymbolMissing, is_builtin, resolve, signature_text
 
@@ -92,7 +98,8 @@ class LiveInspector:
         builtin = False
         if callable(function):
             facts = live_function_facts(function)
-            signature = signature_text(function)
+            # A class has no signature of its own (see class_facts).
+            signature = None if isinstance(function, type) else signature_text(function)
             builtin = facts is None and is_builtin(function)
         else:
             # A value: its facts are those of the assignment in its source,
@@ -174,5 +181,9 @@ class StaticInspector:
                 defined_on=result.defined_on,
                 signature=facts.signature,
                 function=facts,
+            )
+        if isinstance(node, ast.ClassDef):
+            return SymbolFacts(
+                symbol, Presence.FOUND, defined_on=result.defined_on, function=class_facts(node)
             )
         return SymbolFacts(symbol, Presence.FOUND, defined_on=result.defined_on)

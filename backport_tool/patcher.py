@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import configs, lazy
+from . import configs, lazy, pickling
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -360,8 +360,18 @@ def apply_patches(
                 _restore(patch)
             _publish()
             raise
+        for patch in patches:
+            _pickles_as_target(patch)
         _entries()[info.id] = new
         return tuple(new.waiting)
+
+
+def _pickles_as_target(patch: Patch) -> None:
+    # A class replacing a class: its instances pickle under the target's path.
+    if not (isinstance(patch.original, type) and isinstance(patch.replacement, type)):
+        return
+    module, parts = split_symbol(patch.symbol)
+    pickling.pickle_as(patch.replacement, module, ".".join(parts))
 
 
 def bind_copies(backport_id: str, module: str) -> tuple[str, ...]:

@@ -55,7 +55,34 @@ def _replacement(
         )
     if facts.resolved is None:
         return value
+    original = facts.resolved.function
+    if isinstance(original, type):
+        return _class_problem(backport, target, original, value) or value
     return _fitted(backport, target, facts.resolved, value, source)
+
+
+def _class_problem(
+    backport: Backport, target: Target, original: type, value: object
+) -> Problem | None:
+    # A subclass keeps isinstance(x, original) true for instances made while
+    # patched, and pickles as the original (see pickling.py); anything else
+    # would change what code that checks the type sees.
+    name = f"{backport.module_text}:{target.replacement}"
+    if not isinstance(value, type):
+        return Problem(
+            Status.FAILED,
+            f"{name} is a {type(value).__name__}, and the original {target.symbol} is a class; "
+            f"a class target takes a class: define class {target.replacement}"
+            f"({original.__module__}.{original.__qualname__})",
+        )
+    if not issubclass(value, original):
+        return Problem(
+            Status.FAILED,
+            f"{name} is not a subclass of the original {target.symbol} "
+            f"({original.__module__}.{original.__qualname__}); a class target takes a "
+            "subclass of it, so that isinstance checks against the original still hold",
+        )
+    return None
 
 
 def _value(backport: Backport, target: Target, facts: SymbolFacts) -> object | Problem:

@@ -142,8 +142,35 @@ def function_facts(node: FunctionNode) -> FunctionFacts:
     return FunctionFacts(signature_of(node), fingerprint_of(source), source)
 
 
+def class_facts(node: ast.ClassDef) -> FunctionFacts:
+    """Facts of a class target: the whole ``class`` statement, docstrings of the
+    class and of the functions and classes in it dropped. No signature: a
+    class's call signature may come from a base the static reader cannot see."""
+    node = _without_docstrings(node)
+    source = ast.unparse(node)
+    return FunctionFacts(None, fingerprint_of(source), source)
+
+
+def _without_docstrings(node: ast.ClassDef) -> ast.ClassDef:
+    # Copies only the nodes whose body changes; the rest is shared.
+    node = copy.copy(node)
+    body: list[ast.stmt] = []
+    for stmt in without_docstring(node.body):
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            method = copy.copy(stmt)
+            method.body = without_docstring(stmt.body) or [ast.Pass()]
+            body.append(method)
+        elif isinstance(stmt, ast.ClassDef):
+            body.append(_without_docstrings(stmt))
+        else:
+            body.append(stmt)
+    node.body = body or [ast.Pass()]
+    return node
+
+
 def live_function_facts(obj: object) -> FunctionFacts | None:
-    """Facts of a live function from its source file; None if it has no Python source."""
+    """Facts of a live function or class from its source file; None if it has
+    no Python source."""
     path, key = _facts_entry(obj)
     if path is not None:
         entry = read_json(path)
@@ -229,6 +256,11 @@ def _read_function_facts(obj: object) -> FunctionFacts | None:
         module = ast.parse(textwrap.dedent(text))
     except SyntaxError:
         return None
-    if not module.body or not isinstance(module.body[0], (ast.FunctionDef, ast.AsyncFunctionDef)):
+    if not module.body:
         return None
-    return function_facts(module.body[0])
+    node = module.body[0]
+    if isinstance(obj, type):
+        return class_facts(node) if isinstance(node, ast.ClassDef) else None
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    return function_facts(node)
