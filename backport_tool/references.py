@@ -155,6 +155,9 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
         (s.original, index, [], 0) for index, s in enumerate(searches)
     ]
     seen = {(id(s.original), i) for i, s in enumerate(searches)}
+    # A class's own methods hold it (the __class__ cell of super()): that is
+    # the original calling itself, never a copy for apply to reach.
+    own = {index: _own_namespace(s.original) for index, s in enumerate(searches)}
     for _ in range(2 * _MAX_DEPTH):
         if not level:
             break
@@ -187,6 +190,8 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
                         # is held is where the original is bound: no step.
                         following[key] = (container, index, suffix, cost)
                     elif named is not None:
+                        if own[index] == id(container):
+                            continue
                         module_name, prefix, has_source = named
                         if not has_source or module_name in _MAINS:
                             continue
@@ -208,6 +213,14 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
 
 # A program's own globals: `__mp_main__` is multiprocessing's name for it.
 _MAINS = ("__main__", "__mp_main__")
+
+
+def _own_namespace(original: object) -> int | None:
+    # The id of a class original's namespace dict; None for anything else.
+    if not issubclass(type(original), type):
+        return None
+    inner = _class_dict(_type_dict.__get__(original))
+    return None if inner is None else id(inner)
 
 
 def _own_object(container: object) -> bool:

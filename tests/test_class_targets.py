@@ -158,6 +158,11 @@ def test_check_reports_the_class_and_its_fingerprint_live_and_static_agree(
     assert report.presence.value == "found"
     assert report.actual_fingerprint is not None
     assert report.actual_fingerprint.startswith("sha256:")
+    # Its own methods' __class__ cells are the class itself, not copies; its
+    # other module globals and its subclasses are references apply does not reach.
+    assert not [p for p in report.stale_references if "__closure__" in p]
+    assert "torch.nn.modules:LayerNorm" in report.stale_references
+    assert "torch.ao.nn.quantized:LayerNorm.<type>" in report.stale_references
     ref = SymbolRef.parse(TARGET)
     live = LiveInspector().inspect(ref)
     root = Path(torch.__file__).parents[1]
