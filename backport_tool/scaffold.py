@@ -226,6 +226,14 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 "functions, methods and module- or class-level values whose Python source "
                 "it can read (compiled code has none)"
             )
+        if facts.resolved is not None and isinstance(facts.resolved.function, type):
+            # Its replacement subclasses the original at import, which the
+            # skeleton's "import torch inside functions" rule cannot give.
+            raise UsageError(
+                f"{ref} is a class; `new` does not scaffold class targets yet: write a "
+                "subclass of it in a backport module and add its entry by hand, then run "
+                "`backport-tool lock` (see Class targets in docs/manifest.md)"
+            )
         signature = facts.signature or facts.function.signature
         function = facts.function
         copies = _copies(ref, indexes)

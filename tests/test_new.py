@@ -93,6 +93,10 @@ def test_new_appends_keeping_comments_and_refuses_duplicates(
     missing = cli(patchset, work, "new", "three", "--target", patchset.sym("Widget.nope"))
     assert missing.returncode == 2
     assert "cannot read the installed" in missing.stderr
+    klass = cli(patchset, work, "new", "three", "--target", patchset.sym("Widget"))
+    assert klass.returncode == 2
+    assert "is a class; `new` does not scaffold class targets yet" in klass.stderr
+    assert "three" not in (work / "manifest.yaml").read_text()
     # --package only names a new manifest's distribution; it must not be
     # ignored when it contradicts an existing one.
     other = cli(
