@@ -5,19 +5,19 @@ set cannot import. Its instances therefore pickle as instances of the class
 at the target's path (``torch.nn.modules.normalization.LayerNorm``): that path
 is looked up when they are loaded, so it gives the replacement where the
 patch set is in force and the original elsewhere. Loading needs only
-``importlib.import_module`` and ``operator``, never backport-tool.
+``importlib``, ``operator`` and ``functools``, never backport-tool.
 """
 
 from __future__ import annotations
 
 import copyreg
+import functools
 import importlib
 import operator
 from typing import Any
 
 # Not in typeshed's copyreg; present since Python 3.4.
 _NEWOBJ = getattr(copyreg, "__newobj__")  # noqa: B009
-_NEWOBJ_EX = getattr(copyreg, "__newobj_ex__")  # noqa: B009
 
 
 class _ModuleRef:
@@ -42,28 +42,38 @@ class _ClassRef:
         return operator.attrgetter(self.qualname), (_ModuleRef(self.module),)
 
 
+class _New:
+    # The callable of an instance's reduction: called (copy, deepcopy) it
+    # makes a new instance of the replacement itself; pickled, it becomes
+    # cls.__new__(cls, *args) with cls looked up by the target's path.
+    def __init__(self, cls: type, module: str, qualname: str, args: tuple[Any, ...]) -> None:
+        self.cls = cls
+        self.path = _ClassRef(module, qualname)
+        self.args = args
+
+    def __call__(self) -> object:
+        return self.cls.__new__(self.cls, *self.args)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        new = operator.methodcaller("__new__", self.path, *self.args)
+        return functools.partial, (new, self.path)
+
+
 def pickle_as(replacement: type, module: str, qualname: str) -> None:
     """Make instances of ``replacement`` (exactly that class) pickle as
     instances of the class at ``module:qualname``. It stays so after revert:
-    the path then gives the original, which is still right to load."""
+    the path then gives the original, which is still right to load. Copies
+    (``copy.copy``, ``copy.deepcopy``) stay instances of ``replacement``."""
 
     def reduce(obj: object) -> Any:
         # Protocol 2 is torch.save's. Its __newobj__ call cannot name another
-        # class (pickle checks args[0]), so the same cls.__new__(cls, ...) call
-        # is spelled with methodcaller, the class given by its path.
+        # class (pickle checks args[0]), so the call is made by _New.
         made: Any = obj.__reduce_ex__(2)
-        if not isinstance(made, tuple) or len(made) < 2 or not made[1]:
+        if not isinstance(made, tuple) or len(made) < 2 or made[0] is not _NEWOBJ:
             return made
-        func, args = made[0], made[1]
-        if args[0] is not type(obj):
+        args = made[1]
+        if not args or args[0] is not type(obj):
             return made
-        cls = _ClassRef(module, qualname)
-        if func is _NEWOBJ:
-            new = operator.methodcaller("__new__", cls, *args[1:])
-        elif func is _NEWOBJ_EX:
-            new = operator.methodcaller("__new__", cls, *args[1], **args[2])
-        else:
-            return made
-        return (new, (cls,), *made[2:])
+        return (_New(replacement, module, qualname, tuple(args[1:])), (), *made[2:])
 
     copyreg.pickle(replacement, reduce)

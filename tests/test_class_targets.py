@@ -6,9 +6,11 @@ refusal of a replacement that is not a subclass."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -199,6 +201,11 @@ def test_a_model_saved_while_patched_loads_without_the_patch_set(tmp_path: Path)
         # Loaded while patched, the path gives the replacement again.
         again = torch.load(tmp_path / "model.pt", weights_only=False)
         assert type(again[1]) is torch.nn.LayerNorm
+        assert type(pickle.loads(pickle.dumps(model))[1]) is torch.nn.LayerNorm
+        # Copies are not pickling: they stay instances of the replacement.
+        assert type(copy.deepcopy(model)[1]) is torch.nn.LayerNorm
+        assert type(copy.copy(model[1])) is torch.nn.LayerNorm
+        assert copy.deepcopy(model)(torch.ones(2, 4)).tolist() == expected
     finally:
         backport_tool.revert()
     proc = python(
