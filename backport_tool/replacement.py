@@ -82,6 +82,12 @@ def _class_problem(
             f"({original.__module__}.{original.__qualname__}); a class target takes a "
             "subclass of it, so that isinstance checks against the original still hold",
         )
+    # Callers construct it as they construct the original.
+    problems = fitting.misfits(original, value)
+    if problems:
+        return Problem(
+            Status.FAILED, f"{name} cannot replace {target.symbol}: " + "; ".join(problems)
+        )
     return None
 
 

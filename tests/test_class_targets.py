@@ -57,6 +57,11 @@ def not_a_class(*args, **kwargs):
 
 class Unrelated(Module):
     pass
+
+
+class Narrower(LayerNorm):
+    def __init__(self, normalized_shape):
+        super().__init__(normalized_shape)
 """
 
 
@@ -185,6 +190,11 @@ def test_a_replacement_that_is_not_a_subclass_is_refused(tmp_path: Path) -> None
     assert result.status is Status.FAILED
     assert "is not a subclass of the original" in result.reason
     assert apply(layer_norm_manifest(tmp_path, "Unrelated")).by_id("ln").status is Status.FAILED
+    # Callers construct it as they construct the original.
+    result = backport_tool.check(layer_norm_manifest(tmp_path, "Narrower")).by_id("ln")
+    assert result.status is Status.FAILED
+    assert "backports/ln.py:Narrower cannot replace" in result.reason
+    assert "callers may pass eps=" in result.reason
     assert torch.nn.LayerNorm is ORIGINAL
 
 
