@@ -4,7 +4,9 @@ import difflib
 import hashlib
 import json
 import keyword
+import logging
 import os
+import pickle
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import __version__
-from .cache import read_json, write_json
+from .cache import read_bytes, read_json, write_bytes, write_json
 from .config import cache_dir
 from .errors import ManifestError
 from .manifest_file import ManifestFile, read_manifest_file
@@ -27,6 +29,8 @@ SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 64
 
 _ID_RE = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+logger = logging.getLogger("backport_tool")
+
 _SHA256_RE = re.compile(r"[0-9a-f]{64}\Z")
 _SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
 _FINGERPRINT_RE = re.compile(r"sha256:[0-9a-f]{16}\Z")
@@ -35,8 +39,19 @@ _MODULE_HOOKS = ("upstream_probe", "selftest", "after_apply", "before_revert")
 
 T = TypeVar("T")
 
+
+class _NoValue:
+    # Pickled by name, so that a manifest read back from the cache still
+    # holds this very object.
+    def __reduce__(self) -> str:
+        return "NO_VALUE"
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
 # A target without ``value:`` (it has a ``replacement:``).
-NO_VALUE: Any = object()
+NO_VALUE: Any = _NoValue()
 
 
 @dataclass(frozen=True)
@@ -192,7 +207,11 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
     """
     real = location if location is not None else path.resolve()
     cache_path, key = _cache_entry(text, real)
-    cached = _cached_manifest(cache_path, key, path, real)
+    cached = _pickled_manifest(cache_path, key, path, real)
+    if cached is None:
+        cached = _cached_manifest(cache_path, key, path, real)
+        if cached is not None:
+            _store_pickled(cache_path, key, cached)
     if cached is not None:
         return cached
     try:
@@ -224,6 +243,7 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
     if _json_exact(data):
         lines = {keypath: pos.line for keypath, pos in positions.items()}
         write_json(cache_path, {"key": key, "data": data, "lines": lines})
+        _store_pickled(cache_path, key, manifest)
     return manifest
 
 
@@ -254,6 +274,60 @@ def _cached_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Mani
     checker = _Checker(path, real.parent, {str(k): _Pos(v) for k, v in lines.items()})
     manifest = checker.manifest(entry["data"], real)
     return None if checker.problems else manifest
+
+
+# Building the manifest again from the JSON data is still most of a warm
+# eager apply, so the validated Manifest itself is kept too, pickled under
+# the same key and the code of this module (its classes are what is pickled).
+# Of what validation read, only the module files are outside the text: each
+# is resolved and found again before a pickled manifest is used.
+def _pickle_stamp() -> str:
+    try:
+        info = os.stat(__file__)
+    except OSError:
+        return ""
+    return f"{info.st_mtime_ns}:{info.st_size}"
+
+
+def _pickled_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Manifest | None:
+    raw = read_bytes(cache_path.with_suffix(".pickle"))
+    if raw is None:
+        return None
+    try:
+        entry = pickle.loads(raw)
+    except Exception:
+        # A damaged or foreign entry is a miss, whatever unpickling raised.
+        return None
+    if not (
+        isinstance(entry, tuple)
+        and len(entry) == 3
+        and entry[0] == key
+        and entry[1] == _pickle_stamp()
+        and isinstance(entry[2], Manifest)
+    ):
+        return None
+    manifest: Manifest = entry[2]
+    if manifest.path != path or manifest.location != real:
+        return None
+    root = real.parent.resolve()
+    for backport in manifest.backports:
+        try:
+            found = (root / backport.module_text).resolve()
+        except (OSError, RuntimeError):
+            return None
+        if found != backport.module or not found.is_file():
+            return None
+    return manifest
+
+
+def _store_pickled(cache_path: Path, key: str, manifest: Manifest) -> None:
+    try:
+        data = pickle.dumps((key, _pickle_stamp(), manifest), protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        # A value target's constant that does not pickle: the JSON entry serves.
+        logger.debug("backport-tool: cannot pickle %s", manifest.path, exc_info=True)
+        return
+    write_bytes(cache_path.with_suffix(".pickle"), data)
 
 
 def _json_exact(data: object) -> bool:

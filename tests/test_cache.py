@@ -283,3 +283,40 @@ def test_a_damaged_facts_entry_is_read_again(patchset: PatchSet) -> None:
         data["facts"] = ["(self)", 3, None]
         entry.write_text(json.dumps(data))
     assert source.live_function_facts(module.Widget.compute) == fresh
+
+
+def test_a_validated_manifest_is_read_back_whole_and_checked_against_the_files(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backport_tool import manifest as manifest_module
+
+    patchset.add("fix", "Widget.compute")
+    patchset.add("value", "Widget.other", module="backports/fix.py")
+    path = patchset.write()
+    first = parse_manifest_file(read_manifest_file(path))
+    home = Path(os.environ["BACKPORT_TOOL_CACHE_DIR"])
+    assert list(home.glob("manifest-*.pickle"))
+
+    with monkeypatch.context() as patched:
+        # Read back without validating again: the sentinel of a target with no
+        # value is still the very object the code compares with.
+        patched.setattr(manifest_module, "_cached_manifest", _no_compile)
+        again = parse_manifest_file(read_manifest_file(path))
+    assert again == first
+    assert all(t.value is manifest_module.NO_VALUE for b in again.backports for t in b.targets)
+
+    # The module file is outside the text: without it the manifest is invalid
+    # whatever was cached.
+    (patchset.patches / "backports" / "fix.py").unlink()
+    with pytest.raises(ManifestError, match=r"file not found: backports/fix\.py"):
+        parse_manifest_file(read_manifest_file(path))
+
+
+def test_a_damaged_pickled_manifest_is_a_miss(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    path = patchset.write()
+    first = parse_manifest_file(read_manifest_file(path))
+    home = Path(os.environ["BACKPORT_TOOL_CACHE_DIR"])
+    for entry in home.glob("manifest-*.pickle"):
+        entry.write_bytes(b"\x80\x05not a pickle")
+    assert parse_manifest_file(read_manifest_file(path)) == first
