@@ -1,0 +1,52 @@
+"""Route every ``F.linear`` through an autograd Function that owns its backward.
+
+DeepSpeed's ZeRO-3 (``deepspeed/runtime/zero/partition_parameters.py`` and
+``linear.py``) replaces ``torch.nn.functional.linear`` while a model is built
+and trained under ``zero.Init``: a partitioned weight is gathered only for
+the forward, so its gradient must be computed by a Function that saved what
+it needs, not by the builtin's autograd node. ``torch.nn.functional.linear``
+is the builtin ``torch._C._nn.linear``; backport-tool replaces it at
+``torch.nn.functional`` (never in ``torch._C``), where ``nn.Linear.forward``
+looks it up.
+
+The Function class is built on first use: apply may run this module while
+``import torch`` is still executing, before ``torch.autograd`` is complete.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_linear: Any = None  # bound by apply to the original
+_built: dict[str, Any] = {}
+
+
+def _linear_function() -> Any:
+    if "function" not in _built:
+        import torch
+
+        class LinearForZero3(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx: Any, input: Any, weight: Any, bias: Any) -> Any:
+                ctx.save_for_backward(input, weight, bias)
+                return _linear(input, weight, bias)
+
+            @staticmethod
+            def backward(ctx: Any, grad_output: Any) -> Any:
+                input, weight, bias = ctx.saved_tensors
+                grad_input = grad_weight = grad_bias = None
+                if ctx.needs_input_grad[0]:
+                    grad_input = grad_output.matmul(weight)
+                flat_grad = grad_output.reshape(-1, grad_output.shape[-1])
+                if ctx.needs_input_grad[1]:
+                    grad_weight = flat_grad.t().matmul(input.reshape(-1, input.shape[-1]))
+                if bias is not None and ctx.needs_input_grad[2]:
+                    grad_bias = flat_grad.sum(0)
+                return grad_input, grad_weight, grad_bias
+
+        _built["function"] = LinearForZero3
+    return _built["function"]
+
+
+def linear(input, weight, bias=None):  # type: ignore[no-untyped-def]
+    return _linear_function().apply(input, weight, bias)

@@ -1,0 +1,197 @@
+"""Run in a fresh interpreter by tests/test_examples.py: put the example patch
+set in force one way (lazy, eager, late, scoped, or not at all), then drive
+the torch code path each backport changes and say whether the fix ran.
+
+    python examples_probes.py MODE MANIFEST
+
+prints one JSON object: per backport id, whether its fix was observed before
+and after the patch set was put in force, and the statuses apply reported.
+Each probe calls torch the way its users do (``nn.Linear``, ``torch.compile``,
+Inductor's ``compile_fx``, Dynamo's capture), never the replacement itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import backport_tool
+
+# Shapes Dynamo sees in the recompile probe: more than the default limit of 8.
+SHAPES = 12
+
+
+def inductor_compile_threads() -> bool:
+    """Inductor's compile pool asks get_compile_threads(); 1 means no pool."""
+    from torch._inductor.async_compile import get_compile_threads
+
+    return get_compile_threads() == 1
+
+
+def dynamo_runtime_env_builtins() -> bool:
+    """Capture a function returning a builtin, then build it back into a function."""
+    import torch
+    from torch._dynamo import convert_frame
+    from torch._dynamo.utils import get_metrics_context
+
+    def returns_a_builtin(x: torch.Tensor) -> tuple[torch.Tensor, type]:
+        return x + 1, int
+
+    x = torch.ones(3)
+    with get_metrics_context():
+        captured = convert_frame.fullgraph_capture(returns_a_builtin, (x,), {})
+    try:
+        rebuilt = captured.forward_callable()
+    except RuntimeError as error:
+        if "Missing required external references" in str(error):
+            return False
+        raise
+    total, kind = rebuilt(x)
+    return kind is int and torch.equal(total, x + 1)
+
+
+def skip_pre_grad_passes() -> bool:
+    """Inductor's compile_fx runs the pre-grad passes (a custom one counts)."""
+    import torch
+    import torch._inductor.config as inductor_config
+    from torch._inductor.compile_fx import compile_fx
+
+    ran: list[int] = []
+
+    def counting_pass(graph: torch.fx.Graph) -> None:
+        ran.append(len(graph.nodes))
+
+    def double_relu(x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x) * 2
+
+    def run_graph_as_is(gm: torch.fx.GraphModule, example_inputs: Any, **kwargs: Any) -> Any:
+        # Stands in for Inductor's lowering, which this probe does not need.
+        return gm
+
+    graph = torch.fx.symbolic_trace(double_relu)
+    with inductor_config.patch(pre_grad_custom_pass=counting_pass):
+        compile_fx(graph, [torch.randn(4)], inner_compile=run_graph_as_is)
+    return not ran
+
+
+def dynamo_recompile_limit() -> bool:
+    """torch.compile recompiles for each new static shape until the limit."""
+    import torch
+
+    torch._dynamo.reset()
+    compiled_graphs: list[int] = []
+
+    def counting_backend(gm: torch.fx.GraphModule, example_inputs: Any) -> Any:
+        compiled_graphs.append(len(example_inputs))
+        return gm.forward
+
+    def affine(x: torch.Tensor) -> torch.Tensor:
+        return x * 2 + 1
+
+    compiled = torch.compile(affine, backend=counting_backend, dynamic=False)
+    for n in range(1, SHAPES + 1):
+        compiled(torch.ones(n))
+    torch._dynamo.reset()
+    return len(compiled_graphs) == SHAPES
+
+
+def init_empty_weights() -> bool:
+    """A module built now holds its parameters on the meta device."""
+    import torch
+
+    layer = torch.nn.Linear(4, 3)
+    return all(
+        isinstance(p, torch.nn.Parameter) and p.device.type == "meta" for p in layer.parameters()
+    )
+
+
+def zero3_linear() -> bool:
+    """nn.Linear's forward reaches F.linear, whose output now comes from the Function."""
+    import torch
+
+    layer = torch.nn.Linear(4, 3)
+    if layer.weight.is_meta:
+        # accelerate-init-empty-weights is in force too: give the layer real
+        # storage (in place, without registering parameters again).
+        layer.to_empty(device="cpu")
+        layer.reset_parameters()
+    x = torch.randn(2, 5, 4, requires_grad=True)
+    y = layer(x)
+    if type(y.grad_fn).__name__ != "LinearForZero3Backward":
+        return False
+    y.sum().backward()
+    grads = [t.grad for t in (x, layer.weight, layer.bias)]
+    reference = [t.detach().clone().requires_grad_() for t in (x, layer.weight, layer.bias)]
+    torch._C._nn.linear(*reference).sum().backward()  # type: ignore[no-untyped-call]
+    return all(
+        got is not None and want.grad is not None and torch.allclose(got, want.grad)
+        for got, want in zip(grads, reference, strict=True)
+    )
+
+
+PROBES: dict[str, Callable[[], bool]] = {
+    "vllm-dynamo-runtime-env-builtins": dynamo_runtime_env_builtins,
+    "vllm-inductor-compile-threads": inductor_compile_threads,
+    "vllm-skip-pre-grad-passes": skip_pre_grad_passes,
+    "unsloth-dynamo-recompile-limit": dynamo_recompile_limit,
+    "accelerate-init-empty-weights": init_empty_weights,
+    "deepspeed-zero3-linear": zero3_linear,
+}
+TARGET_MODULES = (
+    "torch._dynamo.convert_frame",
+    "torch._dynamo.config",
+    "torch._inductor.config",
+    "torch._inductor.compile_fx",
+    "torch.nn.functional",
+)
+IDS = list(PROBES)
+
+
+def probe_all() -> dict[str, bool]:
+    return {backport_id: probe() for backport_id, probe in PROBES.items()}
+
+
+def statuses() -> dict[str, str]:
+    report = backport_tool.current_report()
+    assert report is not None
+    return {result.id: result.status.value for result in report.results}
+
+
+def main(mode: str, manifest: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": mode}
+    if mode == "control":
+        out["after"] = probe_all()
+    elif mode == "lazy":
+        backport_tool.apply(manifest, enable=IDS, subprocesses=False)
+        out["torch_imported_at_apply"] = "torch" in sys.modules
+        out["after"] = probe_all()  # the probes import the targets' modules
+        out["statuses"] = statuses()
+    elif mode == "eager":
+        backport_tool.apply(manifest, eager=True, enable=IDS, subprocesses=False)
+        out["statuses"] = statuses()
+        out["after"] = probe_all()
+    elif mode == "late":
+        import importlib
+
+        for name in TARGET_MODULES:
+            importlib.import_module(name)
+        out["before"] = probe_all()
+        backport_tool.apply(manifest, enable=IDS, subprocesses=False)
+        out["statuses"] = statuses()
+        out["after"] = probe_all()
+    elif mode == "scoped":
+        scoped: dict[str, bool] = {}
+        for backport_id, probe in PROBES.items():
+            with backport_tool.enabled(backport_id, manifest=manifest):
+                scoped[backport_id] = probe()
+        out["after"] = scoped
+        out["outside"] = probe_all()  # every block has ended
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], sys.argv[2])))
