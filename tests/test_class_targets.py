@@ -257,7 +257,8 @@ def test_a_changed_class_body_is_drift(patchset: PatchSet) -> None:
     fingerprint = backport_tool.check(patchset.write()).by_id("fix").targets[0].actual_fingerprint
     assert fingerprint is not None
     entry["targets"][0]["fingerprint"] = fingerprint
-    assert backport_tool.check(patchset.write()).by_id("fix").status is Status.READY
+    ready = backport_tool.check(patchset.write()).by_id("fix")
+    assert ready.status is Status.READY, (ready.reason, [t.stale_references for t in ready.targets])
 
     source = patchset.site / f"{patchset.module}.py"
     original = source.read_text()
@@ -275,4 +276,7 @@ def test_a_changed_class_body_is_drift(patchset: PatchSet) -> None:
         patchset.write_backport(f"fix{run}.py", SUBCLASS.format(module=patchset.module))
         entry["module"] = f"backports/fix{run}.py"
         result = backport_tool.check(patchset.write()).by_id("fix")
-        assert result.status is status, result.reason
+        assert result.status is status, (
+            result.reason,
+            [t.stale_references for t in result.targets],
+        )
