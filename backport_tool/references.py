@@ -124,6 +124,18 @@ def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
                         yield module_name, inner, f"{module_name}:{name}."
 
 
+def _our_namespaces() -> Iterator[dict[str, object]]:
+    for module_name, module in list(sys.modules.items()):
+        if not _ours(module_name) or not issubclass(type(module), types.ModuleType):
+            continue
+        try:
+            namespace = object.__getattribute__(module, "__dict__")
+        except (AttributeError, TypeError):
+            continue
+        if type(namespace) is dict:
+            yield namespace
+
+
 def _class_dict(proxy: object) -> dict[str, object] | None:
     # A class's namespace is a dict behind its mappingproxy; gc reports the dict.
     for referent in gc.get_referents(proxy):
@@ -142,6 +154,12 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
     """
     namespaces: dict[int, tuple[str, str, bool]] = {}
     python: dict[str, bool] = {}
+    # Never a step: sys.modules (every module global is found at its own
+    # namespace, and a path through a module that happens to hold sys.modules,
+    # such as triton's `modules`, would name one twice), and the namespaces of
+    # backport-tool's own modules and the backport modules, the replacement's
+    # home (what they import of the original is theirs, not torch's).
+    skipped = {id(sys.modules)} | {id(namespace) for namespace in _our_namespaces()}
     for module_name, namespace, prefix in _holders():
         # The module's namespace comes first: its classes share its verdict.
         source = python.setdefault(module_name, _python_module(namespace))
@@ -174,7 +192,7 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
         ours |= {id(search) for search in searches}
         following: dict[tuple[int, int, str | None], tuple[object, int, list[str], int]] = {}
         for container in referrers:
-            if id(container) in ours or _own_object(container):
+            if id(container) in ours or id(container) in skipped or _own_object(container):
                 continue
             named = namespaces.get(id(container))
             for held, step in _holds(container, by_id):

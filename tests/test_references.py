@@ -688,3 +688,25 @@ def test_a_copy_in_a_backport_module_is_never_changed(patchset: PatchSet) -> Non
         "declared copy _backport_tool_bp_fix:free_function: it is backport-tool's own code or "
         "a backport module, which backport-tool never changes; remove it from copies:"
     )
+
+
+def test_the_backport_module_and_paths_through_sys_modules_are_never_references(
+    patchset: PatchSet,
+) -> None:
+    # A module that keeps sys.modules as a global (triton.language.extra does)
+    # reaches every module's namespace, the backport module's included; what
+    # the backport module imports of the original is its own business.
+    (patchset.site / "keeps_modules.py").write_text("from sys import modules\n")
+    importlib.import_module("keeps_modules")
+    patchset.write_backport(
+        "fix.py",
+        f"from {patchset.module} import free_function as _original\n\n\n"
+        "def free_function(a, b=2):\n    return a * b\n",
+    )
+    patchset.add("fix", "free_function")
+    try:
+        result = backport_tool.check(patchset.write()).by_id("fix")
+    finally:
+        sys.modules.pop("keeps_modules", None)
+    assert result.status is Status.READY, result.reason
+    assert result.targets[0].stale_references == ()
