@@ -61,6 +61,24 @@ def _replacement(
     return _fitted(backport, target, facts.resolved, value, source)
 
 
+# What Python puts in every class's namespace: a class with nothing else is
+# the original under another name (a `new` skeleton not written yet).
+_CLASS_BOOKKEEPING = frozenset(
+    (
+        "__module__",
+        "__qualname__",
+        "__doc__",
+        "__dict__",
+        "__weakref__",
+        "__firstlineno__",
+        "__static_attributes__",
+        "__annotations__",
+        "__orig_bases__",
+        "__parameters__",
+    )
+)
+
+
 def _class_problem(
     backport: Backport, target: Target, original: type, value: object
 ) -> Problem | None:
@@ -81,6 +99,12 @@ def _class_problem(
             f"{name} is not a subclass of the original {target.symbol} "
             f"({original.__module__}.{original.__qualname__}); a class target takes a "
             "subclass of it, so that isinstance checks against the original still hold",
+        )
+    if not set(vars(value)) - _CLASS_BOOKKEEPING:
+        return Problem(
+            Status.FAILED,
+            f"{name} is not written yet (it defines nothing of its own, so it is the "
+            "original); write the fix, then run `backport-tool check` again",
         )
     # Callers construct it as they construct the original.
     problems = fitting.misfits(original, value)

@@ -25,6 +25,7 @@ from .locking import _round_trip
 from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
 from .source import parse_signature
 from .static import StaticIndex
+from .symbols import method_kind
 from .versions import installed_version
 
 # As in lock, which this imports first.
@@ -50,11 +51,42 @@ from __future__ import annotations
 
 FUNCTION = '''
 
-def {name}{signature}:
+{decorator}def {name}{signature}:
     """The fixed {qualname}."""
     # Import torch inside functions: backport-tool loads this module (for the
     # probe) next to any torch version, or none.
     raise NotImplementedError("{id}: write the fixed {qualname} here")
+'''
+
+# C code has no source to copy: the skeleton is a wrapper, and apply binds the
+# original to a global of this module for it to call.
+BUILTIN = '''
+
+# Bound by apply to the original {qualname} (C code) before the replacement
+# is installed; None only for linters.
+{original} = None
+
+
+{decorator}def {name}{signature}:
+    """The fixed {qualname}, wrapping the original (C code)."""
+    # Call the original as {call}{signature_note}.
+    # Import torch inside functions: backport-tool loads this module (for the
+    # probe) next to any torch version, or none.
+    raise NotImplementedError("{id}: write the fixed {qualname} here")
+'''
+
+# A class target's replacement subclasses the original, so the original is
+# imported when the module runs; a class that defines nothing of its own is
+# "not written yet".
+CLASS = '''
+
+class {name}({base}):
+    """The fixed {qualname}: override what the fix changes, the rest is
+    inherited. Until it defines something of its own, ``check`` fails (not
+    written yet) and ``apply`` never installs it."""
+
+    # The original, as installed (normalized, docstrings dropped):
+{original}
 '''
 
 # NotImplemented marks a value not written yet, as NotImplementedError does a
@@ -82,10 +114,17 @@ def selftest() -> None:
 class _Target(NamedTuple):
     ref: SymbolRef
     name: str  # of the replacement in the backport module
-    signature: str | None  # None for a value
-    fingerprint: str
-    source: str
+    signature: str | None  # None for a value, a class, or C code without a text signature
+    fingerprint: str | None  # None for C code
+    source: str | None  # None for C code
     copies: tuple[SymbolRef, ...]  # other bindings of the original in the installed package
+    kind: str = "function"  # or "value", "class", "builtin"
+    method: str | None = None  # "classmethod" or "staticmethod", as the original is stored
+
+    @property
+    def original_name(self) -> str:
+        # The global apply binds to a C original: an identifier, never a dunder.
+        return "original_" + self.name.strip("_")
 
 
 class Scaffolded(NamedTuple):
@@ -106,7 +145,9 @@ def scaffold(
     package: str | None = None,
 ) -> Scaffolded:
     """Write a backport module skeleton and its manifest entry for one or more
-    targets (functions, methods or values); return the paths written.
+    targets (functions, methods, classmethods and staticmethods, values and
+    config options, classes, and builtins: C code, wrapped); return the paths
+    written.
 
     An existing manifest must be valid; nothing is written otherwise, nor when
     any write fails.
@@ -180,7 +221,7 @@ def _skeleton(
 ) -> str:
     statements: set[str] = set()
     for target in read:
-        if target.signature is not None:
+        if target.signature is not None and target.kind == "function":
             statements |= _annotation_imports(target.signature, target.ref.module)
     text = HEADER.format(
         summary=summary.replace("TODO: one line on", "Backport:"),
@@ -189,21 +230,83 @@ def _skeleton(
         targets=", ".join(f"``{t.ref}``" for t in read),
         imports=_render_imports(statements),
     )
+    classes = [t for t in read if t.kind == "class"]
+    if classes:
+        text += "\n" + "".join(
+            f"from {t.ref.module} import {t.ref.qualname.split('.')[0]} as _Original_{t.name}\n"
+            if "." not in t.ref.qualname
+            else f"from {t.ref.module} import {t.ref.qualname.split('.')[0]}\n"
+            for t in classes
+        )
     for target in read:
-        if target.signature is None:
+        decorator = f"@{target.method}\n" if target.method else ""
+        if target.kind == "value":
             text += VALUE.format(
                 name=target.name,
                 qualname=target.ref.qualname,
-                original="\n".join(f"#     {line}" for line in target.source.splitlines()),
+                original=_commented(target.source or ""),
+            )
+        elif target.kind == "class":
+            text += CLASS.format(
+                name=target.name,
+                base=_class_base(target),
+                qualname=target.ref.qualname,
+                original=_commented(target.source or "", "    "),
+            )
+        elif target.kind == "builtin":
+            signature = target.signature or _generic_signature(target.method)
+            text += BUILTIN.format(
+                decorator=decorator,
+                name=target.name,
+                original=target.original_name,
+                signature=signature,
+                signature_note=(
+                    ""
+                    if target.signature
+                    else ".\n    # It has no text signature: every call passes through"
+                ),
+                call=f"{target.original_name}({_arguments(signature)})",
+                qualname=target.ref.qualname,
+                id=backport_id,
             )
         else:
             text += FUNCTION.format(
+                decorator=decorator,
                 name=target.name,
                 signature=target.signature,
                 qualname=target.ref.qualname,
                 id=backport_id,
             )
     return text + FOOTER.format(id=backport_id)
+
+
+def _commented(source: str, indent: str = "") -> str:
+    return "\n".join(f"{indent}#     {line}".rstrip() for line in source.splitlines())
+
+
+def _class_base(target: _Target) -> str:
+    # A nested class is reached from its outermost class, imported by name.
+    parts = target.ref.qualname.split(".")
+    return f"_Original_{target.name}" if len(parts) == 1 else ".".join(parts)
+
+
+def _arguments(signature: str) -> str:
+    # The call that passes a wrapper's parameters on as they came.
+    args = parse_signature(signature).args
+    parts = [a.arg for a in (*args.posonlyargs, *args.args)]
+    if args.vararg is not None:
+        parts.append(f"*{args.vararg.arg}")
+    parts += [f"{a.arg}={a.arg}" for a in args.kwonlyargs]
+    if args.kwarg is not None:
+        parts.append(f"**{args.kwarg.arg}")
+    return ", ".join(parts)
+
+
+def _generic_signature(method: str | None) -> str:
+    # C code without a text signature: any call the original takes passes through.
+    if method == "classmethod":
+        return "(cls, *args, **kwargs)"
+    return "(*args, **kwargs)"
 
 
 def _parse(spec: str) -> SymbolRef:
@@ -219,25 +322,35 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
     read: list[_Target] = []
     for ref in refs:
         facts = inspector.inspect(ref)
-        if facts.presence is not Presence.FOUND or facts.function is None:
-            why = facts.message or "it has no Python source"
+        resolved = facts.resolved
+        if facts.presence is not Presence.FOUND or resolved is None:
             raise UsageError(
-                f"cannot read the installed {ref}: {why}; `new` starts backports of "
-                "functions, methods and module- or class-level values whose Python source "
-                "it can read (compiled code has none)"
+                f"cannot read the installed {ref}: {facts.message or 'it was not found'}; "
+                "`new` starts a backport from the target as it is installed"
             )
-        if facts.resolved is not None and isinstance(facts.resolved.function, type):
-            # Its replacement subclasses the original at import, which the
-            # skeleton's "import torch inside functions" rule cannot give.
-            raise UsageError(
-                f"{ref} is a class; `new` does not scaffold class targets yet: write a "
-                "subclass of it in a backport module and add its entry by hand, then run "
-                "`backport-tool lock` (see Class targets in docs/manifest.md)"
-            )
-        signature = facts.signature or facts.function.signature
-        function = facts.function
+        method = method_kind(resolved.raw)
         copies = _copies(ref, indexes)
-        read.append(_Target(ref, "", signature, function.fingerprint, function.source, copies))
+        if facts.builtin:
+            # No source, no fingerprint: a text signature where it has one.
+            read.append(_Target(ref, "", facts.signature, None, None, copies, "builtin", method))
+            continue
+        function = facts.function
+        if function is None:
+            raise UsageError(
+                f"cannot read the installed {ref}: it has no Python source and is not C "
+                "code backport-tool can check (a function or class made at run time); "
+                "write its entry by hand"
+            )
+        if isinstance(resolved.function, type):
+            kind = "class"
+        elif facts.signature is None and function.signature is None:
+            kind = "value"
+        else:
+            kind = "function"
+        signature = None if kind == "class" else facts.signature or function.signature
+        read.append(
+            _Target(ref, "", signature, function.fingerprint, function.source, copies, kind, method)
+        )
     # Replacement names: the last part of each qualname, made unique with the
     # rest of it where two targets share one.
     last = [t.ref.qualname.rsplit(".", 1)[-1] for t in read]
@@ -278,10 +391,12 @@ def _entry(
         ]
         if target.signature is not None:
             fields.append(("signature", DoubleQuotedScalarString(target.signature)))
-        fields += [
-            ("fingerprint", DoubleQuotedScalarString(target.fingerprint)),
-            ("recorded_from", recorded_from),
-        ]
+        if target.fingerprint is not None:
+            fields.append(("fingerprint", DoubleQuotedScalarString(target.fingerprint)))
+        if target.signature is not None or target.fingerprint is not None:
+            fields.append(("recorded_from", recorded_from))
+        if target.kind == "builtin":
+            fields.append(("original", target.original_name))
         if target.copies:
             copies = CommentedSeq(DoubleQuotedScalarString(str(c)) for c in target.copies)
             fields.append(("copies", copies))

@@ -16,7 +16,8 @@ import yaml
 from helpers import TARGET_SOURCE, PatchSet, assert_copies_written, run_backport_tool
 from test_files import EROFS_MESSAGE, listing, run_read_only
 
-from backport_tool import SymbolRef, load_manifest
+import backport_tool
+from backport_tool import SymbolRef, load_manifest, state
 from backport_tool.errors import UsageError
 from backport_tool.scaffold import scaffold
 
@@ -93,9 +94,6 @@ def test_new_appends_keeping_comments_and_refuses_duplicates(
     missing = cli(patchset, work, "new", "three", "--target", patchset.sym("Widget.nope"))
     assert missing.returncode == 2
     assert "cannot read the installed" in missing.stderr
-    klass = cli(patchset, work, "new", "three", "--target", patchset.sym("Widget"))
-    assert klass.returncode == 2
-    assert "is a class; `new` does not scaffold class targets yet" in klass.stderr
     assert "three" not in (work / "manifest.yaml").read_text()
     # --package only names a new manifest's distribution; it must not be
     # ignored when it contradicts an existing one.
@@ -440,3 +438,151 @@ def test_new_writes_the_copies_of_each_target_after_recorded_from(
     # No copies: no key.
     assert second.copies == ()
     assert manifest.read_text().count("copies:") == 1
+
+
+# --- every target kind --------------------------------------------------------
+
+
+def _write_body(path: Path, marker: str, body: str) -> None:
+    # Replaces the skeleton's `raise NotImplementedError("<marker>...")` line.
+    text = path.read_text()
+    start = text.index(f'    raise NotImplementedError("{marker}')
+    end = text.index("\n", start)
+    path.write_text(text[:start] + body + text[end:])
+
+
+def _status(manifest: Path, backport_id: str) -> tuple[str, str]:
+    # A backport module runs once per process: the edited one must run anew.
+    state.reset()
+    result = backport_tool.check(manifest).by_id(backport_id)
+    return result.status.value, result.reason
+
+
+@pytest.mark.torch211
+def test_new_wraps_a_builtin_and_binds_its_original(tmp_path: Path) -> None:
+    import torch
+
+    manifest = tmp_path / "manifest.yaml"
+    written = scaffold(manifest, "zero3-linear", "torch.nn.functional:linear")
+    (entry,) = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    # C code: no fingerprint, no text signature to copy, the original bound.
+    assert entry["original"] == "original_linear"
+    assert "fingerprint" not in entry
+    assert "signature" not in entry
+    module = written.module.read_text()
+    assert "\noriginal_linear = None\n" in module
+    assert "def linear(*args, **kwargs):" in module
+    assert "# Call the original as original_linear(*args, **kwargs)." in module
+    status, reason = _status(manifest, "zero3-linear")
+    assert (status, "is not written yet" in reason) == ("failed", True)
+
+    _write_body(written.module, "zero3-linear", "    return original_linear(*args, **kwargs) + 1")
+    assert _status(manifest, "zero3-linear")[0] == "ready"
+    x, w = torch.ones(2, 3), torch.ones(4, 3)
+    try:
+        assert backport_tool.apply(manifest, eager=True).by_id("zero3-linear").status.value == (
+            "applied"
+        )
+        assert torch.equal(torch.nn.functional.linear(x, w), torch.full((2, 4), 4.0))
+    finally:
+        backport_tool.revert()
+    assert torch.equal(torch.nn.functional.linear(x, w), torch.full((2, 4), 3.0))
+
+
+@pytest.mark.torch211
+def test_new_decorates_a_classmethod_inherited_from_c(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    written = scaffold(
+        manifest, "subclass-hook", "torch.nn.modules.module:Module.__init_subclass__"
+    )
+    module = written.module.read_text()
+    assert "@classmethod\ndef __init_subclass__(cls, *args, **kwargs):" in module
+    assert "original_init_subclass(cls, *args, **kwargs)" in module
+    _write_body(
+        written.module,
+        "subclass-hook",
+        "    cls.made_by_the_fix = True\n    return original_init_subclass(cls, *args, **kwargs)",
+    )
+    assert _status(manifest, "subclass-hook")[0] == "ready"
+    import torch
+
+    try:
+        backport_tool.apply(manifest, eager=True)
+
+        class Late(torch.nn.Module):
+            pass
+
+        assert Late.made_by_the_fix  # type: ignore[attr-defined]
+    finally:
+        backport_tool.revert()
+
+
+@pytest.mark.torch211
+def test_new_starts_a_config_option_from_its_declaration(tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    written = scaffold(manifest, "threads", "torch._inductor.config:compile_threads")
+    module = written.module.read_text()
+    assert "#     compile_threads: Optional[int] = " in module
+    assert "\ncompile_threads = NotImplemented\n" in module
+    (entry,) = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    assert entry["fingerprint"].startswith("sha256:")
+    assert _status(manifest, "threads")[0] == "failed"
+    written.module.write_text(
+        module.replace("\ncompile_threads = NotImplemented\n", "\ncompile_threads = 1\n")
+    )
+    assert _status(manifest, "threads")[0] == "ready"
+
+
+def test_new_decorates_a_staticmethod_and_a_classmethod(patchset: PatchSet, tmp_path: Path) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(
+        TARGET_SOURCE + "\n\nclass Maker:\n    @classmethod\n    def make(cls, n: int) -> int:\n"
+        "        return n\n"
+    )
+    manifest = tmp_path / "manifest.yaml"
+    targets = [patchset.sym("Widget.helper"), patchset.sym("Maker.make")]
+    written = scaffold(manifest, "fix", targets, package=patchset.dist)
+    module = written.module.read_text()
+    assert "@staticmethod\ndef helper(x: int) -> int:" in module
+    assert "@classmethod\ndef make(cls, n: int) -> int:" in module
+    text = module.replace(
+        '    raise NotImplementedError("fix: write the fixed Widget.helper here")',
+        "    return x * 20",
+    )
+    text = text.replace(
+        '    raise NotImplementedError("fix: write the fixed Maker.make here")', "    return n + 1"
+    )
+    written.module.write_text(text)
+    assert _status(manifest, "fix")[0] == "ready"
+
+
+def test_new_subclasses_a_class_target(patchset: PatchSet, tmp_path: Path) -> None:
+    manifest = tmp_path / "manifest.yaml"
+    written = scaffold(manifest, "fix-widget", patchset.sym("Widget"), package=patchset.dist)
+    module = written.module.read_text()
+    assert f"from {patchset.module} import Widget as _Original_Widget\n" in module
+    assert "class Widget(_Original_Widget):" in module
+    # The original's code, for the author to edit from.
+    assert "    #     class Widget(Base):\n" in module
+    assert "    #         def compute(self, x: int) -> int:\n" in module
+    (entry,) = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    assert entry["fingerprint"].startswith("sha256:")
+    assert "signature" not in entry
+    status, reason = _status(manifest, "fix-widget")
+    assert status == "failed"
+    assert "Widget is not written yet (it defines nothing of its own" in reason
+
+    written.module.write_text(
+        module.replace(
+            "    # The original, as installed",
+            "    def compute(self, x: int) -> int:\n        return x + 1000\n\n"
+            "    # The original, as installed",
+        )
+    )
+    assert _status(manifest, "fix-widget")[0] == "ready"
+    target = patchset.target()
+    try:
+        backport_tool.apply(manifest, eager=True)
+        assert target.Widget().compute(1) == 1001
+    finally:
+        backport_tool.revert()
+    assert target.Widget().compute(1) == 2

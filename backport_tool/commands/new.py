@@ -24,8 +24,8 @@ def run(
     else:
         print(f"wrote {module}")
         print(
-            f"added {backport_id} to {manifest_path} (signature and fingerprint from the "
-            "installed code)"
+            f"added {backport_id} to {manifest_path} (signature, fingerprint and copies, as "
+            "far as the installed code has them)"
         )
         print(
             "next: implement the replacement, upstream_probe and selftest in the module, fill "
