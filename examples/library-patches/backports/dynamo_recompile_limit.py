@@ -1,6 +1,7 @@
 """Let Dynamo recompile a function up to 1024 times before it gives up.
 
-unsloth (``unsloth/models/_utils.py``) raises Dynamo's
+unsloth (``patch_torch_compile`` in unsloth-zoo's
+``unsloth_zoo/patching_utils.py``, which unsloth calls) raises Dynamo's
 ``cache_size_limit`` to 1024: its compiled kernels see many shapes and
 dtypes, and at the default limit of 8 Dynamo stops compiling the function and
 runs it eagerly. The manifest names the option by that alias;
