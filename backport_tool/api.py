@@ -390,10 +390,7 @@ def _applied_now(backport_id: str, package: str, manifest: Manifest) -> None:
 
     # In force through an enabled() scope already: apply() keeps it after.
     patcher.keep(backport_id)
-    for module in patcher.waiting_modules(backport_id):
-        bind = functools.partial(_copies_imported, backport_id, module, manifest)
-        if not STATE.hooks.watch(backport_id, module, bind):
-            bind()
+    _watch_waiting(backport_id, patcher.waiting_modules(backport_id), manifest)
     finish = functools.partial(_finish_apply, backport_id)
     if not STATE.hooks.when_settled(backport_id, package, finish):
         finish()
@@ -410,18 +407,37 @@ def _finish_apply(backport_id: str) -> None:
     _retag()
 
 
+def _watch_waiting(
+    backport_id: str, modules: tuple[str, ...], source: ManifestFile | Manifest
+) -> None:
+    # Declared copies and registry entries in modules not imported yet: bound
+    # and added when they are.
+    for module in modules:
+        bind = functools.partial(_copies_imported, backport_id, module, source)
+        if not STATE.hooks.watch(backport_id, module, bind):
+            bind()
+
+
 def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manifest) -> None:
     from . import patcher  # noqa: PLC0415
 
+    before = set(patcher.waiting_modules(backport_id))
     strays = patcher.bind_copies(backport_id, module)
+    # A registry entry that names objects of two modules waits for the next.
+    later = tuple(m for m in patcher.waiting_modules(backport_id) if m not in before)
+    _watch_waiting(backport_id, later, source)
     if not strays and _result(backport_id) is Status.APPLIED:
         # The same report as an apply that found this module imported.
         from .engine import applied_reason  # noqa: PLC0415 - loaded: it just applied
 
         _amend(backport_id, Status.APPLIED, applied_reason(_as_manifest(source).get(backport_id)))
     if strays:
+        entries = all(stray.startswith("entry ") for stray in strays)
         reason = "; ".join(strays) + (
-            ": that name does not run the fix. Run `backport-tool check` and "
+            ": the registry does not have it as the backport says. Run `backport-tool check` "
+            "once that module is imported to see why"
+            if entries
+            else ": that name does not run the fix. Run `backport-tool check` and "
             "`backport-tool lock` to record the copies of this torch"
         )
         logger.warning("backport-tool: %s: partial (%s)", backport_id, reason)

@@ -54,8 +54,24 @@ def as_applied(decision: Decision) -> Decision:
 
 
 def _sites(backport: Backport) -> dict[str, str]:
-    # Every binding the backport changes -> the target it belongs to.
-    return {str(site): str(t.symbol) for t in backport.targets for site in t.sites}
+    # Every binding the backport changes -> the target it belongs to. A
+    # registry target changes no binding, but each of its entries: two
+    # backports may edit one container, never one entry of it.
+    sites: dict[str, str] = {}
+    for t in backport.targets:
+        if t.edits_registry:
+            for label in [str(e.key) for e in t.add] + [str(r) for r in t.remove]:
+                sites[f"entry {label} of {t.symbol}"] = f"entry {label} of {t.symbol}"
+        else:
+            sites |= {str(site): str(t.symbol) for site in t.sites}
+    return sites
+
+
+def _own(backport: Backport) -> set[str]:
+    # The sites that are the backport's targets (or their entries), not copies.
+    return {site for site, target in _sites(backport).items() if site == target} | {
+        str(t.symbol) for t in backport.targets if not t.edits_registry
+    }
 
 
 def decide_all(
@@ -74,7 +90,7 @@ def decide_all(
     # An enabled opt-in backport of a target first takes it from the defaults;
     # two enabled opt-in backports of one target leave it to the defaults.
     for site, backports in owners.items():
-        chosen = [b for b in backports if b.opt_in and site in {str(t.symbol) for t in b.targets}]
+        chosen = [b for b in backports if b.opt_in and site in _own(b)]
         if len(chosen) > 1:
             _fail(decisions, chosen, site, opt_in=True)
         elif chosen:

@@ -17,14 +17,14 @@ from types import ModuleType
 
 from packaging.version import Version
 
-from . import patcher, references
+from . import patcher, references, registries
 from .config import Switches
 from .decision import as_applied, decide_all
 from .findings import Claim, Probe
-from .inspection import Inspector
+from .inspection import Inspector, LiveInspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
 from .manifest import Backport, Manifest
-from .replacement import hooks_of, patch_for, replacement_for
+from .replacement import hooks_of, patch_for, registry_for, registry_patch, replacement_for
 from .report import BackportResult, Decision, Report, Status
 from .verification import (
     Inspected,
@@ -185,9 +185,18 @@ def _prepare(run: _Run) -> None:
         )
         return
     source = module_source(backport)
-    for target, facts in inspected.targets:
+    # A lazy apply leaves an entry of a module not imported yet to its import.
+    importing = not (isinstance(run.inspector, LiveInspector) and run.inspector.settled)
+    for index, (target, facts) in enumerate(inspected.targets):
         if facts.resolved is None:
             continue  # a static read: nothing to patch
+        if target.edits_registry:
+            planned = registry_for(run.module, backport, target, facts, importing=importing)
+            inspected.reports[index] = replace(inspected.reports[index], entries=planned.entries)
+            problems += planned.problems
+            if not planned.problems:
+                run.patches.append(registry_patch(target, facts, planned))
+            continue
         made = replacement_for(run.module, backport, target, facts, source)
         if isinstance(made, Problem):
             problems.append(made)
@@ -201,6 +210,13 @@ def _not_another_backports(run: _Run) -> None:
     # Two backports of one function under two names (a function and its
     # re-export) would each be "applied" while only one is in force.
     for patch in run.patches:
+        if patch.registry is not None:
+            for item in patch.registry:
+                holder = patcher.entry_owner(run.backport.id, patch.replacement, item)
+                if holder is not None:
+                    run.stop(Status.FAILED, _same_entry(item.label, patch.symbol, holder))
+                    return
+            continue
         if patch.config is not None:
             # A config option another backport set under another name (an
             # alias): the patch is on the entry both names lead to.
@@ -218,6 +234,13 @@ def _not_another_backports(run: _Run) -> None:
         if other is not None:
             run.stop(Status.FAILED, _shared(run.backport.id, other, patch.symbol))
             return
+
+
+def _same_entry(entry: str, symbol: str, other: str) -> str:
+    return (
+        f"conflict: entry {entry} of {symbol} is added or removed by backport {other!r} too; "
+        "an entry belongs to one backport only: merge them, or disable one"
+    )
 
 
 def _applied_original(original: object, backport_id: str) -> str | None:
@@ -281,15 +304,35 @@ def _rebound(run: _Run, chosen: Callable[[str], bool]) -> None:
 
 def applied_reason(backport: Backport) -> str:
     """What an applied backport's result says: where the fix is in force."""
-    reason = "replaced " + ", ".join(str(t.symbol) for t in backport.targets)
+    replaced = [str(t.symbol) for t in backport.targets if not t.edits_registry]
+    parts = ["replaced " + ", ".join(replaced)] if replaced else []
     bound = len(patcher.bound_copies(backport.id))
-    waiting = patcher.waiting_modules(backport.id)
     if bound:
-        reason += f" and {bound} declared cop{'ies' if bound > 1 else 'y'}"
+        parts[-1] += f" and {bound} declared cop{'ies' if bound > 1 else 'y'}"
+    parts += [_edited(backport.id, str(t.symbol)) for t in backport.targets if t.edits_registry]
+    reason = ", ".join(parts)
+    waiting = patcher.waiting_modules(backport.id, entries=False)
     if waiting:
         verb = "is" if len(waiting) == 1 else "are"
         reason += f"; copies bound when {', '.join(waiting)} {verb} imported"
+    awaited = patcher.waiting_modules(backport.id, copies=False)
+    if awaited:
+        verb = "is" if len(awaited) == 1 else "are"
+        reason += f"; registry entries added when {', '.join(awaited)} {verb} imported"
     return reason
+
+
+def _edited(backport_id: str, symbol: str) -> str:
+    # "edited the entries of SYMBOL (1 added, 1 removed)"
+    counts: dict[str, int] = {}
+    for done in patcher.edits(backport_id, symbol) or ():
+        word = "present already" if done.state is registries.EntryState.PRESENT else done.state
+        counts[str(word)] = counts.get(str(word), 0) + 1
+    waiting = len(patcher.awaited_entries(backport_id, symbol))
+    if waiting:
+        counts["waiting for their module"] = waiting
+    detail = ", ".join(f"{n} {word}" for word, n in counts.items())
+    return f"edited the entries of {symbol}" + (f" ({detail})" if detail else "")
 
 
 def _ready(run: _Run) -> None:
@@ -306,6 +349,23 @@ def _ready(run: _Run) -> None:
         run.stop(Status.READY, verified)
 
 
+def _one_entry(run: _Run) -> None:
+    # Two targets of one backport that list one entry of one container: the
+    # second edit would find the first's, and revert could not undo both.
+    seen: list[tuple[object, registries.Item | registries.Awaited, str]] = []
+    for patch in run.patches:
+        for item in patch.registry or ():
+            for container, known, symbol in seen:
+                if container is patch.replacement and registries.same_entry(item, known):
+                    run.stop(
+                        Status.FAILED,
+                        f"conflict: entry {item.label} of {patch.symbol} is listed by two "
+                        f"targets ({symbol} and {patch.symbol}); keep one",
+                    )
+                    return
+            seen.append((patch.replacement, item, patch.symbol))
+
+
 _Step = Callable[[_Run], None]
 _STEPS: tuple[_Step, ...] = (
     _gate,
@@ -313,6 +373,7 @@ _STEPS: tuple[_Step, ...] = (
     _verify,
     _one_setting,
     _prepare,
+    _one_entry,
     _not_another_backports,
 )
 
@@ -402,6 +463,38 @@ def _option_conflicts(runs: list[_Run]) -> None:
                 )
 
 
+def _entry_conflicts(runs: list[_Run]) -> None:
+    # One entry of one container, added or removed by two backports: each
+    # would undo the other's edit on revert. Both stop, in apply as in check.
+    seen: list[tuple[_Run, object, registries.Item | registries.Awaited, str]] = []
+    for run in runs:
+        if run.stopped:
+            continue
+        found = _first_shared(run, seen)
+        if found is None:
+            seen += [
+                (run, patch.replacement, item, patch.symbol)
+                for patch in run.patches
+                for item in patch.registry or ()
+            ]
+            continue
+        other, label, symbol, known = found
+        run.stop(Status.FAILED, _same_entry(label, symbol, other.backport.id))
+        if other.status is not Status.FAILED:
+            other.stop(Status.FAILED, _same_entry(known, symbol, run.backport.id))
+
+
+def _first_shared(
+    run: _Run, seen: list[tuple[_Run, object, registries.Item | registries.Awaited, str]]
+) -> tuple[_Run, str, str, str] | None:
+    for patch in run.patches:
+        for item in patch.registry or ():
+            for other, container, known, _ in seen:
+                if container is patch.replacement and registries.same_entry(item, known):
+                    return other, item.label, patch.symbol, known.label
+    return None
+
+
 def _walk(runs: list[_Run]) -> None:
     # check's one walk of the process, for every target of every backport.
     wanted = [
@@ -443,6 +536,7 @@ def run(
     runs = [_prepared(manifest, b, decisions[b.id], inspector, mode) for b in manifest.backports]
     _identity_conflicts(runs)
     _option_conflicts(runs)
+    _entry_conflicts(runs)
     for item in runs:
         _finish(item)
     if mode is Mode.CHECK:

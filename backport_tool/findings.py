@@ -10,6 +10,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
+from .registries import EntryState
+
 
 class Claim(str, enum.Enum):
     """Whether the code agrees with a ``fixed_in`` declaration that refused a backport."""
@@ -56,6 +58,20 @@ class Verdict(str, enum.Enum):
 
 
 @dataclass(frozen=True)
+class EntryReport:
+    """One entry of a registry target: what it is, whether the backport adds
+    or removes it, and its state."""
+
+    entry: str
+    action: str  # "add" or "remove"
+    state: EntryState
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON form."""
+        return {"entry": self.entry, "action": self.action, "state": self.state.value}
+
+
+@dataclass(frozen=True)
 class TargetReport:
     """What was found for one target of a backport."""
 
@@ -77,6 +93,9 @@ class TargetReport:
     # What the drift check of this target could not compare, and why (C code
     # has no source to fingerprint, and perhaps no signature).
     note: str | None = None
+    # A registry target: the kind of its container and each entry's state.
+    container: str | None = None
+    entries: tuple[EntryReport, ...] = ()
 
     @property
     def signature_matches(self) -> bool | None:
@@ -120,4 +139,9 @@ class TargetReport:
                 else {}
             )
             | ({"note": self.note} if self.note is not None else {})
+            | (
+                {"container": self.container, "entries": [e.to_dict() for e in self.entries]}
+                if self.container is not None
+                else {}
+            )
         )

@@ -227,8 +227,12 @@ def _lock_target(
     if fingerprint is not None and label not in {str(v) for v in recorded or []}:
         _set(raw, "recorded_from", _versions(recorded, label), after="fingerprint")
         changes.append(f"recorded from {label}")
-    found = copies_of(target.symbol)
-    if isinstance(found, str):
+    # A registry target edits its container in place: every name that holds
+    # the container sees the entries, so it has no copies to rebind.
+    found = None if target.edits_registry else copies_of(target.symbol)
+    if found is None:
+        pass
+    elif isinstance(found, str):
         # Declared copies stay as they are: an empty answer here is a failed
         # search, not a finding.
         notes.append(f"copies not searched: {found}")

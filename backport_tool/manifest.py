@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -80,9 +80,27 @@ class SymbolRef:
         return f"{self.module}:{self.qualname}"
 
 
+# An object a registry target adds or removes: ``module:qualname``, or the
+# name of an attribute of the backport module.
+EntryRef: TypeAlias = "SymbolRef | str"
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """One entry a registry target adds: an element of a set or list
+    (``value`` None), or a key of a dict and the value it maps to."""
+
+    key: EntryRef
+    value: EntryRef | None = None
+
+    def __str__(self) -> str:
+        return str(self.key) if self.value is None else f"{self.key} -> {self.value}"
+
+
 @dataclass(frozen=True)
 class Target:
-    """One attribute that a backport replaces."""
+    """One attribute that a backport replaces (or, for a registry target, the
+    set, dict or list whose entries it adds and removes in place)."""
 
     symbol: SymbolRef
     replacement: str
@@ -106,6 +124,21 @@ class Target:
     # What ``value:`` sets a config option to (torch's ConfigModule), instead
     # of a replacement from the backport module; NO_VALUE when not given.
     value: object = field(default=NO_VALUE, hash=False)
+    # A registry target: the entries added to, and removed from, the set,
+    # dict or list at ``symbol``, which itself is never replaced. ``remove``
+    # names elements (set, list) or keys (dict).
+    add: tuple[RegistryEntry, ...] = ()
+    remove: tuple[EntryRef, ...] = ()
+
+    @property
+    def edits_registry(self) -> bool:
+        """True for a registry target: entries added and removed in place."""
+        return bool(self.add or self.remove)
+
+    @property
+    def adds_mapping(self) -> bool:
+        """True when ``add:`` was a mapping (key -> value): a dict registry."""
+        return any(entry.value is not None for entry in self.add)
 
     @property
     def sets_value(self) -> bool:
@@ -761,11 +794,15 @@ class _Checker:
                 "copies",
                 "original",
                 "value",
+                "add",
+                "remove",
             ),
         )
         if entry is None:
             return None
         before = len(self.problems)
+        if "add" in entry or "remove" in entry:
+            return self.registry_target(keypath, entry)
         if not self.value_or_replacement(keypath, entry):
             return None
         symbol = self.symbol(f"{keypath}.symbol", entry["symbol"]) if "symbol" in entry else None
@@ -856,6 +893,136 @@ class _Checker:
             entry.get("value", NO_VALUE),
         )
 
+    def registry_target(self, keypath: str, entry: Mapping[str, Any]) -> Target | None:
+        # The container at symbol is edited in place, never replaced: nothing
+        # installs a replacement, binds an original or rebinds copies.
+        for key in (
+            "replacement",
+            "value",
+            "signature",
+            "create",
+            "copies",
+            "original",
+            "acknowledged",
+        ):
+            if key in entry:
+                self.error(
+                    _join(keypath, key),
+                    f"{key}: does not go with add: or remove: (a registry target edits the "
+                    "set, dict or list at symbol in place); remove it",
+                )
+                return None
+        before = len(self.problems)
+        symbol = self.symbol(f"{keypath}.symbol", entry["symbol"]) if "symbol" in entry else None
+        add = self.registry_add(f"{keypath}.add", entry["add"]) if "add" in entry else ()
+        remove: tuple[EntryRef, ...] | None = (
+            self.each(f"{keypath}.remove", entry["remove"], self.entry_ref, nonempty=True)
+            if "remove" in entry
+            else ()
+        )
+        fingerprints = (
+            self.fingerprints(f"{keypath}.fingerprint", entry["fingerprint"])
+            if "fingerprint" in entry
+            else ()
+        )
+        recorded_from = (
+            self.versions(f"{keypath}.recorded_from", entry["recorded_from"])
+            if "recorded_from" in entry
+            else ()
+        )
+        if (
+            len(self.problems) > before
+            or symbol is None
+            or add is None
+            or remove is None
+            or fingerprints is None
+            or recorded_from is None
+        ):
+            return None
+        added = {str(e.key): index for index, e in enumerate(add)}
+        for index, ref in enumerate(remove):
+            if str(ref) in added:
+                self.error(
+                    f"{keypath}.remove[{index}]",
+                    f"{str(ref)!r} is added by this target too (add: entry "
+                    f"{added[str(ref)]}); keep it in one of add: or remove:",
+                )
+                return None
+        if not self.unique_refs(f"{keypath}.remove", [str(r) for r in remove]):
+            return None
+        return Target(
+            symbol,
+            "",
+            fingerprints=fingerprints,
+            recorded_from=recorded_from,
+            add=add,
+            remove=remove,
+        )
+
+    def registry_add(self, keypath: str, value: object) -> tuple[RegistryEntry, ...] | None:
+        # A list adds elements (a set or list registry); a mapping adds keys
+        # with their values (a dict registry).
+        if isinstance(value, dict):
+            if not value:
+                self.expect(keypath, "a non-empty mapping of entries (key -> value)", value)
+                return None
+            self.duplicates(keypath, value)
+            entries: list[RegistryEntry] = []
+            for key, item in value.items():
+                where = _join(keypath, str(key))
+                found_key = self.entry_ref(where, key)
+                found_value = self.entry_ref(where, item)
+                if found_key is None or found_value is None:
+                    return None
+                entries.append(RegistryEntry(found_key, found_value))
+            return tuple(entries)
+        if not isinstance(value, list):
+            self.expect(
+                keypath,
+                "a list of entries (a set or list registry) or a mapping of key -> value "
+                "(a dict registry)",
+                value,
+            )
+            return None
+        refs: tuple[EntryRef, ...] | None = self.each(keypath, value, self.entry_ref, nonempty=True)
+        if refs is None or not self.unique_refs(keypath, [str(r) for r in refs]):
+            return None
+        return tuple(RegistryEntry(ref) for ref in refs)
+
+    def unique_refs(self, keypath: str, refs: list[str]) -> bool:
+        first: dict[str, int] = {}
+        for index, ref in enumerate(refs):
+            if ref in first:
+                self.error(
+                    f"{keypath}[{index}]",
+                    f"{ref!r} is listed already at {keypath}[{first[ref]}]; keep one",
+                )
+                return False
+            first[ref] = index
+        return True
+
+    def entry_ref(self, keypath: str, value: object) -> EntryRef | None:
+        text = self.string(keypath, value)
+        if text is None:
+            return None
+        expected = (
+            "an entry 'dotted.module:Dotted.qualname' (an object of that module) or the name "
+            "of an attribute of the backport module"
+        )
+        if ":" in text:
+            try:
+                return SymbolRef.parse(text)
+            except ValueError as exc:
+                self.expect(keypath, f"{expected} ({exc})", text)
+                return None
+        if not (text.isascii() and text.isidentifier()) or keyword.iskeyword(text):
+            self.expect(keypath, expected, text)
+            return None
+        if text.startswith("__") or text in _MODULE_HOOKS:
+            self.expect(keypath, f"{expected} (not a dunder or a hook name)", text)
+            return None
+        return text
+
     def value_or_replacement(self, keypath: str, entry: Mapping[str, Any]) -> bool:
         # A target installs either an attribute of the backport module
         # (replacement:) or a config option's value (value:).
@@ -863,7 +1030,8 @@ class _Checker:
             if "replacement" not in entry:
                 self.error(
                     keypath,
-                    "missing required key 'replacement' (or 'value', to set a config option)",
+                    "missing required key 'replacement' (or 'value', to set a config option, "
+                    "or 'add' or 'remove', to edit a registry's entries)",
                 )
                 return False
             return True

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from . import configs, lazy, pickling
+from . import configs, lazy, pickling, registries
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -37,7 +37,9 @@ class Patch:
     option (see :mod:`configs`): then ``owner`` and ``name`` are its config
     module and key (an alias's target), ``own`` is the entry's user override
     (torch's sentinel when the user set none), and it is set and restored
-    through the config module.
+    through the config module. ``registry`` holds the entries of a registry
+    target (see :mod:`registries`): then ``replacement`` is the container
+    itself, which is edited in place and never set anywhere.
     """
 
     symbol: str
@@ -49,6 +51,7 @@ class Patch:
     copies: tuple[str, ...] = ()
     alias: tuple[dict[str, Any], str] | None = None
     config: configs.ConfigSite | None = None
+    registry: tuple[registries.Item | registries.Awaited, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,10 @@ class Entry:
     waiting: dict[str, list[tuple[Patch, str]]] = field(default_factory=dict)
     # Declared copies that did not hold the original when their module came.
     stray: list[str] = field(default_factory=list)
+    # Registry entries apply added or removed, in order, for revert; and
+    # module -> the entries that wait for it (they name objects of it).
+    edits: list[tuple[Patch, registries.Done]] = field(default_factory=list)
+    awaited: dict[str, list[tuple[Patch, registries.Awaited]]] = field(default_factory=dict)
     after_apply_done: bool = False
     # False while only enabled() scopes hold it: the last one to leave reverts
     # it. apply() keeps it (also one a scope put in force first).
@@ -188,7 +195,8 @@ def _holder_of(owner: object, name: str) -> tuple[str, Patch | Binding] | None:
     # (its Patch) or as a declared copy (its Binding).
     for entry in _entries().values():
         for patch in entry.patches:
-            if patch.owner is owner and patch.name == name:
+            # A registry target edits the container and leaves the binding.
+            if patch.owner is owner and patch.name == name and patch.registry is None:
                 return entry.info.id, patch
         for binding in entry.bindings:
             if binding.holder is owner and binding.name == name:
@@ -320,6 +328,13 @@ def apply_patches(
             other = owner_of(patch.owner, patch.name)
             if other is not None:
                 raise PatchConflict(f"{patch.symbol} is already patched by backport {other!r}")
+            if patch.registry is None:
+                editor = _editor_of(_current(patch.owner, patch.name))
+                if editor is not None:
+                    raise PatchConflict(
+                        f"{patch.symbol} is a registry whose entries backport {editor!r} "
+                        "edits; replacing it would hide them"
+                    )
             if _now(patch) is not patch.own:
                 raise Stale(
                     f"{patch.symbol} changed between verification and patching; "
@@ -352,18 +367,126 @@ def apply_patches(
         done: list[Patch] = []
         try:
             for patch in patches:
+                if patch.registry is not None:
+                    _edit(new, patch)
+                    continue
                 setattr(patch.owner, patch.name, patch.replacement)
                 done.append(patch)
             new.bindings = rebind(bindings)
         except BaseException:
             for patch in reversed(done):
                 _restore(patch)
+            _unedit(new)
             _publish()
             raise
         for patch in patches:
             _pickles_as_target(patch)
         _entries()[info.id] = new
-        return tuple(new.waiting)
+        return tuple(dict.fromkeys([*new.waiting, *new.awaited]))
+
+
+def _editor_of(container: object) -> str | None:
+    # The applied backport that edits the entries of ``container``, if any.
+    for entry in _entries().values():
+        for patch in entry.patches:
+            if patch.registry is not None and patch.replacement is container:
+                return entry.info.id
+    return None
+
+
+def entry_owner(
+    backport_id: str, container: object, item: registries.Item | registries.Awaited
+) -> str | None:
+    """Another applied backport than ``backport_id`` that adds or removes
+    ``item`` of ``container``, if any."""
+    with STATE.patch_lock:
+        return _entry_holder(backport_id, container, item)
+
+
+def _entry_holder(
+    backport_id: str, container: object, item: registries.Item | registries.Awaited
+) -> str | None:
+    # Another applied backport that adds or removes the same entry of container.
+    for entry in _entries().values():
+        if entry.info.id == backport_id:
+            continue
+        for patch in entry.patches:
+            if patch.registry is None or patch.replacement is not container:
+                continue
+            if any(registries.same_entry(item, other) for other in patch.registry):
+                return entry.info.id
+    return None
+
+
+def _edit(entry: Entry, patch: Patch) -> None:
+    # Add and remove the entries whose objects are there; the others wait for
+    # their module. Raises PatchConflict, or Stale when an entry to remove
+    # went away since verification; the caller undoes what was done.
+    assert patch.registry is not None
+    container = patch.replacement
+    for planned in patch.registry:
+        other = _entry_holder(entry.info.id, container, planned)
+        if other is not None:
+            raise PatchConflict(
+                f"entry {planned.label} of {patch.symbol} is added or removed by backport "
+                f"{other!r} already; an entry belongs to one backport only"
+            )
+        if isinstance(planned, registries.Awaited):
+            module = _first_unloaded(planned)
+            if module is not None:
+                entry.awaited.setdefault(module, []).append((patch, planned))
+                continue
+        item = planned.resolve() if isinstance(planned, registries.Awaited) else planned
+        done = registries.do(container, item)
+        if isinstance(done, str):
+            raise Stale(f"{patch.symbol}: {done} any more; something else changed it")
+        entry.edits.append((patch, done))
+
+
+def _first_unloaded(item: registries.Awaited) -> str | None:
+    return next((m for m in item.modules if not lazy.is_loaded(m)), None)
+
+
+def _unedit(entry: Entry) -> None:
+    # Undo the entries in the reverse order they were edited: a list gets its
+    # elements back at their positions.
+    for patch, done in reversed(entry.edits):
+        why = registries.undo(patch.replacement, done)
+        if why is not None:
+            logger.warning(
+                "backport-tool: %s: %s after backport %r edited %s; left as it is",
+                patch.symbol,
+                why,
+                entry.info.id,
+                patch.symbol,
+            )
+    entry.edits.clear()
+
+
+def edits(backport_id: str, symbol: str) -> tuple[registries.Done, ...] | None:
+    """What the applied backport did with the entries of the registry
+    ``symbol``, and which of its entries wait for their module (as
+    :class:`registries.Awaited`); None when it is not applied."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is None:
+            return None
+        return tuple(done for patch, done in entry.edits if patch.symbol == symbol)
+
+
+def awaited_entries(backport_id: str, symbol: str) -> tuple[str, ...]:
+    """The entries of the registry ``symbol`` that the applied backport has not
+    added or removed yet: their module is not imported."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is None:
+            return ()
+        return tuple(
+            item.label
+            for waiting in entry.awaited.values()
+            for patch, item in waiting
+            if patch.symbol == symbol
+        )
 
 
 def _pickles_as_target(patch: Patch) -> None:
@@ -389,14 +512,55 @@ def bind_copies(backport_id: str, module: str) -> tuple[str, ...]:
                 strays.append(bound)
                 continue
             entry.bindings += rebind([bound])
+        strays += _edit_awaited(entry, module)
         entry.stray += strays
         return tuple(strays)
 
 
-def waiting_modules(backport_id: str) -> tuple[str, ...]:
+def _edit_awaited(entry: Entry, module: str) -> list[str]:
+    # The registry entries that waited for ``module``: each is added (or
+    # removed) now, or waits for the next module it needs, or is a stray.
+    strays: list[str] = []
+    for patch, item in entry.awaited.pop(module, []):
+        later = _first_unloaded(item)
+        if later is not None:
+            entry.awaited.setdefault(later, []).append((patch, item))
+            continue
+        other = _entry_holder(entry.info.id, patch.replacement, item)
+        if other is not None:
+            strays.append(
+                f"entry {item.label} of {patch.symbol} is added or removed by backport "
+                f"{other!r} already"
+            )
+            continue
+        try:
+            done = registries.do(patch.replacement, item.resolve())
+        except Exception as exc:
+            text = str(exc)
+            strays.append(
+                f"entry {item.label} of {patch.symbol}: {type(exc).__name__}"
+                + (f": {text}" if text else "")
+            )
+            continue
+        if isinstance(done, str):
+            strays.append(f"{done} in {patch.symbol}")
+            continue
+        entry.edits.append((patch, done))
+    return strays
+
+
+def waiting_modules(
+    backport_id: str, *, copies: bool = True, entries: bool = True
+) -> tuple[str, ...]:
+    """The modules whose import the applied backport waits for: its declared
+    copies there are bound (``copies``), and its registry entries added
+    (``entries``), when they are."""
     with STATE.patch_lock:
         entry = _entries().get(backport_id)
-        return tuple(entry.waiting) if entry else ()
+        if entry is None:
+            return ()
+        found = [*(entry.waiting if copies else ()), *(entry.awaited if entries else ())]
+        return tuple(dict.fromkeys(found))
 
 
 def bound_copies(backport_id: str) -> tuple[str, ...]:
@@ -451,7 +615,10 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
                 _run_before_revert(backport_id, entry.hooks)
             del _entries()[backport_id]
             unbind(entry.bindings)
+            _unedit(entry)
             for patch in reversed(entry.patches):
+                if patch.registry is not None:
+                    continue
                 if _now(patch) is patch.replacement:
                     _restore(patch)
                 else:
@@ -507,7 +674,7 @@ def leave_scope(entry: Entry) -> bool:
             return False
         # A copy's module imported during the scope copied the replacement
         # from the target: bound now, revert puts the original there too.
-        for module in list(entry.waiting):
+        for module in waiting_modules(entry.info.id):
             if lazy.is_loaded(module):
                 for stray in bind_copies(entry.info.id, module):
                     logger.warning("backport-tool: %s: %s; left as it is", entry.info.id, stray)

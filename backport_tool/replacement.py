@@ -6,16 +6,27 @@ from __future__ import annotations
 
 import ast
 import inspect
+from collections.abc import Callable
 from types import FunctionType, ModuleType
-from typing import Any
+from typing import Any, NamedTuple
 
-from . import configs, fitting, patcher
+from . import configs, fitting, lazy, patcher, registries
+from .findings import EntryReport
 from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
-from .manifest import Backport, Target
+from .manifest import Backport, EntryRef, SymbolRef, Target
+from .registries import EntryState
 from .report import Status
-from .symbols import ABSENT, Resolved, is_builtin, method_kind, unwrapped
-from .verification import Problem, config_site, original_of
+from .symbols import (
+    ABSENT,
+    Resolved,
+    SymbolMissing,
+    is_builtin,
+    method_kind,
+    resolve_owner,
+    unwrapped,
+)
+from .verification import Problem, config_site, describe, original_of
 
 
 def replacement_for(
@@ -343,4 +354,162 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
         original_of(resolved),
         tuple(str(c) for c in target.copies),
         None if namespace is None or target.original is None else (namespace, target.original),
+    )
+
+
+class Planned(NamedTuple):
+    """A registry target's entries, ready to apply, with each one's state for
+    the target's report, and what stops it."""
+
+    items: tuple[registries.Item | registries.Awaited, ...]
+    entries: tuple[EntryReport, ...]
+    problems: tuple[Problem, ...]
+
+
+class _EntryMissing(Exception):
+    """An entry names nothing: its status is missing."""
+
+
+def registry_for(
+    module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts, *, importing: bool
+) -> Planned:
+    """Resolve the entries of a registry target and say what apply does with
+    each (or did, when the backport is applied in this process).
+    ``importing``: an entry's module may be imported (eager apply, check, an
+    ``enabled()`` scope); else (lazy apply) an entry of a module not imported
+    yet waits for it."""
+    assert facts.resolved is not None
+    container = facts.resolved.function
+    symbol = str(target.symbol)
+    wanted = [(entry.key, entry.value, True) for entry in target.add]
+    wanted += [(ref, None, False) for ref in target.remove]
+    items: list[registries.Item | registries.Awaited] = []
+    problems: list[Problem] = []
+    for key, value, adds in wanted:
+        label = str(key)
+        try:
+            items.append(_item(module, backport, adds, label, key, value, importing=importing))
+        except _EntryMissing as exc:
+            problems.append(Problem(Status.MISSING, f"entry {label} of {symbol}: {exc}"))
+        except Exception as exc:
+            problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {describe(exc)}"))
+    done = patcher.edits(backport.id, symbol)
+    if done is not None:
+        # Applied in this process: what apply did, not what the registry
+        # holds now (the entries it added are there by its own doing).
+        states = {d.item.label: d.state for d in done}
+        states |= dict.fromkeys(patcher.awaited_entries(backport.id, symbol), EntryState.AWAITED)
+    else:
+        states = {}
+        for item in items:
+            found = _state(container, item, symbol)
+            if isinstance(found, Problem):
+                problems.append(found)
+            else:
+                states[item.label] = found
+    entries = tuple(
+        EntryReport(
+            str(key) if value is None else f"{key} -> {value}",
+            "add" if adds else "remove",
+            states[str(key)],
+        )
+        for key, value, adds in wanted
+        if str(key) in states
+    )
+    return Planned(tuple(items), entries, tuple(problems))
+
+
+def _state(
+    container: object, item: registries.Item | registries.Awaited, symbol: str
+) -> EntryState | Problem:
+    if isinstance(item, registries.Awaited):
+        return EntryState.AWAITED
+    try:
+        found = registries.state(container, item)
+    except Exception as exc:
+        return Problem(
+            Status.FAILED,
+            f"entry {item.label} of {symbol}: the {registries.kind_of(container)} cannot be "
+            f"searched for it ({describe(exc)})",
+        )
+    if found is EntryState.ABSENT:
+        return Problem(
+            Status.DRIFT,
+            f"entry {item.label} to remove from {symbol} is not there; the registry has "
+            "changed: check whether the backport is still needed",
+        )
+    return found
+
+
+def _item(
+    module: ModuleType,
+    backport: Backport,
+    adds: bool,
+    label: str,
+    key: EntryRef,
+    value: EntryRef | None,
+    *,
+    importing: bool,
+) -> registries.Item | registries.Awaited:
+    refs = [ref for ref in (key, value) if ref is not None]
+    later = tuple(
+        dict.fromkeys(
+            ref.module
+            for ref in refs
+            if isinstance(ref, SymbolRef) and not importing and not lazy.is_loaded(ref.module)
+        )
+    )
+
+    def resolve() -> registries.Item:
+        found = _entry_object(module, backport, key)
+        return registries.Item(
+            adds, label, found, None if value is None else _entry_object(module, backport, value)
+        )
+
+    if later:
+        return registries.Awaited(adds, label, later, _resolver(resolve))
+    return resolve()
+
+
+def _resolver(resolve: Callable[[], registries.Item]) -> Callable[[], registries.Item]:
+    # When the awaited module comes, an entry that names nothing there says so.
+    def later() -> registries.Item:
+        try:
+            return resolve()
+        except _EntryMissing as exc:
+            raise LookupError(str(exc)) from None
+
+    return later
+
+
+def _entry_object(module: ModuleType, backport: Backport, ref: EntryRef) -> object:
+    # An entry is the object as Python reads it (getattr): a function, an op
+    # overload of torch.ops, a constant of the backport module.
+    if isinstance(ref, str):
+        found = getattr(module, ref, ABSENT)
+        if found is ABSENT:
+            raise _EntryMissing(f"{backport.module_text} has no attribute {ref!r}")
+        return found
+    try:
+        owner, walked = resolve_owner(ref)
+    except SymbolMissing as exc:
+        raise _EntryMissing(str(exc)) from None
+    name = ref.qualname.rsplit(".", 1)[-1]
+    try:
+        return getattr(owner, name)
+    except AttributeError:
+        raise _EntryMissing(f"{walked} has no attribute {name!r}") from None
+
+
+def registry_patch(target: Target, facts: SymbolFacts, planned: Planned) -> patcher.Patch:
+    """The patch that adds and removes a registry target's entries in place."""
+    resolved = facts.resolved
+    assert resolved is not None
+    return patcher.Patch(
+        str(target.symbol),
+        resolved.owner,
+        resolved.name,
+        resolved.own,
+        resolved.function,
+        registry=planned.items,
     )

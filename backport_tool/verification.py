@@ -12,7 +12,7 @@ from importlib.machinery import EXTENSION_SUFFIXES
 from types import ModuleType
 from typing import TypeGuard
 
-from . import configs, patcher, references
+from . import configs, patcher, references, registries
 from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
@@ -145,6 +145,62 @@ def _config_option(
     return report, problems
 
 
+def _registry(
+    target: Target,
+    facts: SymbolFacts,
+    report: TargetReport,
+    site: configs.ConfigSite | None,
+    *,
+    live: bool,
+) -> tuple[TargetReport, list[Problem]]:
+    # The container must be one whose entries can be added and removed in
+    # place, and of the shape add: was written for.
+    if facts.presence is not Presence.FOUND:
+        return report, []
+    if not live or facts.resolved is None:
+        note = (
+            f"the entries of {target.symbol} are not read from source: its presence and "
+            "fingerprint are compared"
+        )
+        return replace(report, note=note), []
+    if site is not None:
+        return report, [
+            Problem(
+                Status.FAILED,
+                f"target {target.symbol} is an option of a torch config module, which keeps "
+                "its value apart; set it with value: instead of add: or remove:",
+            )
+        ]
+    container = facts.resolved.function
+    kind = registries.kind_of(container)
+    if kind is None:
+        return report, [
+            Problem(
+                Status.FAILED,
+                f"target {target.symbol} is a {type(container).__name__}, and add: and remove: "
+                "edit a set, dict or list in place; replace it with replacement: instead",
+            )
+        ]
+    report = replace(report, container=kind)
+    if kind == "dict" and target.add and not target.adds_mapping:
+        return report, [
+            Problem(
+                Status.FAILED,
+                f"target {target.symbol} is a dict, and add: lists entries; write add: as a "
+                "mapping of key -> value",
+            )
+        ]
+    if kind != "dict" and target.adds_mapping:
+        return report, [
+            Problem(
+                Status.FAILED,
+                f"target {target.symbol} is a {kind}, and add: maps keys to values; write add: "
+                "as a list of entries",
+            )
+        ]
+    return report, []
+
+
 def _presence_problem(what: str, facts: SymbolFacts) -> Problem | None:
     if facts.presence is Presence.MISSING:
         return Problem(Status.MISSING, f"{what} {facts.symbol}: {facts.message}")
@@ -188,7 +244,10 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
             problem = _presence_problem("target", facts)
         report = _target_report(target, facts)
         site = config_site(facts) if problem is None and inspector.live else None
-        if site is not None:
+        if target.edits_registry:
+            report, found = _registry(target, facts, report, site, live=inspector.live)
+            out.problems += found
+        elif site is not None:
             report, found = _config_option(target, site, report)
             out.problems += found
         out.targets.append((target, facts))
@@ -470,8 +529,29 @@ def verified_text(backport: Backport, inspected: Inspected) -> str:
         checks.append(f"{found} required symbols found")
         if inspected.requires_unknown:
             checks.append(f"{len(inspected.requires_unknown)} not readable from source")
+    checks += [_entries_text(r) for r in inspected.reports if r.entries]
     notes = [r.note for r in inspected.reports if r.note is not None]
     return "would apply: " + ", ".join(checks) + "".join(f"; {note}" for note in notes)
+
+
+_ENTRY_WORDS = {
+    registries.EntryState.WILL_ADD: "to add",
+    registries.EntryState.PRESENT: "present already (left as they are, and kept on revert)",
+    registries.EntryState.WILL_REPLACE: "to replace",
+    registries.EntryState.WILL_REMOVE: "to remove",
+    registries.EntryState.AWAITED: "waiting for their module",
+    registries.EntryState.ADDED: "added",
+    registries.EntryState.REPLACED: "replaced",
+    registries.EntryState.REMOVED: "removed",
+}
+
+
+def _entries_text(report: TargetReport) -> str:
+    counts: dict[registries.EntryState, int] = {}
+    for entry in report.entries:
+        counts[entry.state] = counts.get(entry.state, 0) + 1
+    parts = [f"{n} {_ENTRY_WORDS.get(state, state.value)}" for state, n in counts.items()]
+    return f"{report.symbol} is a {report.container} with entries " + ", ".join(parts)
 
 
 def searches(backport: Backport, inspected: Inspected) -> list[references.Search | None]:

@@ -365,7 +365,8 @@ def test_a_static_read_finds_the_options_in_the_config_modules_source(tmp_path: 
         ),
         (
             {"symbol": THREADS},
-            "targets[0]: missing required key 'replacement' (or 'value', to set a config option)",
+            "targets[0]: missing required key 'replacement' (or 'value', to set a config option, "
+            "or 'add' or 'remove', to edit a registry's entries)",
         ),
     ],
 )
