@@ -614,3 +614,19 @@ def test_lock_records_the_containers_fingerprint_and_no_copies(reg: Reg) -> None
     assert target.fingerprints
     assert target.copies == ()
     assert target.edits_registry
+
+
+def test_status_shows_the_registry_and_each_entry(reg: Reg) -> None:
+    manifest = reg.add(
+        "side",
+        {"symbol": reg.at("SIDE"), "add": [reg.op("gather")], "remove": [reg.at("drop")]},
+    )
+    done = reg.ps.cli("status", "--manifest", str(manifest))
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"  target:     {reg.at('SIDE')}\n"
+        f"    defined on:         {reg.reg}\n"
+        "    registry:           a set\n"
+        f"    add:                {reg.op('gather')} (will-add)\n"
+        f"    remove:             {reg.at('drop')} (will-remove)\n"
+    ) in done.stdout

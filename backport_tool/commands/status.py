@@ -38,6 +38,10 @@ def _text(backport: Backport, result: BackportResult) -> list[str]:
         if target.config_value is not None:
             rows.append(f"    config value:       {target.config_value}")
             rows.append(f"    config default:     {target.config_default}")
+        if target.container is not None:
+            rows.append(f"    registry:           a {target.container}")
+        for entry in target.entries:
+            rows.append(f"    {entry.action + ':':<20}{entry.entry} ({entry.state.value})")
     rows.append(f"  reason:     {result.reason}")
     return rows
 
