@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +107,13 @@ def runtime_env(
     that a task or actor gives in ``.options()``: merge the fragment there
     too. ``worker_process_setup_hook`` stays yours.
 
+    Before ``ray.init()`` the ``py_modules`` entry is the local path of our
+    ``sitecustomize.py``, which ``ray.init()`` and ``ray job submit`` upload.
+    ``.options()`` takes only URIs, so in a connected driver (after
+    ``ray.init()``) this uploads the file to the cluster, as ``ray.init()``
+    would, and returns its ``gcs://`` URI instead; that fragment works in
+    ``.options()`` and for the rest of the job.
+
     ``manifest`` is what :func:`backport_tool.apply` takes (default:
     ``$BACKPORT_TOOL_MANIFEST``, else the bundled patch set). A file is
     exported as its real path, which every node must have; the bundled patch
@@ -144,7 +153,39 @@ def runtime_env(
     # An empty manifest variable means the bundled patch set of the process
     # that reads it; a path would name a file of this machine.
     env_vars[MANIFEST_ENV] = exported
-    return {"py_modules": [str(BOOT_DIR / "sitecustomize.py")], "env_vars": env_vars}
+    return {"py_modules": [_boot_module()], "env_vars": env_vars}
+
+
+def _boot_module() -> str:
+    # Ray ships a single-file py_module as that file in a directory of its own,
+    # which it puts first on the worker's PYTHONPATH: our sitecustomize, at
+    # whatever path the node unpacked it to.
+    boot = str(BOOT_DIR / "sitecustomize.py")
+    ray = sys.modules.get("ray")  # never imported here: Ray is optional
+    if ray is None or not ray.is_initialized():
+        return boot
+    # A connected driver may pass the fragment to .options(), which takes
+    # URIs only: Ray uploads local paths at the job level alone (ray.init, ray
+    # job submit). Upload it as those do, and name it by its content's URI.
+    try:
+        from ray._private.runtime_env.py_modules import (  # noqa: PLC0415
+            upload_py_modules_if_needed,
+        )
+
+        with tempfile.TemporaryDirectory(prefix="backport-tool-ray-") as scratch:
+            uploaded = upload_py_modules_if_needed(
+                {"py_modules": [boot]}, include_gitignore=True, scratch_dir=scratch
+            )
+        return str(uploaded["py_modules"][0])
+    except Exception as exc:  # another Ray's internals: the job-level form still works
+        logger.warning(
+            "backport-tool: could not upload %s to the Ray cluster (%s: %s); this runtime_env "
+            "works in ray.init() and ray job submit, not in .options()",
+            boot,
+            type(exc).__name__,
+            exc,
+        )
+        return boot
 
 
 def _bundled() -> Path | None:

@@ -162,11 +162,29 @@ def test_fresh_workers_and_actors_on_both_nodes_run_the_fix(cluster: LocalCluste
         }
 
 
-def test_a_job_without_the_runtime_env_runs_without_the_fix(cluster: LocalCluster) -> None:
+def test_a_job_without_the_runtime_env_runs_without_the_fix_but_options_give_it(
+    cluster: LocalCluster,
+) -> None:
     with job(cluster.address, cluster.own_env) as ray:
         tasks = probe_fresh_workers(ray, cluster, per_node=1)
+        # ... but a task given it through .options() runs with the fix: in a
+        # connected driver, the fragment names the uploaded boot file by URI.
+        options = cluster.with_fix()
+        assert options["py_modules"][0].startswith("gcs://_ray_pkg_")
+        task = ray.remote(max_calls=1, num_cpus=1)(ray_tasks.probe)
+        given = [
+            task.options(runtime_env=options, scheduling_strategy=on(node)).remote(
+                cluster.patchset.module
+            )
+            for node in cluster.nodes
+        ]
+        with_options = ray.get(given)
     assert sorted(t["node"] for t in tasks) == list(cluster.nodes)
     assert {(t["value"], t["child"], t["status"]) for t in tasks} == {(UNPATCHED, UNPATCHED, None)}
+    assert sorted(t["node"] for t in with_options) == list(cluster.nodes)
+    assert {(t["value"], t["child"], t["status"]) for t in with_options} == {
+        (PATCHED, PATCHED, "applied")
+    }
 
 
 def test_a_jobs_own_setup_hook_runs_with_the_patch_set(cluster: LocalCluster) -> None:
