@@ -370,6 +370,10 @@ class _EntryMissing(Exception):
     """An entry names nothing: its status is missing."""
 
 
+class _EntryUnwritten(Exception):
+    """An entry of the backport module is still NotImplemented: failed."""
+
+
 def registry_for(
     module: ModuleType, backport: Backport, target: Target, facts: SymbolFacts, *, importing: bool
 ) -> Planned:
@@ -391,6 +395,8 @@ def registry_for(
             items.append(_item(module, backport, adds, label, key, value, importing=importing))
         except _EntryMissing as exc:
             problems.append(Problem(Status.MISSING, f"entry {label} of {symbol}: {exc}"))
+        except _EntryUnwritten as exc:
+            problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {exc}"))
         except Exception as exc:
             problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {describe(exc)}"))
     done = patcher.edits(backport.id, symbol)
@@ -489,6 +495,12 @@ def _entry_object(module: ModuleType, backport: Backport, ref: EntryRef) -> obje
         found = getattr(module, ref, ABSENT)
         if found is ABSENT:
             raise _EntryMissing(f"{backport.module_text} has no attribute {ref!r}")
+        if found is NotImplemented:
+            # A `new` skeleton's entry, as for a value target.
+            raise _EntryUnwritten(
+                f"{backport.module_text}:{ref} is not written yet (its value is "
+                "NotImplemented); write the fix, then run `backport-tool check` again"
+            )
         return found
     try:
         owner, walked = resolve_owner(ref)

@@ -26,6 +26,7 @@ from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
 from .source import parse_signature
 from .static import StaticIndex
 from .symbols import method_kind
+from .verification import config_site
 from .versions import installed_version
 
 # As in lock, which this imports first.
@@ -74,6 +75,20 @@ BUILTIN = '''
     # probe) next to any torch version, or none.
     raise NotImplementedError("{id}: write the fixed {qualname} here")
 '''
+
+# A registry target is edited in place; the manifest's add: names these
+# module globals (or module:qualname references, which the author may write
+# instead).
+REGISTRY = """
+
+# The entries to add to {qualname}
+# ({what}): apply edits it in place, and revert restores it exactly. Name
+# objects of other modules in the manifest's add: as module:qualname instead,
+# and list entries to take out under remove:.
+# The original assignment is:
+{original}
+{names}
+"""
 
 # A class target's replacement subclasses the original, so the original is
 # imported when the module runs; a class that defines nothing of its own is
@@ -246,6 +261,13 @@ def _skeleton(
                 qualname=target.ref.qualname,
                 original=_commented(target.source or ""),
             )
+        elif target.kind == "registry":
+            text += REGISTRY.format(
+                qualname=target.ref.qualname,
+                what=target.signature,
+                original=_commented(target.source or ""),
+                names="".join(f"{name} = NotImplemented\n" for name in _entry_names(target)),
+            )
         elif target.kind == "class":
             text += CLASS.format(
                 name=target.name,
@@ -278,6 +300,14 @@ def _skeleton(
                 id=backport_id,
             )
     return text + FOOTER.format(id=backport_id)
+
+
+def _entry_names(target: _Target) -> list[str]:
+    # A dict takes a key and a value; a set or list one entry.
+    base = target.name.strip("_") or "registry"
+    if target.method == "dict":
+        return [f"{base}_key", f"{base}_value"]
+    return [f"{base}_entry"]
 
 
 def _commented(source: str, indent: str = "") -> str:
@@ -341,6 +371,26 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 "code backport-tool can check (a function or class made at run time); "
                 "write its entry by hand"
             )
+        container = resolved.function
+        if isinstance(container, (set, dict, list)) and config_site(facts) is None:
+            # Torch's registry: edited in place (add:/remove:), never replaced,
+            # so every holder of it sees the entries. `method` carries its kind
+            # and `signature` how the skeleton describes it.
+            kind_name = type(container).__name__
+            what = f"a {kind_name} of {len(container)} entries"
+            read.append(
+                _Target(
+                    ref,
+                    "",
+                    what,
+                    function.fingerprint,
+                    function.source,
+                    (),
+                    "registry",
+                    "dict" if isinstance(container, dict) else "set",
+                )
+            )
+            continue
         if isinstance(resolved.function, type):
             kind = "class"
         elif facts.signature is None and function.signature is None:
@@ -385,6 +435,9 @@ def _entry(
     for target in read:
         recorded_from = CommentedSeq([DoubleQuotedScalarString(version)])
         recorded_from.fa.set_flow_style()
+        if target.kind == "registry":
+            targets.append(_registry_entry(target, recorded_from))
+            continue
         fields: list[tuple[str, object]] = [
             ("symbol", DoubleQuotedScalarString(str(target.ref))),
             ("replacement", target.name),
@@ -408,6 +461,22 @@ def _entry(
             ("applies_to", DoubleQuotedScalarString(applies_to)),
             ("module", module),
             ("targets", targets),
+        ]
+    )
+
+
+def _registry_entry(target: _Target, recorded_from: CommentedSeq) -> CommentedMap:
+    names = _entry_names(target)
+    add: CommentedSeq | CommentedMap = (
+        CommentedMap([(names[0], names[1])]) if target.method == "dict" else CommentedSeq(names)
+    )
+    add.fa.set_flow_style()
+    return CommentedMap(
+        [
+            ("symbol", DoubleQuotedScalarString(str(target.ref))),
+            ("add", add),
+            ("fingerprint", DoubleQuotedScalarString(target.fingerprint or "")),
+            ("recorded_from", recorded_from),
         ]
     )
 

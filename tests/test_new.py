@@ -378,7 +378,7 @@ def test_new_write_error_removes_the_module_and_the_directory_it_made(
 
 def test_new_takes_several_targets_and_values(patchset: PatchSet, tmp_path: Path) -> None:
     (patchset.site / f"{patchset.module}.py").write_text(
-        TARGET_SOURCE + '\nLIMITS = {"reads": 4}\n\n\nclass Other:\n    def compute(self, x):\n'
+        TARGET_SOURCE + '\nLIMITS = ("reads", 4)\n\n\nclass Other:\n    def compute(self, x):\n'
         "        return x\n"
     )
     work = tmp_path / "project"
@@ -394,7 +394,8 @@ def test_new_takes_several_targets_and_values(patchset: PatchSet, tmp_path: Path
     module = (work / "backports" / "fix.py").read_text()
     assert "def Widget_compute(self, x: int) -> int:" in module
     assert "def Other_compute(self, x):" in module
-    assert "#     LIMITS = {'reads': 4}\nLIMITS = NotImplemented\n" in module
+    # A tuple is a value (a set, dict or list is a registry, edited in place).
+    assert "#     LIMITS = ('reads', 4)\nLIMITS = NotImplemented\n" in module
     entry = yaml.safe_load((work / "manifest.yaml").read_text())["backports"][0]
     assert [(t["symbol"], t["replacement"], "signature" in t) for t in entry["targets"]] == [
         (targets[0], "Widget_compute", True),
@@ -586,3 +587,41 @@ def test_new_subclasses_a_class_target(patchset: PatchSet, tmp_path: Path) -> No
     finally:
         backport_tool.revert()
     assert target.Widget().compute(1) == 2
+
+
+def test_new_starts_registry_edits_for_a_set_and_a_dict(patchset: PatchSet, tmp_path: Path) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(
+        TARGET_SOURCE + "\n\nHANDLERS = {print}\nTABLE = {'a': len}\n"
+    )
+    manifest = tmp_path / "manifest.yaml"
+    targets = [patchset.sym("HANDLERS"), patchset.sym("TABLE")]
+    written = scaffold(manifest, "fix", targets, package=patchset.dist)
+    module = written.module.read_text()
+    assert "# The entries to add to HANDLERS\n# (a set of 1 entries)" in module
+    assert "\nHANDLERS_entry = NotImplemented\n" in module
+    assert "\nTABLE_key = NotImplemented\nTABLE_value = NotImplemented\n" in module
+    entries = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    assert [(t["symbol"], t["add"]) for t in entries] == [
+        (targets[0], ["HANDLERS_entry"]),
+        (targets[1], {"TABLE_key": "TABLE_value"}),
+    ]
+    assert all(t["fingerprint"].startswith("sha256:") for t in entries)
+    status, reason = _status(manifest, "fix")
+    assert status == "failed"
+    assert "HANDLERS_entry is not written yet (its value is NotImplemented)" in reason
+
+    written.module.write_text(
+        module.replace("HANDLERS_entry = NotImplemented", "HANDLERS_entry = repr")
+        .replace("TABLE_key = NotImplemented", "TABLE_key = 'b'")
+        .replace("TABLE_value = NotImplemented", "TABLE_value = str")
+    )
+    assert _status(manifest, "fix")[0] == "ready"
+    target = patchset.target()
+    try:
+        backport_tool.apply(manifest, eager=True)
+        handlers, table = target.HANDLERS, target.TABLE
+        assert (handlers, table) == ({print, repr}, {"a": len, "b": str})
+    finally:
+        backport_tool.revert()
+    handlers, table = target.HANDLERS, target.TABLE
+    assert (handlers, table) == ({print}, {"a": len})
