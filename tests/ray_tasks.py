@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 HOOK_ENV = "BACKPORT_TOOL_TEST_RAY_HOOK"
+# Set by a job's own sitecustomize, which ours shadows and must still run.
+OWN_SITE_ENV = "BACKPORT_TOOL_TEST_RAY_OWN_SITE"
 
 
 def setup_hook() -> None:
@@ -38,6 +40,7 @@ def probe(module: str) -> dict[str, Any]:
         "child": int(child),
         "status": report.by_id("fix").status.value if report else None,
         "hook": os.environ.get(HOOK_ENV),
+        "own_site": os.environ.get(OWN_SITE_ENV),
     }
 
 

@@ -28,8 +28,8 @@ from helpers import TESTS_DIR, PatchSet
 from ray_cluster import TMPDIR_ENV, cluster_processes, wait_gone
 
 import backport_tool
-from backport_tool.config import BOOT_DIR, DISABLE_ENV, ENABLE_ENV, LOG_ENV, MANIFEST_ENV
-from backport_tool.ray import WorkerMismatchError, in_force, runtime_env, verify
+from backport_tool.config import DISABLE_ENV, ENABLE_ENV, LOG_ENV, MANIFEST_ENV
+from backport_tool.ray import BOOT_PACKAGE, WorkerMismatchError, in_force, runtime_env, verify
 
 # Small nodes: the tests run on 2-core CI machines.
 NODE: dict[str, Any] = {"num_cpus": 1, "object_store_memory": 100 * 1024**2}
@@ -187,12 +187,22 @@ def test_a_job_without_the_runtime_env_runs_without_the_fix_but_options_give_it(
     }
 
 
-def test_a_jobs_own_setup_hook_runs_with_the_patch_set(cluster: LocalCluster) -> None:
+def test_a_jobs_own_setup_hook_and_sitecustomize_run_with_the_patch_set(
+    cluster: LocalCluster, tmp_path: Path
+) -> None:
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "sitecustomize.py").write_text(
+        f"import os\nos.environ[{ray_tasks.OWN_SITE_ENV!r}] = 'ran'\n"
+    )
     env = cluster.with_fix(worker_process_setup_hook="ray_tasks.setup_hook")
+    env["env_vars"]["PYTHONPATH"] += os.pathsep + str(own)
     with job(cluster.address, env) as ray:
         tasks = probe_fresh_workers(ray, cluster, per_node=1)
     assert sorted(t["node"] for t in tasks) == list(cluster.nodes)
-    assert {(t["hook"], t["value"], t["status"]) for t in tasks} == {("ran", PATCHED, "applied")}
+    assert {(t["hook"], t["own_site"], t["value"], t["status"]) for t in tasks} == {
+        ("ran", "ran", PATCHED, "applied")
+    }
 
 
 def test_verify_passes_with_the_runtime_env(cluster: LocalCluster) -> None:
@@ -233,9 +243,8 @@ def test_runtime_env_is_a_fragment_of_py_modules_and_env_vars(
     manifest = patchset.write()
     link = tmp_path / "link.yaml"
     link.symlink_to(manifest)
-    boot = str(BOOT_DIR / "sitecustomize.py")
     assert runtime_env(link) == {
-        "py_modules": [boot],
+        "py_modules": [str(BOOT_PACKAGE)],
         "env_vars": {MANIFEST_ENV: str(manifest.resolve())},
     }
     assert runtime_env(str(manifest), enable="fix", disable=["fix"])["env_vars"] == {

@@ -2,12 +2,13 @@
 
 ``runtime_env()`` returns a Ray ``runtime_env`` fragment. It reaches workers the
 way ``backport-tool apply -- CMD`` reaches a process tree, through the
-interpreter's startup: Ray ships our ``sitecustomize.py`` (``py_modules``, a
-single-file module) to every node and puts its directory first on each worker's
-``PYTHONPATH``, and ``env_vars`` carry the manifest and the switches. Every
-worker process then applies the patch set lazily at interpreter start, before
-Ray runs any task or actor code in it; the subprocesses a task starts inherit
-it from the worker's own ``apply()``.
+interpreter's startup: Ray ships a ``sitecustomize`` package of ours
+(``py_modules``) to every node and puts the directory that holds it first on
+each worker's ``PYTHONPATH``; it runs the boot file of ``apply -- CMD`` from the
+backport-tool installed on the node. ``env_vars`` carry the manifest and the
+switches. Every worker process then applies the patch set lazily at
+interpreter start, before Ray runs any task or actor code in it; the
+subprocesses a task starts inherit it from the worker's own ``apply()``.
 
 It leaves ``worker_process_setup_hook`` alone: Ray allows one per job, and it
 is the user's. Ray is an optional dependency: ``import backport_tool`` never
@@ -25,9 +26,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .api import current_report, manifest_for
-from .config import (
-    BOOT_DIR,
+from ..api import current_report, manifest_for
+from ..config import (
     MANIFEST_ENV,
     bundled_manifest_path,
     child_environment,
@@ -35,9 +35,9 @@ from .config import (
     switches,
     unknown_switches,
 )
-from .errors import BackportToolError, MissingDependencyError, UsageError
-from .manifest_file import real_location
-from .report import Report, Status
+from ..errors import BackportToolError, MissingDependencyError, UsageError
+from ..manifest_file import real_location
+from ..report import Report, Status
 
 __all__ = ["WorkerMismatchError", "in_force", "runtime_env", "verify"]
 
@@ -52,6 +52,10 @@ _PACKAGE_PREFIX = "pkg:"
 # in force the moment its target module is imported (a worker that has not
 # imported torch yet has its backports pending).
 _IN_FORCE = (Status.APPLIED, Status.PARTIAL, Status.PENDING)
+
+# The `sitecustomize` package Ray ships to the workers. A directory, not our
+# boot file itself: `ray job submit` uploads py_modules directories only.
+BOOT_PACKAGE = Path(__file__).resolve().parent / "_boot" / "sitecustomize"
 
 
 class WorkerMismatchError(BackportToolError):
@@ -101,16 +105,16 @@ def runtime_env(
 
     Merge it into your own runtime_env and pass that to ``ray.init(runtime_env=...)``,
     ``.options(runtime_env=...)`` or ``ray job submit --runtime-env-json``. It
-    has two keys: ``py_modules`` (our ``sitecustomize.py``; append your own
+    has two keys: ``py_modules`` (our ``sitecustomize`` package; append your own
     modules to the list) and ``env_vars`` (the manifest and the switches;
     add yours to the dict). Ray replaces, not merges, a ``py_modules`` list
     that a task or actor gives in ``.options()``: merge the fragment there
     too. ``worker_process_setup_hook`` stays yours.
 
     Before ``ray.init()`` the ``py_modules`` entry is the local path of our
-    ``sitecustomize.py``, which ``ray.init()`` and ``ray job submit`` upload.
+    ``sitecustomize`` package, which ``ray.init()`` and ``ray job submit`` upload.
     ``.options()`` takes only URIs, so in a connected driver (after
-    ``ray.init()``) this uploads the file to the cluster, as ``ray.init()``
+    ``ray.init()``) this uploads it to the cluster, as ``ray.init()``
     would, and returns its ``gcs://`` URI instead; that fragment works in
     ``.options()`` and for the rest of the job.
 
@@ -157,10 +161,10 @@ def runtime_env(
 
 
 def _boot_module() -> str:
-    # Ray ships a single-file py_module as that file in a directory of its own,
-    # which it puts first on the worker's PYTHONPATH: our sitecustomize, at
-    # whatever path the node unpacked it to.
-    boot = str(BOOT_DIR / "sitecustomize.py")
+    # Ray ships a py_modules directory to every node and puts the directory it
+    # unpacked it in first on the worker's PYTHONPATH: our `sitecustomize`
+    # package, at whatever path the node has it.
+    boot = str(BOOT_PACKAGE)
     ray = sys.modules.get("ray")  # never imported here: Ray is optional
     if ray is None or not ray.is_initialized():
         return boot
