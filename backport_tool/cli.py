@@ -46,8 +46,9 @@ def _add_common(parser: argparse.ArgumentParser, quiet: str | None) -> None:
     parser.add_argument(
         "--manifest",
         metavar="PATH",
-        help=f"manifest to use (default: ${MANIFEST_ENV}, else {LOCAL_MANIFEST} in the "
-        "current directory if there is one, else the bundled patch set)",
+        help="manifest to use: a path, or pkg:PACKAGE/path/manifest.yaml inside an importable "
+        f"package (default: ${MANIFEST_ENV}, else {LOCAL_MANIFEST} in the current directory "
+        "or a parent up to the repository root, else the bundled patch set)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument(

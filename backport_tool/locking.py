@@ -22,6 +22,7 @@ from .files import read_text, write_text_preserving
 from .findings import Presence
 from .inspection import Inspector, LiveInspector, StaticInspector
 from .manifest import Manifest, SymbolRef, Target, parse_manifest
+from .manifest_file import resolved_spec
 from .report import Status
 from .static import StaticIndex, open_tree
 from .versions import installed_version
@@ -133,7 +134,8 @@ def lock(
     acknowledged = acknowledge or {}
 
     yaml = _round_trip()
-    path = loaded.path
+    # A pkg: manifest is written where it lies in its package.
+    path = resolved_spec(loaded.path)
     # ruamel.yaml sees the text without BOM and with \n line endings; the
     # file is written back in the style it was read in.
     text, style = read_text(path)

@@ -53,6 +53,7 @@ import pytest
 
 from .api import apply, current_report, revert
 from .config import DISABLE_ENV, project_manifest_path
+from .manifest_file import is_package_spec
 from .patcher import is_applied
 from .report import BackportResult, Report, Status
 from .state import reset
@@ -127,9 +128,14 @@ def _manifest(config: pytest.Config) -> str | None:
     # Resolved once, to an absolute path: a test that changes directory must
     # not make backport_reverted re-apply another manifest.
     value: str | None = config.getoption("backports_manifest")
+    if value and is_package_spec(value):
+        # Named by its package: no directory makes it another file.
+        return value
     if value:
         return str(config.invocation_params.dir / value)
     value = config.getini("backports_manifest")
+    if value and is_package_spec(value):
+        return str(value)
     if value:
         # As pytest resolves its own `paths` options.
         base = config.inipath.parent if config.inipath else config.invocation_params.dir

@@ -23,6 +23,7 @@ from .findings import Presence
 from .inspection import LiveInspector
 from .locking import _round_trip
 from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
+from .manifest_file import resolved_spec
 from .source import parse_signature
 from .static import StaticIndex
 from .symbols import method_kind
@@ -173,7 +174,7 @@ def scaffold(
     refs = [_parse(spec) for spec in specs]
     if len({str(ref) for ref in refs}) != len(refs):
         raise UsageError("each --target may be given once")
-    path = Path(manifest_path)
+    path = resolved_spec(manifest_path)
     # A dangling link is refused here, not mistaken for "no manifest yet".
     manifest_file = write_target(path)
     exists = manifest_file.exists()

@@ -5,6 +5,7 @@ from pathlib import Path
 from ..config import default_manifest_path
 from ..errors import UsageError
 from ..files import refuse_installed
+from ..manifest_file import resolved_spec
 from . import _output
 
 
@@ -27,7 +28,7 @@ def run(
 
     # Before the slow part: lock rewrites the manifest at the end.
     path = Path(manifest) if manifest is not None else default_manifest_path()
-    refuse_installed(path)
+    refuse_installed(resolved_spec(path))
     entries = acknowledge(manifest) if acknowledging else lock(manifest, source=source)
     # Quiet keeps what changed the manifest.
     shown = [e for e in entries if e.action is LockAction.UPDATED or not quiet]

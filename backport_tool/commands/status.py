@@ -5,6 +5,7 @@ from typing import Any
 from ..api import manifest_for
 from ..checking import check
 from ..manifest import Backport
+from ..manifest_file import installed_patch_sets
 from ..report import BackportResult
 from . import _output
 
@@ -64,15 +65,23 @@ def run(
         for backport, result in zip(loaded.backports, report.results, strict=True)
         if result.is_problem or not quiet
     ]
+    sets = installed_patch_sets()
     if as_json:
         data = report.to_dict(details=True)
         entries = {entry["id"]: entry for entry in data["backports"]}
         data["backports"] = [entries[b.id] | _details(b) for b, _ in shown]
+        data["patch_sets"] = [
+            {"name": s.name, "manifest": s.spec, "distribution": s.distribution} for s in sets
+        ]
         print(_output.dump("status", data))
         return report.exit_code
     if quiet and not shown:
         return report.exit_code
     out = [f"manifest: {report.manifest}", f"{report.package}: {report.version or 'not installed'}"]
+    # The patch sets installed distributions announce, to name with --manifest.
+    for found in sets:
+        by = f" (from {found.distribution})" if found.distribution else ""
+        out.append(f"installed patch set: {found.name}: {found.spec}{by}")
     for backport, result in shown:
         out += ["", *_text(backport, result)]
     print("\n".join(out))
