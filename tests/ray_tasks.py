@@ -39,6 +39,8 @@ def probe(module: str) -> dict[str, Any]:
         "value": target.Widget().compute(1),
         "child": int(child),
         "status": report.by_id("fix").status.value if report else None,
+        # The real path of the manifest its applied fix came from.
+        "applied_from": next((a.manifest for a in backport_tool.applied() if a.id == "fix"), None),
         "hook": os.environ.get(HOOK_ENV),
         "own_site": os.environ.get(OWN_SITE_ENV),
     }

@@ -205,6 +205,35 @@ def test_a_jobs_own_setup_hook_and_sitecustomize_run_with_the_patch_set(
     }
 
 
+def test_a_patch_set_shipped_with_py_modules_applies_without_its_local_copy(
+    cluster: LocalCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The synthetic patch set as a package of its own, named by pkg:.
+    name = f"{cluster.patchset.module}_patches"
+    package = tmp_path / "ship" / name
+    shutil.copytree(cluster.patchset.patches, package)
+    (package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(package.parent))  # the driver validates it
+    spec = f"pkg:{name}/manifest.yaml"
+    fragment = runtime_env(spec)
+    assert fragment["env_vars"] == {MANIFEST_ENV: spec}
+    env = {
+        "py_modules": [str(package), *fragment["py_modules"]],
+        "env_vars": {**cluster.own_env["env_vars"], **fragment["env_vars"]},
+    }
+    with job(cluster.address, env) as ray:
+        # ray.init() uploaded it: the nodes unpack their own copies.
+        shutil.rmtree(package.parent)
+        tasks = probe_fresh_workers(ray, cluster, per_node=1)
+    monkeypatch.delitem(sys.modules, name)
+    assert sorted(t["node"] for t in tasks) == list(cluster.nodes)
+    assert {(t["value"], t["child"], t["status"]) for t in tasks} == {(PATCHED, PATCHED, "applied")}
+    for t in tasks:
+        # Each node's own copy, in Ray's runtime resources.
+        assert f"{os.sep}py_modules_files{os.sep}" in t["applied_from"]
+        assert t["applied_from"].endswith(os.path.join(name, "manifest.yaml"))
+
+
 def test_verify_passes_with_the_runtime_env(cluster: LocalCluster) -> None:
     backport_tool.apply(cluster.manifest)
     with job(cluster.address, cluster.with_fix()):

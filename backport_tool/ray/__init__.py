@@ -36,17 +36,12 @@ from ..config import (
     unknown_switches,
 )
 from ..errors import BackportToolError, MissingDependencyError, UsageError
-from ..manifest_file import real_location
+from ..manifest_file import is_package_spec, real_location
 from ..report import Report, Status
 
 __all__ = ["WorkerMismatchError", "in_force", "runtime_env", "verify"]
 
 logger = logging.getLogger("backport_tool")
-
-# A `pkg:PACKAGE/path` manifest names a file inside an importable package, so
-# each worker finds it in its own copy of that package (installed, or shipped
-# with py_modules): it is exported as given, never as a driver path.
-_PACKAGE_PREFIX = "pkg:"
 
 # The statuses that count as the patch set of a process: in force now, or put
 # in force the moment its target module is imported (a worker that has not
@@ -135,8 +130,10 @@ def runtime_env(
     """
     given = default_manifest_path() if manifest is None else manifest
     exported: str
-    if isinstance(given, str) and given.startswith(_PACKAGE_PREFIX):
-        exported = given
+    if is_package_spec(given):
+        # A file inside an importable package: each worker finds it in its own
+        # copy of that package (installed, or shipped with py_modules).
+        exported = os.fspath(given)
         checked = manifest_for(given)
     else:
         location = real_location(Path(given))
