@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # Every process of the cluster inherits RAY_TMPDIR from the nodes the fixture
@@ -43,3 +45,17 @@ def wait_gone(ray_tmpdir: Path, timeout: float = 30.0) -> list[tuple[int, str]]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.2)
+
+
+@contextmanager
+def environ_restored() -> Iterator[None]:
+    """Give this process its environment back as it was: ray.init() sets
+    variables of its own in the driver (RAY_AUTH_MODE, PYTHONBREAKPOINT, ...),
+    which the rest of the test session must not inherit."""
+    saved = dict(os.environ)
+    try:
+        yield
+    finally:
+        for name in set(os.environ) - set(saved):
+            del os.environ[name]
+        os.environ.update(saved)

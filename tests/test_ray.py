@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import ray_tasks
 from helpers import TESTS_DIR, PatchSet
-from ray_cluster import TMPDIR_ENV, cluster_processes, wait_gone
+from ray_cluster import TMPDIR_ENV, cluster_processes, environ_restored, wait_gone
 
 import backport_tool
 from backport_tool.config import DISABLE_ENV, ENABLE_ENV, LOG_ENV, MANIFEST_ENV
@@ -68,7 +68,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     patchset = PatchSet(tmp_path_factory.mktemp("ray-patchset"))
     patchset.add("fix", "Widget.compute")
     manifest = patchset.write()
-    with pytest.MonkeyPatch.context() as env:
+    with environ_restored(), pytest.MonkeyPatch.context() as env:
         # What the nodes inherit, and so every worker: nothing of ours (the
         # control job must run without the patch set), a throwaway cache, no
         # usage reports, and loopback only (RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
