@@ -12,8 +12,9 @@ subprocesses a task starts inherit it from the worker's own ``apply()``.
 
 It leaves ``worker_process_setup_hook`` alone: Ray allows one per job, and it
 is the user's. Ray is an optional dependency: ``import backport_tool`` never
-imports this module, and this module imports ``ray`` only inside
-:func:`verify`.
+imports this module, this module imports ``ray`` only inside :func:`verify`,
+and :func:`runtime_env` uses it only when this process has imported it and is
+connected to a cluster.
 """
 
 from __future__ import annotations
