@@ -7,7 +7,8 @@ the torch code path each backport changes and say whether the fix ran.
 prints one JSON object: per backport id, whether its fix was observed before
 and after the patch set was put in force, and the statuses apply reported.
 Each probe calls torch the way its users do (``nn.Linear``, ``torch.compile``,
-Inductor's ``compile_fx``, Dynamo's capture), never the replacement itself.
+Inductor's ``compile_fx``, Dynamo's capture, FX's dead-code elimination,
+``nn.TransformerEncoderLayer``), never the replacement itself.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import backport_tool
 
 # Shapes Dynamo sees in the recompile probe: more than the default limit of 8.
 SHAPES = 12
+# The model the LayerNorm probe built last, for the scoped mode to save.
+BUILT: dict[str, Any] = {}
+SAVED_MODEL = "layernorm-model.pt"
 
 
 def inductor_compile_threads() -> bool:
@@ -131,6 +135,59 @@ def zero3_linear() -> bool:
     )
 
 
+def fx_dce_keeps_offload_calls() -> bool:
+    """Calls nothing uses, put in a graph as by DeepSpeed's offload pass; then FX DCE runs."""
+    import torch
+
+    graph = torch.fx.Graph()
+    x = graph.placeholder("x")
+    y = graph.call_function(torch.relu, (x,))
+    # Free the allocator's cache, then wait for the copies: no node uses either result.
+    graph.call_function(torch.cuda.empty_cache, ())
+    graph.call_function(torch.cuda.synchronize, ())
+    graph.output(y)
+    module = torch.fx.GraphModule(torch.nn.Module(), graph)
+    module.graph.eliminate_dead_code()
+    kept = {node.target for node in module.graph.nodes if node.op == "call_function"}
+    return {torch.cuda.empty_cache, torch.cuda.synchronize} <= kept
+
+
+def layernorm_fp32() -> bool:
+    """Norms built by nn.TransformerEncoderLayer and by nn.LayerNorm compute in float32."""
+    import torch
+    import torch.nn.functional as F
+
+    layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dtype=torch.bfloat16)
+    norms = [layer.norm1, torch.nn.LayerNorm(8, dtype=torch.bfloat16)]
+    x = torch.randn(3, 8, dtype=torch.bfloat16)
+    for norm in norms:
+        if norm.weight.is_meta:
+            # accelerate-init-empty-weights is in force too: give it storage.
+            norm.to_empty(device="cpu")
+            norm.reset_parameters()
+    BUILT["layernorm"] = layer
+    if not all(getattr(norm, "computes_in_fp32", False) for norm in norms):
+        return False
+    for norm in norms:
+        want = F.layer_norm(x.float(), (8,), norm.weight.float(), norm.bias.float(), norm.eps)
+        got = norm(x)
+        if got.dtype != torch.bfloat16 or not torch.equal(got, want.to(torch.bfloat16)):
+            return False
+    return True
+
+
+def save_built_model() -> dict[str, Any]:
+    """torch.save the layer the LayerNorm probe built last, into the working directory."""
+    import torch
+
+    layer = BUILT["layernorm"]
+    torch.save(layer, SAVED_MODEL)
+    return {
+        "path": SAVED_MODEL,
+        "computes_in_fp32": getattr(layer.norm1, "computes_in_fp32", False),
+    }
+
+
 PROBES: dict[str, Callable[[], bool]] = {
     "vllm-dynamo-runtime-env-builtins": dynamo_runtime_env_builtins,
     "vllm-inductor-compile-threads": inductor_compile_threads,
@@ -138,6 +195,8 @@ PROBES: dict[str, Callable[[], bool]] = {
     "unsloth-dynamo-recompile-limit": dynamo_recompile_limit,
     "accelerate-init-empty-weights": init_empty_weights,
     "deepspeed-zero3-linear": zero3_linear,
+    "deepspeed-fx-dce-keeps-offload-calls": fx_dce_keeps_offload_calls,
+    "unsloth-layernorm-fp32": layernorm_fp32,
 }
 TARGET_MODULES = (
     "torch._dynamo.convert_frame",
@@ -145,6 +204,9 @@ TARGET_MODULES = (
     "torch._inductor.config",
     "torch._inductor.compile_fx",
     "torch.nn.functional",
+    "torch.fx.node",
+    "torch.nn.modules.normalization",
+    "torch.nn.modules.transformer",
 )
 IDS = list(PROBES)
 
@@ -187,6 +249,8 @@ def main(mode: str, manifest: str) -> dict[str, Any]:
             with backport_tool.enabled(backport_id, manifest=manifest):
                 scoped[backport_id] = probe()
         out["after"] = scoped
+        # The layer was built inside its block; it is saved after the block ended.
+        out["saved"] = save_built_model()
         out["outside"] = probe_all()  # every block has ended
     else:
         raise SystemExit(f"unknown mode {mode!r}")

@@ -6,8 +6,9 @@ the target's module was imported and used) and for one ``enabled()`` block;
 and the same probe fails without it (the control).
 
 Each mode runs once, in a fresh interpreter (tests/examples_probes.py), for
-all six backports: a process-wide patch cannot be taken back from torch's
-caches in this one.
+all eight backports: a process-wide patch cannot be taken back from torch's
+caches in this one. A model saved there while a class target was in force is
+loaded in another interpreter, without the patch set.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def test_the_manifest_is_locked_and_check_passes() -> None:
         assert entry.get("sha256"), f"{entry['id']} is not pinned: run backport-tool lock"
     proc = run_backport_tool("check", "--manifest", str(MANIFEST), "--enable", "all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert proc.stdout.splitlines()[-1] == "torch 2.11.0: 6 ready"
+    assert proc.stdout.splitlines()[-1] == "torch 2.11.0: 8 ready"
 
 
 def test_opt_in_backports_stay_out_of_a_plain_apply() -> None:
@@ -79,6 +80,8 @@ def test_opt_in_backports_stay_out_of_a_plain_apply() -> None:
         "unsloth-dynamo-recompile-limit": "ready",
         "accelerate-init-empty-weights": "disabled",
         "deepspeed-zero3-linear": "disabled",
+        "deepspeed-fx-dce-keeps-offload-calls": "ready",
+        "unsloth-layernorm-fp32": "disabled",
     }
 
 
@@ -102,6 +105,45 @@ def test_the_path_torch_calls_runs_the_fix(backport_id: str, mode: str, scratch:
     if mode == "late":
         # The target's module was imported and used before apply, without the fix.
         assert result["before"][backport_id] is False
+
+
+# Run without backport-tool or the patch set: nothing but torch unpickles it.
+LOAD_SAVED = """
+import json, sys
+import torch
+
+layer = torch.load(sys.argv[1], weights_only=False)
+norm = type(layer.norm1)
+out = layer(torch.randn(3, 8, dtype=torch.bfloat16))
+print(json.dumps({
+    "class": f"{norm.__module__}:{norm.__qualname__}",
+    "is_torchs": norm is torch.nn.LayerNorm,
+    "computes_in_fp32": hasattr(layer.norm1, "computes_in_fp32"),
+    "shape": list(out.shape),
+    "backport_tool_imported": "backport_tool" in sys.modules,
+}))
+"""
+
+
+def test_a_model_saved_while_patched_loads_without_the_patch_set(scratch: Path) -> None:
+    saved = run_mode("scoped", scratch)["saved"]
+    # Its norms were built by the replacement, inside the enabled() block.
+    assert saved["computes_in_fp32"] is True
+    proc = subprocess.run(
+        [sys.executable, "-c", LOAD_SAVED, saved["path"]],
+        capture_output=True,
+        text=True,
+        cwd=scratch,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert json.loads(proc.stdout) == {
+        "class": "torch.nn.modules.normalization:LayerNorm",
+        "is_torchs": True,
+        "computes_in_fp32": False,
+        "shape": [3, 8],
+        "backport_tool_imported": False,
+    }
 
 
 def test_the_readme_table_lists_every_backport() -> None:
