@@ -291,12 +291,17 @@ def acknowledge(
     first = lock(manifest)
     reviewed: dict[tuple[str, str], list[str]] = {}
     loaded = manifest_for(manifest)
-    report = check(loaded)
-    for backport, result in zip(loaded.backports, report.results, strict=True):
-        for target, found in zip(backport.targets, result.targets, strict=False):
-            if found.stale_references:
-                paths = sorted({*target.acknowledged, *found.stale_references})
-                reviewed[(backport.id, str(target.symbol))] = paths
+    # As lock records every backport whatever switches it off here, the walk
+    # covers the opt-in ones too: once with every backport enabled, and once
+    # as configured, for a default backport that an opt-in one of the same
+    # target takes over when everything is enabled.
+    for report in (check(loaded, enable=[ALL]), check(loaded)):
+        for backport, result in zip(loaded.backports, report.results, strict=True):
+            for target, found in zip(backport.targets, result.targets, strict=False):
+                if found.stale_references:
+                    key = (backport.id, str(target.symbol))
+                    known = reviewed.get(key, target.acknowledged)
+                    reviewed[key] = sorted({*known, *found.stale_references})
     if not reviewed:
         return first
     second = lock(manifest, acknowledge=reviewed)

@@ -710,3 +710,23 @@ def test_the_backport_module_and_paths_through_sys_modules_are_never_references(
         sys.modules.pop("keeps_modules", None)
     assert result.status is Status.READY, result.reason
     assert result.targets[0].stale_references == ()
+
+
+def test_lock_acknowledge_records_the_references_of_an_opt_in_backport(
+    patchset: PatchSet, copiers: object
+) -> None:
+    from backport_tool.locking import acknowledge
+
+    # An opt-in backport is disabled until enabled; lock --acknowledge walks
+    # it all the same, as lock records it.
+    fresh("tables")
+    fresh("copier")
+    fresh("reexport")
+    patchset.add("fix", "free_function", opt_in=True)
+    manifest = patchset.write()
+    assert backport_tool.check(manifest, enable=["fix"]).by_id("fix").status is Status.PARTIAL
+    acknowledge(manifest)
+    target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+    assert target.acknowledged == tuple(sorted(COPIES + list(STALE)))
+    result = backport_tool.check(manifest, enable=["fix"]).by_id("fix")
+    assert result.status is Status.READY, result.reason
