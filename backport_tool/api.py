@@ -170,8 +170,12 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
             )
             return
         STATE.exported = exported
-        env = child_environment(location, switched, os.environ, boot=True)
-        for name in (MANIFEST_ENV, ENABLE_ENV, DISABLE_ENV, "PYTHONPATH"):
+        exported_names = (MANIFEST_ENV, ENABLE_ENV, DISABLE_ENV, "PYTHONPATH")
+        # Only these are read back: copying the whole environment would decode
+        # every variable of the process.
+        base = {name: os.environ[name] for name in exported_names if name in os.environ}
+        env = child_environment(location, switched, base, boot=True)
+        for name in exported_names:
             # Kept so that the state's reset can give the environment back.
             STATE.environ_before.setdefault(name, os.environ.get(name))
             if name in env:

@@ -39,7 +39,9 @@ def _version_field(dist: importlib.metadata.Distribution) -> str | None:
     # The header block ends at the first empty line, and Version is one line.
     text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
     if text is not None:
-        for line in text.splitlines():
+        # Split the header block only: torch's long description makes the
+        # file about 30 kB. (A CRLF file is split whole, with the same result.)
+        for line in text.partition("\n\n")[0].splitlines():
             if not line.strip():
                 break
             name, colon, value = line.partition(":")
