@@ -11,7 +11,7 @@ This module is on the startup path: stdlib only, and it imports nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import NamedTuple
 
 # The containers a registry target edits, by the name messages use.
@@ -88,23 +88,23 @@ def _find(container: object, key: object) -> tuple[bool, object]:
     # (found, the object the container itself holds): the same object as key,
     # else one equal to it, as the container's own membership test counts it.
     if isinstance(container, list):
-        for element in container:
-            if element is key:
-                return True, element
-        for element in container:
-            if element == key:
-                return True, element
-        return False, None
+        return _held(container, key)
     assert isinstance(container, (set, dict))
     if key not in container:
         return False, None
-    for element in container:
+    found, element = _held(container, key)
+    return True, element if found else key
+
+
+def _held(elements: Collection[object], key: object) -> tuple[bool, object]:
+    # The element that is key, else the first one equal to it.
+    for element in elements:
         if element is key:
             return True, element
-    for element in container:
+    for element in elements:
         if element == key:
             return True, element
-    return True, key
+    return False, None
 
 
 def _index(container: list[object], key: object) -> int | None:
