@@ -816,16 +816,7 @@ class _Checker:
             if "signature" in entry
             else None
         )
-        fingerprints = (
-            self.fingerprints(f"{keypath}.fingerprint", entry["fingerprint"])
-            if "fingerprint" in entry
-            else ()
-        )
-        recorded_from = (
-            self.versions(f"{keypath}.recorded_from", entry["recorded_from"])
-            if "recorded_from" in entry
-            else ()
-        )
+        fingerprints, recorded_from = self.provenance(keypath, entry)
         if (
             len(self.problems) > before
             or symbol is None
@@ -920,16 +911,7 @@ class _Checker:
             if "remove" in entry
             else ()
         )
-        fingerprints = (
-            self.fingerprints(f"{keypath}.fingerprint", entry["fingerprint"])
-            if "fingerprint" in entry
-            else ()
-        )
-        recorded_from = (
-            self.versions(f"{keypath}.recorded_from", entry["recorded_from"])
-            if "recorded_from" in entry
-            else ()
-        )
+        fingerprints, recorded_from = self.provenance(keypath, entry)
         if (
             len(self.problems) > before
             or symbol is None
@@ -1109,6 +1091,23 @@ class _Checker:
             self.expect(keypath, "the name of an attribute of the backport module", text)
             return None
         return text
+
+    def provenance(
+        self, keypath: str, entry: Mapping[str, Any]
+    ) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+        # A target's recorded fingerprints and the versions they come from;
+        # None where the key is invalid.
+        fingerprints = (
+            self.fingerprints(f"{keypath}.fingerprint", entry["fingerprint"])
+            if "fingerprint" in entry
+            else ()
+        )
+        recorded_from = (
+            self.versions(f"{keypath}.recorded_from", entry["recorded_from"])
+            if "recorded_from" in entry
+            else ()
+        )
+        return fingerprints, recorded_from
 
     def signature(self, keypath: str, value: object) -> str | None:
         text = self.string(keypath, value)
