@@ -90,6 +90,21 @@ def python_env(*paths: Path | str, **extra: str) -> dict[str, str]:
     return env
 
 
+def write_patch_set(
+    directory: Path, backports: list[dict[str, Any]], modules: dict[str, str]
+) -> Path:
+    """Write a torch patch set into ``directory``: ``backports/`` with ``modules``
+    (file name to source), and its ``manifest.yaml``; return the manifest."""
+    (directory / "backports").mkdir(exist_ok=True)
+    for name, source in modules.items():
+        (directory / "backports" / name).write_text(textwrap.dedent(source))
+    path = directory / "manifest.yaml"
+    path.write_text(
+        yaml.safe_dump({"version": 1, "package": "torch", "backports": backports}, sort_keys=False)
+    )
+    return path
+
+
 def run_two_ranks(
     program: Path, *args: str, cwd: Path, launcher: tuple[str, ...] = (), timeout: int = 300
 ) -> subprocess.CompletedProcess[str]:

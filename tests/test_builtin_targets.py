@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import PatchSet
+from helpers import PatchSet, write_patch_set
 
 import backport_tool
 from backport_tool import Presence, Status
@@ -28,17 +28,6 @@ torch211 = pytest.mark.torch211
 LINEAR = "torch.nn.functional:linear"
 INIT_SUBCLASS = "torch.nn.modules.module:Module.__init_subclass__"
 REDUCE_EX_TARGET = "torch.nn.modules.module:Module.__reduce_ex__"
-
-
-def manifest(tmp_path: Path, backports: list[dict[str, Any]], modules: dict[str, str]) -> Path:
-    (tmp_path / "backports").mkdir(exist_ok=True)
-    for name, source in modules.items():
-        (tmp_path / "backports" / name).write_text(textwrap.dedent(source))
-    path = tmp_path / "manifest.yaml"
-    path.write_text(
-        yaml.safe_dump({"version": 1, "package": "torch", "backports": backports}, sort_keys=False)
-    )
-    return path
 
 
 def entry(backport_id: str, module: str, *targets: dict[str, Any]) -> dict[str, Any]:
@@ -73,7 +62,7 @@ def linear(input, weight, bias=None):
 
 
 def linear_manifest(tmp_path: Path, backport_id: str, **target: Any) -> Path:
-    return manifest(
+    return write_patch_set(
         tmp_path,
         [
             entry(
@@ -225,7 +214,7 @@ def test_a_builtin_with_a_text_signature_is_compared(tmp_path: Path) -> None:
     # object.__reduce_ex__, a method of a C type, inherited by nn.Module.
     def check(signature: str) -> backport_tool.BackportResult:
         target = {"symbol": REDUCE_EX_TARGET, "replacement": "reduce_ex", "signature": signature}
-        path = manifest(
+        path = write_patch_set(
             tmp_path, [entry("reduce-ex", "reduce_ex.py", target)], {"reduce_ex.py": REDUCE_EX}
         )
         return backport_tool.check(path).by_id("reduce-ex")
@@ -252,7 +241,9 @@ def test_a_method_of_an_immutable_c_type_is_refused_by_check(tmp_path: Path) -> 
     # torch.Size's attributes cannot be set: check says so, not only apply.
     target = {"symbol": "torch:Size.__getitem__", "replacement": "getitem"}
     source = "def getitem(self, key, /):\n    return tuple.__getitem__(self, key)\n"
-    path = manifest(tmp_path, [entry("size-getitem", "getitem.py", target)], {"getitem.py": source})
+    path = write_patch_set(
+        tmp_path, [entry("size-getitem", "getitem.py", target)], {"getitem.py": source}
+    )
     reason = (
         "target torch:Size.__getitem__: torch.Size is an immutable type (C code), whose "
         "attributes cannot be set; target a Python class or module that exposes it instead"
@@ -274,7 +265,7 @@ def add(*args, **kwargs):
 @torch211
 def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> None:
     pytest.importorskip("ruamel.yaml")
-    path = manifest(
+    path = write_patch_set(
         tmp_path,
         [
             entry(
@@ -326,7 +317,7 @@ def test_lock_records_a_text_signature_and_no_fingerprint(tmp_path: Path) -> Non
 @torch211
 def test_static_reads_cannot_see_c_code(tmp_path: Path) -> None:
     site = Path(torch.__file__).parent.parent
-    path = manifest(
+    path = write_patch_set(
         tmp_path,
         [
             entry("linear-static", "count_linear.py", {"symbol": LINEAR, "replacement": "linear"}),
@@ -398,7 +389,7 @@ def test_a_classmethod_replaces_an_inherited_builtin_classmethod(
     target: dict[str, Any] = {"symbol": INIT_SUBCLASS, "replacement": "__init_subclass__"}
     if "_init_subclass" in source:
         target["original"] = "_init_subclass"
-    path = manifest(
+    path = write_patch_set(
         tmp_path, [entry("record-subclasses", "subclasses.py", target)], {"subclasses.py": source}
     )
     checked = backport_tool.check(path).by_id("record-subclasses")
@@ -436,7 +427,9 @@ def test_a_classmethod_replaces_an_inherited_builtin_classmethod(
 @torch211
 def test_a_plain_function_for_a_builtin_classmethod_is_refused(tmp_path: Path) -> None:
     target = {"symbol": INIT_SUBCLASS, "replacement": "__init_subclass__"}
-    path = manifest(tmp_path, [entry("plain-subclass", "plain.py", target)], {"plain.py": PLAIN})
+    path = write_patch_set(
+        tmp_path, [entry("plain-subclass", "plain.py", target)], {"plain.py": PLAIN}
+    )
     reason = (
         f"backports/plain.py:__init_subclass__ is a plain function, and the original "
         f"{INIT_SUBCLASS} is a classmethod of C code (on builtins:object); set on the class, a "
@@ -529,7 +522,7 @@ def test_a_replacement_of_another_kind_is_refused(patchset: PatchSet) -> None:
 def test_enabled_scopes_of_builtin_targets(tmp_path: Path) -> None:
     # DeepSpeed's ZeRO-3 puts both in force while it builds a model.
     builtin = torch._C._nn.linear
-    path = manifest(
+    path = write_patch_set(
         tmp_path,
         [
             entry(

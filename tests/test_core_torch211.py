@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from helpers import write_patch_set
 
 pytestmark = pytest.mark.torch211
 
@@ -22,17 +22,6 @@ torch = pytest.importorskip("torch")
 
 import backport_tool  # noqa: E402
 from backport_tool import Status  # noqa: E402
-
-
-def manifest(tmp_path: Path, backports: list[dict[str, Any]], modules: dict[str, str]) -> Path:
-    (tmp_path / "backports").mkdir(exist_ok=True)
-    for name, source in modules.items():
-        (tmp_path / "backports" / name).write_text(textwrap.dedent(source))
-    path = tmp_path / "manifest.yaml"
-    path.write_text(
-        yaml.safe_dump({"version": 1, "package": "torch", "backports": backports}, sort_keys=False)
-    )
-    return path
 
 
 def entry(backport_id: str, module: str, *targets: tuple[str, str], **extra: Any) -> dict[str, Any]:
@@ -83,7 +72,7 @@ def test_a_value_target_holding_a_dtype_leaves_torchs_dtypes_alone(tmp_path: Pat
     try:
         import dtypes_target  # type: ignore[import-not-found]
 
-        path = manifest(
+        path = write_patch_set(
             tmp_path,
             [entry("prefer-bf16", "bf16.py", ("dtypes_target:PREFERRED", "PREFERRED"))],
             {"bf16.py": "import torch\n\nPREFERRED = torch.bfloat16\n"},
@@ -126,7 +115,7 @@ def test_a_builtin_target_with_a_wrapper_that_calls_the_original(tmp_path: Path)
 
     builtin = torch._C._nn.linear
     assert F.linear is builtin
-    path = manifest(
+    path = write_patch_set(
         tmp_path,
         [entry("count-linear", "linear.py", ("torch.nn.functional:linear", "linear"))],
         {"linear.py": LINEAR},
@@ -176,7 +165,7 @@ def test_a_function_and_its_reexport_in_two_backports_conflict(tmp_path: Path) -
     ]
     modules = {f"{b.replace('-', '_')}.py": wrapper.format(s) for b, s in targets.items()}
     both_fail(
-        manifest(tmp_path, backports, modules),
+        write_patch_set(tmp_path, backports, modules),
         "by-reexport",
         "conflict: torch._inductor.async_compile:code_hash is the same function as a "
         "target of backport 'by-definition' (a re-export or copy of it); backports "
@@ -186,7 +175,7 @@ def test_a_function_and_its_reexport_in_two_backports_conflict(tmp_path: Path) -
     # Declared as a copy, the overlap is known from the manifest alone.
     backports[0]["targets"][0]["copies"] = [targets["by-reexport"]]
     both_fail(
-        manifest(tmp_path, backports, modules),
+        write_patch_set(tmp_path, backports, modules),
         "by-definition",
         "conflict: backports by-definition and by-reexport both change "
         "torch._inductor.async_compile:code_hash (declared as a copy of "
@@ -216,7 +205,7 @@ print(json.dumps([
 
 def test_main_and_user_modules_are_never_touched(tmp_path: Path) -> None:
     (tmp_path / "user_copy.py").write_text("from torch._inductor.codecache import code_hash\n")
-    manifest(
+    write_patch_set(
         tmp_path,
         [
             entry(
@@ -272,7 +261,7 @@ print(json.dumps([
 
 
 def test_lazy_apply_of_a_target_imported_inside_import_torch(tmp_path: Path) -> None:
-    manifest(
+    write_patch_set(
         tmp_path,
         [entry("layer-norm", "layer_norm.py", ("torch.nn:LayerNorm", "LayerNorm"))],
         {"layer_norm.py": LAYER_NORM},
@@ -335,7 +324,7 @@ def test_an_enabled_opt_in_reaches_spawn_workers_and_inductor_subprocesses(
     tmp_path: Path,
 ) -> None:
     symbol = "torch._inductor.ir:StorageBox.should_realize_on_reuse"
-    manifest(
+    write_patch_set(
         tmp_path,
         [
             entry("default-bp", "default.py", (symbol, "should_realize_on_reuse")),
