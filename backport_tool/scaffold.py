@@ -134,8 +134,11 @@ class _Target(NamedTuple):
     fingerprint: str | None  # None for C code
     source: str | None  # None for C code
     copies: tuple[SymbolRef, ...]  # other bindings of the original in the installed package
-    kind: str = "function"  # or "value", "class", "builtin"
+    kind: str = "function"  # or "value", "class", "builtin", "registry"
     method: str | None = None  # "classmethod" or "staticmethod", as the original is stored
+    container: str | None = None  # a registry's type name, for the skeleton to say
+    mapping: bool = False  # a registry that is a dict: its entries are key and value
+    size: int = 0  # a registry's entries when it was read
 
     @property
     def original_name(self) -> str:
@@ -250,8 +253,6 @@ def _skeleton(
     if classes:
         text += "\n" + "".join(
             f"from {t.ref.module} import {t.ref.qualname.split('.')[0]} as _Original_{t.name}\n"
-            if "." not in t.ref.qualname
-            else f"from {t.ref.module} import {t.ref.qualname.split('.')[0]}\n"
             for t in classes
         )
     for target in read:
@@ -265,7 +266,7 @@ def _skeleton(
         elif target.kind == "registry":
             text += REGISTRY.format(
                 qualname=target.ref.qualname,
-                what=target.signature,
+                what=f"a {target.container} of {target.size} entries",
                 original=_commented(target.source or ""),
                 names="".join(f"{name} = NotImplemented\n" for name in _entry_names(target)),
             )
@@ -306,7 +307,7 @@ def _skeleton(
 def _entry_names(target: _Target) -> list[str]:
     # A dict takes a key and a value; a set or list one entry.
     base = target.name.strip("_") or "registry"
-    if target.method == "dict":
+    if target.mapping:
         return [f"{base}_key", f"{base}_value"]
     return [f"{base}_entry"]
 
@@ -316,9 +317,8 @@ def _commented(source: str, indent: str = "") -> str:
 
 
 def _class_base(target: _Target) -> str:
-    # A nested class is reached from its outermost class, imported by name.
-    parts = target.ref.qualname.split(".")
-    return f"_Original_{target.name}" if len(parts) == 1 else ".".join(parts)
+    # A nested class is reached from its outermost class, imported under this name.
+    return ".".join([f"_Original_{target.name}", *target.ref.qualname.split(".")[1:]])
 
 
 def _arguments(signature: str) -> str:
@@ -375,20 +375,19 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
         container = resolved.function
         if isinstance(container, (set, dict, list)) and config_site(facts) is None:
             # Torch's registry: edited in place (add:/remove:), never replaced,
-            # so every holder of it sees the entries. `method` carries its kind
-            # and `signature` how the skeleton describes it.
-            kind_name = type(container).__name__
-            what = f"a {kind_name} of {len(container)} entries"
+            # so every holder of it sees the entries.
             read.append(
                 _Target(
                     ref,
                     "",
-                    what,
+                    None,
                     function.fingerprint,
                     function.source,
                     (),
                     "registry",
-                    "dict" if isinstance(container, dict) else "set",
+                    container=type(container).__name__,
+                    mapping=isinstance(container, dict),
+                    size=len(container),
                 )
             )
             continue
@@ -469,7 +468,7 @@ def _entry(
 def _registry_entry(target: _Target, recorded_from: CommentedSeq) -> CommentedMap:
     names = _entry_names(target)
     add: CommentedSeq | CommentedMap = (
-        CommentedMap([(names[0], names[1])]) if target.method == "dict" else CommentedSeq(names)
+        CommentedMap([(names[0], names[1])]) if target.mapping else CommentedSeq(names)
     )
     add.fa.set_flow_style()
     return CommentedMap(
