@@ -101,17 +101,24 @@ def _python_module(namespace: dict[str, object]) -> bool:
     return isinstance(origin, str) and origin.endswith(".py")
 
 
-def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
-    """Every module namespace and every class namespace defined in a module:
-    (module name, the namespace dict, the prefix that names its entries)."""
+def _module_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
+    # Every module's own namespace dict, read without running module code.
     for module_name, module in list(sys.modules.items()):
-        if not issubclass(type(module), types.ModuleType) or _ours(module_name):
+        if not issubclass(type(module), types.ModuleType):
             continue
         try:
             namespace = object.__getattribute__(module, "__dict__")
         except (AttributeError, TypeError):
             continue
-        if type(namespace) is not dict:
+        if type(namespace) is dict:
+            yield module_name, namespace
+
+
+def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
+    """Every module namespace and every class namespace defined in a module:
+    (module name, the namespace dict, the prefix that names its entries)."""
+    for module_name, namespace in _module_namespaces():
+        if _ours(module_name):
             continue
         yield module_name, namespace, f"{module_name}:"
         for name, value in list(dict.items(namespace)):
@@ -122,18 +129,6 @@ def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
                     inner = _class_dict(attrs)
                     if inner is not None:
                         yield module_name, inner, f"{module_name}:{name}."
-
-
-def _our_namespaces() -> Iterator[dict[str, object]]:
-    for module_name, module in list(sys.modules.items()):
-        if not _ours(module_name) or not issubclass(type(module), types.ModuleType):
-            continue
-        try:
-            namespace = object.__getattribute__(module, "__dict__")
-        except (AttributeError, TypeError):
-            continue
-        if type(namespace) is dict:
-            yield namespace
 
 
 def _class_dict(proxy: object) -> dict[str, object] | None:
@@ -159,7 +154,8 @@ def undeclared(searches: Sequence[Search]) -> list[tuple[str, ...]]:
     # such as triton's `modules`, would name one twice), and the namespaces of
     # backport-tool's own modules and the backport modules, the replacement's
     # home (what they import of the original is theirs, not torch's).
-    skipped = {id(sys.modules)} | {id(namespace) for namespace in _our_namespaces()}
+    skipped = {id(sys.modules)}
+    skipped |= {id(namespace) for name, namespace in _module_namespaces() if _ours(name)}
     for module_name, namespace, prefix in _holders():
         # The module's namespace comes first: its classes share its verdict.
         source = python.setdefault(module_name, _python_module(namespace))
