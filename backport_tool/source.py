@@ -13,7 +13,6 @@ import copy
 import hashlib
 import inspect
 import linecache
-import os
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -194,11 +193,11 @@ def live_function_facts(obj: object) -> FunctionFacts | None:
 
 # Reading a target's source and normalizing it is the larger part of
 # verifying it at apply time, so the facts are kept in the cache directory.
-# An entry is keyed by the file's modification time and size (the test by
-# which the import system trusts a .pyc) and by the hash of the lines the
-# function's code spans as linecache holds them after its own check, which
-# are the lines inspect.getsource reads: an entry never stands for other
-# source than the one reading it afresh would find.
+# An entry is keyed by the file's modification time and size as linecache
+# has just checked them (the test by which the import system trusts a .pyc)
+# and by the hash of the lines the function's code spans as linecache holds
+# them, which are the lines inspect.getsource reads: an entry never stands for
+# other source than the one reading it afresh would find.
 _FACTS_FORMAT = "1"
 
 
@@ -208,12 +207,14 @@ def _facts_entry(obj: object) -> tuple[Path | None, str]:
     if not isinstance(code, CodeType) or not isinstance(function, FunctionType):
         return None, ""
     filename = code.co_filename
-    try:
-        info = os.stat(filename)
-    except (OSError, ValueError):
-        return None, ""
     linecache.checkcache(filename)
     lines = linecache.getlines(filename)
+    # The size and modification time linecache has just checked the file
+    # against (None for lines that no file on disk backs: nothing is cached).
+    entry = linecache.cache.get(filename)
+    if entry is None or len(entry) != 4 or entry[1] is None:
+        return None, ""
+    size, mtime = entry[0], entry[1]
     first = code.co_firstlineno
     last = _last_line(code)
     if not lines or last < first or last > len(lines):
@@ -223,8 +224,8 @@ def _facts_entry(obj: object) -> tuple[Path | None, str]:
         _FACTS_FORMAT,
         sys.version,
         filename,
-        str(info.st_mtime_ns),
-        str(info.st_size),
+        repr(mtime),
+        str(size),
         function.__qualname__,
         str(first),
         digest.hexdigest(),
