@@ -17,11 +17,14 @@ Stdlib only: ``apply()`` reads the plan at server startup.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
 import stat
 from pathlib import Path
+
+from .config import cache_dir
 
 logger = logging.getLogger("backport_tool")
 
@@ -46,6 +49,18 @@ def _trusted_dir(directory: Path) -> bool:
     # A sticky world-writable directory (/tmp) still lets others plant names
     # we have not created yet; only our own unshared directory is trusted.
     return stat.S_ISDIR(info.st_mode) and _trusted(info)
+
+
+def entry(kind: str, suffix: str, *parts: str | bytes) -> tuple[Path, str]:
+    """The path of the cache file of ``kind`` for ``parts``, and the key it is
+    named by (the sha256 of the parts, each ended by a NUL): a file that can
+    only stand for exactly those parts."""
+    digest = hashlib.sha256()
+    for part in parts:
+        raw = part if isinstance(part, bytes) else part.encode("utf-8", "surrogateescape")
+        digest.update(raw + b"\0")
+    key = digest.hexdigest()
+    return cache_dir() / f"{kind}-{key[:32]}{suffix}", key
 
 
 def read_bytes(path: Path) -> bytes | None:

@@ -9,8 +9,7 @@ import marshal
 import sys
 from types import CodeType, ModuleType
 
-from .cache import read_bytes, write_bytes
-from .config import cache_dir
+from .cache import entry, read_bytes, write_bytes
 from .manifest import Backport
 from .state import STATE
 
@@ -77,10 +76,7 @@ def _compiled(backport: Backport, source: bytes, digest: str) -> CodeType:
     # interpreter's bytecode magic and the file name the code carries): a
     # cached entry can only ever stand for the bytes that were hashed.
     filename = str(backport.module)
-    key = hashlib.sha256()
-    for part in (importlib.util.MAGIC_NUMBER.hex(), filename, digest):
-        key.update(part.encode("utf-8", "surrogateescape") + b"\0")
-    path = cache_dir() / f"code-{key.hexdigest()[:32]}.bin"
+    path, _ = entry("code", ".bin", importlib.util.MAGIC_NUMBER.hex(), filename, digest)
     raw = read_bytes(path)
     if raw is not None:
         try:

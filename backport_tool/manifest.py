@@ -19,8 +19,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import __version__
-from .cache import read_bytes, read_json, write_bytes, write_json
-from .config import cache_dir
+from .cache import entry, read_bytes, read_json, write_bytes, write_json
 from .errors import ManifestError
 from .manifest_file import ManifestFile, read_manifest_file
 from .source import normalize_signature
@@ -290,11 +289,7 @@ _CACHE_FORMAT = "1"
 
 
 def _cache_entry(text: str, real: Path) -> tuple[Path, str]:
-    digest = hashlib.sha256()
-    for part in (__version__, _CACHE_FORMAT, str(real), text):
-        digest.update(part.encode("utf-8", errors="surrogatepass") + b"\0")
-    key = digest.hexdigest()
-    return cache_dir() / f"manifest-{key[:32]}.json", key
+    return entry("manifest", ".json", __version__, _CACHE_FORMAT, str(real), text)
 
 
 def _cached_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Manifest | None:

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from . import __version__
-from .cache import read_json, write_json
-from .config import Switches, cache_dir
+from .cache import entry, read_json, write_json
+from .config import Switches
 from .manifest_file import ManifestFile
 from .report import Status
 
@@ -59,12 +59,8 @@ def package_name(raw: bytes) -> str | None:
 
 
 def plan_path(file: ManifestFile, version: str | None, switches: Switches) -> Path:
-    key = hashlib.sha256()
     parts = (str(file.location), __version__, str(version), repr(_switched(switches)))
-    for part in (*parts, str(PLAN_FORMAT)):
-        key.update(part.encode() + b"\0")
-    key.update(file.raw)
-    return cache_dir() / f"plan-{key.hexdigest()[:32]}.json"
+    return entry("plan", ".json", *parts, str(PLAN_FORMAT), file.raw)[0]
 
 
 def _switched(switches: Switches) -> dict[str, list[str]]:

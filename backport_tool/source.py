@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FunctionType
 
-from .cache import read_json, write_json
-from .config import cache_dir
+from .cache import entry, read_json, write_json
 
 FINGERPRINT_PREFIX = "sha256:"
 
@@ -211,10 +210,10 @@ def _facts_entry(obj: object) -> tuple[Path | None, str]:
     lines = linecache.getlines(filename)
     # The size and modification time linecache has just checked the file
     # against (None for lines that no file on disk backs: nothing is cached).
-    entry = linecache.cache.get(filename)
-    if entry is None or len(entry) != 4 or entry[1] is None:
+    checked = linecache.cache.get(filename)
+    if checked is None or len(checked) != 4 or checked[1] is None:
         return None, ""
-    size, mtime = entry[0], entry[1]
+    size, mtime = checked[0], checked[1]
     first = code.co_firstlineno
     last = _last_line(code)
     if not lines or last < first or last > len(lines):
@@ -230,8 +229,7 @@ def _facts_entry(obj: object) -> tuple[Path | None, str]:
         str(first),
         digest.hexdigest(),
     )
-    key = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogateescape")).hexdigest()
-    return cache_dir() / f"facts-{key[:32]}.json", key
+    return entry("facts", ".json", *parts)
 
 
 def _last_line(code: CodeType) -> int:
