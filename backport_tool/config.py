@@ -72,10 +72,21 @@ def project_manifest_path(*directories: Path) -> Path | None:
 
 
 def cache_dir() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "backport-tool"
+    # Every cache read names its file through here, several times per apply:
+    # the Path is built once per value of the variables it depends on.
+    given = (os.environ.get(CACHE_ENV), os.environ.get("XDG_CACHE_HOME"), os.environ.get("HOME"))
+    found = _CACHE_DIRS.get(given)
+    if found is None:
+        if given[0]:
+            found = Path(given[0])
+        else:
+            base = given[1] or os.path.join(os.path.expanduser("~"), ".cache")
+            found = Path(base) / "backport-tool"
+        _CACHE_DIRS[given] = found
+    return found
+
+
+_CACHE_DIRS: dict[tuple[str | None, str | None, str | None], Path] = {}
 
 
 def internal_log_path() -> Path:

@@ -102,6 +102,10 @@ class TargetReport:
         """None when there is nothing to compare."""
         if self.expected_signature is None or self.actual_signature is None:
             return None
+        # Both are usually written in the canonical spelling already (lock
+        # records what apply reads): no parse for the common case.
+        if self.expected_signature == self.actual_signature:
+            return True
         # source pulls in inspect (3 ms): the startup path builds reports
         # without ever comparing a signature.
         from .source import normalize_signature  # noqa: PLC0415

@@ -92,9 +92,8 @@ class LiveInspector:
         resolved = unpatched
         function = resolved.function
         if not source:
-            return SymbolFacts(
-                symbol, Presence.FOUND, defined_on=resolved.defined_on_name, resolved=resolved
-            )
+            # Presence only: a required symbol's report says no more.
+            return SymbolFacts(symbol, Presence.FOUND, resolved=resolved)
         builtin = False
         if callable(function):
             facts = live_function_facts(function)

@@ -8,6 +8,7 @@ parses what this returns; nothing else reads installed versions.
 from __future__ import annotations
 
 import importlib.metadata
+import pathlib
 
 from .errors import InstalledVersionError
 
@@ -37,7 +38,7 @@ def _version_field(dist: importlib.metadata.Distribution) -> str | None:
     # .metadata runs the email parser over every header (torch has dozens of
     # Requires-Dist lines): most of the cost of reading a version at startup.
     # The header block ends at the first empty line, and Version is one line.
-    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO")
+    text = _header(dist) or dist.read_text("METADATA") or dist.read_text("PKG-INFO")
     if text is not None:
         # Split the header block only: torch's long description makes the
         # file about 30 kB. (A CRLF file is split whole, with the same result.)
@@ -49,3 +50,24 @@ def _version_field(dist: importlib.metadata.Distribution) -> str | None:
                 return value.strip()
     # No such line in the headers: let the email parser have the last word.
     return dist.metadata["Version"]
+
+
+def _header(dist: importlib.metadata.Distribution) -> str | None:
+    # torch's METADATA is about 30 kB, almost all of it the long description
+    # after the headers: read up to the end of the header block only. Only a
+    # distribution in a directory (the stdlib's PathDistribution keeps it in
+    # _path) can be read in part; anything else is read whole by the caller.
+    where = getattr(dist, "_path", None)
+    if not isinstance(where, pathlib.Path):
+        return None
+    try:
+        with open(where / "METADATA", "rb") as file:
+            data = b""
+            while b"\n\n" not in data:
+                chunk = file.read(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    return data.partition(b"\n\n")[0].decode("utf-8")

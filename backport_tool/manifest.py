@@ -8,6 +8,7 @@ import logging
 import os
 import pickle
 import re
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,15 +338,34 @@ def _pickled_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Man
     manifest: Manifest = entry[2]
     if manifest.path != path or manifest.location != real:
         return None
-    root = real.parent.resolve()
+    # ``real`` has no symlinks left, so neither has its directory.
+    root = os.fspath(real.parent)
     for backport in manifest.backports:
-        try:
-            found = (root / backport.module_text).resolve()
-        except (OSError, RuntimeError):
-            return None
-        if found != backport.module or not found.is_file():
+        if _real_file(root, backport.module_text) != os.fspath(backport.module):
             return None
     return manifest
+
+
+def _real_file(root: str, relative: str) -> str | None:
+    # What resolving root/relative finds if it is a regular file, else None.
+    # root is a real path, so only the components below it need an lstat;
+    # anything unusual (a symlink, a path out of root) takes realpath.
+    path = os.path.normpath(os.path.join(root, relative))
+    below = os.path.relpath(path, root)
+    if below.startswith(os.pardir):
+        path = os.path.realpath(path)
+        return path if os.path.isfile(path) else None
+    step = root
+    for part in below.split(os.sep):
+        step = os.path.join(step, part)
+        try:
+            mode = os.lstat(step).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            path = os.path.realpath(path)
+            return path if os.path.isfile(path) else None
+    return path if stat.S_ISREG(mode) else None
 
 
 def _store_pickled(cache_path: Path, key: str, manifest: Manifest) -> None:

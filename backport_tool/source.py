@@ -13,6 +13,7 @@ import copy
 import hashlib
 import inspect
 import linecache
+import operator
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -232,14 +233,20 @@ def _facts_entry(obj: object) -> tuple[Path | None, str]:
     return entry("facts", ".json", *parts)
 
 
+_second = operator.itemgetter(1)
+_third = operator.itemgetter(2)
+
+
 def _last_line(code: CodeType) -> int:
     # The last source line any instruction of the function (or of a function
     # nested in it) comes from, closing brackets of a statement included.
+    # map/filter keep the walk over every instruction in C (filter drops the
+    # None of instructions without a line).
     positions = getattr(code, "co_positions", None)
     if positions is not None:
-        last = max((end for _, end, _, _ in positions() if end is not None), default=0)
+        last = max(filter(None, map(_second, positions())), default=0)
     else:  # Python 3.10
-        last = max((line for _, _, line in code.co_lines() if line is not None), default=0)
+        last = max(filter(None, map(_third, code.co_lines())), default=0)
     for const in code.co_consts:
         if isinstance(const, CodeType):
             last = max(last, _last_line(const))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import sys
 import types
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -100,6 +101,12 @@ def import_module(name: str) -> ModuleType:
     Any other exception raised while importing propagates: that module exists
     but is broken, which is a different problem from "absent".
     """
+    # What importlib.import_module does first, without its locking and name
+    # checks: an import that has finished is the entry in sys.modules (apply
+    # resolves every target and required symbol this way).
+    found = sys.modules.get(name)
+    if found is not None and not getattr(getattr(found, "__spec__", None), "_initializing", False):
+        return found
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:

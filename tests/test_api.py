@@ -650,6 +650,24 @@ def test_broken_installed_metadata_is_one_error_in_lazy_and_eager_apply(
     assert str(raised.value) == message.format(dist=patchset.dist)
 
 
+def test_the_version_is_found_after_a_header_block_longer_than_one_read(
+    patchset: PatchSet,
+) -> None:
+    # apply reads the metadata up to the end of its headers only, in chunks.
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    (info,) = patchset.site.glob("*.dist-info")
+    extra = "".join(f"Requires-Dist: dep{i} (>=1.0)\n" for i in range(600))
+    (info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {patchset.dist}\n{extra}Version: 1.5.0\n\n"
+        "Version: 9.0\n" + "A long description.\n" * 2000
+    )
+    assert len(extra) > 3 * 4096
+    report = backport_tool.apply(manifest, eager=True)
+    assert str(report.version) == "1.5.0"
+    assert report.by_id("fix").status is Status.APPLIED
+
+
 def test_non_utf8_installed_metadata_is_a_usage_error(patchset: PatchSet) -> None:
     patchset.add("fix", "Widget.compute")
     manifest = patchset.write()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -310,6 +311,26 @@ def test_a_validated_manifest_is_read_back_whole_and_checked_against_the_files(
     (patchset.patches / "backports" / "fix.py").unlink()
     with pytest.raises(ManifestError, match=r"file not found: backports/fix\.py"):
         parse_manifest_file(read_manifest_file(path))
+
+
+def test_a_pickled_manifest_follows_a_re_pointed_symlink_to_its_modules(
+    patchset: PatchSet,
+) -> None:
+    # The pickled manifest holds the modules' real paths: once the directory
+    # link points elsewhere they are found there, as validating afresh would.
+    patchset.add("fix", "Widget.compute")
+    path = patchset.write()
+    real = patchset.patches / "backports"
+    first_home = real.rename(patchset.patches / "first")
+    second_home = patchset.patches / "second"
+    shutil.copytree(first_home, second_home)
+    real.symlink_to(first_home)
+    first = parse_manifest_file(read_manifest_file(path))
+    assert first.get("fix").module == first_home.resolve() / "fix.py"
+    real.unlink()
+    real.symlink_to(second_home)
+    again = parse_manifest_file(read_manifest_file(path))
+    assert again.get("fix").module == second_home.resolve() / "fix.py"
 
 
 def test_a_damaged_pickled_manifest_is_a_miss(patchset: PatchSet) -> None:
