@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from . import patcher
 from .findings import Presence
@@ -23,8 +23,10 @@ from .source import (
     function_facts,
     live_function_facts,
 )
-from .static import DirTree, Found, Missing, StaticIndex
 from .symbols import ABSENT, Resolved, SymbolMissing, is_builtin, resolve, signature_text
+
+if TYPE_CHECKING:
+    from .static import StaticIndex
 
 logger = logging.getLogger("backport_tool")
 
@@ -126,6 +128,10 @@ class LiveInspector:
         depth = ref.module.count(".") + (1 if origin.name == "__init__.py" else 0)
         root = origin.parents[depth]
         if root not in self._indexes:
+            # The static reader (and packaging's wheel tags, 5 ms) only for a
+            # module that is not imported yet: apply of imported ones never.
+            from .static import DirTree, StaticIndex  # noqa: PLC0415
+
             self._indexes[root] = StaticIndex(DirTree(root))
         return StaticInspector(self._indexes[root]).inspect(ref)
 
@@ -155,6 +161,8 @@ class StaticInspector:
 
     def inspect(self, ref: SymbolRef, *, source: bool = True) -> SymbolFacts:
         symbol = str(ref)
+        from .static import Found, Missing  # noqa: PLC0415 - loaded with the index
+
         result = self.index.lookup(ref)
         if isinstance(result, Missing):
             return SymbolFacts(symbol, Presence.MISSING, result.message)

@@ -12,11 +12,9 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
-import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from . import __version__
@@ -24,6 +22,9 @@ from .cache import entry, read_bytes, read_json, write_bytes, write_json
 from .errors import ManifestError
 from .manifest_file import ManifestFile, read_manifest_file
 from .source import normalize_signature
+
+if TYPE_CHECKING:
+    import yaml
 
 SCHEMA_VERSION = 1
 MAX_ID_LENGTH = 64
@@ -247,6 +248,10 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
             _store_pickled(cache_path, key, cached)
     if cached is not None:
         return cached
+    # yaml (10 ms to import) only for a manifest the cache does not hold: an
+    # eager apply of a validated one never loads it.
+    import yaml  # noqa: PLC0415
+
     try:
         # One parse: the node tree finds duplicate keys (which safe_load keeps
         # silently) and gives line numbers; the data is constructed from it.
@@ -388,6 +393,8 @@ def _json_exact(data: object) -> bool:
 
 
 def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
+    import yaml  # noqa: PLC0415 - loaded by the parse that made root
+
     positions: dict[str, _Pos] = {}
     seen: set[int] = set()
 
@@ -576,6 +583,9 @@ class _Checker:
         name = self.string("package", value)
         if name is None:
             return None
+        # Only validation needs it, never a manifest read back from the cache.
+        from packaging.utils import InvalidName, canonicalize_name  # noqa: PLC0415
+
         try:
             return canonicalize_name(name, validate=True)
         except InvalidName:

@@ -241,6 +241,9 @@ def before_patch(owner: object, name: str) -> tuple[object, object] | None:
     the raw object there: ``(owner, raw)``, or ``(base class, raw)`` when it was
     inherited, or ``(owner, ABSENT)`` when the backport created it. None when no
     applied backport patched it. A config option was its value before."""
+    if not _entries():
+        # Nothing applied (every symbol an apply verifies before it patches).
+        return None
     try:
         site = configs.site_of(owner, name)
     except AttributeError:

@@ -121,14 +121,18 @@ def resolve_owner(ref: SymbolRef) -> tuple[object, str]:
     """Import ``ref``'s module and find the object its last part is looked up on,
     and where that is (for messages)."""
     owner: object = import_module(ref.module)
-    walked = ref.module
-    for part in ref.qualname.split(".")[:-1]:
+    parts = ref.qualname.split(".")[:-1]
+    for index, part in enumerate(parts):
         try:
             owner = getattr(owner, part)
         except AttributeError:
+            walked = _walked(ref, parts[:index])
             raise SymbolMissing(f"{walked} has no attribute {part!r}") from None
-        walked = f"{walked}:{part}" if walked == ref.module else f"{walked}.{part}"
-    return owner, walked
+    return owner, _walked(ref, parts)
+
+
+def _walked(ref: SymbolRef, parts: list[str]) -> str:
+    return f"{ref.module}:{'.'.join(parts)}" if parts else ref.module
 
 
 def resolve(ref: SymbolRef) -> Resolved:

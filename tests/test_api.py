@@ -706,6 +706,27 @@ def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_p
     ]
 
 
+def test_an_eager_apply_of_a_validated_manifest_loads_neither_yaml_nor_the_static_reader(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    code = (
+        "import sys, backport_tool\n"
+        f"report = backport_tool.apply({str(patchset.write())!r}, eager=True)\n"
+        "print(report.by_id('fix').status.value, sorted(m for m in ('yaml', "
+        "'packaging.utils', 'backport_tool.static') if m in sys.modules))\n"
+    )
+    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert [r.stdout for r in runs] == [
+        "applied ['packaging.utils', 'yaml']\n",
+        "applied []\n",
+    ], [r.stderr for r in runs]
+
+
 def test_the_selftest_runs_in_the_state_production_startup_has(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
