@@ -108,9 +108,9 @@ class TargetReport:
             return True
         # source pulls in inspect (3 ms): the startup path builds reports
         # without ever comparing a signature.
-        from .source import normalize_signature  # noqa: PLC0415
+        from .source import comparable_signature  # noqa: PLC0415
 
-        return normalize_signature(self.expected_signature) == normalize_signature(
+        return comparable_signature(self.expected_signature) == comparable_signature(
             self.actual_signature
         )
 

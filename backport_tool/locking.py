@@ -24,6 +24,7 @@ from .inspection import Inspector, LiveInspector, StaticInspector
 from .manifest import Manifest, SymbolRef, Target, parse_manifest
 from .manifest_file import resolved_spec
 from .report import Status
+from .source import comparable_signature
 from .static import StaticIndex, open_tree
 from .versions import installed_version
 
@@ -190,6 +191,17 @@ def _copies_in(
     return copies
 
 
+def _records(recorded: str | None, read: str, live: bool) -> bool:
+    if recorded is None:
+        return True
+    if recorded == read:
+        return False
+    # The manifest keeps the live spelling, which apply compares without a
+    # parse; a static read spells annotations as the source text does, so it
+    # replaces the record only when the signature really differs.
+    return live or comparable_signature(recorded) != comparable_signature(read)
+
+
 def _lock_target(
     backport_id: str,
     target: Target,
@@ -209,7 +221,7 @@ def _lock_target(
     recorded: Any = None
     signature = facts.signature or (facts.function.signature if facts.function else None)
     # A value target has no signature, only the fingerprint of its assignment.
-    if signature is not None and target.signature != signature:
+    if signature is not None and _records(target.signature, signature, inspector.live):
         _set(raw, "signature", DoubleQuotedScalarString(signature), after="replacement")
         changes.append(f"signature {signature}")
     if facts.function is None:

@@ -75,6 +75,46 @@ def normalize_signature(text: str) -> str:
     return _render(func.args, func.returns)
 
 
+# The form in which two signatures are compared (ValueError when ``text`` is
+# not a signature). A live read renders evaluated annotations
+# (typing.Optional[torch.nn.parameter.Parameter]), a static read the source
+# text (Optional[Parameter]): one function, spelled two ways. So every dotted
+# name in an annotation is cut to its last part; the fingerprint still sees
+# any real change to the source.
+def comparable_signature(text: str) -> str:
+    func = parse_signature(text)
+    args = func.args
+    every = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    for arg in every:
+        if arg is not None:
+            arg.annotation = _unqualified(arg.annotation)
+    return _render(args, _unqualified(func.returns))
+
+
+def _unqualified(node: ast.expr | None) -> ast.expr | None:
+    if node is None:
+        return None
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        try:
+            node = ast.parse(node.value, mode="eval").body
+        except SyntaxError:
+            return node
+    unqualified: ast.expr = _LastNamePart().visit(node)
+    return unqualified
+
+
+class _LastNamePart(ast.NodeTransformer):
+    def visit_Attribute(self, node: ast.Attribute) -> ast.expr:
+        base = node.value
+        while isinstance(base, ast.Attribute):
+            base = base.value
+        if isinstance(base, ast.Name):
+            return ast.Name(node.attr, ast.Load())
+        # Not a dotted name (f().x): only the names inside it are cut.
+        self.generic_visit(node)
+        return node
+
+
 # ValueError when ``text`` is not a signature.
 def parse_signature(text: str) -> ast.FunctionDef:
     text = text.strip()

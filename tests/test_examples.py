@@ -13,7 +13,9 @@ loaded in another interpreter, without the patch set.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,8 @@ from typing import Any
 import pytest
 import yaml
 from helpers import TESTS_DIR, python_env, run_backport_tool
+
+from backport_tool import Status, check, lock
 
 pytestmark = pytest.mark.torch211
 
@@ -56,6 +60,14 @@ def run_mode(mode: str, scratch: Path) -> dict[str, Any]:
     return _runs[mode]
 
 
+def installed_sources() -> Path:
+    # Where torch is installed, found without importing it.
+    spec = importlib.util.find_spec("torch")
+    assert spec is not None
+    assert spec.origin is not None
+    return Path(spec.origin).parent.parent
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("examples")
@@ -67,6 +79,29 @@ def test_the_manifest_is_locked_and_check_passes() -> None:
     proc = run_backport_tool("check", "--manifest", str(MANIFEST), "--enable", "all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines()[-1] == "torch 2.11.0: 8 ready"
+
+
+def test_a_static_read_of_the_installed_torch_reports_no_signature_drift() -> None:
+    # The manifest records the live spelling of register_parameter's
+    # signature (torch.nn.parameter.Parameter | None); its source says
+    # Parameter | None.
+    report = check(
+        MANIFEST, source=str(installed_sources()), enable=["accelerate-init-empty-weights"]
+    )
+    result = report.by_id("accelerate-init-empty-weights")
+    (target,) = result.targets
+    assert target.expected_signature != target.actual_signature
+    assert target.signature_matches is True
+    assert result.status is Status.READY
+    assert result.reason == "would apply: targets found, signatures match, fingerprints match"
+
+
+def test_lock_from_the_installed_sources_keeps_the_live_signature(tmp_path: Path) -> None:
+    copy = tmp_path / "library-patches"
+    shutil.copytree(MANIFEST.parent, copy)
+    manifest = copy / "manifest.yaml"
+    lock(manifest, source=str(installed_sources()))
+    assert manifest.read_text() == MANIFEST.read_text()
 
 
 def test_opt_in_backports_stay_out_of_a_plain_apply() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from backport_tool.source import (
+    comparable_signature,
     fingerprint_of,
     function_facts,
     live_function_facts,
@@ -100,3 +101,42 @@ def test_live_and_static_facts_agree(tmp_path: Path) -> None:
 )
 def test_signature_rendering(text: str, expected: str) -> None:
     assert normalize_signature(text) == expected
+
+
+# A live read renders evaluated annotations, a static read the source text.
+QUALIFIED = "(self, name: str, param: torch.nn.parameter.Parameter | None) -> None"
+
+
+@pytest.mark.parametrize(
+    ("live", "static"),
+    [
+        (QUALIFIED, "(self, name: str, param: Parameter | None) -> None"),
+        (
+            "(self, name: str, param: typing.Optional[torch.nn.parameter.Parameter]) -> None",
+            "(self, name: str, param: Optional[Parameter]) -> None",
+        ),
+        ("(x: 'torch.Tensor') -> torch.Tensor", "(x: Tensor) -> 'Tensor'"),
+        ("(x: dict[str, a.b.C] = {})", "(x:dict[str,C]={})"),
+    ],
+)
+def test_signatures_compare_alike_however_annotations_are_qualified(live: str, static: str) -> None:
+    assert comparable_signature(live) == comparable_signature(static)
+    # What lock writes keeps the spelling it read.
+    assert normalize_signature(live) != normalize_signature(static)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        (QUALIFIED, "(self, name: str, parameter: Parameter | None) -> None"),
+        (QUALIFIED, "(self, name: str, param: Parameter | None = None) -> None"),
+        ("(self, x: a.B = 1)", "(self, x: B = 2)"),
+        (QUALIFIED, "(self, name: str) -> None"),
+        (QUALIFIED, "(self, name: str, param: Tensor | None) -> None"),
+        (QUALIFIED, "(self, name: str, *, param: Parameter | None) -> None"),
+        (QUALIFIED, "(self, param: Parameter | None, name: str) -> None"),
+        (QUALIFIED, "(self, name: str, param: Parameter | None) -> bool"),
+    ],
+)
+def test_signatures_that_really_differ_do_not_compare_alike(one: str, other: str) -> None:
+    assert comparable_signature(one) != comparable_signature(other)
