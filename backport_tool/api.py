@@ -64,11 +64,12 @@ def _parsed(file: ManifestFile) -> Manifest:
     # and the other verbs, never for apply() with a cached plan.
     from .manifest import parse_manifest_file  # noqa: PLC0415
 
-    key = (file.path, file.location, hashlib.sha256(file.raw).hexdigest())
+    digest = hashlib.sha256(file.raw).hexdigest()
+    key = (file.path, file.location, digest)
     with STATE.lock:
         found = STATE.manifests.get(key)
         if found is None:
-            found = STATE.manifests[key] = parse_manifest_file(file)
+            found = STATE.manifests[key] = parse_manifest_file(file, digest=digest)
         return found
 
 

@@ -222,25 +222,30 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
     return parse_manifest_file(read_manifest_file(Path(path)))
 
 
-def parse_manifest_file(file: ManifestFile) -> Manifest:
-    """Validate the manifest bytes already read from ``file``."""
+def parse_manifest_file(file: ManifestFile, *, digest: str | None = None) -> Manifest:
+    """Validate the manifest bytes already read from ``file`` (``digest``: their
+    sha256, when the caller has it)."""
     try:
         text = file.raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ManifestError(
             str(file.path), [f"{file.path}: not UTF-8 text (invalid byte at offset {exc.start})"]
         ) from None
-    return parse_manifest(text, file.path, location=file.location)
+    return parse_manifest(text, file.path, location=file.location, digest=digest)
 
 
-def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Manifest:
+def parse_manifest(
+    text: str, path: Path, *, location: Path | None = None, digest: str | None = None
+) -> Manifest:
     """Validate manifest ``text`` as if read from ``path``.
 
     ``location`` is the real file (default: ``path`` with symlinks resolved);
     module paths are relative to its directory.
     """
     real = location if location is not None else path.resolve()
-    cache_path, key = _cache_entry(text, real)
+    if digest is None:
+        digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+    cache_path, key = _cache_entry(digest, real)
     cached = _pickled_manifest(cache_path, key, path, real)
     if cached is None:
         cached = _cached_manifest(cache_path, key, path, real)
@@ -294,8 +299,9 @@ def parse_manifest(text: str, path: Path, *, location: Path | None = None) -> Ma
 _CACHE_FORMAT = "1"
 
 
-def _cache_entry(text: str, real: Path) -> tuple[Path, str]:
-    return entry("manifest", ".json", __version__, _CACHE_FORMAT, str(real), text)
+def _cache_entry(digest: str, real: Path) -> tuple[Path, str]:
+    # The text by its sha256: the one the caller hashed already.
+    return entry("manifest", ".json", __version__, _CACHE_FORMAT, str(real), digest)
 
 
 def _cached_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Manifest | None:
