@@ -25,8 +25,8 @@ that every declared copy is bound):
   which then takes the target), and a synthetic set of real torch._inductor
   functions with their copies (`--targets`, 10).
 - cold `apply(eager=True)`: the first one of a fresh interpreter that has
-  imported the same modules (backport-tool's own modules, yaml and the
-  backport module load inside it), in the first `--cold-rounds` rounds.
+  imported the same modules (backport-tool's own modules and the backport
+  module load inside it), in the first `--cold-rounds` rounds.
 - warm lazy `apply()` of the bundled manifest in a fresh interpreter after
   `import torch` only: the plan cached, after an apply and revert in that
   interpreter; `--lazy-reps` repetitions per interpreter, one per round.
