@@ -54,7 +54,7 @@ class Mode(enum.Enum):
 
 
 @dataclass
-class _Run:
+class Run:
     manifest: Manifest
     backport: Backport
     decision: Decision
@@ -80,7 +80,7 @@ class _Run:
         return self.status is not None or self.done is not None
 
 
-def _gate(run: _Run) -> None:
+def _gate(run: Run) -> None:
     decision = run.decision
     if decision.status is Status.FIXED_UPSTREAM:
         # apply runs at startup and must not import torch internals for a
@@ -96,7 +96,7 @@ def _gate(run: _Run) -> None:
             _read_refused(run)
 
 
-def _read_refused(run: _Run) -> None:
+def _read_refused(run: Run) -> None:
     # What the code holds for a backport that will not apply there: its
     # targets, copies, required symbols and probe, for the matrix columns.
     run.inspected = inspect_backport(run.backport, run.inspector, imports=False)
@@ -107,7 +107,7 @@ def _read_refused(run: _Run) -> None:
         run.probe = Probe.UNKNOWN
 
 
-def _one_patch_set(run: _Run) -> None:
+def _one_patch_set(run: Run) -> None:
     if not run.inspector.live:
         return
     run.applied_from = patcher.applied_from(run.backport.id)
@@ -117,7 +117,7 @@ def _one_patch_set(run: _Run) -> None:
         run.stop(Status.APPLIED, "already applied in this process")
 
 
-def _verify(run: _Run) -> None:
+def _verify(run: Run) -> None:
     # Verify what the backport will touch before running any of its code: a
     # renamed upstream symbol then reads as "missing", not as a crash. A
     # target this process patched is judged by its original.
@@ -127,7 +127,7 @@ def _verify(run: _Run) -> None:
         run.stop(worst(problems), "; ".join(p.message for p in problems))
 
 
-def _config_keys(run: _Run) -> list[tuple[tuple[int, str], str, str]]:
+def _config_keys(run: Run) -> list[tuple[tuple[int, str], str, str]]:
     # (the entry's identity, the target as written, the entry's own name)
     # for each config option among the targets: an alias and its target are
     # one entry.
@@ -140,7 +140,7 @@ def _config_keys(run: _Run) -> list[tuple[tuple[int, str], str, str]]:
     return keys
 
 
-def _one_setting(run: _Run) -> None:
+def _one_setting(run: Run) -> None:
     # Two targets of one backport that name one config option (an alias
     # and its target) would set it twice, and revert could not undo both.
     seen: dict[tuple[int, str], str] = {}
@@ -158,7 +158,7 @@ def _same_setting(first: str, second: str, entry: str) -> str:
     )
 
 
-def _prepare(run: _Run) -> None:
+def _prepare(run: Run) -> None:
     # Only a backport whose targets verified runs any of its own code.
     backport, inspected = run.backport, run.inspected
     assert inspected is not None
@@ -206,7 +206,7 @@ def _prepare(run: _Run) -> None:
         run.stop(worst(problems), "; ".join(p.message for p in problems))
 
 
-def _not_another_backports(run: _Run) -> None:
+def _not_another_backports(run: Run) -> None:
     # Two backports of one function under two names (a function and its
     # re-export) would each be "applied" while only one is in force.
     for patch in run.patches:
@@ -266,7 +266,7 @@ def _shared(backport_id: str, other: str, symbol: str) -> str:
     )
 
 
-def _patch(run: _Run) -> None:
+def _patch(run: Run) -> None:
     backport, inspected = run.backport, run.inspected
     assert inspected is not None
     assert run.module is not None
@@ -294,7 +294,7 @@ def _patch(run: _Run) -> None:
     run.stop(Status.APPLIED, applied_reason(backport))
 
 
-def _rebound(run: _Run, chosen: Callable[[str], bool]) -> None:
+def _rebound(run: Run, chosen: Callable[[str], bool]) -> None:
     # Each target's report names its copies that apply binds (or bound).
     assert run.inspected is not None
     for index, target in enumerate(run.backport.targets):
@@ -335,7 +335,7 @@ def _edited(backport_id: str, symbol: str) -> str:
     return f"edited the entries of {symbol}" + (f" ({detail})" if detail else "")
 
 
-def _ready(run: _Run) -> None:
+def _ready(run: Run) -> None:
     assert run.inspected is not None
     verified = verified_text(run.backport, run.inspected)
     run.searches = searches(run.backport, run.inspected)
@@ -349,7 +349,7 @@ def _ready(run: _Run) -> None:
         run.stop(Status.READY, verified)
 
 
-def _one_entry(run: _Run) -> None:
+def _one_entry(run: Run) -> None:
     # Two targets of one backport that list one entry of one container: the
     # second edit would find the first's, and revert could not undo both.
     seen: list[tuple[object, registries.Item | registries.Awaited, str]] = []
@@ -366,7 +366,7 @@ def _one_entry(run: _Run) -> None:
             seen.append((patch.replacement, item, patch.symbol))
 
 
-_Step = Callable[[_Run], None]
+_Step = Callable[[Run], None]
 _STEPS: tuple[_Step, ...] = (
     _gate,
     _one_patch_set,
@@ -378,11 +378,12 @@ _STEPS: tuple[_Step, ...] = (
 )
 
 
-def _prepared(
+def verified_run(
     manifest: Manifest, backport: Backport, decision: Decision, inspector: Inspector, mode: Mode
-) -> _Run:
-    # Everything but the last step (patch, or "ready").
-    run = _Run(manifest, backport, decision, inspector, mode)
+) -> Run:
+    # Everything but the last step (patch, or "ready"). A scope (scoped.py)
+    # verifies through this too, then patches by itself.
+    run = Run(manifest, backport, decision, inspector, mode)
     for step in _STEPS:
         step(run)
         if run.stopped:
@@ -390,12 +391,13 @@ def _prepared(
     return run
 
 
-def _finish(run: _Run) -> None:
+def _finish(run: Run) -> None:
     if not run.stopped:
         (_patch if run.mode is Mode.APPLY else _ready)(run)
 
 
-def _built(run: _Run) -> BackportResult:
+def result_of(run: Run) -> BackportResult:
+    # What a run that stopped (or finished) reports.
     if run.done is not None:
         return run.done
     assert run.status is not None
@@ -415,15 +417,15 @@ def evaluate(
     caller's, once the import has settled); the other modes stop at ``ready``.
     Nothing here raises for a problem of the backport: it becomes the status.
     """
-    run = _prepared(manifest, backport, decision, inspector, mode)
+    run = verified_run(manifest, backport, decision, inspector, mode)
     _finish(run)
-    return _built(run)
+    return result_of(run)
 
 
-def _identity_conflicts(runs: list[_Run]) -> None:
+def _identity_conflicts(runs: list[Run]) -> None:
     # A function and its re-export in two backports, undeclared: the same
     # original object under two targets. Both stop, in apply as in check.
-    seen: dict[int, tuple[_Run, str]] = {}
+    seen: dict[int, tuple[Run, str]] = {}
     for run in runs:
         if run.stopped or run.inspected is None:
             continue
@@ -443,9 +445,9 @@ def _identity_conflicts(runs: list[_Run]) -> None:
                     first.stop(Status.FAILED, _shared(first.backport.id, run.backport.id, symbol))
 
 
-def _option_conflicts(runs: list[_Run]) -> None:
+def _option_conflicts(runs: list[Run]) -> None:
     # A config option under two names (an alias) in two backports.
-    options: dict[tuple[int, str], tuple[_Run, str]] = {}
+    options: dict[tuple[int, str], tuple[Run, str]] = {}
     for run in runs:
         if run.stopped or run.inspected is None:
             continue
@@ -463,10 +465,10 @@ def _option_conflicts(runs: list[_Run]) -> None:
                 )
 
 
-def _entry_conflicts(runs: list[_Run]) -> None:
+def _entry_conflicts(runs: list[Run]) -> None:
     # One entry of one container, added or removed by two backports: each
     # would undo the other's edit on revert. Both stop, in apply as in check.
-    seen: list[tuple[_Run, object, registries.Item | registries.Awaited, str]] = []
+    seen: list[tuple[Run, object, registries.Item | registries.Awaited, str]] = []
     for run in runs:
         if run.stopped:
             continue
@@ -485,8 +487,8 @@ def _entry_conflicts(runs: list[_Run]) -> None:
 
 
 def _first_shared(
-    run: _Run, seen: list[tuple[_Run, object, registries.Item | registries.Awaited, str]]
-) -> tuple[_Run, str, str, str] | None:
+    run: Run, seen: list[tuple[Run, object, registries.Item | registries.Awaited, str]]
+) -> tuple[Run, str, str, str] | None:
     for patch in run.patches:
         for item in patch.registry or ():
             for other, container, known, _ in seen:
@@ -495,7 +497,7 @@ def _first_shared(
     return None
 
 
-def _walk(runs: list[_Run]) -> None:
+def _walk(runs: list[Run]) -> None:
     # check's one walk of the process, for every target of every backport.
     wanted = [
         (run, j, search)
@@ -507,7 +509,7 @@ def _walk(runs: list[_Run]) -> None:
     if not wanted:
         return
     found = references.undeclared([search for _, _, search in wanted])
-    per: dict[int, tuple[_Run, list[tuple[str, ...]]]] = {}
+    per: dict[int, tuple[Run, list[tuple[str, ...]]]] = {}
     for (item, j, _), paths in zip(wanted, found, strict=True):
         empty: list[tuple[str, ...]] = [() for _ in item.searches]
         per.setdefault(id(item), (item, empty))[1][j] = paths
@@ -533,7 +535,7 @@ def run(
     manifest does not declare.
     """
     decisions = decide_all(manifest, version, switches)
-    runs = [_prepared(manifest, b, decisions[b.id], inspector, mode) for b in manifest.backports]
+    runs = [verified_run(manifest, b, decisions[b.id], inspector, mode) for b in manifest.backports]
     _identity_conflicts(runs)
     _option_conflicts(runs)
     _entry_conflicts(runs)
@@ -541,7 +543,7 @@ def run(
         _finish(item)
     if mode is Mode.CHECK:
         _walk(runs)
-    results = tuple(_built(item) for item in runs)
+    results = tuple(result_of(item) for item in runs)
     for done in results:
         level = logging.WARNING if done.status.is_problem else logging.DEBUG
         logger.log(level, "backport-tool: %s: %s (%s)", done.id, done.status.value, done.reason)

@@ -184,7 +184,7 @@ def _prepare(backport_id: str, manifest: Manifest) -> Prepared | Refused:
     # engine's steps up to the patch are apply's own, so a scope verifies
     # exactly what apply verifies.
     from .decision import as_applied, decide  # noqa: PLC0415
-    from .engine import Mode, _built, _prepared  # noqa: PLC0415
+    from .engine import Mode, result_of, verified_run  # noqa: PLC0415
     from .inspection import LiveInspector  # noqa: PLC0415
     from .loading import module_digest  # noqa: PLC0415
     from .replacement import hooks_of  # noqa: PLC0415
@@ -207,11 +207,11 @@ def _prepare(backport_id: str, manifest: Manifest) -> Prepared | Refused:
         return _refused(manifest, BackportResult(backport_id, decision.status, reason))
     held = patcher.held(backport_id)
     if held is None:
-        run = _prepared(manifest, backport, decision, LiveInspector(), Mode.APPLY)
+        run = verified_run(manifest, backport, decision, LiveInspector(), Mode.APPLY)
         # APPLIED: another thread applied it while this one verified it.
         if run.status is not Status.APPLIED:
             if run.stopped:
-                result = _built(run)
+                result = result_of(run)
                 if result.status.is_problem:
                     raise ScopeError(
                         Report(manifest.package, str(version), str(manifest.path), (result,))

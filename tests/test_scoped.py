@@ -77,13 +77,13 @@ def test_verification_happens_once_per_process_state(
     from backport_tool import engine, state
 
     runs: list[str] = []
-    verify = engine._prepared
+    verify = engine.verified_run
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         runs.append(args[1].id)
         return verify(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "_prepared", counted)
+    monkeypatch.setattr(engine, "verified_run", counted)
     patchset.add("fix", "Widget.compute")
     manifest = patchset.write()
     mod = patchset.target()
