@@ -687,22 +687,33 @@ def test_non_utf8_installed_metadata_is_a_usage_error(patchset: PatchSet) -> Non
     assert proc.returncode == 0, proc.stderr
 
 
-def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_path: Path) -> None:
-    patchset.add("fix", "Widget.compute")
+def _modules_after_two_applies(
+    patchset: PatchSet, cache: Path, call: str, modules: tuple[str, ...]
+) -> list[str]:
+    # What the first process (nothing cached) and the second (everything
+    # cached) had imported after ``call``, in fresh interpreters.
     code = (
         "import sys, backport_tool\n"
-        f"backport_tool.apply({str(patchset.write())!r})\n"
-        "print(sorted(m for m in ('yaml', 'packaging', 'backport_tool.decision') "
+        f"report = {call}\n"
+        f"print(report.by_id('fix').status.value, sorted(m for m in {modules!r} "
         "if m in sys.modules))\n"
     )
-    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
+    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(cache))
     runs = [
         subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         for _ in range(2)
     ]
-    assert [r.stdout for r in runs] == [
-        "['backport_tool.decision', 'packaging', 'yaml']\n",
-        "[]\n",
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    return [r.stdout for r in runs]
+
+
+def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_path: Path) -> None:
+    patchset.add("fix", "Widget.compute")
+    call = f"backport_tool.apply({str(patchset.write())!r})"
+    modules = ("yaml", "packaging", "backport_tool.decision")
+    assert _modules_after_two_applies(patchset, tmp_path / "cache", call, modules) == [
+        "pending ['backport_tool.decision', 'packaging', 'yaml']\n",
+        "pending []\n",
     ]
 
 
@@ -710,21 +721,12 @@ def test_an_eager_apply_of_a_validated_manifest_loads_neither_yaml_nor_the_stati
     patchset: PatchSet, tmp_path: Path
 ) -> None:
     patchset.add("fix", "Widget.compute")
-    code = (
-        "import sys, backport_tool\n"
-        f"report = backport_tool.apply({str(patchset.write())!r}, eager=True)\n"
-        "print(report.by_id('fix').status.value, sorted(m for m in ('yaml', "
-        "'packaging.utils', 'backport_tool.static') if m in sys.modules))\n"
-    )
-    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
-    runs = [
-        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-        for _ in range(2)
-    ]
-    assert [r.stdout for r in runs] == [
+    call = f"backport_tool.apply({str(patchset.write())!r}, eager=True)"
+    modules = ("yaml", "packaging.utils", "backport_tool.static")
+    assert _modules_after_two_applies(patchset, tmp_path / "cache", call, modules) == [
         "applied ['packaging.utils', 'yaml']\n",
         "applied []\n",
-    ], [r.stderr for r in runs]
+    ]
 
 
 def test_the_selftest_runs_in_the_state_production_startup_has(
