@@ -687,45 +687,36 @@ def test_non_utf8_installed_metadata_is_a_usage_error(patchset: PatchSet) -> Non
     assert proc.returncode == 0, proc.stderr
 
 
-def _modules_after_two_applies(
-    patchset: PatchSet, cache: Path, call: str, modules: tuple[str, ...]
-) -> list[str]:
-    # What the first process (nothing cached) and the second (everything
-    # cached) had imported after ``call``, in fresh interpreters.
+@pytest.mark.parametrize(
+    ("eager", "modules"),
+    [
+        # Lazy, with the plan cached: no validation, no version logic.
+        (False, ("yaml", "packaging", "backport_tool.decision")),
+        # Eager, with the validated manifest cached: no yaml, no static reader.
+        (True, ("yaml", "packaging.utils", "backport_tool.static")),
+    ],
+)
+def test_apply_imports_nothing_heavy_once_its_manifest_is_cached(
+    patchset: PatchSet, tmp_path: Path, eager: bool, modules: tuple[str, ...]
+) -> None:
+    patchset.add("fix", "Widget.compute")
     code = (
         "import sys, backport_tool\n"
-        f"report = {call}\n"
+        f"report = backport_tool.apply({str(patchset.write())!r}, eager={eager})\n"
         f"print(report.by_id('fix').status.value, sorted(m for m in {modules!r} "
         "if m in sys.modules))\n"
     )
-    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(cache))
+    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
+    # The first process validates (nothing cached), the second reads the cache.
     runs = [
         subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         for _ in range(2)
     ]
-    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
-    return [r.stdout for r in runs]
-
-
-def test_apply_imports_nothing_heavy_for_a_cached_plan(patchset: PatchSet, tmp_path: Path) -> None:
-    patchset.add("fix", "Widget.compute")
-    call = f"backport_tool.apply({str(patchset.write())!r})"
-    modules = ("yaml", "packaging", "backport_tool.decision")
-    assert _modules_after_two_applies(patchset, tmp_path / "cache", call, modules) == [
-        "pending ['backport_tool.decision', 'packaging', 'yaml']\n",
-        "pending []\n",
-    ]
-
-
-def test_an_eager_apply_of_a_validated_manifest_loads_neither_yaml_nor_the_static_reader(
-    patchset: PatchSet, tmp_path: Path
-) -> None:
-    patchset.add("fix", "Widget.compute")
-    call = f"backport_tool.apply({str(patchset.write())!r}, eager=True)"
-    modules = ("yaml", "packaging.utils", "backport_tool.static")
-    assert _modules_after_two_applies(patchset, tmp_path / "cache", call, modules) == [
-        "applied ['packaging.utils', 'yaml']\n",
-        "applied []\n",
+    status = "applied" if eager else "pending"
+    # The first imports what validating needs: all of them but the static reader.
+    loaded = sorted(m for m in modules if m != "backport_tool.static")
+    assert [r.stdout for r in runs] == [f"{status} {loaded}\n", f"{status} []\n"], [
+        r.stderr for r in runs
     ]
 
 
