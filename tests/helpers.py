@@ -95,7 +95,7 @@ def write_patch_set(
 ) -> Path:
     """Write a torch patch set into ``directory``: ``backports/`` with ``modules``
     (file name to source), and its ``manifest.yaml``; return the manifest."""
-    (directory / "backports").mkdir(exist_ok=True)
+    (directory / "backports").mkdir(parents=True, exist_ok=True)
     for name, source in modules.items():
         (directory / "backports" / name).write_text(textwrap.dedent(source))
     path = directory / "manifest.yaml"

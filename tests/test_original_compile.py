@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import re
 import sys
-import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from helpers import PatchSet
+from helpers import PatchSet, write_patch_set
 
 import backport_tool
 from backport_tool import ManifestError, Status, enabled
@@ -136,16 +134,14 @@ def test_two_backports_of_one_module_cannot_share_a_name(patchset: PatchSet) -> 
 
 
 def manifest_error(tmp_path: Path, *targets: dict[str, Any]) -> str:
-    path = tmp_path / "manifest.yaml"
     entry = {
         "id": "x",
         "summary": "s",
         "applies_to": ">=1",
-        "module": "fix.py",
+        "module": "backports/fix.py",
         "targets": list(targets),
     }
-    path.write_text(yaml.safe_dump({"version": 1, "package": "torch", "backports": [entry]}))
-    (tmp_path / "fix.py").write_text("")
+    path = write_patch_set(tmp_path, [entry], {"fix.py": ""})
     with pytest.raises(ManifestError) as caught:
         backport_tool.load_manifest(path)
     return "\n".join(caught.value.problems)
@@ -235,8 +231,6 @@ def torch_manifest(
     # One id per backport module: Dynamo's guards find a module again by its
     # name, and a second module of one name (after a state reset) would be
     # found in place of the first.
-    (tmp_path / "backports").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "backports" / "wrap.py").write_text(textwrap.dedent(source))
     target = {"symbol": symbol, "replacement": symbol.rpartition(":")[2]}
     if original is not None:
         target["original"] = original
@@ -247,9 +241,7 @@ def torch_manifest(
         "module": "backports/wrap.py",
         "targets": [target],
     }
-    path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump({"version": 1, "package": "torch", "backports": [entry]}))
-    return path
+    return write_patch_set(tmp_path, [entry], {"wrap.py": source})
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -10,6 +9,8 @@ import pytest
 pytestmark = pytest.mark.torch211
 
 torch = pytest.importorskip("torch")
+
+from helpers import write_patch_set  # noqa: E402
 
 import backport_tool  # noqa: E402
 from backport_tool import Status  # noqa: E402
@@ -36,26 +37,14 @@ def reduce_tensor(tensor):
 
 
 def manifest(tmp_path: Path, symbol: str, replacement: str, source: str) -> Path:
-    (tmp_path / "backports").mkdir()
-    (tmp_path / "backports" / "fix.py").write_text(source)
-    path = tmp_path / "manifest.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            package: torch
-            backports:
-              - id: fix
-                summary: s
-                applies_to: ">=2.11,<2.12"
-                module: backports/fix.py
-                targets:
-                  - symbol: "{symbol}"
-                    replacement: {replacement}
-            """
-        )
-    )
-    return path
+    backport = {
+        "id": "fix",
+        "summary": "s",
+        "applies_to": ">=2.11,<2.12",
+        "module": "backports/fix.py",
+        "targets": [{"symbol": symbol, "replacement": replacement}],
+    }
+    return write_patch_set(tmp_path, [backport], {"fix.py": source})
 
 
 def test_every_inductor_copy_of_code_hash_runs_the_wrapper(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers import PatchSet
+from helpers import PatchSet, write_patch_set
 
 import backport_tool
 from backport_tool import Status
@@ -376,9 +376,6 @@ def test_a_scope_of_a_drifted_registry_raises(reg: Reg) -> None:
 
 
 def _manifest_error(tmp_path: Path, target: dict[str, Any]) -> list[str]:
-    (tmp_path / "backports").mkdir(exist_ok=True)
-    (tmp_path / "backports" / "fix.py").write_text("")
-    path = tmp_path / "manifest.yaml"
     body = {
         "id": "reg",
         "summary": "s",
@@ -386,11 +383,7 @@ def _manifest_error(tmp_path: Path, target: dict[str, Any]) -> list[str]:
         "module": "backports/fix.py",
         "targets": [target],
     }
-    import yaml
-
-    path.write_text(
-        yaml.safe_dump({"version": 1, "package": "torch", "backports": [body]}, sort_keys=False)
-    )
+    path = write_patch_set(tmp_path, [body], {"fix.py": ""})
     with pytest.raises(ManifestError) as caught:
         load_manifest(path)
     return [p.split(": ", 1)[1] for p in caught.value.problems]
@@ -522,26 +515,20 @@ def test_fx_dead_code_elimination_keeps_an_op_added_to_torchs_side_effect_set(
 ) -> None:
     from torch.fx import node as fx_node
 
-    (tmp_path / "backports").mkdir()
-    (tmp_path / "backports" / "fix.py").write_text("")
-    path = tmp_path / "manifest.yaml"
-    path.write_text(
-        textwrap.dedent(
-            f"""\
-            version: 1
-            package: torch
-            backports:
-              - id: keep-log-it
-                summary: FX DCE keeps backport_tool_test::log_it
-                applies_to: ">=2.11.0,<2.12"
-                module: backports/fix.py
-                targets:
-                  - symbol: "{SIDE_EFFECTFUL}"
-                    add: ["backport_tool_test_ops:log_it_default"]
-                    remove: ["{RECORD_EXIT}"]
-            """
-        )
-    )
+    backport = {
+        "id": "keep-log-it",
+        "summary": "FX DCE keeps backport_tool_test::log_it",
+        "applies_to": ">=2.11.0,<2.12",
+        "module": "backports/fix.py",
+        "targets": [
+            {
+                "symbol": SIDE_EFFECTFUL,
+                "add": ["backport_tool_test_ops:log_it_default"],
+                "remove": [RECORD_EXIT],
+            }
+        ],
+    }
+    path = write_patch_set(tmp_path, [backport], {"fix.py": ""})
     side = fx_node._side_effectful_functions
     before = set(side)
     op = torch_ops.log_it_default
