@@ -284,33 +284,36 @@ def test_an_entry_to_remove_that_is_gone_is_drift(reg: Reg) -> None:
     assert {module.keep, module.drop} == module.SIDE
 
 
-def test_an_entry_that_names_nothing_is_missing(reg: Reg) -> None:
-    manifest = reg.add("side", {"symbol": reg.at("SIDE"), "add": [reg.op("nope")]})
-    result = backport_tool.check(manifest).by_id("side")
-    assert result.status is Status.MISSING
-    assert result.reason == (
-        f"entry {reg.op('nope')} of {reg.at('SIDE')}: {reg.ops} has no attribute 'nope'"
-    )
-
-
-def test_a_container_that_is_not_a_set_dict_or_list_is_failed(reg: Reg) -> None:
-    manifest = reg.add("frozen", {"symbol": reg.at("FROZEN"), "add": [reg.op("gather")]})
-    result = backport_tool.check(manifest).by_id("frozen")
-    assert result.status is Status.FAILED
-    assert result.reason == (
-        f"target {reg.at('FROZEN')} is a frozenset, and add: and remove: edit a set, dict or "
-        "list in place; replace it with replacement: instead"
-    )
-
-
-def test_add_must_have_the_shape_of_the_container(reg: Reg) -> None:
-    manifest = reg.add("table", {"symbol": reg.at("TABLE"), "add": [reg.op("gather")]})
-    result = backport_tool.check(manifest).by_id("table")
-    assert result.status is Status.FAILED
-    assert result.reason == (
-        f"target {reg.at('TABLE')} is a dict, and add: lists entries; write add: as a mapping "
-        "of key -> value"
-    )
+@pytest.mark.parametrize(
+    ("container", "entry", "status", "reason"),
+    [
+        # An entry that names nothing.
+        ("SIDE", "nope", Status.MISSING, "entry {op} of {at}: {ops} has no attribute 'nope'"),
+        # A container that is not a set, dict or list.
+        (
+            "FROZEN",
+            "gather",
+            Status.FAILED,
+            "target {at} is a frozenset, and add: and remove: edit a set, dict or list in "
+            "place; replace it with replacement: instead",
+        ),
+        # add: must have the shape of the container.
+        (
+            "TABLE",
+            "gather",
+            Status.FAILED,
+            "target {at} is a dict, and add: lists entries; write add: as a mapping of key -> "
+            "value",
+        ),
+    ],
+)
+def test_a_registry_target_check_refuses(
+    reg: Reg, container: str, entry: str, status: Status, reason: str
+) -> None:
+    manifest = reg.add("reg", {"symbol": reg.at(container), "add": [reg.op(entry)]})
+    result = backport_tool.check(manifest).by_id("reg")
+    assert result.status is status
+    assert result.reason == reason.format(op=reg.op(entry), at=reg.at(container), ops=reg.ops)
 
 
 def test_two_backports_of_one_entry_are_a_conflict(reg: Reg) -> None:
