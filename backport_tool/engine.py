@@ -20,6 +20,7 @@ from packaging.version import Version
 from . import patcher, references, registries
 from .config import Switches
 from .decision import as_applied, decide_all
+from .errors import describe
 from .findings import Claim, Probe
 from .inspection import Inspector, LiveInspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
@@ -30,7 +31,6 @@ from .verification import (
     Inspected,
     Problem,
     config_site,
-    describe,
     inspect_backport,
     probe,
     result,

@@ -7,6 +7,12 @@ if TYPE_CHECKING:
     from .report import Report
 
 
+# An exception as every message names it: its type, and its text if any.
+def describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 class BackportToolError(Exception):
     """Base class of every error a user of backport-tool can cause.
 

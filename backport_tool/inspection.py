@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from . import patcher
+from .errors import describe
 from .findings import Presence
 from .manifest import SymbolRef
 from .source import (
@@ -54,11 +55,6 @@ class Inspector(Protocol):
         ...
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 class LiveInspector:
     """Imports modules in this interpreter and looks at the real objects.
 
@@ -85,7 +81,7 @@ class LiveInspector:
             return SymbolFacts(symbol, Presence.MISSING, str(exc))
         except Exception as exc:
             logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
-            return SymbolFacts(symbol, Presence.FAILED, f"import raised {_describe(exc)}")
+            return SymbolFacts(symbol, Presence.FAILED, f"import raised {describe(exc)}")
         unpatched = _unpatched(resolved)
         if unpatched is None:
             return SymbolFacts(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import configs, lazy, pickling, registries
+from .errors import describe
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -539,11 +540,7 @@ def _edit_awaited(entry: Entry, module: str) -> list[str]:
         try:
             done = registries.do(patch.replacement, item.resolve())
         except Exception as exc:
-            text = str(exc)
-            strays.append(
-                f"entry {item.label} of {patch.symbol}: {type(exc).__name__}"
-                + (f": {text}" if text else "")
-            )
+            strays.append(f"entry {item.label} of {patch.symbol}: {describe(exc)}")
             continue
         if isinstance(done, str):
             strays.append(f"{done} in {patch.symbol}")

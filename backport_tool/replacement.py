@@ -11,6 +11,7 @@ from types import FunctionType, ModuleType
 from typing import Any, NamedTuple
 
 from . import configs, fitting, lazy, patcher, registries
+from .errors import describe
 from .findings import EntryReport
 from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
@@ -26,7 +27,7 @@ from .symbols import (
     resolve_owner,
     unwrapped,
 )
-from .verification import Problem, config_site, describe, original_of
+from .verification import Problem, config_site, original_of
 
 
 def replacement_for(

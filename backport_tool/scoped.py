@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from . import cachekey, patcher
 from .api import installed, manifest_for, refuse_in_hook
 from .config import MANIFEST_ENV, switches
-from .errors import ScopeError, UsageError
+from .errors import ScopeError, UsageError, describe
 from .report import BackportResult, Report, Status
 from .state import STATE
 
@@ -133,7 +133,7 @@ class Scope:
                 # next scope verifies again.
                 STATE.scoped.pop(_key(self._backport_id, self._manifest), None)
             raise _error(
-                prepared.manifest, self._backport_id, f"patching failed: {_describe(exc)}"
+                prepared.manifest, self._backport_id, f"patching failed: {describe(exc)}"
             ) from exc
         if changed:
             _retag()
@@ -268,11 +268,6 @@ def _refused(manifest: Manifest, result: BackportResult) -> Refused:
 def _error(manifest: Manifest, backport_id: str, reason: str) -> ScopeError:
     result = BackportResult(backport_id, Status.FAILED, reason)
     return ScopeError(Report(manifest.package, None, str(manifest.path), (result,)))
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _retag() -> None:

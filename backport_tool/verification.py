@@ -13,6 +13,7 @@ from types import ModuleType
 from typing import TypeGuard
 
 from . import configs, patcher, references, registries
+from .errors import describe
 from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
@@ -33,11 +34,6 @@ SEVERITY = (Status.FAILED, Status.MISSING, Status.DRIFT, Status.PARTIAL)
 
 def worst(problems: list[Problem]) -> Status:
     return next(s for s in SEVERITY if any(p.status is s for p in problems))
-
-
-def describe(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 @dataclass
