@@ -386,11 +386,12 @@ def registry_for(
     assert facts.resolved is not None
     container = facts.resolved.function
     symbol = str(target.symbol)
-    wanted = [(entry.key, entry.value, True) for entry in target.add]
-    wanted += [(ref, None, False) for ref in target.remove]
+    # (key, value, adds, the entry as reports show it)
+    wanted = [(entry.key, entry.value, True, str(entry)) for entry in target.add]
+    wanted += [(ref, None, False, str(ref)) for ref in target.remove]
     items: list[registries.Item | registries.Awaited] = []
     problems: list[Problem] = []
-    for key, value, adds in wanted:
+    for key, value, adds, _ in wanted:
         label = str(key)
         try:
             items.append(_item(module, backport, adds, label, key, value, importing=importing))
@@ -415,12 +416,8 @@ def registry_for(
             else:
                 states[item.label] = found
     entries = tuple(
-        EntryReport(
-            str(key) if value is None else f"{key} -> {value}",
-            "add" if adds else "remove",
-            states[str(key)],
-        )
-        for key, value, adds in wanted
+        EntryReport(shown, "add" if adds else "remove", states[str(key)])
+        for key, _, adds, shown in wanted
         if str(key) in states
     )
     return Planned(tuple(items), entries, tuple(problems))
