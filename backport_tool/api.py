@@ -42,7 +42,7 @@ from .config import (
     switches,
     unknown_switches,
 )
-from .errors import BackportToolError, UsageError, VerificationError
+from .errors import BackportToolError, UsageError, VerificationError, describe
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
@@ -380,7 +380,7 @@ def _apply_one(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
         )
     except Exception as exc:
         logger.debug("backport-tool: applying %s failed", entry.id, exc_info=True)
-        result = BackportResult(entry.id, Status.FAILED, f"{type(exc).__name__}: {exc}")
+        result = BackportResult(entry.id, Status.FAILED, describe(exc))
     level = logging.WARNING if result.is_problem else logging.DEBUG
     logger.log(level, "backport-tool: %s: %s (%s)", result.id, result.status.value, result.reason)
     _update(result)

@@ -16,7 +16,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-from .errors import ManifestError
+from .errors import ManifestError, describe
 
 # A patch set is a few KB; anything near this is a mistake or an attack.
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -84,9 +84,7 @@ def package_resource(spec: str) -> Path:
         raise _error(Path(spec), f"{package!r} is a module, not a package") from None
     except Exception as exc:
         # Importing the package ran its code, and that failed.
-        raise _error(
-            Path(spec), f"importing {package!r} raised {type(exc).__name__}: {exc}"
-        ) from None
+        raise _error(Path(spec), f"importing {package!r} raised {describe(exc)}") from None
     if not isinstance(root, Path):
         # Inside a zip, or spread over several directories (a namespace
         # package): the backport modules beside the manifest must be files.

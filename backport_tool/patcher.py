@@ -600,7 +600,7 @@ def run_after_apply(backport_id: str) -> None:
                 entry.hooks.after_apply()
         except Exception as exc:
             revert((backport_id,))
-            raise HookFailed(f"after_apply raised {type(exc).__name__}: {exc}") from exc
+            raise HookFailed(f"after_apply raised {describe(exc)}") from exc
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:

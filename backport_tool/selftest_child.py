@@ -10,6 +10,7 @@ import traceback
 from pathlib import Path
 
 from .api import apply, current_report, manifest_for
+from .errors import describe
 from .loading import SELFTEST_HOOK, load_backport_module
 from .report import Status
 
@@ -29,7 +30,7 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         # The traceback is the useful part for whoever wrote the backport.
         traceback.print_exc()
-        failure = f"failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        failure = f"failed: {describe(exc)}".splitlines()[0]
     if failure is not None:
         print(failure)
         return 1

@@ -36,7 +36,7 @@ from ..config import (
     switches,
     unknown_switches,
 )
-from ..errors import BackportToolError, MissingDependencyError, UsageError
+from ..errors import BackportToolError, MissingDependencyError, UsageError, describe
 from ..manifest_file import is_package_spec, real_location
 from ..report import Report, Status
 
@@ -274,7 +274,7 @@ def verify(
             report = ray.get(ref)
         except Exception as exc:  # a task error names the node; the others still count
             reports[node] = None
-            mismatched[node] = f"the probe task failed: {type(exc).__name__}: {exc}"
+            mismatched[node] = f"the probe task failed: {describe(exc)}"
             continue
         reports[node] = report
         found = in_force(report)
