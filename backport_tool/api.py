@@ -122,10 +122,20 @@ def installed(package: str, switched: Switches) -> Version | None:
     return None if switched.all_off else installed_version(package)
 
 
-def _build_plan(manifest: Manifest, switched: Switches) -> plan.Plan:
+def _build_plan(
+    manifest: Manifest, switched: Switches, read: tuple[str, str | None] | None = None
+) -> plan.Plan:
+    # ``read``: (package, version text) that the caller read already. One read
+    # per plan: the metadata is not parsed twice, nor read as two versions if
+    # it changes in between.
     from .decision import as_applied, decide_all  # noqa: PLC0415 - see _parsed
+    from .versions import parse_installed  # noqa: PLC0415
 
-    decisions = decide_all(manifest, installed(manifest.package, switched), switched)
+    if read is not None and read[0] == manifest.package:
+        text = read[1]
+    else:
+        text = _version_text(manifest.package, switched)
+    decisions = decide_all(manifest, parse_installed(manifest.package, text), switched)
     entries = []
     for backport in manifest.backports:
         decision = as_applied(decisions[backport.id])
@@ -136,7 +146,7 @@ def _build_plan(manifest: Manifest, switched: Switches) -> plan.Plan:
         entries.append(
             plan.PlanEntry(backport.id, decision.status, decision.reason, modules, copies)
         )
-    return plan.Plan(manifest.package, _version_text(manifest.package, switched), tuple(entries))
+    return plan.Plan(manifest.package, text, tuple(entries))
 
 
 def _startup_plan(file: ManifestFile, switched: Switches) -> plan.Plan:
@@ -146,7 +156,7 @@ def _startup_plan(file: ManifestFile, switched: Switches) -> plan.Plan:
     if cached is not None and cached.package == package:
         return cached
     # No plan, or a foreign, invalid or incomplete one: decide again.
-    built = _build_plan(_parsed(file), switched)
+    built = _build_plan(_parsed(file), switched, (package, version) if package else None)
     plan.store(plan.plan_path(file, built.version, switched), built, file, switched)
     return built
 

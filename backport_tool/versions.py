@@ -30,7 +30,11 @@ from .installed import version_text
 
 def installed_version(package: str) -> Version | None:
     """Return the installed version of ``package``, or None if it is not installed."""
-    raw = version_text(package)
+    return parse_installed(package, version_text(package))
+
+
+def parse_installed(package: str, raw: str | None) -> Version | None:
+    """The version ``version_text(package)`` returned, parsed; None stays None."""
     if raw is None:
         return None
     try:

@@ -16,7 +16,7 @@ import yaml
 from helpers import BACKPORT_SOURCE, TARGET_SOURCE, PatchSet
 
 import backport_tool
-from backport_tool import cache, plan
+from backport_tool import api, cache, installed, plan
 from backport_tool.config import Switches
 from backport_tool.errors import ManifestError
 from backport_tool.manifest import parse_manifest_file
@@ -160,6 +160,28 @@ def test_apply_ignores_what_was_planted_at_the_plan_path(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == status.value
     assert "Traceback" not in done.stderr
+
+
+def test_a_new_plan_reads_the_installed_metadata_once(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    reads: list[str] = []
+    real = installed.version_text
+
+    def counted(package: str) -> str | None:
+        reads.append(package)
+        return real(package)
+
+    monkeypatch.setattr(api, "version_text", counted)
+    assert list(Path(os.environ["BACKPORT_TOOL_CACHE_DIR"]).glob("plan-*")) == []
+    report = backport_tool.apply(manifest, subprocesses=False)
+    assert report.version == "1.5.0"
+    assert report.by_id("fix").status is Status.PENDING
+    # The startup read decides the new plan too: one read, not one per use.
+    assert reads == [patchset.dist]
+    assert len(list(Path(os.environ["BACKPORT_TOOL_CACHE_DIR"]).glob("plan-*"))) == 1
 
 
 def test_a_validated_manifest_is_read_again_without_yaml(
