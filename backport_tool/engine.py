@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from types import ModuleType
+from typing import NamedTuple
 
 from packaging.version import Version
 
@@ -324,15 +325,16 @@ def applied_reason(backport: Backport) -> str:
 
 def _edited(backport_id: str, symbol: str) -> str:
     # "edited the entries of SYMBOL (1 added, 1 removed)"
-    counts: dict[str, int] = {}
-    for done in patcher.edits(backport_id, symbol) or ():
-        word = "present already" if done.state is registries.EntryState.PRESENT else done.state
-        counts[str(word)] = counts.get(str(word), 0) + 1
-    waiting = len(patcher.awaited_entries(backport_id, symbol))
-    if waiting:
-        counts["waiting for their module"] = waiting
-    detail = ", ".join(f"{n} {word}" for word, n in counts.items())
+    states = [done.state for done in patcher.edits(backport_id, symbol) or ()]
+    states += [registries.EntryState.AWAITED] * len(patcher.awaited_entries(backport_id, symbol))
+    detail = registries.tally(states, _EDITED_WORDS)
     return f"edited the entries of {symbol}" + (f" ({detail})" if detail else "")
+
+
+_EDITED_WORDS = {
+    registries.EntryState.PRESENT: "present already",
+    registries.EntryState.AWAITED: "waiting for their module",
+}
 
 
 def _ready(run: Run) -> None:
@@ -349,21 +351,44 @@ def _ready(run: Run) -> None:
         run.stop(Status.READY, verified)
 
 
+class _Listed(NamedTuple):
+    # One entry that a target of a run adds or removes, and in which container.
+    container: object
+    item: registries.Item | registries.Awaited
+    symbol: str
+    run: Run
+
+
+def _listed(run: Run) -> list[_Listed]:
+    return [
+        _Listed(patch.replacement, item, patch.symbol, run)
+        for patch in run.patches
+        for item in patch.registry or ()
+    ]
+
+
+def _listed_before(entry: _Listed, seen: list[_Listed]) -> _Listed | None:
+    # The first of seen that is the same entry of the same container.
+    for other in seen:
+        if other.container is entry.container and registries.same_entry(entry.item, other.item):
+            return other
+    return None
+
+
 def _one_entry(run: Run) -> None:
     # Two targets of one backport that list one entry of one container: the
     # second edit would find the first's, and revert could not undo both.
-    seen: list[tuple[object, registries.Item | registries.Awaited, str]] = []
-    for patch in run.patches:
-        for item in patch.registry or ():
-            for container, known, symbol in seen:
-                if container is patch.replacement and registries.same_entry(item, known):
-                    run.stop(
-                        Status.FAILED,
-                        f"conflict: entry {item.label} of {patch.symbol} is listed by two "
-                        f"targets ({symbol} and {patch.symbol}); keep one",
-                    )
-                    return
-            seen.append((patch.replacement, item, patch.symbol))
+    seen: list[_Listed] = []
+    for entry in _listed(run):
+        other = _listed_before(entry, seen)
+        if other is not None:
+            run.stop(
+                Status.FAILED,
+                f"conflict: entry {entry.item.label} of {entry.symbol} is listed by two "
+                f"targets ({other.symbol} and {entry.symbol}); keep one",
+            )
+            return
+        seen.append(entry)
 
 
 _Step = Callable[[Run], None]
@@ -468,33 +493,21 @@ def _option_conflicts(runs: list[Run]) -> None:
 def _entry_conflicts(runs: list[Run]) -> None:
     # One entry of one container, added or removed by two backports: each
     # would undo the other's edit on revert. Both stop, in apply as in check.
-    seen: list[tuple[Run, object, registries.Item | registries.Awaited, str]] = []
+    seen: list[_Listed] = []
     for run in runs:
         if run.stopped:
             continue
-        found = _first_shared(run, seen)
+        entries = _listed(run)
+        found = next(((e, o) for e in entries if (o := _listed_before(e, seen)) is not None), None)
         if found is None:
-            seen += [
-                (run, patch.replacement, item, patch.symbol)
-                for patch in run.patches
-                for item in patch.registry or ()
-            ]
+            seen += entries
             continue
-        other, label, symbol, known = found
-        run.stop(Status.FAILED, _same_entry(label, symbol, other.backport.id))
-        if other.status is not Status.FAILED:
-            other.stop(Status.FAILED, _same_entry(known, symbol, run.backport.id))
-
-
-def _first_shared(
-    run: Run, seen: list[tuple[Run, object, registries.Item | registries.Awaited, str]]
-) -> tuple[Run, str, str, str] | None:
-    for patch in run.patches:
-        for item in patch.registry or ():
-            for other, container, known, _ in seen:
-                if container is patch.replacement and registries.same_entry(item, known):
-                    return other, item.label, patch.symbol, known.label
-    return None
+        entry, other = found
+        run.stop(Status.FAILED, _same_entry(entry.item.label, entry.symbol, other.run.backport.id))
+        if other.run.status is not Status.FAILED:
+            other.run.stop(
+                Status.FAILED, _same_entry(other.item.label, entry.symbol, run.backport.id)
+            )
 
 
 def _walk(runs: list[Run]) -> None:

@@ -11,7 +11,8 @@ This module is on the startup path: stdlib only, and it imports nothing.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Collection
+from collections import Counter
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import NamedTuple
 
 # The containers a registry target edits, by the name messages use.
@@ -63,6 +64,13 @@ def same_entry(one: Item | Awaited, other: Item | Awaited) -> bool:
     if one.label == other.label:
         return True
     return isinstance(one, Item) and isinstance(other, Item) and one.key is other.key
+
+
+def tally(states: Iterable[EntryState], words: Mapping[EntryState, str]) -> str:
+    # "2 added, 1 removed": the entries in each state, in the order first
+    # seen, each state in ``words`` if it is there.
+    counts = Counter(states)
+    return ", ".join(f"{n} {words.get(state, state.value)}" for state, n in counts.items())
 
 
 class Done(NamedTuple):

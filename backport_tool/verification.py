@@ -543,11 +543,10 @@ _ENTRY_WORDS = {
 
 
 def _entries_text(report: TargetReport) -> str:
-    counts: dict[registries.EntryState, int] = {}
-    for entry in report.entries:
-        counts[entry.state] = counts.get(entry.state, 0) + 1
-    parts = [f"{n} {_ENTRY_WORDS.get(state, state.value)}" for state, n in counts.items()]
-    return f"{report.symbol} is a {report.container} with entries " + ", ".join(parts)
+    states = (entry.state for entry in report.entries)
+    return f"{report.symbol} is a {report.container} with entries " + registries.tally(
+        states, _ENTRY_WORDS
+    )
 
 
 def searches(backport: Backport, inspected: Inspected) -> list[references.Search | None]:
