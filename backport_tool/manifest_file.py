@@ -16,6 +16,7 @@ import stat
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
+from .cache import read_limited
 from .errors import ManifestError, describe
 
 # A patch set is a few KB; anything near this is a mistake or an attack.
@@ -155,9 +156,8 @@ def read_manifest_file(path: Path) -> ManifestFile:
             raise _error(
                 path, "is not a regular file (a device, FIFO or socket); give a manifest file"
             )
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            # Bounded even when the size above was wrong (a file still growing).
-            raw = handle.read(MAX_MANIFEST_BYTES + 1)
+        # Bounded even when the size above was wrong (a file still growing).
+        raw = read_limited(fd, info.st_size, MAX_MANIFEST_BYTES)
     except OSError as exc:
         raise _error(path, f"cannot read: {exc.strerror}") from None
     finally:

@@ -63,6 +63,28 @@ def test_a_file_over_the_size_bound_is_not_read(home: Path) -> None:
     assert cache.read_bytes(path) is None
 
 
+@pytest.mark.parametrize(
+    ("size", "limit", "expected"),
+    [
+        (10, 100, 10),  # what fstat said
+        (2, 100, 10),  # fstat said less: the file grew since, read on
+        (100, 100, 10),  # fstat said more: it shrank, stop at its end
+        (10, 5, 6),  # over the limit: one byte more than it tells so
+        (2, 5, 6),
+    ],
+)
+def test_a_limited_read_stops_one_byte_past_the_limit(
+    home: Path, size: int, limit: int, expected: int
+) -> None:
+    path = home / "data"
+    path.write_bytes(bytes(range(10)))
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        assert cache.read_limited(fd, size, limit) == bytes(range(10))[:expected]
+    finally:
+        os.close(fd)
+
+
 def test_a_file_others_may_write_is_ignored(home: Path) -> None:
     path = home / "plan.json"
     path.write_text("{}")
