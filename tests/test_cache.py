@@ -185,10 +185,11 @@ def test_apply_ignores_what_was_planted_at_the_plan_path(
 
 
 def test_a_new_plan_reads_the_installed_metadata_once(
-    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, home: Path
 ) -> None:
     patchset.add("fix", "Widget.compute")
     manifest = patchset.write()
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(home))  # no plan there yet
     reads: list[str] = []
     real = installed.version_text
 
@@ -197,13 +198,13 @@ def test_a_new_plan_reads_the_installed_metadata_once(
         return real(package)
 
     monkeypatch.setattr(api, "version_text", counted)
-    assert list(Path(os.environ["BACKPORT_TOOL_CACHE_DIR"]).glob("plan-*")) == []
+    assert list(home.glob("plan-*")) == []
     report = backport_tool.apply(manifest, subprocesses=False)
     assert report.version == "1.5.0"
     assert report.by_id("fix").status is Status.PENDING
     # The startup read decides the new plan too: one read, not one per use.
     assert reads == [patchset.dist]
-    assert len(list(Path(os.environ["BACKPORT_TOOL_CACHE_DIR"]).glob("plan-*"))) == 1
+    assert len(list(home.glob("plan-*"))) == 1
 
 
 def test_a_validated_manifest_is_read_again_without_yaml(
