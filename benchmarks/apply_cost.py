@@ -225,6 +225,18 @@ def build_synthetic(directory: Path, count: int) -> dict[str, Any]:
     }
 
 
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shown(path: Path) -> str:
+    """How the results name a manifest: its path in the repository, else only
+    its file name, never a directory of the machine that ran it."""
+    try:
+        return path.resolve().relative_to(REPO).as_posix()
+    except ValueError:
+        return f"<outside the repository>/{path.name}"
+
+
 # --- part apply ----------------------------------------------------------------
 
 
@@ -314,7 +326,7 @@ class ApplySet:
         per_site = [ms / self.sites for ms in self.warm_ms]
         ratio = [r[self.name] / (r["import torch._inductor"] * 1e3) for r in per_round]
         return {
-            "manifest": str(self.manifest),
+            "manifest": shown(self.manifest),
             "backport": self.backport_id,
             "targets": len(self.targets),
             "declared_copies": len(self.copies),
@@ -526,7 +538,7 @@ def part_scoped(args: argparse.Namespace, sets: list[ApplySet]) -> dict[str, Any
     for s in sets:
         enter, leave = statistics.median(enter_all[s.name]), statistics.median(exit_all[s.name])
         out[s.name] = {
-            "manifest": str(s.manifest),
+            "manifest": shown(s.manifest),
             "backport": s.backport_id,
             "declared_sites": s.sites,
             "first_scope_ms": stats(first[s.name]),
@@ -650,6 +662,7 @@ def main() -> int:
     bundled = Path(backport_tool.default_manifest_path()).resolve()
     synthetic = build_synthetic(Path(tempfile.mkdtemp(prefix="apply-cost-")), args.targets)
     synthetic_manifest = Path(synthetic["manifest"])
+    synthetic["manifest"] = shown(synthetic_manifest)
     sets = [
         ApplySet("bundled", bundled, DEFAULT_ID, {}),
         ApplySet("bundled, faithful enabled", bundled, FAITHFUL_ID, {ENABLE_ENV: FAITHFUL_ID}),

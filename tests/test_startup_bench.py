@@ -86,6 +86,11 @@ def test_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
         "bundled, faithful enabled",
         "synthetic, 2 targets",
     ]
+    # Manifests are named without a directory of this machine.
+    named = [result["synthetic"]["manifest"]] + [e["manifest"] for e in applied["sets"].values()]
+    assert [not Path(name).is_absolute() and name.endswith("manifest.yaml") for name in named] == [
+        True
+    ] * 4
     for entry in applied["sets"].values():
         assert entry["declared_sites"] == entry["targets"] + entry["declared_copies"]
         assert entry["bound_sites"] == entry["declared_sites"]
