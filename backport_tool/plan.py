@@ -53,9 +53,16 @@ class Plan(NamedTuple):
 
 def package_name(raw: bytes) -> str | None:
     """The manifest's ``package``, read without yaml (only to know which version to
-    read before a plan exists; the validator has the last word)."""
+    read before a plan exists; the validator has the last word), normalized as
+    the validator normalizes it."""
     match = _PACKAGE_LINE.search(raw.decode("utf-8", errors="replace"))
-    return match.group(1) if match else None
+    # A plan records the validated name: `package: My_Pkg` must find the plan
+    # of `my-pkg`. This is PEP 503's rule, which packaging's canonicalize_name
+    # applies in the validator; packaging is not imported at startup.
+    return _SEPARATORS.sub("-", match.group(1)).lower() if match else None
+
+
+_SEPARATORS = re.compile(r"[-_.]+")
 
 
 def plan_path(file: ManifestFile, version: str | None, switches: Switches) -> Path:

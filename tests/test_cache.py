@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -205,6 +206,32 @@ def test_a_new_plan_reads_the_installed_metadata_once(
     # The startup read decides the new plan too: one read, not one per use.
     assert reads == [patchset.dist]
     assert len(list(home.glob("plan-*"))) == 1
+
+
+@pytest.mark.parametrize("spelling", [str, str.upper], ids=["as-installed", "upper-case"])
+def test_the_next_start_uses_the_plan_however_the_package_is_spelled(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, home: Path, spelling: Any
+) -> None:
+    from backport_tool import state
+
+    patchset.add("fix", "Widget.compute")
+    data = {"version": 1, "package": spelling(patchset.dist), "backports": patchset.backports}
+    manifest = patchset.write(data)
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(home))
+    assert backport_tool.apply(manifest, subprocesses=False).by_id("fix").status is Status.PENDING
+    backport_tool.revert()
+    state.reset()
+
+    def decided_again(file: object) -> None:
+        raise AssertionError("the startup plan was not used")
+
+    # A fresh process state: the plan of the first start decides this one.
+    monkeypatch.setattr(api, "_parsed", decided_again)
+    report = backport_tool.apply(manifest, subprocesses=False)
+    assert report.package == patchset.dist
+    assert report.by_id("fix").status is Status.PENDING
+    backport_tool.revert()
+    state.reset()
 
 
 def test_a_validated_manifest_is_read_again_without_yaml(
