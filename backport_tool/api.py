@@ -117,9 +117,9 @@ def _version_text(package: str, switched: Switches) -> str | None:
 
 def installed(package: str, switched: Switches) -> Version | None:
     """The installed version of ``package``, unless everything is switched off."""
-    from .versions import installed_version  # noqa: PLC0415 - see _parsed
+    from .versions import parse_installed  # noqa: PLC0415 - see _parsed
 
-    return None if switched.all_off else installed_version(package)
+    return parse_installed(package, _version_text(package, switched))
 
 
 def _build_plan(
