@@ -27,6 +27,13 @@ that every declared copy is bound):
 - cold `apply(eager=True)`: the first one of a fresh interpreter that has
   imported the same modules (backport-tool's own modules and the backport
   module load inside it), in the first `--cold-rounds` rounds.
+- references, measured like a warm apply in the same rounds: `apply(eager=True)`
+  of the bundled manifest with every backport disabled (what an apply costs
+  before it patches anything); the same target patched as a hand-written
+  patch does it (`torch.__version__` compared with packaging, then an
+  assignment); and the bundled set's warm apply right after an identical
+  untimed one instead of after a gc.collect(), which tells how much of the
+  warm apply is paid for running with the CPU caches cold.
 - warm lazy `apply()` of the bundled manifest in a fresh interpreter after
   `import torch` only: the plan cached, after an apply and revert in that
   interpreter; `--lazy-reps` repetitions per interpreter, one per round.
@@ -78,6 +85,8 @@ from typing import Any
 
 import torch
 import yaml
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
 import backport_tool
 from backport_tool import load_manifest, patcher, state
@@ -345,6 +354,82 @@ class ApplySet:
         }
 
 
+class References:
+    """What any apply pays, measured like a set's warm apply (from a clean
+    state, after a gc.collect()) in the same rounds: the fixed cost of an
+    apply that patches nothing, the patch as a hand-written one makes it, and
+    the bundled set's apply with the CPU caches warm from an identical apply
+    just before it instead of a collection."""
+
+    NOTHING = "apply(eager=True), every backport disabled"
+    BY_HAND = "hand-written patch: version gate and setattr, no checks"
+    WARM_CACHES = "bundled, right after an identical untimed apply (no gc.collect())"
+
+    def __init__(self, bundled: ApplySet) -> None:
+        self.bundled = bundled
+        self.ms: dict[str, list[float]] = {self.NOTHING: [], self.BY_HAND: [], self.WARM_CACHES: []}
+        # Imported by part_apply's preloading already (see PRELOAD).
+        self.owner = importlib.import_module("torch._inductor.ir").StorageBox
+        self.original = self.owner.should_realize_on_reuse
+        clean()
+        backport_tool.apply(bundled.manifest, eager=True)
+        # The bundled default's function, as a hand-written patch module would
+        # hold it; revert() leaves the function itself usable.
+        self.replacement = self.owner.should_realize_on_reuse
+        clean()
+        if self.replacement is self.original:
+            raise SystemExit("the bundled set did not patch StorageBox.should_realize_on_reuse")
+
+    def steps(self) -> list[Callable[[], None]]:
+        return [self.nothing, self.by_hand, self.warm_caches]
+
+    def nothing(self) -> None:
+        clean()
+        gc.collect()
+        with environ({"BACKPORT_TOOL_DISABLE": "all"}):
+            start = time.perf_counter()
+            report = backport_tool.apply(self.bundled.manifest, eager=True)
+            elapsed = time.perf_counter() - start
+            if {r.status.value for r in report.results} != {"disabled"}:
+                raise SystemExit(f"everything disabled: {report.results}")
+            clean()
+        self.ms[self.NOTHING].append(elapsed * 1e3)
+
+    def by_hand(self) -> None:
+        # What an ad-hoc patch does at startup (as vLLM's env_override.py
+        # does): compare torch.__version__ with packaging, then assign.
+        clean()
+        gc.collect()
+        start = time.perf_counter()
+        if Version(torch.__version__) in SpecifierSet(">=2.11.0,<2.12"):
+            self.owner.should_realize_on_reuse = self.replacement
+        elapsed = time.perf_counter() - start
+        self.owner.should_realize_on_reuse = self.original
+        self.ms[self.BY_HAND].append(elapsed * 1e3)
+
+    def warm_caches(self) -> None:
+        clean()
+        backport_tool.apply(self.bundled.manifest, eager=True)
+        clean()
+        start = time.perf_counter()
+        backport_tool.apply(self.bundled.manifest, eager=True)
+        elapsed = time.perf_counter() - start
+        clean()
+        self.ms[self.WARM_CACHES].append(elapsed * 1e3)
+
+    def result(self, per_round: list[dict[str, float]]) -> dict[str, Any]:
+        out = {}
+        for name, values in self.ms.items():
+            inductor = [r["import torch._inductor"] * 1e3 for r in per_round]
+            out[name] = {
+                "ms": stats(values),
+                "ratio_to_import_inductor": stats(
+                    [ms / imported for ms, imported in zip(values, inductor, strict=True)]
+                ),
+            }
+        return out
+
+
 LAZY_CODE = """
 import json, time
 import torch
@@ -370,6 +455,7 @@ def part_apply(
     args: argparse.Namespace, sets: list[ApplySet], env: dict[str, str]
 ) -> dict[str, Any]:
     first = {s.name: s.apply_once() for s in sets}
+    references = References(sets[0])
     for _ in range(args.warmup):
         for s in sets:
             s.apply_once()
@@ -407,6 +493,7 @@ def part_apply(
             row["lazy apply()"] = statistics.median(got["ms"])
 
         steps.append(lazy_child)
+        steps += references.steps()
         random.shuffle(steps)
         for step in steps:
             step()
@@ -417,6 +504,7 @@ def part_apply(
     return {
         "import_seconds": {code: stats(v) for code, v in imports.items()},
         "sets": {s.name: s.result(first[s.name], per_round) for s in sets},
+        "references": references.result(per_round),
         "lazy_warm_apply": {
             "status": lazy["status"],
             "first_in_process_ms": stats(lazy["first_ms"]),
@@ -740,6 +828,11 @@ def summary(result: dict[str, Any]) -> str:
                 f"| {name} | {s['declared_sites']} ({s['bound_sites']}) | {cold} | "
                 f"{_q(s['warm_ms'], digits=2)} | {_q(s['warm_ms_per_site'])} | "
                 f"{_q(s['warm_ratio_per_site_to_import_inductor'], 1e6, 1)} ppm |"
+            )
+        lines += ["", "| reference | ms | / import |", "|---|---|---|"]
+        for name, ref in applied["references"].items():
+            lines.append(
+                f"| {name} | {_q(ref['ms'])} | {_q(ref['ratio_to_import_inductor'], 1e6, 1)} ppm |"
             )
         lazy = applied["lazy_warm_apply"]
         lines += [

@@ -104,6 +104,14 @@ def test_apply_cost_benchmark_writes_its_json(tmp_path: Path) -> None:
         ):
             _stats(entry[key], 1)
         assert entry["budget"]["limit_ms_per_site"] == 2.0
+    assert list(applied["references"]) == [
+        "apply(eager=True), every backport disabled",
+        "hand-written patch: version gate and setattr, no checks",
+        "bundled, right after an identical untimed apply (no gc.collect())",
+    ]
+    for reference in applied["references"].values():
+        _stats(reference["ms"], 1)
+        _stats(reference["ratio_to_import_inductor"], 1)
     lazy = applied["lazy_warm_apply"]
     # The bundled default, pending until torch._inductor is imported.
     assert lazy["status"]["inductor-realize-on-reuse-refined"] == "pending"
