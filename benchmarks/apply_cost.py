@@ -268,6 +268,33 @@ def clean() -> None:
     state.reset()
 
 
+@contextlib.contextmanager
+def timed_apply(
+    manifest: Path, env: dict[str, str], *, collect: bool = True
+) -> Iterator[tuple[float, backport_tool.Report]]:
+    """apply(eager=True) of ``manifest`` from a clean state, after a
+    gc.collect() unless ``collect`` is False: its milliseconds and its report,
+    while what it applied is in force."""
+    clean()
+    if collect:
+        gc.collect()
+    # The environment stays set until reset() has put back what apply
+    # exported for subprocesses (it remembers the value it found).
+    with environ(env):
+        start = time.perf_counter()
+        report = backport_tool.apply(manifest, eager=True)
+        elapsed = time.perf_counter() - start
+        try:
+            yield elapsed * 1e3, report
+        finally:
+            clean()
+
+
+def ratios_to_inductor(name: str, per_round: list[Row]) -> list[float]:
+    """Each round's ``name`` over that round's ``import torch._inductor``."""
+    return [r[name] / (r["import torch._inductor"] * 1e3) for r in per_round]
+
+
 class ApplySet:
     """One patch set, applied eagerly."""
 
@@ -293,20 +320,12 @@ class ApplySet:
 
     def apply_once(self) -> float:
         """Milliseconds of one apply(eager=True), from a clean state."""
-        clean()
-        gc.collect()
-        # The environment stays set until reset() has put back what apply
-        # exported for subprocesses (it remembers the value it found).
-        with environ(self.env):
-            start = time.perf_counter()
-            report = backport_tool.apply(self.manifest, eager=True)
-            elapsed = time.perf_counter() - start
+        with timed_apply(self.manifest, self.env) as (ms, report):
             status = {r.id: r.status.value for r in report.results}
             if status.get(self.backport_id) != "applied":
                 raise SystemExit(f"{self.name}: {status}: {report.results}")
             self.bound = len(self.targets) + len(patcher.bound_copies(self.backport_id))
-            clean()
-        return elapsed * 1e3
+        return ms
 
     def cold_once(self, env: dict[str, str]) -> None:
         code = textwrap.dedent(
@@ -333,7 +352,7 @@ class ApplySet:
 
     def result(self, first_ms: float, per_round: list[dict[str, float]]) -> dict[str, Any]:
         per_site = [ms / self.sites for ms in self.warm_ms]
-        ratio = [r[self.name] / (r["import torch._inductor"] * 1e3) for r in per_round]
+        ratio = ratios_to_inductor(self.name, per_round)
         return {
             "manifest": shown(self.manifest),
             "backport": self.backport_id,
@@ -366,36 +385,39 @@ class References:
     WARM_CACHES = "bundled, right after an identical untimed apply (no gc.collect())"
 
     def __init__(self, bundled: ApplySet) -> None:
-        self.bundled = bundled
+        self.manifest = bundled.manifest
         self.ms: dict[str, list[float]] = {self.NOTHING: [], self.BY_HAND: [], self.WARM_CACHES: []}
         # Imported by part_apply's preloading already (see PRELOAD).
         self.owner = importlib.import_module("torch._inductor.ir").StorageBox
         self.original = self.owner.should_realize_on_reuse
-        clean()
-        backport_tool.apply(bundled.manifest, eager=True)
-        # The bundled default's function, as a hand-written patch module would
-        # hold it; revert() leaves the function itself usable.
-        self.replacement = self.owner.should_realize_on_reuse
-        clean()
+        with timed_apply(self.manifest, {}):
+            # The bundled default's function, as a hand-written patch module
+            # would hold it; revert() leaves the function itself usable.
+            self.replacement = self.owner.should_realize_on_reuse
         if self.replacement is self.original:
             raise SystemExit("the bundled set did not patch StorageBox.should_realize_on_reuse")
 
-    def steps(self) -> list[Callable[[], None]]:
-        return [self.nothing, self.by_hand, self.warm_caches]
+    def steps(self, row: Row) -> list[Callable[[], None]]:
+        def timed(name: str, measure: Callable[[], float]) -> Callable[[], None]:
+            def step() -> None:
+                row[name] = measure()
+                self.ms[name].append(row[name])
 
-    def nothing(self) -> None:
-        clean()
-        gc.collect()
-        with environ({"BACKPORT_TOOL_DISABLE": "all"}):
-            start = time.perf_counter()
-            report = backport_tool.apply(self.bundled.manifest, eager=True)
-            elapsed = time.perf_counter() - start
+            return step
+
+        return [
+            timed(self.NOTHING, self.nothing),
+            timed(self.BY_HAND, self.by_hand),
+            timed(self.WARM_CACHES, self.warm_caches),
+        ]
+
+    def nothing(self) -> float:
+        with timed_apply(self.manifest, {"BACKPORT_TOOL_DISABLE": "all"}) as (ms, report):
             if {r.status.value for r in report.results} != {"disabled"}:
                 raise SystemExit(f"everything disabled: {report.results}")
-            clean()
-        self.ms[self.NOTHING].append(elapsed * 1e3)
+        return ms
 
-    def by_hand(self) -> None:
+    def by_hand(self) -> float:
         # What an ad-hoc patch does at startup (as vLLM's env_override.py
         # does): compare torch.__version__ with packaging, then assign.
         clean()
@@ -405,29 +427,22 @@ class References:
             self.owner.should_realize_on_reuse = self.replacement
         elapsed = time.perf_counter() - start
         self.owner.should_realize_on_reuse = self.original
-        self.ms[self.BY_HAND].append(elapsed * 1e3)
+        return elapsed * 1e3
 
-    def warm_caches(self) -> None:
+    def warm_caches(self) -> float:
         clean()
-        backport_tool.apply(self.bundled.manifest, eager=True)
-        clean()
-        start = time.perf_counter()
-        backport_tool.apply(self.bundled.manifest, eager=True)
-        elapsed = time.perf_counter() - start
-        clean()
-        self.ms[self.WARM_CACHES].append(elapsed * 1e3)
+        backport_tool.apply(self.manifest, eager=True)  # untimed; timed_apply cleans up
+        with timed_apply(self.manifest, {}, collect=False) as (ms, _):
+            return ms
 
-    def result(self, per_round: list[dict[str, float]]) -> dict[str, Any]:
-        out = {}
-        for name, values in self.ms.items():
-            inductor = [r["import torch._inductor"] * 1e3 for r in per_round]
-            out[name] = {
+    def result(self, per_round: list[Row]) -> dict[str, Any]:
+        return {
+            name: {
                 "ms": stats(values),
-                "ratio_to_import_inductor": stats(
-                    [ms / imported for ms, imported in zip(values, inductor, strict=True)]
-                ),
+                "ratio_to_import_inductor": stats(ratios_to_inductor(name, per_round)),
             }
-        return out
+            for name, values in self.ms.items()
+        }
 
 
 LAZY_CODE = """
@@ -493,7 +508,7 @@ def part_apply(
             row["lazy apply()"] = statistics.median(got["ms"])
 
         steps.append(lazy_child)
-        steps += references.steps()
+        steps += references.steps(row)
         random.shuffle(steps)
         for step in steps:
             step()
