@@ -9,8 +9,8 @@ import shutil
 import stat
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -210,7 +210,7 @@ def test_a_new_plan_reads_the_installed_metadata_once(
 
 @pytest.mark.parametrize("spelling", [str, str.upper], ids=["as-installed", "upper-case"])
 def test_the_next_start_uses_the_plan_however_the_package_is_spelled(
-    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, home: Path, spelling: Any
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, home: Path, spelling: Callable[[str], str]
 ) -> None:
     from backport_tool import state
 
