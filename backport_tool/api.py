@@ -42,7 +42,7 @@ from .config import (
     switches,
     unknown_switches,
 )
-from .errors import BackportToolError, UsageError, VerificationError, describe
+from .errors import FOREIGN_FAILURES, BackportToolError, UsageError, VerificationError, describe
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
@@ -365,7 +365,7 @@ def _import_then_apply(source: ManifestFile | Manifest, entry: plan.PlanEntry) -
         if not lazy.is_loaded(module):
             try:
                 importlib.import_module(module)
-            except Exception as exc:
+            except FOREIGN_FAILURES as exc:
                 _update(BackportResult(entry.id, Status.MISSING, f"importing {module}: {exc}"))
                 return
     _apply_one(source, entry)
@@ -388,7 +388,7 @@ def _apply_one(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
             LiveInspector(lazy.is_loaded),
             Mode.APPLY,
         )
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         logger.debug("backport-tool: applying %s failed", entry.id, exc_info=True)
         result = BackportResult(entry.id, Status.FAILED, describe(exc))
     level = logging.WARNING if result.is_problem else logging.DEBUG

@@ -21,7 +21,7 @@ from packaging.version import Version
 from . import patcher, references, registries
 from .config import Switches
 from .decision import as_applied, decide_all
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .findings import Claim, Probe
 from .inspection import Inspector, LiveInspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
@@ -103,7 +103,7 @@ def _read_refused(run: Run) -> None:
     run.inspected = inspect_backport(run.backport, run.inspector, imports=False)
     try:
         run.probe, _ = probe(load_backport_module(run.backport), run.inspected)
-    except Exception:
+    except FOREIGN_FAILURES:
         logger.debug("backport-tool: probing %s failed", run.backport.id, exc_info=True)
         run.probe = Probe.UNKNOWN
 
@@ -165,7 +165,7 @@ def _prepare(run: Run) -> None:
     assert inspected is not None
     try:
         run.module = load_backport_module(backport)
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         logger.debug("backport-tool: loading %s failed", backport.module, exc_info=True)
         message = (
             str(exc)
@@ -177,7 +177,7 @@ def _prepare(run: Run) -> None:
     problems: list[Problem] = []
     try:
         run.probe, run.why = probe(run.module, inspected)
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         problems.append(Problem(Status.FAILED, f"upstream_probe raised {describe(exc)}"))
     if run.probe is Probe.FIXED:
         run.stop(
@@ -286,7 +286,7 @@ def _patch(run: Run) -> None:
     except patcher.ForeignApplied as exc:
         run.stop(Status.FAILED, _foreign(backport.id, exc.manifest, run.manifest))
         return
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
         run.stop(Status.FAILED, f"patching failed, nothing changed: {describe(exc)}")
         return

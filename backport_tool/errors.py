@@ -7,6 +7,14 @@ if TYPE_CHECKING:
     from .report import Report
 
 
+# What code backport-tool does not own (a backport module and its hooks, a
+# target module it imports) may raise, and what is then reported as that
+# code's failure. sys.exit() on import is a bug of the module that calls it,
+# never the wish of the server or of `check` to end with its code;
+# KeyboardInterrupt still goes through.
+FOREIGN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit)
+
+
 # An exception as every message names it: its type, and its text if any.
 def describe(exc: BaseException) -> str:
     text = str(exc)

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import FOREIGN_FAILURES
 from .source import FunctionNode, parse_signature, without_docstring
 
 _PO = inspect.Parameter.POSITIONAL_ONLY
@@ -402,7 +403,7 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
     for text, decorator in reversed(decorators):
         try:
             wrapped = decorator(wrapped)  # type: ignore[operator]
-        except Exception as error:  # a decorator may raise anything
+        except FOREIGN_FAILURES as error:  # a decorator may raise anything
             return f"its decorator @{text} raised {type(error).__name__} when applied again"
     if not any(found is rebuilt for found in _unwrapping(wrapped)) or not callable(wrapped):
         return NOT_WRAPPED_AGAIN

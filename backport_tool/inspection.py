@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from . import patcher
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .findings import Presence
 from .manifest import SymbolRef
 from .source import (
@@ -79,7 +79,7 @@ class LiveInspector:
             resolved = resolve(ref)
         except SymbolMissing as exc:
             return SymbolFacts(symbol, Presence.MISSING, str(exc))
-        except Exception as exc:
+        except FOREIGN_FAILURES as exc:
             logger.debug("backport-tool: resolving %s failed", symbol, exc_info=True)
             return SymbolFacts(symbol, Presence.FAILED, f"import raised {describe(exc)}")
         unpatched = _unpatched(resolved)

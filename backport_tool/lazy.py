@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, NamedTuple
 
+from .errors import FOREIGN_FAILURES
+
 logger = logging.getLogger("backport_tool")
 
 
@@ -200,7 +202,7 @@ class Hooks:
         # logged, never raised into their import.
         try:
             callback()
-        except Exception:
+        except FOREIGN_FAILURES:
             logger.warning("backport-tool: import hook for %s failed", what, exc_info=True)
 
     def _install(self) -> None:

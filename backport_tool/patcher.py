@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import configs, lazy, pickling, registries
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .references import Binding, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
@@ -539,7 +539,7 @@ def _edit_awaited(entry: Entry, module: str) -> list[str]:
             continue
         try:
             done = registries.do(patch.replacement, item.resolve())
-        except Exception as exc:
+        except FOREIGN_FAILURES as exc:
             strays.append(f"entry {item.label} of {patch.symbol}: {describe(exc)}")
             continue
         if isinstance(done, str):
@@ -575,7 +575,7 @@ def _run_before_revert(backport_id: str, hooks: Hooks) -> None:
     try:
         with hook_running(backport_id, "before_revert"):
             hooks.before_revert()
-    except Exception:
+    except FOREIGN_FAILURES:
         # Reverting must still restore the originals.
         logger.warning(
             "backport-tool: before_revert of %r raised; reverting anyway",
@@ -598,7 +598,7 @@ def run_after_apply(backport_id: str) -> None:
         try:
             with hook_running(backport_id, "after_apply"):
                 entry.hooks.after_apply()
-        except Exception as exc:
+        except FOREIGN_FAILURES as exc:
             revert((backport_id,))
             raise HookFailed(f"after_apply raised {describe(exc)}") from exc
 

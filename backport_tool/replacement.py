@@ -11,7 +11,7 @@ from types import FunctionType, ModuleType
 from typing import Any, NamedTuple
 
 from . import configs, fitting, lazy, patcher, registries
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .findings import EntryReport
 from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
@@ -399,7 +399,7 @@ def registry_for(
             problems.append(Problem(Status.MISSING, f"entry {label} of {symbol}: {exc}"))
         except _EntryUnwritten as exc:
             problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {exc}"))
-        except Exception as exc:
+        except FOREIGN_FAILURES as exc:
             problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {describe(exc)}"))
     done = patcher.edits(backport.id, symbol)
     if done is not None:
@@ -430,7 +430,7 @@ def _state(
         return EntryState.AWAITED
     try:
         found = registries.state(container, item)
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         return Problem(
             Status.FAILED,
             f"entry {item.label} of {symbol}: the {registries.kind_of(container)} cannot be "

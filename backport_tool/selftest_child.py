@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 from .api import apply, current_report, manifest_for
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .loading import SELFTEST_HOOK, load_backport_module
 from .report import Status
 
@@ -27,7 +27,7 @@ def main(argv: list[str]) -> int:
     failure = None
     try:
         hook()
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         # The traceback is the useful part for whoever wrote the backport.
         traceback.print_exc()
         failure = f"failed: {describe(exc)}".splitlines()[0]

@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import TypeGuard
 
 from . import configs, patcher, references, registries
-from .errors import describe
+from .errors import FOREIGN_FAILURES, describe
 from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
@@ -101,7 +101,7 @@ def config_site(facts: SymbolFacts) -> configs.ConfigSite | None:
 def _short(value: object) -> str:
     try:
         text = repr(value)
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         text = f"<unprintable {type(value).__name__}: {describe(exc)}>"
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -334,7 +334,7 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
         if imports:
             try:
                 importlib.import_module(copy.module)
-            except Exception as exc:
+            except FOREIGN_FAILURES as exc:
                 problems.append(
                     Problem(Status.MISSING, f"declared copy {copy}: import raised {describe(exc)}")
                 )
@@ -415,7 +415,7 @@ def _to_create(
         owner, _ = resolve_owner(target.symbol)
     except SymbolMissing as exc:
         return facts, Problem(Status.MISSING, f"target {target.symbol}: {exc}")
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         return facts, Problem(
             Status.FAILED, f"target {target.symbol}: import raised {describe(exc)}"
         )
@@ -474,7 +474,7 @@ def verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Backp
     try:
         module = load_backport_module(backport)
         found, why = probe(module, inspected)
-    except Exception as exc:
+    except FOREIGN_FAILURES as exc:
         found, why = Probe.UNKNOWN, f"the probe raised {describe(exc)}"
     claims = {Probe.FIXED: Claim.CONFIRMED, Probe.NOT_FIXED: Claim.CONTRADICTED}
     claim = claims.get(found, Claim.UNVERIFIED) if found is not None else Claim.UNVERIFIED

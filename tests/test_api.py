@@ -618,6 +618,22 @@ def test_check_after_apply_verifies_the_original_and_runs_the_selftest(
     assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
 
 
+def test_a_selftest_that_calls_sys_exit_has_failed(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # sys.exit(0) ends the self-test's child with status 0 before it could
+    # confirm anything: that is not a pass.
+    exits = "\n\ndef selftest():\n    import sys\n    sys.exit(0)\n"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + exits)
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert (result.selftest, result.selftest_message) == (
+        backport_tool.Verdict.FAILED,
+        "failed: SystemExit: 0",
+    )
+
+
 @pytest.mark.parametrize(
     ("metadata", "message"),
     [

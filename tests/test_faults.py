@@ -150,3 +150,68 @@ def test_eight_threads_applying_and_reverting_stay_consistent(patchset: PatchSet
     assert module.Widget().compute(1) == 2
     assert module.Widget.helper(2) == 4
     assert module.Widget().other(1) == 3
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import sys\nsys.exit(0)\n",
+        "def upstream_probe(symbol, source):\n    raise SystemExit(3)\n",
+        "def after_apply():\n    raise SystemExit('done')\n",
+    ],
+    ids=["on import", "upstream_probe", "after_apply"],
+)
+def test_sys_exit_in_a_backport_is_its_failure_not_the_end_of_the_process(
+    patchset: PatchSet, source: str
+) -> None:
+    # A backport module that calls sys.exit() on import (or in a hook) is
+    # broken; it must not decide the exit code of the server or of `check`.
+    patchset.write_backport("exits.py", BACKPORT_SOURCE + "\n" + source)
+    patchset.add("exits", "Widget.compute", module="backports/exits.py")
+    patchset.add("good", "Widget.other")
+    module = patchset.target()
+    original = module.Widget.__dict__["compute"]
+    report = apply(patchset.write())
+    result = report.by_id("exits")
+    assert result.status is Status.FAILED, result
+    assert "SystemExit" in result.reason
+    assert report.by_id("good").status is Status.APPLIED
+    assert module.Widget.__dict__["compute"] is original
+
+
+def test_sys_exit_while_importing_a_target_module_is_reported(patchset: PatchSet) -> None:
+    (patchset.site / f"{patchset.module}_exits.py").write_text("import sys\nsys.exit(0)\n")
+    patchset.add("good", "Widget.other")
+    entry = patchset.add("exits", "Widget.compute")
+    entry["targets"][0]["symbol"] = f"{patchset.module}_exits:compute"
+    try:
+        report = apply(patchset.write())
+    finally:
+        sys.modules.pop(f"{patchset.module}_exits", None)
+    assert report.by_id("exits").status is Status.FAILED
+    assert "SystemExit" in report.by_id("exits").reason
+    assert report.by_id("good").status is Status.APPLIED
+
+
+def test_check_of_a_module_calling_sys_exit_fails_loudly(patchset: PatchSet) -> None:
+    patchset.write_backport("exits.py", BACKPORT_SOURCE + "\nimport sys\nsys.exit(0)\n")
+    patchset.add("exits", "Widget.compute", module="backports/exits.py")
+    done = patchset.cli("check", "--manifest", str(patchset.write()))
+    assert done.returncode == 1, done
+    assert "exits" in done.stdout
+    assert "SystemExit" in done.stdout
+    assert "Traceback" not in done.stderr
+
+
+def test_sys_exit_in_a_backport_under_lazy_apply_never_reaches_the_import(
+    patchset: PatchSet,
+) -> None:
+    patchset.write_backport("exits.py", BACKPORT_SOURCE + "\nimport sys\nsys.exit(0)\n")
+    patchset.add("exits", "Widget.compute", module="backports/exits.py")
+    backport_tool.apply(patchset.write())
+    module = patchset.target()  # the hook loads the backport module here
+    assert module.Widget().compute(1) == 2
+    report = current_report()
+    assert report is not None
+    assert report.by_id("exits").status is Status.FAILED
+    assert "SystemExit" in report.by_id("exits").reason
