@@ -121,18 +121,32 @@ def zero3_linear() -> bool:
         # storage (in place, without registering parameters again).
         layer.to_empty(device="cpu")
         layer.reset_parameters()
-    x = torch.randn(2, 5, 4, requires_grad=True)
-    y = layer(x)
-    if type(y.grad_fn).__name__ != "LinearForZero3Backward":
-        return False
-    y.sum().backward()
-    grads = [t.grad for t in (x, layer.weight, layer.bias)]
-    reference = [t.detach().clone().requires_grad_() for t in (x, layer.weight, layer.bias)]
-    torch._C._nn.linear(*reference).sum().backward()  # type: ignore[no-untyped-call]
-    return all(
-        got is not None and want.grad is not None and torch.allclose(got, want.grad)
-        for got, want in zip(grads, reference, strict=True)
-    )
+    # ZeRO-3 trains under autocast: there the output is bfloat16 and the
+    # weight float32, and the backward must still run and match the builtin's.
+    for autocast in (False, True):
+        x = torch.randn(2, 5, 4, requires_grad=True)
+        for t in (layer.weight, layer.bias):
+            t.grad = None
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            y = layer(x)
+        if type(y.grad_fn).__name__ != "LinearForZero3Backward":
+            return False
+        y.float().sum().backward()
+        grads = [t.grad for t in (x, layer.weight, layer.bias)]
+        reference = [t.detach().clone().requires_grad_() for t in (x, layer.weight, layer.bias)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            want_y = torch._C._nn.linear(*reference)  # type: ignore[no-untyped-call]
+        want_y.float().sum().backward()
+        tolerance = {"rtol": 1e-2, "atol": 1e-2} if autocast else {}
+        if not all(
+            got is not None
+            and want.grad is not None
+            and got.dtype == want.grad.dtype
+            and torch.allclose(got, want.grad, **tolerance)
+            for got, want in zip(grads, reference, strict=True)
+        ):
+            return False
+    return True
 
 
 def fx_dce_keeps_offload_calls() -> bool:

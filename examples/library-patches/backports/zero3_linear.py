@@ -21,17 +21,25 @@ _linear: Any = None  # bound by apply to the original
 _built: dict[str, Any] = {}
 
 
-def _linear_function() -> Any:
-    if "function" not in _built:
+def _linear_function(device_type: str) -> Any:
+    # One Function per device type: autocast is per device type, and
+    # custom_fwd/custom_bwd must name it. Under autocast the forward's output
+    # is in the autocast dtype (bfloat16) while the weight stays float32;
+    # custom_bwd runs the backward under the forward's autocast state, so its
+    # matmuls cast alike instead of failing on mixed dtypes. DeepSpeed's
+    # LinearFunctionForZeroStage3 is decorated the same way for that reason.
+    if device_type not in _built:
         import torch
 
         class LinearForZero3(torch.autograd.Function):
             @staticmethod
+            @torch.amp.custom_fwd(device_type=device_type)
             def forward(ctx: Any, input: Any, weight: Any, bias: Any) -> Any:
                 ctx.save_for_backward(input, weight, bias)
                 return _linear(input, weight, bias)
 
             @staticmethod
+            @torch.amp.custom_bwd(device_type=device_type)
             def backward(ctx: Any, grad_output: Any) -> Any:
                 input, weight, bias = ctx.saved_tensors
                 grad_input = grad_weight = grad_bias = None
@@ -44,9 +52,9 @@ def _linear_function() -> Any:
                     grad_bias = flat_grad.sum(0)
                 return grad_input, grad_weight, grad_bias
 
-        _built["function"] = LinearForZero3
-    return _built["function"]
+        _built[device_type] = LinearForZero3
+    return _built[device_type]
 
 
 def linear(input, weight, bias=None):  # type: ignore[no-untyped-def]
-    return _linear_function().apply(input, weight, bias)
+    return _linear_function(input.device.type).apply(input, weight, bias)
