@@ -296,7 +296,9 @@ def parse_manifest(
 # so that the next process (a lazy hook, an eager apply) validates it again
 # without yaml, with the line of each key (for messages and annotations). A
 # cached manifest that no longer validates is read again with yaml.
-_CACHE_FORMAT = "1"
+# Bumped when a manifest that validated before may not any more (2: lone
+# surrogates, an empty applies_to and unreadable module paths are refused).
+_CACHE_FORMAT = "2"
 
 
 def _cache_entry(digest: str, real: Path) -> tuple[Path, str]:
@@ -359,6 +361,15 @@ def _pickled_manifest(cache_path: Path, key: str, path: Path, real: Path) -> Man
 
 def _real_file(root: str, relative: str) -> str | None:
     # What resolving root/relative finds if it is a regular file, else None.
+    # A path the OS refuses (a NUL byte, a lone surrogate, a name too long)
+    # is a miss too: validating the manifest again reports it.
+    try:
+        return _real_file_below(root, relative)
+    except (OSError, ValueError):
+        return None
+
+
+def _real_file_below(root: str, relative: str) -> str | None:
     # root is a real path, so only the components below it need an lstat;
     # anything unusual (a symlink, a path out of root) takes realpath.
     path = os.path.normpath(os.path.join(root, relative))
@@ -404,23 +415,33 @@ def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
     positions: dict[str, _Pos] = {}
     seen: set[int] = set()
 
+    def source(node: yaml.Node) -> str | None:
+        # A scalar as written: YAML 1.1 reads 0123456 as the integer 42798.
+        return node.value if isinstance(node, yaml.ScalarNode) else None
+
     def walk(node: yaml.Node, keypath: str) -> None:
         # An alias is the same node object; walking it again could be
         # exponential (billion laughs) and would add no new position.
         if id(node) in seen:
             return
         seen.add(id(node))
-        positions.setdefault(keypath, _Pos(node.start_mark.line + 1))
+        positions.setdefault(keypath, _Pos(node.start_mark.line + 1, source(node)))
         if isinstance(node, yaml.MappingNode):
             keys: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
                 child = _join(keypath, key)
+                # A key's position is the key's line, where a reader looks.
+                # Under a key that is not a string (1, and "1" spelled alike)
+                # the path may stand for the key as well as the value, so it
+                # keeps no text; nor does a duplicate key (pyyaml keeps the
+                # last value, the position the first key's line).
+                text = source(value_node) if key_node.tag == _STR_TAG else None
                 if key in keys:
                     positions.setdefault(f"{child}#dup", _Pos(key_node.start_mark.line + 1))
+                    positions[child] = _Pos(positions[child].line)
                 keys.add(key)
-                # A key's position is the key's line, where a reader looks.
-                positions.setdefault(child, _Pos(key_node.start_mark.line + 1))
+                positions.setdefault(child, _Pos(key_node.start_mark.line + 1, text))
                 walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
@@ -431,9 +452,15 @@ def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
     return positions
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
 @dataclass(frozen=True)
 class _Pos:
     line: int
+    # The scalar at this key path as written in the file; None when not
+    # known (not a scalar, or read back from the cache).
+    text: str | None = None
 
 
 def _join(keypath: str, key: str) -> str:
@@ -455,6 +482,23 @@ def _type_name(value: object) -> str:
         type(None): "null",
     }
     return names.get(type(value), type(value).__name__)
+
+
+def _surrogate_problem(value: str, start: int) -> str:
+    high = ord(value[start])
+    low = ord(value[start + 1]) if start + 1 < len(value) else 0
+    if 0xD800 <= high < 0xDC00 and 0xDC00 <= low < 0xE000:
+        code = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00)
+        return (
+            f"{_show(value)} spells U+{code:04X} as two UTF-16 surrogate escapes, as JSON "
+            "writes it, which YAML reads as two characters that cannot be written as UTF-8; "
+            f'write the character itself, or "\\U{code:08X}" in a double-quoted string'
+        )
+    return (
+        f"{_show(value)} holds the lone surrogate U+{high:04X}, which is not a character "
+        "and cannot be written as UTF-8; write the character meant itself, or a \\U escape "
+        'of its whole code point in a double-quoted string (such as "\\U0001F680")'
+    )
 
 
 def _show(value: object) -> str:
@@ -526,15 +570,48 @@ class _Checker:
 
     def string(self, keypath: str, value: object, *, nonempty: bool = True) -> str | None:
         if isinstance(value, str) and (value.strip() or not nonempty):
-            return value
+            return value if value.isascii() or self.encodable(keypath, value) else None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            # YAML reads an unquoted 2.12 as a float; say how to keep it a string.
-            self.expect(keypath, "a string", value, f' (quote it: "{value}")')
+            # YAML reads an unquoted 2.12 as a float; say how to keep it a
+            # string, as written: 2.10 reads as 2.1, and 0123 as the octal 83.
+            pos = self.positions.get(keypath)
+            written = pos.text if pos is not None and pos.text is not None else value
+            self.expect(keypath, "a string", value, f' (quote it: "{written}")')
         elif isinstance(value, str):
             self.expect(keypath, "a non-empty string", value)
         else:
             self.expect(keypath, "a string", value)
         return None
+
+    def encodable(self, keypath: str, value: str) -> bool:
+        # YAML's "\ud83d" escapes one UTF-16 surrogate, as JSON writes an
+        # emoji, and pyyaml keeps it: a string that no output can print.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.error(keypath, _surrogate_problem(value, exc.start))
+            return False
+        return True
+
+    def all_encodable(self, keypath: str, value: object) -> bool:
+        # A config option's value is any YAML: each string in it, keys too.
+        seen: set[int] = set()
+
+        def check(keypath: str, value: object) -> bool:
+            if isinstance(value, str):
+                return value.isascii() or self.encodable(keypath, value)
+            if not isinstance(value, (dict, list, set)) or id(value) in seen:
+                return True
+            # An alias is the same object: each is walked once (billion laughs).
+            seen.add(id(value))
+            if isinstance(value, dict):
+                return all(
+                    check(_join(keypath, str(k)), k) and check(_join(keypath, str(k)), v)
+                    for k, v in value.items()
+                )
+            return all(check(f"{keypath}[{i}]", item) for i, item in enumerate(value))
+
+        return check(keypath, value)
 
     def each(
         self,
@@ -717,10 +794,21 @@ class _Checker:
         if text is None:
             return None
         try:
-            return SpecifierSet(text)
+            specifiers = SpecifierSet(text)
         except InvalidSpecifier:
             self.expect(keypath, 'a PEP 440 specifier set such as ">=2.11.0,<2.12"', text)
             return None
+        if not len(specifiers):
+            # packaging reads "," as a set of no clauses, which every version
+            # is in: a backport that would apply everywhere.
+            self.expect(
+                keypath,
+                'a PEP 440 specifier set with at least one clause, such as ">=2.11.0,<2.12" '
+                "(one with none matches every version)",
+                text,
+            )
+            return None
+        return specifiers
 
     def version(self, keypath: str, value: object) -> Version | None:
         text = self.string(keypath, value)
@@ -758,14 +846,34 @@ class _Checker:
         if relative.suffix != ".py":
             self.expect(keypath, "a path to a .py file", text)
             return None
+        if "\0" in text:
+            # The OS cannot take it: pathlib would raise ValueError.
+            self.error(
+                keypath, f"{_show(text)} cannot be a file path: it contains a NUL byte; remove it"
+            )
+            return None
         root = self.base.resolve()
-        # Resolve symlinks before the containment check, so that a link
-        # inside the root cannot point the loader at code outside it.
-        resolved = (root / relative).resolve()
-        if not resolved.is_relative_to(root):
+        try:
+            # Resolve symlinks before the containment check, so that a link
+            # inside the root cannot point the loader at code outside it.
+            resolved = (root / relative).resolve()
+            inside = resolved.is_relative_to(root)
+            found = inside and resolved.is_file()
+        except (OSError, RuntimeError, ValueError) as exc:
+            # is_file() is False for only some errnos, not for a name too
+            # long or a directory we may not search; before Python 3.13 a
+            # symlink loop makes resolve() raise RuntimeError.
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.error(
+                keypath,
+                f"{_show(text)} cannot be read: {reason} (looked in {self.shown_base}); "
+                "give the path of a readable .py file",
+            )
+            return None
+        if not inside:
             self.expect(keypath, f"a path inside the manifest's directory {self.shown_base}", text)
             return None
-        if not resolved.is_file():
+        if not found:
             self.error(keypath, f"file not found: {text} (looked in {self.shown_base})")
             return None
         return resolved
@@ -835,6 +943,8 @@ class _Checker:
         if "add" in entry or "remove" in entry:
             return self.registry_target(keypath, entry)
         if not self.value_or_replacement(keypath, entry):
+            return None
+        if "value" in entry and not self.all_encodable(_join(keypath, "value"), entry["value"]):
             return None
         symbol = self.symbol(f"{keypath}.symbol", entry["symbol"]) if "symbol" in entry else None
         replacement = (

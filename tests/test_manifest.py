@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import json
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from backport_tool import ManifestError, SymbolRef, load_manifest
+import backport_tool
+from backport_tool import ManifestError, SymbolRef, cli, load_manifest
+from backport_tool.manifest import _real_file
 from backport_tool.source import normalize_signature
 
 VALID = """\
@@ -380,4 +385,142 @@ def test_an_acknowledged_path_in_the_old_form_says_how_to_migrate(tmp_path: Path
         "reference path in the old form (no ':' between the module and the name). Delete the "
         "acknowledged: list, run `backport-tool check` to see the references as they are "
         "named now, and record the reviewed ones with `backport-tool lock --acknowledge`"
+    ]
+
+
+def _module_problem(tmp_path: Path, module: str) -> list[str]:
+    path = write(tmp_path, VALID.replace("module: backports/fix.py", f"module: {module}"))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    # apply() at startup reports it, never raises (the CLI exits 2, not 3).
+    report = backport_tool.apply(path)
+    assert report.error == f"invalid manifest: {info.value.problems[0]}; nothing was applied"
+    assert cli.main(["check", "--manifest", str(path)]) == 2
+    return [p.replace(str(tmp_path), "DIR") for p in info.value.problems]
+
+
+def test_a_module_path_with_a_nul_byte_is_a_problem(tmp_path: Path) -> None:
+    assert _module_problem(tmp_path, '"backports/a\\0b.py"') == [
+        "DIR/manifest.yaml:10: backports[0].module: 'backports/a\\x00b.py' cannot be a file "
+        "path: it contains a NUL byte; remove it"
+    ]
+
+
+def test_a_module_path_the_os_cannot_read_is_a_problem(tmp_path: Path) -> None:
+    name = "backports/" + "a" * 300 + ".py"
+    assert _module_problem(tmp_path, name) == [
+        f"DIR/manifest.yaml:10: backports[0].module: {repr(name)[:77]}... cannot be read: "
+        "File name too long (looked in DIR); give the path of a readable .py file"
+    ]
+    (tmp_path / "backports" / "loop.py").symlink_to("loop.py")
+    # Python 3.13's resolve() leaves a loop as it is, and is_file() says False.
+    if sys.version_info < (3, 13):
+        found = (
+            "'backports/loop.py' cannot be read: Symlink loop from 'DIR/backports/loop.py' "
+            "(looked in DIR); give the path of a readable .py file"
+        )
+    else:
+        found = "file not found: backports/loop.py (looked in DIR)"
+    assert _module_problem(tmp_path, "backports/loop.py") == [
+        f"DIR/manifest.yaml:10: backports[0].module: {found}"
+    ]
+
+
+def test_a_module_path_with_a_lone_surrogate_is_a_problem(tmp_path: Path) -> None:
+    assert _module_problem(tmp_path, '"backports/\\ud800.py"') == [
+        "DIR/manifest.yaml:10: backports[0].module: 'backports/\\ud800.py' holds the lone "
+        "surrogate U+D800, which is not a character and cannot be written as UTF-8; write the "
+        "character meant itself, or a \\U escape of its whole code point in a double-quoted "
+        'string (such as "\\U0001F680")'
+    ]
+
+
+@pytest.mark.parametrize("bad", ["a\0b.py", "\ud800.py", "a" * 300 + ".py"])
+@pytest.mark.parametrize("below", ["backports/", "link/", "../"])
+def test_a_pickled_manifests_module_path_the_os_refuses_is_a_miss(
+    tmp_path: Path, below: str, bad: str
+) -> None:
+    # Validation refuses such a path; the pickle's check must not raise on one either.
+    write(tmp_path, VALID)
+    (tmp_path / "link").symlink_to("backports")
+    assert _real_file(str(tmp_path), below + bad) is None
+
+
+def test_surrogate_escapes_as_json_writes_them_are_problems(tmp_path: Path) -> None:
+    # json.dumps writes an emoji as "\ud83d\ude80"; YAML reads two lone surrogates.
+    data = yaml.safe_load(VALID)
+    data["backports"][0]["summary"] = "launch \U0001f680"
+    path = write(tmp_path, json.dumps(data, indent=2))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert info.value.problems == (
+        f"{path}:7: backports[0].summary: 'launch \\ud83d\\ude80' spells U+1F680 as two "
+        "UTF-16 surrogate escapes, as JSON writes it, which YAML reads as two characters "
+        'that cannot be written as UTF-8; write the character itself, or "\\U0001F680" in '
+        "a double-quoted string",
+    )
+    # Printing it made status and check an internal error (exit 3).
+    for command in ("status", "check"):
+        assert cli.main([command, "--manifest", str(path)]) == 2
+    # The character itself, or its \U escape, is what the message asks for.
+    for spelling in ("launch \U0001f680", "launch \\U0001F680"):
+        text = VALID.replace("summary: a fix", f'summary: "{spelling}"')
+        assert load_manifest(write(tmp_path, text)).backports[0].summary == "launch \U0001f680"
+
+
+def test_a_lone_surrogate_in_a_config_value_is_a_problem(tmp_path: Path) -> None:
+    text = VALID.replace("        replacement: method\n", '        value: {a: ["x\\udc80"]}\n')
+    text = text.replace('        signature: "(self, users: int) -> bool"\n', "")
+    assert problems(tmp_path, text) == [
+        "M:13: backports[0].targets[0].value.a[0]: 'x\\udc80' holds the lone surrogate U+DC80, "
+        "which is not a character and cannot be written as UTF-8; write the character meant "
+        "itself, or a \\U escape of its whole code point in a double-quoted string (such as "
+        '"\\U0001F680")'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        # YAML 1.1 reads these as numbers unlike their text: the hint quotes the text.
+        (
+            "pr: https://example.invalid/pr/1",
+            "commit: 0123456",
+            "M:9: backports[0].upstream.commit: expected a string, got an integer 42798 "
+            '(quote it: "0123456")',
+        ),
+        (
+            "    requires:",
+            "    sha256: " + "0" * 64 + "\n    requires:",
+            "M:15: backports[0].sha256: expected a string, got an integer 0 "
+            f'(quote it: "{"0" * 64}")',
+        ),
+        (
+            'fixed_in: "2.12.0"',
+            "fixed_in: 2.10",
+            'M:7: backports[0].fixed_in: expected a string, got a float 2.1 (quote it: "2.10")',
+        ),
+        (
+            '"pkg.mod:Other"',
+            "1_000",
+            "M:16: backports[0].requires[0]: expected a string, got an integer 1000 "
+            '(quote it: "1_000")',
+        ),
+    ],
+)
+def test_the_quote_it_hint_shows_the_value_as_written(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    assert old in VALID
+    assert problems(tmp_path, VALID.replace(old, new, 1)) == [expected]
+
+
+@pytest.mark.parametrize("spec", [",", " , ", ",,"])
+def test_an_applies_to_of_no_clauses_is_a_problem(tmp_path: Path, spec: str) -> None:
+    # packaging reads it as the empty set, which every version is in.
+    text = VALID.replace('applies_to: ">=2.11.0,<2.12"', f'applies_to: "{spec}"')
+    assert problems(tmp_path, text) == [
+        "M:6: backports[0].applies_to: expected a PEP 440 specifier set with at least one "
+        'clause, such as ">=2.11.0,<2.12" (one with none matches every version), '
+        f"got {spec!r}"
     ]
