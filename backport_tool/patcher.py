@@ -17,7 +17,7 @@ from typing import Any
 
 from . import configs, lazy, pickling, registries
 from .errors import FOREIGN_FAILURES, describe
-from .references import Binding, rebind, unbind
+from .references import Binding, left_behind, rebind, unbind
 from .state import STATE
 from .symbols import ABSENT, defined_in, unwrapped
 
@@ -118,6 +118,11 @@ class Entry:
     # it. apply() keeps it (also one a scope put in force first).
     kept: bool = True
     scopes: int = 0
+    # len(sys.modules) when it was applied: the modules after that were
+    # imported while it was in force, and may have bound its replacements.
+    # (sys.modules keeps import order; a module deleted meanwhile shifts it,
+    # so the warning that reads this may miss a name, never invent one.)
+    modules_seen: int = 0
 
 
 def _entries() -> dict[str, Entry]:
@@ -326,7 +331,7 @@ def apply_patches(
                 raise AlreadyApplied(info.id)
             raise ForeignApplied(entry.info.manifest)
         patches = tuple(_now_config(p) for p in patches)
-        new = Entry(info, patches, hooks, kept=kept)
+        new = Entry(info, patches, hooks, kept=kept, modules_seen=len(sys.modules))
         bindings: list[Binding] = []
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
@@ -630,10 +635,34 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
                         patch.symbol,
                         backport_id,
                     )
+            _warn_left_behind(entry)
             reverted.append(backport_id)
         if reverted:
             _publish()
     return tuple(reverted)
+
+
+def _warn_left_behind(entry: Entry) -> None:
+    # Revert restores the bindings apply made. Names bound to a replacement
+    # while it was in force (a module imported meanwhile, a subclass) are
+    # someone else's, and keep it: say so rather than let them run the fix
+    # silently after revert.
+    replacements = [p.replacement for p in entry.patches if p.registry is None and p.config is None]
+    found = left_behind(replacements, entry.modules_seen)
+    if found:
+        shown = ", ".join(found[:_SHOWN]) + (
+            f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
+        )
+        logger.warning(
+            "backport-tool: %s: reverted; what was bound to its replacement while it was in "
+            "force keeps it, as revert restores only the target and its declared copies: %s. "
+            "Import or build those again after revert, or restart the process",
+            entry.info.id,
+            shown,
+        )
+
+
+_SHOWN = 6
 
 
 def enter_scope(

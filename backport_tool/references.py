@@ -101,9 +101,11 @@ def _python_module(namespace: dict[str, object]) -> bool:
     return isinstance(origin, str) and origin.endswith(".py")
 
 
-def _module_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
-    # Every module's own namespace dict, read without running module code.
-    for module_name, module in list(sys.modules.items()):
+def _module_namespaces(since: int = 0) -> Iterator[tuple[str, dict[str, object]]]:
+    # Every module's own namespace dict, read without running module code;
+    # ``since``: only the modules after the first ``since`` entries of
+    # sys.modules, which keeps the order in which they were imported.
+    for module_name, module in list(sys.modules.items())[since:]:
         if not issubclass(type(module), types.ModuleType):
             continue
         try:
@@ -112,6 +114,34 @@ def _module_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
             continue
         if type(namespace) is dict:
             yield module_name, namespace
+
+
+def left_behind(replacements: Sequence[object], since: int) -> list[str]:
+    """What revert leaves holding one of ``replacements``, by stable names:
+    the globals of modules imported after the first ``since`` entries of
+    ``sys.modules`` (imported while the replacements were in force: a user's
+    ``from torch.nn import LayerNorm``), and the classes that subclass a
+    replacement class (defined while it was in force). Runs no foreign code."""
+    wanted = {id(r) for r in replacements}
+    found: list[str] = []
+    for replacement in replacements:
+        if not isinstance(replacement, type):
+            continue
+        home = _type_dict.__get__(replacement).get("__module__")
+        subclasses: list[type] = type.__subclasses__(replacement)
+        for sub in subclasses:
+            module = _type_dict.__get__(sub).get("__module__")
+            if module != home:
+                qualname = type.__dict__["__qualname__"].__get__(sub)
+                found.append(f"{module}:{qualname} (a subclass)")
+    if len(sys.modules) > since:
+        for module_name, namespace in _module_namespaces(since):
+            if _ours(module_name):
+                continue
+            for name, value in list(dict.items(namespace)):
+                if id(value) in wanted and type(name) is str:
+                    found.append(f"{module_name}:{name}")
+    return found
 
 
 def _holders() -> Iterator[tuple[str, dict[str, object], str]]:

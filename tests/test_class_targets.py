@@ -158,6 +158,63 @@ def test_lazy_apply_before_import_torch_and_a_control(tmp_path: Path) -> None:
     assert control.stdout.split() == ["torch.nn.modules.normalization", "LayerNorm"]
 
 
+def test_revert_after_a_lazy_apply_names_the_subclasses_torch_made_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Lazy apply replaces the class inside `import torch`; torch's quantized
+    # LayerNorm, defined later in that import, subclasses the replacement, and
+    # the two copies this manifest does not declare (lock would) bind it.
+    # Revert changes neither a class's bases nor undeclared names: it says so.
+    layer_norm_manifest(tmp_path)
+    proc = python(
+        tmp_path,
+        """
+        import backport_tool
+        backport_tool.apply("manifest.yaml")
+        import torch
+        import torch.ao.nn.quantized as quantized
+        print(quantized.LayerNorm.__bases__[0].__name__)
+        backport_tool.revert()
+        print(torch.nn.LayerNorm.__name__, quantized.LayerNorm.__bases__[0].__name__)
+        """,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.split() == ["RecordingLayerNorm", "LayerNorm", "RecordingLayerNorm"]
+    assert (
+        "backport-tool: ln: reverted; what was bound to its replacement while it was in force "
+        "keeps it, as revert restores only the target and its declared copies: "
+        "torch.ao.nn.quantized.modules.normalization:LayerNorm (a subclass), "
+        "torch.nn.modules.transformer:LayerNorm, torch.nn.modules:LayerNorm. Import or build "
+        "those again after revert, or restart the process"
+    ) in proc.stderr
+
+
+def test_a_module_imported_inside_an_enabled_scope_is_named_when_it_ends(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # transformers imports a model's module while it builds the model: inside
+    # the scope, that module binds the replacement, and keeps it after.
+    path = layer_norm_manifest(tmp_path)
+    (tmp_path / "usermodel.py").write_text("from torch.nn import LayerNorm\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        with backport_tool.enabled("ln", manifest=path):
+            import usermodel  # type: ignore[import-not-found]
+
+            inside = usermodel.LayerNorm
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("usermodel", None)
+    assert torch.nn.LayerNorm is ORIGINAL
+    assert usermodel.LayerNorm is inside  # a user module is never changed
+    assert inside is not ORIGINAL
+    assert [r.getMessage() for r in caplog.records if "reverted;" in r.getMessage()] == [
+        "backport-tool: ln: reverted; what was bound to its replacement while it was in force "
+        "keeps it, as revert restores only the target and its declared copies: "
+        "usermodel:LayerNorm. Import or build those again after revert, or restart the process"
+    ]
+
+
 def test_check_reports_the_class_and_its_fingerprint_live_and_static_agree(
     tmp_path: Path,
 ) -> None:
