@@ -171,6 +171,20 @@ def layernorm_fp32() -> bool:
     """Norms built by nn.TransformerEncoderLayer and by nn.LayerNorm compute in float32."""
     import torch
     import torch.nn.functional as F
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    # The dtype of each input ATen's native_layer_norm runs on.
+    class LayerNormInputs(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()  # type: ignore[no-untyped-call]
+            self.dtypes: list[torch.dtype] = []
+
+        def __torch_dispatch__(
+            self, func: Any, types: Any, args: Any = (), kwargs: Any = None
+        ) -> Any:
+            if func is torch.ops.aten.native_layer_norm.default:
+                self.dtypes.append(args[0].dtype)
+            return func(*args, **(kwargs or {}))
 
     layer = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dtype=torch.bfloat16)
     norms = [layer.norm1, torch.nn.LayerNorm(8, dtype=torch.bfloat16)]
@@ -185,7 +199,12 @@ def layernorm_fp32() -> bool:
         return False
     for norm in norms:
         want = F.layer_norm(x.float(), (8,), norm.weight.float(), norm.bias.float(), norm.eps)
-        got = norm(x)
+        with LayerNormInputs() as seen:
+            got = norm(x)
+        # What ATen's kernel was given: torch's own CPU kernel already
+        # accumulates bfloat16 in float32, so the output alone cannot tell.
+        if seen.dtypes != [torch.float32]:
+            return False
         if got.dtype != torch.bfloat16 or not torch.equal(got, want.to(torch.bfloat16)):
             return False
     return True
