@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import tempfile
 import traceback
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TextIO, cast
 
 from . import __version__
 from .cache import write_bytes
@@ -27,6 +29,7 @@ from .config import (
     LOCAL_MANIFEST,
     LOG_ENV,
     MANIFEST_ENV,
+    bad_log_level_warning,
     internal_log_path,
     log_to_stderr,
     project_manifest_path,
@@ -80,6 +83,7 @@ exit codes:
        retire or a contradicted fixed_in claim; matrix: only with --strict, a drift
        where applies_to or --supported allows the version
   2    usage error: bad arguments, unknown backport id, invalid manifest, a file
+       that cannot be read or written (a read-only manifest included), output
        that cannot be written, a package that is not installed
   3    internal error (a bug: the message names a log file to report)
   130  interrupted (Ctrl-C)
@@ -292,15 +296,74 @@ def _internal_error() -> int:
 
 def _reader_gone() -> int:
     # As git and ruff: no message, and the status a shell shows for SIGPIPE.
-    # What is still buffered for stdout must not reach the closed pipe when
-    # the interpreter flushes it at exit ("Exception ignored ... BrokenPipeError").
+    _drop_stdout()
+    return EXIT_BROKEN_PIPE
+
+
+def _drop_stdout() -> None:
+    # What is still buffered for stdout must not reach the closed pipe (or
+    # full disk) when the interpreter flushes it at exit ("Exception ignored
+    # ... BrokenPipeError").
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     except (OSError, ValueError):  # no real file descriptor (captured stdout)
         pass
-    return EXIT_BROKEN_PIPE
+
+
+# Writing stdout or stderr failed: where the output goes is full or broken.
+# An OSError still, for the code that already expects one from a write: the
+# warnings module drops a warning that stderr cannot take.
+class _OutputError(BackportToolError, OSError):
+    def __init__(self, stream: str, exc: OSError) -> None:
+        self.stream = stream
+        super().__init__(
+            f"cannot write the output to {stream}: {exc.strerror or exc}; what was printed is "
+            f"incomplete. Check where {stream} goes (a full disk?), then run the command again"
+        )
+
+
+class _Checked:
+    # sys.stdout or sys.stderr while a command runs. An OSError writing the
+    # output (a full disk, an I/O error) is the environment's, exit 2, and
+    # must not be taken for an OSError of the command's own work, which is a
+    # bug: only here can the two be told apart. A closed pipe stays a
+    # BrokenPipeError, which has its own exit status.
+
+    def __init__(self, stream: TextIO, name: str) -> None:
+        self._stream = stream
+        self._name = name
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise _OutputError(self._name, exc) from exc
+
+    def write(self, text: str) -> int:
+        with self._writing():
+            return self._stream.write(text)
+
+    def writelines(self, lines: Iterable[str]) -> None:
+        with self._writing():
+            self._stream.writelines(lines)
+
+    def flush(self) -> None:
+        with self._writing():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _tell(text: str) -> None:
+    # When stderr cannot be written either, the exit status is all there is.
+    with contextlib.suppress(OSError):
+        print(text, file=sys.stderr)
 
 
 def _format(args: argparse.Namespace) -> Format:
@@ -403,7 +466,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _guarded(args: argparse.Namespace) -> int:
+    stdout, stderr = sys.stdout, sys.stderr
+    # cast: the wrapper has what print() and the commands use, and passes
+    # anything else on to the stream.
+    sys.stdout = cast(TextIO, _Checked(stdout, "stdout"))
+    sys.stderr = cast(TextIO, _Checked(stderr, "stderr"))
     try:
+        return _handled(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _handled(args: argparse.Namespace) -> int:
+    try:
+        # The cap on the log would hide it: seeing that the variable is
+        # ignored must not need --verbose.
+        warning = bad_log_level_warning()
+        if warning is not None:
+            _tell(warning)
         code = _run(args)
         # Inside the try: a reader that went away (`status | head -1`) shows
         # up at the flush as often as at a print.
@@ -411,11 +491,16 @@ def _guarded(args: argparse.Namespace) -> int:
         return code
     except BrokenPipeError:
         return _reader_gone()
+    except _OutputError as exc:
+        if exc.stream == "stdout":
+            _drop_stdout()
+        _tell(f"backport-tool: error: {exc}")
+        return exc.exit_code
     except BackportToolError as exc:
-        print(f"backport-tool: error: {exc}", file=sys.stderr)
+        _tell(f"backport-tool: error: {exc}")
         return exc.exit_code
     except KeyboardInterrupt:
-        print("backport-tool: interrupted", file=sys.stderr)
+        _tell("backport-tool: interrupted")
         return EXIT_INTERRUPTED
     except Exception:
         return _internal_error()

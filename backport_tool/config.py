@@ -213,20 +213,44 @@ def restore_logging(before: tuple[int, bool]) -> None:
         logger.propagate = True
 
 
+def _log_env() -> tuple[str, int | None]:
+    # The value as written (folded to upper case) and the level it names;
+    # None for OFF, an unset variable or a value that is no level.
+    level_name = os.environ.get(LOG_ENV, "").strip().upper()
+    level = logging.getLevelName(level_name) if level_name not in ("", "OFF") else None
+    return level_name, level if isinstance(level, int) else None
+
+
+def _not_a_level(level_name: str) -> str:
+    return f"backport-tool: ignoring {LOG_ENV}={level_name!r}: not a logging level"
+
+
 def configure_logging() -> None:
     """Honour ``BACKPORT_TOOL_LOG=DEBUG|INFO|WARNING|ERROR|OFF`` (once per process)."""
-    level_name = os.environ.get(LOG_ENV, "").strip().upper()
+    level_name, level = _log_env()
     if not level_name or STATE.logging_configured:
         return
     STATE.logging_configured = True
     if level_name == "OFF":
         logger.setLevel(logging.CRITICAL + 1)
         return
-    level = logging.getLevelName(level_name)
-    if not isinstance(level, int):
-        logger.warning("backport-tool: ignoring %s=%r: not a logging level", LOG_ENV, level_name)
+    if level is None:
+        logger.warning("%s", _not_a_level(level_name))
         return
     log_to_stderr(level)
+
+
+def bad_log_level_warning() -> str | None:
+    """The warning :func:`configure_logging` logs for a ``BACKPORT_TOOL_LOG``
+    that names no level, for a caller that shows it whatever the log's level
+    (the CLI); None if there is none. Once per process, as that one is."""
+    level_name, level = _log_env()
+    if STATE.logging_configured or level_name in ("", "OFF") or level is not None:
+        return None
+    # All configure_logging would do for this value is warn: marked done, it
+    # does not say it a second time (under the CLI's --verbose).
+    STATE.logging_configured = True
+    return _not_a_level(level_name)
 
 
 def child_environment(

@@ -108,8 +108,9 @@ def write_target(path: Path, *, within: Path | None = None) -> Path:
 
 
 def installed_place(target: Path) -> Path | None:
-    """The installed package directory (site-packages, or backport-tool's own
-    package, which holds the bundled patch set) that ``target`` lies in."""
+    """The installed package directory (site-packages, the interpreter's
+    standard library, or backport-tool's own package, which holds the bundled
+    patch set) that ``target`` lies in."""
     # Imported here: only the commands that write need them.
     import site  # noqa: PLC0415
     import sysconfig  # noqa: PLC0415
@@ -119,6 +120,9 @@ def installed_place(target: Path) -> Path | None:
     paths = sysconfig.get_paths()
     roots = [paths.get("purelib"), paths.get("platlib"), *site.getsitepackages()]
     roots.append(site.getusersitepackages())
+    # Last: site-packages often lies inside the standard library's directory,
+    # and the message names the closer of the two.
+    roots += [paths.get("stdlib"), paths.get("platstdlib")]
     for root in [PACKAGE_DIR, *(Path(r).resolve() for r in roots if r)]:
         if target.is_relative_to(root):
             return root
@@ -160,9 +164,10 @@ def write_text_preserving(
     ``style`` defaults to the style of the existing file (a new file gets
     ``\\n`` line endings and no BOM). A symlink is written through to its
     target and stays a link; the target's mode (and owner, where allowed) is
-    kept. See :func:`write_target` for the links and places that are refused.
-    An ``OSError`` becomes a :class:`UsageError` naming the file, and leaves
-    neither a temporary file nor a changed ``path`` behind.
+    kept. See :func:`write_target` for the links and places that are refused,
+    and :func:`refuse_read_only` for the files. An ``OSError`` becomes a
+    :class:`UsageError` naming the file, and leaves neither a temporary file
+    nor a changed ``path`` behind.
     """
     target = write_target(path, within=within)
     try:
@@ -171,6 +176,8 @@ def write_text_preserving(
         current = None
     except OSError as exc:
         raise cannot_write(path, exc) from None
+    if current is not None:
+        refuse_read_only(path, target, current)
     if style is None:
         style = read_text(target)[1] if current is not None else TextStyle()
     data = style.apply(text).encode("utf-8")
@@ -188,6 +195,32 @@ def cannot_write(path: Path, exc: OSError) -> UsageError:
         f"cannot write {path}: {_reason(exc)}; nothing was changed. Make {path} and its "
         "directory writable, then run the command again"
     )
+
+
+def refuse_read_only(path: Path, target: Path, current: os.stat_result | None = None) -> None:
+    """Raise :class:`UsageError` if the existing file ``target`` (``path``
+    resolved) is read-only: it has no write permission at all, or none for
+    this user."""
+    if current is None:
+        try:
+            current = os.stat(target)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise cannot_write(path, exc) from None
+    # The rewrite replaces the file through its directory, and the kernel
+    # checks only the directory: without this, a file the user made
+    # read-only would be silently replaced. As in vim, a file without any
+    # write bit is read-only for root too, who may write anything. A
+    # directory that cannot be written either (a read-only filesystem) is
+    # left to the write, whose error says why.
+    if not current.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH) or (
+        not os.access(target, os.W_OK) and os.access(target.parent, os.W_OK)
+    ):
+        raise UsageError(
+            f"cannot write {path}: it is read-only; nothing was changed. If it is meant to "
+            "change, make it writable (chmod u+w), then run the command again"
+        )
 
 
 def _reason(exc: OSError) -> str:

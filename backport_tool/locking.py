@@ -21,7 +21,7 @@ from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import read_text, write_text_preserving
 from .findings import Presence
 from .inspection import Inspector, LiveInspector, StaticInspector
-from .manifest import Manifest, SymbolRef, Target, parse_manifest
+from .manifest import Backport, Manifest, SymbolRef, Target, parse_manifest
 from .manifest_file import resolved_spec
 from .report import Status
 from .source import comparable_signature
@@ -148,7 +148,7 @@ def lock(
         if decision.status is not Status.READY:
             entries.append(LockEntry(backport.id, None, LockAction.SKIPPED, decision.reason))
             continue
-        pin = backport.module_sha256()
+        pin = _module_sha256(backport)
         if backport.sha256 != pin:
             _set(document["backports"][index], "sha256", pin, after="module")
             entries.append(LockEntry(backport.id, None, LockAction.UPDATED, f"sha256 {pin}"))
@@ -165,6 +165,18 @@ def lock(
         parse_manifest(buffer.getvalue(), path)
         write_text_preserving(path, buffer.getvalue(), style=style)
     return tuple(entries)
+
+
+def _module_sha256(backport: Backport) -> str:
+    try:
+        return backport.module_sha256()
+    except OSError as exc:
+        # The manifest was validated a moment ago, so the module is there:
+        # what fails is reading it (its permissions, a failing disk).
+        raise UsageError(
+            f"cannot read {backport.module}: {exc.strerror or exc}; nothing was changed. Make "
+            "it readable, then run the command again"
+        ) from None
 
 
 def _installed_copies() -> Callable[[SymbolRef], Copies | str]:

@@ -18,11 +18,18 @@ from packaging.utils import canonicalize_name
 
 from .copysites import CopiesUnknown, find_copies, installed_tree
 from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
-from .files import TextStyle, cannot_write, read_text, write_target, write_text_preserving
+from .files import (
+    TextStyle,
+    cannot_write,
+    read_text,
+    refuse_read_only,
+    write_target,
+    write_text_preserving,
+)
 from .findings import Presence
 from .inspection import LiveInspector
 from .locking import _round_trip
-from .manifest import _ID_RE, SymbolRef, load_manifest, parse_manifest
+from .manifest import _ID_RE, MAX_ID_LENGTH, SymbolRef, load_manifest, parse_manifest
 from .manifest_file import resolved_spec
 from .source import parse_signature
 from .static import StaticIndex
@@ -173,6 +180,14 @@ def scaffold(
     """
     if not _ID_RE.match(backport_id):
         raise UsageError(f"id {backport_id!r} must match [a-z0-9][a-z0-9-]*")
+    if len(backport_id) > MAX_ID_LENGTH:
+        # The manifest's limit, checked here: later, the validation would
+        # blame the user's manifest for the command line's id, or, longer
+        # still, the module's file name would be too long for the filesystem.
+        raise UsageError(
+            f"id {backport_id!r} is {len(backport_id)} characters long; an id has at most "
+            f"{MAX_ID_LENGTH}: choose a shorter one"
+        )
     specs = [targets] if isinstance(targets, str) else list(targets)
     refs = [_parse(spec) for spec in specs]
     if len({str(ref) for ref in refs}) != len(refs):
@@ -185,6 +200,8 @@ def scaffold(
         # The project's validator, before anything is changed: `new` must not
         # build on a manifest that every other command would refuse.
         load_manifest(path)
+        # Before the module is written, which a refusal then would undo.
+        refuse_read_only(path, manifest_file)
     read = _read_targets(refs)
     yaml = _round_trip()
     style = TextStyle()

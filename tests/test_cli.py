@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import errno
+import io
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import PatchSet, run_backport_tool
+from helpers import TESTS_DIR, PatchSet, run_backport_tool
 
 from backport_tool import __version__, cli
 from backport_tool.commands import apply as apply_cmd
+from backport_tool.commands import check as check_cmd
 
 
 def run(patchset: PatchSet | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -362,6 +366,101 @@ def test_apply_exec_errors_are_usage_errors(
     assert exec_error(patchset, manifest, "--json", "true") == (
         "backport-tool: error: command not found: --json\n"
     )
+
+
+def test_apply_of_an_empty_command_name_is_a_usage_error(patchset: PatchSet, manifest: str) -> None:
+    # What `apply -- "$PY" x.py` runs with PY unset.
+    assert exec_error(patchset, manifest, "", "x.py") == (
+        "backport-tool: error: command not found: '' (an empty name: is a variable in the "
+        "command unset?)\n"
+    )
+
+
+OUTPUT_FULL = (
+    "backport-tool: error: cannot write the output to stdout: No space left on device; what "
+    "was printed is incomplete. Check where stdout goes (a full disk?), then run the command "
+    "again\n"
+)
+
+
+def test_an_output_that_cannot_be_written_exits_2_not_as_a_bug(
+    patchset: PatchSet, manifest: str, tmp_path: Path
+) -> None:
+    full = Path("/dev/full")
+    if not full.exists():
+        pytest.skip("no /dev/full here")
+    env = patchset.env(BACKPORT_TOOL_CACHE_DIR=str(tmp_path / "cache"))
+    command = [sys.executable, "-m", "backport_tool", "check"]
+    with full.open("w") as sink:
+        to_stdout = subprocess.run(
+            [*command, "--manifest", manifest],
+            stdout=sink,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=TESTS_DIR,
+        )
+        # An error message that cannot be written either: the status says it.
+        to_stderr = subprocess.run(
+            [*command, "--manifest", str(tmp_path / "none.yaml")],
+            stdout=subprocess.PIPE,
+            stderr=sink,
+            text=True,
+            env=env,
+            cwd=TESTS_DIR,
+        )
+    assert (to_stdout.returncode, to_stdout.stderr) == (2, OUTPUT_FULL)
+    assert (to_stderr.returncode, to_stderr.stdout) == (2, "")
+    # Not an internal error: no log of one.
+    assert not (tmp_path / "cache" / "backport-tool.log").exists()
+
+
+class _Failing(io.StringIO):
+    def write(self, text: str) -> int:
+        raise OSError(errno.EIO, "Input/output error")
+
+
+def test_an_output_error_is_told_from_an_oserror_of_the_command(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    patchset: PatchSet,
+    manifest: str,
+    tmp_path: Path,
+) -> None:
+    failing = _Failing()
+    with monkeypatch.context() as patched:
+        patched.setattr(sys, "stdout", failing)
+        assert cli.main(["check", "--manifest", manifest]) == 2
+        assert sys.stdout is failing
+    assert capsys.readouterr().err == (
+        "backport-tool: error: cannot write the output to stdout: Input/output error; what was "
+        "printed is incomplete. Check where stdout goes (a full disk?), then run the command "
+        "again\n"
+    )
+
+    # The same error raised by the command's own work is a bug.
+    def explode(*args: object, **kwargs: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(check_cmd, "run", explode)
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", str(tmp_path / "cache"))
+    assert cli.main(["check", "--manifest", manifest]) == 3
+    assert capsys.readouterr().err.startswith(
+        "backport-tool: internal error: OSError: [Errno 28] No space left on device\n"
+    )
+
+
+BAD_LOG_LEVEL = "backport-tool: ignoring BACKPORT_TOOL_LOG='GARBAGE': not a logging level\n"
+
+
+def test_a_log_level_that_is_no_level_is_warned_of_once(patchset: PatchSet, manifest: str) -> None:
+    proc = run(patchset, "check", "-q", "--manifest", manifest, BACKPORT_TOOL_LOG="garbage")
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", BAD_LOG_LEVEL)
+    # apply() warns too; the log at DEBUG would show it a second time.
+    proc = run(patchset, "apply", "-v", "--manifest", manifest, BACKPORT_TOOL_LOG="garbage")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.count("BACKPORT_TOOL_LOG") == 1
+    assert proc.stderr.startswith(BAD_LOG_LEVEL)
 
 
 def test_json_and_quiet_are_refused_with_a_command(patchset: PatchSet, manifest: str) -> None:

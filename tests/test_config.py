@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from backport_tool import config
+from backport_tool.state import STATE
 
 
 @pytest.mark.parametrize(
@@ -42,3 +43,24 @@ def test_project_manifest_lookup(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv(config.MANIFEST_ENV, "/elsewhere.yaml")
     assert config.project_manifest_path(tmp_path) == Path("/elsewhere.yaml")
     assert config.default_manifest_path() == Path("/elsewhere.yaml")
+
+
+def test_a_log_level_that_is_no_level_is_warned_of_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(config.LOG_ENV, " garbage")
+    assert config.bad_log_level_warning() == (
+        "backport-tool: ignoring BACKPORT_TOOL_LOG='GARBAGE': not a logging level"
+    )
+    assert config.bad_log_level_warning() is None
+    # What apply() then calls: said already, it says nothing.
+    config.configure_logging()
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("value", ["", "off", "info", "DEBUG"])
+def test_a_log_level_is_left_to_configure_logging(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv(config.LOG_ENV, value)
+    assert (config.bad_log_level_warning(), STATE.logging_configured) == (None, False)

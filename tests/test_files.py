@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import errno
 import functools
+import json
 import os
 import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,14 @@ from typing import Any
 import pytest
 
 from backport_tool.errors import UsageError
-from backport_tool.files import Newline, TextStyle, read_text, write_text_preserving
+from backport_tool.files import (
+    Newline,
+    TextStyle,
+    installed_place,
+    read_text,
+    refuse_installed,
+    write_text_preserving,
+)
 
 EROFS_MESSAGE = (
     "cannot write {path}: Read-only file system; nothing was changed. Make {path} and its "
@@ -262,3 +271,52 @@ def test_a_real_read_only_filesystem_is_a_usage_error(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stderr) == (0, "")
     assert proc.stdout == EROFS_MESSAGE.format(path=path) + "\n"
     assert listing(tmp_path / "ro") == {"manifest.yaml": b"old\n"}
+
+
+READ_ONLY_MESSAGE = (
+    "cannot write {path}: it is read-only; nothing was changed. If it is meant to change, "
+    "make it writable (chmod u+w), then run the command again"
+)
+
+
+def test_a_read_only_file_is_refused_even_for_root(tmp_path: Path) -> None:
+    # os.replace needs only the directory's permission: the file's own mode
+    # must be checked, and root, who may write anything, respects it too.
+    path = tmp_path / "manifest.yaml"
+    path.write_text("old\n")
+    path.chmod(0o444)
+    with pytest.raises(UsageError) as caught:
+        write_text_preserving(path, "new\n")
+    assert str(caught.value) == READ_ONLY_MESSAGE.format(path=path)
+    assert listing(tmp_path) == {"manifest.yaml": b"old\n"}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o444
+
+
+def test_a_file_this_user_may_not_write_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's 0644 file in a directory this user may write: what the
+    kernel says for a user who is not root, simulated."""
+    path = tmp_path / "manifest.yaml"
+    path.write_text("old\n")
+    real_access = os.access
+
+    def access(target: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
+        return Path(target) != path and real_access(target, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(UsageError) as caught:
+        write_text_preserving(path, "new\n")
+    assert str(caught.value) == READ_ONLY_MESSAGE.format(path=path)
+    assert listing(tmp_path) == {"manifest.yaml": b"old\n"}
+
+
+def test_the_standard_library_is_an_installed_place() -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    inside = Path(json.__file__).resolve().parent / "manifest.yaml"
+    assert installed_place(inside) == stdlib
+    with pytest.raises(UsageError, match=r"is inside an installed package \("):
+        refuse_installed(inside)
+    # site-packages is named, not the standard library around it.
+    purelib = Path(sysconfig.get_paths()["purelib"]).resolve()
+    assert installed_place(purelib / "somepkg" / "manifest.yaml") == purelib

@@ -8,13 +8,15 @@ import os
 import shutil
 import stat
 import sys
+import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import PatchSet, assert_copies_written
 from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
 
-from backport_tool import ManifestError, Status, SymbolRef, apply, check, load_manifest
+from backport_tool import ManifestError, Status, SymbolRef, apply, check, cli, load_manifest
 from backport_tool.errors import UsageError
 from backport_tool.locking import LockAction, LockEntry, lock
 
@@ -256,6 +258,93 @@ def test_lock_write_error_is_a_usage_error_and_leaves_nothing_behind(
     monkeypatch.undo()
     assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
     assert listing(patchset.patches) == before
+
+
+def test_lock_of_an_unreadable_module_exits_2_and_changes_nothing(
+    patchset: PatchSet,
+    manifest: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A module of mode 000 as a user who is not root; simulated, as root
+    reads anything."""
+    module = patchset.patches / "backports" / "fix.py"
+    real_read_bytes = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path == module:
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+        return real_read_bytes(path)
+
+    before = listing(patchset.patches)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    assert cli.main(["lock", "--manifest", str(manifest)]) == 2
+    monkeypatch.undo()
+    assert capsys.readouterr() == (
+        "",
+        f"backport-tool: error: cannot read {module}: Permission denied; nothing was changed. "
+        "Make it readable, then run the command again\n",
+    )
+    assert listing(patchset.patches) == before
+
+
+READ_ONLY_MESSAGE = (
+    "cannot write {path}: it is read-only; nothing was changed. If it is meant to change, "
+    "make it writable (chmod u+w), then run the command again"
+)
+
+
+def test_lock_refuses_a_read_only_manifest_and_changes_nothing(
+    patchset: PatchSet, manifest: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest.chmod(0o444)
+    before = listing(patchset.patches)
+    assert cli.main(["lock", "-q", "--manifest", str(manifest)]) == 2
+    assert capsys.readouterr() == (
+        "",
+        f"backport-tool: error: {READ_ONLY_MESSAGE.format(path=manifest)}\n",
+    )
+    assert listing(patchset.patches) == before
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o444
+    # A lock that changes nothing writes nothing, so it needs no permission.
+    manifest.chmod(0o644)
+    lock(manifest)
+    manifest.chmod(0o444)
+    locked = listing(patchset.patches)
+    assert cli.main(["lock", "-q", "--manifest", str(manifest)]) == 0
+    assert capsys.readouterr() == ("", "")
+    assert listing(patchset.patches) == locked
+
+
+def test_lock_refuses_a_manifest_this_user_may_not_write(
+    patchset: PatchSet, manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's 0644 manifest, as the kernel sees it for a user who is
+    not root, simulated."""
+    real_access = os.access
+
+    def access(target: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
+        return Path(target) != manifest and real_access(target, mode, **kwargs)
+
+    before = listing(patchset.patches)
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(UsageError) as caught:
+        lock(manifest)
+    monkeypatch.undo()
+    assert str(caught.value) == READ_ONLY_MESSAGE.format(path=manifest)
+    assert listing(patchset.patches) == before
+
+
+def test_lock_refuses_a_manifest_in_the_standard_library(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    assert cli.main(["lock", "--manifest", "pkg:json/manifest.yaml"]) == 2
+    assert capsys.readouterr().err.startswith(
+        f"backport-tool: error: {stdlib / 'json' / 'manifest.yaml'} is inside an installed "
+        f"package ({stdlib}); nothing was written."
+    )
+    assert not (stdlib / "json" / "manifest.yaml").exists()
 
 
 def test_lock_records_a_value_targets_fingerprint_without_a_signature(

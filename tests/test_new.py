@@ -8,6 +8,7 @@ import json
 import os
 import stat
 import subprocess
+import sysconfig
 import typing
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from test_files import EROFS_MESSAGE, listing, run_read_only
 import backport_tool
 from backport_tool import SymbolRef, load_manifest, state
 from backport_tool.errors import UsageError
+from backport_tool.manifest import MAX_ID_LENGTH
 from backport_tool.scaffold import scaffold
 
 
@@ -177,14 +179,20 @@ def _cli_env(patchset: PatchSet, tmp_path: Path) -> dict[str, str]:
     return patchset.env(XDG_CACHE_HOME=str(tmp_path / "xdg"))
 
 
-def _new(patchset: PatchSet, work: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _new(
+    patchset: PatchSet,
+    work: Path,
+    tmp_path: Path,
+    backport_id: str = "fix",
+    manifest: str = "manifest.yaml",
+) -> subprocess.CompletedProcess[str]:
     return run_backport_tool(
         "new",
-        "fix",
+        backport_id,
         "--target",
         patchset.sym("Widget.compute"),
         "--manifest",
-        "manifest.yaml",
+        manifest,
         paths=[patchset.site],
         cwd=work,
         XDG_CACHE_HOME=str(tmp_path / "xdg"),
@@ -374,6 +382,89 @@ def test_new_write_error_removes_the_module_and_the_directory_it_made(
     monkeypatch.undo()
     assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
     assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}
+
+
+@pytest.mark.parametrize("length", [65, 77, 300])
+def test_new_refuses_an_id_longer_than_a_manifest_allows(
+    patchset: PatchSet, work: Path, tmp_path: Path, length: int
+) -> None:
+    # Not "invalid manifest" about the user's valid one, nor a file name too
+    # long for the filesystem: the command line's id is what is wrong.
+    (work / "manifest.yaml").write_text(_manifest(patchset))
+    long_id = "x-" + "a" * (length - 2)
+    proc = _new(patchset, work, tmp_path, long_id)
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"backport-tool: error: id {long_id!r} is {length} characters long; an id has at "
+        f"most {MAX_ID_LENGTH}: choose a shorter one\n",
+    )
+    assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}
+
+
+def test_new_takes_an_id_of_the_longest_length(patchset: PatchSet, work: Path) -> None:
+    (work / "manifest.yaml").write_text(_manifest(patchset))
+    longest = "x-" + "a" * (MAX_ID_LENGTH - 2)
+    scaffold(work / "manifest.yaml", longest, patchset.sym("Widget.compute"))
+    assert load_manifest(work / "manifest.yaml").get(longest).id == longest
+
+
+READ_ONLY = (
+    "backport-tool: error: cannot write manifest.yaml: it is read-only; nothing was changed. "
+    "If it is meant to change, make it writable (chmod u+w), then run the command again\n"
+)
+
+
+def test_new_refuses_a_read_only_manifest_and_writes_nothing(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    manifest = work / "manifest.yaml"
+    manifest.write_text(_manifest(patchset))
+    manifest.chmod(0o444)
+    proc = _new(patchset, work, tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, READ_ONLY)
+    assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}
+    assert stat.S_IMODE(manifest.stat().st_mode) == 0o444
+
+
+def test_new_refuses_a_manifest_this_user_may_not_write(
+    patchset: PatchSet, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone else's 0644 manifest, as the kernel sees it for a user who is
+    not root, simulated."""
+    manifest = work / "manifest.yaml"
+    manifest.write_text(_manifest(patchset))
+    real_access = os.access
+
+    def access(target: str | os.PathLike[str], mode: int, **kwargs: typing.Any) -> bool:
+        return Path(target) != manifest and real_access(target, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    with pytest.raises(UsageError) as caught:
+        scaffold(manifest, "fix", patchset.sym("Widget.compute"))
+    assert f"backport-tool: error: {caught.value}\n" == READ_ONLY.replace(
+        "manifest.yaml:", f"{manifest}:"
+    )
+    assert listing(work) == {"manifest.yaml": _manifest(patchset).encode()}
+
+
+def test_new_refuses_a_manifest_in_the_standard_library(
+    patchset: PatchSet, work: Path, tmp_path: Path
+) -> None:
+    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
+    place = stdlib / "json"
+    before = listing(place)
+    # Without --package, a tool that failed to refuse would stop at the fake
+    # package's version, before writing into the interpreter.
+    proc = _new(patchset, work, tmp_path, manifest="pkg:json/manifest.yaml")
+    assert (proc.returncode, proc.stderr) == (
+        2,
+        f"backport-tool: error: {place / 'manifest.yaml'} is inside an installed package "
+        f"({stdlib}); nothing was written. Run the command in your project, whose "
+        "manifest.yaml it then finds in the current directory or above, or name one with "
+        "--manifest PATH (`backport-tool new` starts one)\n",
+    )
+    assert listing(place) == before
+    assert listing(work) == {}
 
 
 def test_new_takes_several_targets_and_values(patchset: PatchSet, tmp_path: Path) -> None:

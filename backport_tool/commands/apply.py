@@ -40,6 +40,12 @@ def run(
         return _output.emit("apply", report, fmt, quiet=quiet)
     if as_json or quiet:
         raise UsageError("--json and --quiet report on this process; with -- CMD, CMD reports")
+    if not command[0]:
+        # What `apply -- "$PY" x.py` gives with PY unset; exec refuses an
+        # empty name with a ValueError, not the OSError of a missing command.
+        raise UsageError(
+            "command not found: '' (an empty name: is a variable in the command unset?)"
+        )
     _exec(loaded, command, enable, disable)
 
 
