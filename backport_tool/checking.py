@@ -15,6 +15,7 @@ from .api import Given, installed, manifest_for, warn_unknown_ids
 from .config import Switches, id_set, switches
 from .engine import Mode, run
 from .errors import UsageError
+from .findings import Verdict
 from .inspection import LiveInspector, StaticInspector
 from .loading import SELFTEST_HOOK, load_backport_module
 from .manifest import Manifest
@@ -94,7 +95,11 @@ def read_source(manifest: Manifest, source: str) -> tuple[StaticInspector, Versi
 def _selftest(
     manifest: Manifest, backport_id: str, result: BackportResult, switched: Switches
 ) -> BackportResult:
-    if not hasattr(load_backport_module(manifest.get(backport_id)), SELFTEST_HOOK):
-        return result
+    backport = manifest.get(backport_id)
+    if not hasattr(load_backport_module(backport), SELFTEST_HOOK):
+        # Said, not left out: a CI gate that asked for self-tests must see
+        # which backports have none rather than take silence for a pass.
+        message = f"{backport.module_text} defines no {SELFTEST_HOOK}(); nothing ran"
+        return replace(result, selftest=Verdict.NONE, selftest_message=message)
     outcome = run_selftest(manifest.location, backport_id, switched)
     return replace(result, selftest=outcome.verdict, selftest_message=outcome.message)

@@ -196,7 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     check_cmd_parser.add_argument(
         "--selftest",
         action="store_true",
-        help="run each ready backport's self-test in a subprocess with the patch applied",
+        help="run each ready backport's self-test in a subprocess with the patch applied "
+        "(a backport without one says 'selftest none')",
     )
     commands["new"].add_argument("id", help="the new backport's id, e.g. inductor-fix-foo")
     commands["new"].add_argument(

@@ -52,6 +52,7 @@ class Verdict(str, enum.Enum):
 
     PASSED = "passed"
     FAILED = "failed"
+    NONE = "none"  # the module defines no selftest(): nothing ran
 
     def __str__(self) -> str:
         return self.value

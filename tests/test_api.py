@@ -618,6 +618,20 @@ def test_check_after_apply_verifies_the_original_and_runs_the_selftest(
     assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
 
 
+def test_a_backport_without_a_selftest_says_so_under_selftest(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    result = check(manifest, selftest=True).by_id("fix")
+    assert result.status is Status.READY
+    assert (result.selftest, result.selftest_message) == (
+        backport_tool.Verdict.NONE,
+        "backports/fix.py defines no selftest(); nothing ran",
+    )
+    done = patchset.cli("check", "--selftest", "--manifest", str(manifest))
+    assert done.returncode == 0, done.stderr
+    assert "selftest none: backports/fix.py defines no selftest(); nothing ran" in done.stdout
+
+
 def test_a_selftest_that_calls_sys_exit_has_failed(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
