@@ -114,6 +114,8 @@ def _one_patch_set(run: Run) -> None:
     run.applied_from = patcher.applied_from(run.backport.id)
     if run.applied_from is not None and run.applied_from != str(run.manifest.location):
         run.stop(Status.FAILED, _foreign(run.backport.id, run.applied_from, run.manifest))
+    elif run.applied_from is not None and patcher.displaced(run.backport.id):
+        run.stop(Status.FAILED, _displaced(patcher.displaced(run.backport.id)))
     elif run.mode is Mode.APPLY and run.applied_from is not None:
         run.stop(Status.APPLIED, "already applied in this process")
 
@@ -566,6 +568,14 @@ def run(
         str(manifest.path),
         results,
         source=None if inspector.live else inspector.label,
+    )
+
+
+def _displaced(symbols: tuple[str, ...]) -> str:
+    return (
+        f"applied in this process, but no longer in force at {', '.join(symbols)}: something "
+        "replaced what apply put there (a config.patch() block that was open when it "
+        "applied restores its own value when it ends). revert() it, then apply it again"
     )
 
 

@@ -735,6 +735,33 @@ def held(backport_id: str) -> tuple[AppliedBackport, tuple[Patch, ...], Hooks] |
         return (entry.info, entry.patches, entry.hooks) if entry is not None else None
 
 
+def displaced(backport_id: str) -> tuple[str, ...]:
+    """The targets and declared copies of an applied backport that no longer
+    hold what apply put there (someone set them since), by symbol."""
+    with STATE.patch_lock:
+        entry = _entries().get(backport_id)
+        if entry is None:
+            return ()
+        found = [
+            p.symbol
+            for p in entry.patches
+            if p.registry is None and not _holds(_now(p), p.replacement, config=p.config)
+        ]
+        found += [b.path for b in entry.bindings if _current(b.holder, b.name) is not b.new]
+        return tuple(found)
+
+
+def _holds(now: object, put: object, *, config: configs.ConfigSite | None) -> bool:
+    if now is put:
+        return True
+    # A config option may hold an equal value of its own (the user set 1024
+    # again): plain data compares without running foreign code.
+    return config is not None and type(now) is type(put) and type(put) in _PLAIN and now == put
+
+
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+
 def applied() -> tuple[AppliedBackport, ...]:
     with STATE.patch_lock:
         return tuple(entry.info for entry in _entries().values())

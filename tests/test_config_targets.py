@@ -238,6 +238,28 @@ def test_revert_leaves_an_option_someone_changed_after_apply(
     assert "was replaced by something else" in caplog.text
 
 
+def test_an_option_a_config_patch_block_set_back_is_not_reported_in_force(
+    tmp_path: Path,
+) -> None:
+    # config.patch() restores what it found when its block ends, undoing an
+    # apply() made inside it: check and a second apply() must not say
+    # "applied" while torch reads its default again.
+    manifest = write(tmp_path, entry("limit", {"symbol": LIMIT_ALIAS, "value": 1024}))
+    with dynamo_config.patch(recompile_limit=5):
+        assert apply(manifest).by_id("limit").status is Status.APPLIED
+        assert backport_tool.check(manifest).by_id("limit").status is Status.APPLIED
+    assert dynamo_config.recompile_limit == 8
+    for result in (backport_tool.check(manifest).by_id("limit"), apply(manifest).by_id("limit")):
+        assert result.status is Status.FAILED
+        assert result.reason.startswith(
+            "applied in this process, but no longer in force at "
+            "torch._dynamo.config:cache_size_limit: something replaced what apply put there"
+        )
+    # The same value set again by hand is the patch in force.
+    dynamo_config.recompile_limit = 1024
+    assert backport_tool.check(manifest).by_id("limit").status is Status.APPLIED
+
+
 def test_status_shows_the_value_and_the_default(tmp_path: Path) -> None:
     manifest = write(tmp_path, entry("limit", {"symbol": LIMIT_ALIAS, "value": 64}))
     done = run_backport_tool("status", "--manifest", str(manifest))

@@ -215,3 +215,24 @@ def test_sys_exit_in_a_backport_under_lazy_apply_never_reaches_the_import(
     assert report is not None
     assert report.by_id("exits").status is Status.FAILED
     assert "SystemExit" in report.by_id("exits").reason
+
+
+def test_a_target_someone_replaced_after_apply_is_not_reported_in_force(
+    patchset: PatchSet,
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    module = patchset.target()
+    assert apply(manifest).by_id("fix").status is Status.APPLIED
+
+    def theirs(self: object, x: int) -> int:
+        return -x
+
+    module.Widget.compute = theirs
+    result = backport_tool.check(manifest).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason.startswith(
+        f"applied in this process, but no longer in force at {patchset.sym('Widget.compute')}: "
+        "something replaced what apply put there"
+    )
+    assert module.Widget.compute is theirs  # reported, never put back
