@@ -28,10 +28,31 @@ SAVED_MODEL = "layernorm-model.pt"
 
 
 def inductor_compile_threads() -> bool:
-    """Inductor's compile pool asks get_compile_threads(); 1 means no pool."""
-    from torch._inductor.async_compile import get_compile_threads
+    """Inductor's decision to compile in a worker pool says no, and starts none."""
+    from concurrent.futures import Future
 
-    return get_compile_threads() == 1
+    from torch._inductor.async_compile import AsyncCompile, get_compile_threads
+
+    # use_process_pool() is what Inductor asks before it compiles a kernel;
+    # the pool it would start is replaced by one that only records the ask.
+    asked: list[object] = []
+
+    class RecordingPool:
+        def submit(self, task: object) -> Future[object]:
+            asked.append(task)
+            done: Future[object] = Future()
+            done.set_result("ready")
+            return done
+
+    real_pool, ready = AsyncCompile.__dict__["process_pool"], AsyncCompile._ready_future
+    AsyncCompile.process_pool = staticmethod(RecordingPool)  # type: ignore[assignment,method-assign]
+    AsyncCompile._ready_future = None
+    try:
+        uses_pool = AsyncCompile.use_process_pool()  # type: ignore[no-untyped-call]
+    finally:
+        AsyncCompile.process_pool = real_pool  # type: ignore[method-assign]
+        AsyncCompile._ready_future = ready
+    return get_compile_threads() == 1 and not uses_pool and not asked
 
 
 def dynamo_runtime_env_builtins() -> bool:
