@@ -328,7 +328,15 @@ def acknowledge(
                     reviewed[key] = sorted({*known, *found.stale_references})
     if not reviewed:
         return first
-    second = lock(manifest, acknowledge=reviewed)
+    try:
+        second = lock(manifest, acknowledge=reviewed)
+    except UsageError as exc:
+        # The first pass is on disk already: "nothing was changed" holds for
+        # this write only.
+        raise UsageError(
+            f"{exc} (lock's own updates were written before: the manifest is locked, "
+            "without the acknowledged references)"
+        ) from None
     # One entry per target: the later one says what the second pass added.
     merged = {(e.backport, e.symbol): e for e in first}
     for entry in second:

@@ -528,6 +528,33 @@ def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers
     assert result.status is Status.READY, result.reason
 
 
+def test_lock_acknowledge_that_cannot_write_its_second_pass_says_what_was_written(
+    patchset: PatchSet, copiers: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backport_tool import locking
+
+    fresh("tables")
+    fresh("copier")
+    fresh("reexport")
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    real_lock = locking.lock
+
+    def second_pass_fails(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("acknowledge"):
+            raise backport_tool.UsageError(f"cannot write {manifest}: Disk quota exceeded")
+        return real_lock(*args, **kwargs)
+
+    monkeypatch.setattr(locking, "lock", second_pass_fails)
+    with pytest.raises(backport_tool.UsageError) as raised:
+        locking.acknowledge(manifest)
+    assert str(raised.value) == (
+        f"cannot write {manifest}: Disk quota exceeded (lock's own updates were written "
+        "before: the manifest is locked, without the acknowledged references)"
+    )
+    assert backport_tool.load_manifest(manifest).get("fix").targets[0].acknowledged == ()
+
+
 REENTRANT = """
 import backport_tool
 
