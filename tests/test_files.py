@@ -6,6 +6,7 @@ Also home of `run_read_only`, the real read-only filesystem the CLI tests of
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -120,6 +121,14 @@ def listing(directory: Path) -> dict[str, bytes | None]:
         str(p.relative_to(directory)): p.read_bytes() if p.is_file() else None
         for p in sorted(directory.rglob("*"))
     }
+
+
+@contextlib.contextmanager
+def unchanged(directory: Path) -> Iterator[None]:
+    """The block leaves every path under ``directory`` as it found it."""
+    before = listing(directory)
+    yield
+    assert listing(directory) == before
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from helpers import PatchSet, assert_copies_written
-from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only
+from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only, unchanged
 
 from backport_tool import ManifestError, Status, SymbolRef, apply, check, cli, load_manifest
 from backport_tool.errors import UsageError
@@ -250,14 +250,12 @@ def test_lock_write_error_is_a_usage_error_and_leaves_nothing_behind(
     """OSError(EROFS) injected at the os-level call, in-process: the fallback
     for sandboxes without read-only mounts, and the only way to fail after the
     temporary file exists."""
-    before = listing(patchset.patches)
-
-    monkeypatch.setattr(os, call, fail_for(patchset.patches, getattr(os, call), errno.EROFS))
-    with pytest.raises(UsageError) as caught:
-        lock(manifest)
-    monkeypatch.undo()
+    with unchanged(patchset.patches):
+        monkeypatch.setattr(os, call, fail_for(patchset.patches, getattr(os, call), errno.EROFS))
+        with pytest.raises(UsageError) as caught:
+            lock(manifest)
+        monkeypatch.undo()
     assert str(caught.value) == EROFS_MESSAGE.format(path=manifest)
-    assert listing(patchset.patches) == before
 
 
 def test_lock_of_an_unreadable_module_exits_2_and_changes_nothing(
@@ -326,13 +324,12 @@ def test_lock_refuses_a_manifest_this_user_may_not_write(
     def access(target: str | os.PathLike[str], mode: int, **kwargs: Any) -> bool:
         return Path(target) != manifest and real_access(target, mode, **kwargs)
 
-    before = listing(patchset.patches)
-    monkeypatch.setattr(os, "access", access)
-    with pytest.raises(UsageError) as caught:
-        lock(manifest)
-    monkeypatch.undo()
+    with unchanged(patchset.patches):
+        monkeypatch.setattr(os, "access", access)
+        with pytest.raises(UsageError) as caught:
+            lock(manifest)
+        monkeypatch.undo()
     assert str(caught.value) == READ_ONLY_MESSAGE.format(path=manifest)
-    assert listing(patchset.patches) == before
 
 
 def test_lock_refuses_a_manifest_in_the_standard_library(
