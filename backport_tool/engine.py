@@ -114,8 +114,8 @@ def _one_patch_set(run: Run) -> None:
     run.applied_from = patcher.applied_from(run.backport.id)
     if run.applied_from is not None and run.applied_from != str(run.manifest.location):
         run.stop(Status.FAILED, _foreign(run.backport.id, run.applied_from, run.manifest))
-    elif run.applied_from is not None and patcher.displaced(run.backport.id):
-        run.stop(Status.FAILED, _displaced(patcher.displaced(run.backport.id)))
+    elif run.applied_from is not None and (moved := patcher.displaced(run.backport.id)):
+        run.stop(Status.FAILED, _displaced(moved))
     elif run.mode is Mode.APPLY and run.applied_from is not None:
         run.stop(Status.APPLIED, "already applied in this process")
 
