@@ -143,8 +143,9 @@ def _build_plan(
         # verified whatever state their modules are in (LiveInspector).
         modules = tuple(sorted({t.symbol.module for t in backport.targets}))
         copies = tuple(sorted({c.module for t in backport.targets for c in t.copies}))
+        required = tuple(sorted({r.module for r in backport.requires} - set(modules)))
         entries.append(
-            plan.PlanEntry(backport.id, decision.status, decision.reason, modules, copies)
+            plan.PlanEntry(backport.id, decision.status, decision.reason, modules, copies, required)
         )
     return plan.Plan(manifest.package, text, tuple(entries))
 
@@ -345,11 +346,12 @@ def _nothing() -> None:
 
 
 def _target_imported(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
-    # In the hook: import nothing. All targets there: apply now; else import
-    # the rest once the package's import has finished.
+    # In the hook: import nothing. All targets there, and the modules of the
+    # required symbols (verified live, as eager apply verifies them): apply
+    # now; else import the rest once the package's import has finished.
     if _result(entry.id) is not Status.PENDING:
         return
-    if all(lazy.is_loaded(m) for m in entry.modules):
+    if all(lazy.is_loaded(m) for m in (*entry.modules, *entry.required_modules)):
         _apply_one(source, entry)
         return
     package = entry.modules[0].split(".")[0]
@@ -368,16 +370,25 @@ def _import_then_apply(source: ManifestFile | Manifest, entry: plan.PlanEntry) -
             except FOREIGN_FAILURES as exc:
                 _update(BackportResult(entry.id, Status.MISSING, f"importing {module}: {exc}"))
                 return
-    _apply_one(source, entry)
+    # Importing the last of them ran its hook, which applied it already.
+    if _result(entry.id) is Status.PENDING:
+        _apply_one(source, entry, settled=True)
 
 
-def _apply_one(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
-    # The full machinery, only now that the target modules are imported.
-    from .engine import Mode, evaluate  # noqa: PLC0415
-    from .inspection import LiveInspector  # noqa: PLC0415
-    from .report import Decision  # noqa: PLC0415
-
+def _apply_one(
+    source: ManifestFile | Manifest, entry: plan.PlanEntry, *, settled: bool = False
+) -> None:
+    # The full machinery, only now that the target modules are imported. In
+    # the hook, a module that is not imported yet (a declared copy's) is read
+    # from its source; once the package's import has finished (``settled``),
+    # everything is read live and imported as needed, as eager apply does.
     try:
+        # In the try: whatever fails here must end as this backport's status,
+        # not leave it pending for ever.
+        from .engine import Mode, evaluate  # noqa: PLC0415
+        from .inspection import LiveInspector  # noqa: PLC0415
+        from .report import Decision  # noqa: PLC0415
+
         manifest = _as_manifest(source)
         result = evaluate(
             manifest,
@@ -385,7 +396,7 @@ def _apply_one(source: ManifestFile | Manifest, entry: plan.PlanEntry) -> None:
             # The plan's decision is decide_all()'s, for this very manifest
             # and environment: verify and patch, do not decide again.
             Decision(entry.status, entry.reason),
-            LiveInspector(lazy.is_loaded),
+            LiveInspector() if settled else LiveInspector(lazy.is_loaded),
             Mode.APPLY,
         )
     except FOREIGN_FAILURES as exc:

@@ -12,10 +12,14 @@ Two kinds of callback, because a hook runs inside someone else's import:
   more: after the outermost import of that package returned. They may import.
 
 A module that was already executing when it was registered never passes
-through our loader, so the hook cannot fire for it. Every later import (our
-finder sees each one first), every watched module that finishes, and every
-call of :func:`settle` therefore re-checks what is waiting: nothing is left
-waiting for ever.
+through our loader, so the hook cannot fire for it. So while anything is
+registered, every module imported afresh passes through our loader, and what
+is waiting is re-checked right after it executes, as after a watched module;
+and every call of :func:`settle` re-checks it too: nothing is left waiting
+for ever. The finder itself runs nothing: importlib holds its global lock
+around finders, so an import there could deadlock with another thread, and a
+module that the deferred work imported would then be executed a second time
+for the import that asked the finder.
 """
 
 from __future__ import annotations
@@ -166,9 +170,14 @@ class Hooks:
         with self.lock:
             due = [w for w in self.on_import if w.module == name or is_loaded(w.module)]
             self.on_import = [w for w in self.on_import if w not in due]
-        for waiting in due:
-            self._run(waiting.callback, waiting.module)
-        self.settle()
+        running = getattr(self.local, "running", False)
+        self.local.running = True
+        try:
+            for waiting in due:
+                self._run(waiting.callback, waiting.module)
+            self.settle()
+        finally:
+            self.local.running = running
 
     def settle(self) -> None:
         """Run the deferred work whose package has settled."""
@@ -264,15 +273,15 @@ class _Finder(importlib.abc.MetaPathFinder):
         local = self.hooks.local
         if getattr(local, "finding", False):
             return None
-        # Every import passes here first: work that waits for a module that
-        # finished without our loader, or for a package to settle, runs now.
-        if self.hooks.pending_work() and not getattr(local, "settling", False):
-            local.finding = True
-            try:
-                self.hooks.module_loaded(None)
-            finally:
-                local.finding = False
-        if fullname not in self.watched:
+        # A watched module gets its hook. While other work is registered, so
+        # does every module imported afresh (not those that the hooks' own
+        # work imports): the work that waits for a module that finished
+        # without our loader, or for a package to settle, runs right after
+        # it executes. The outermost import of a package is one of them, so
+        # work waiting for that package runs as soon as it returns.
+        if fullname not in self.watched and (
+            getattr(local, "running", False) or not self.hooks.pending_work()
+        ):
             return None
         local.finding = True
         try:

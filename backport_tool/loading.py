@@ -25,7 +25,9 @@ class PinMismatch(Exception):
 
 
 def load_backport_module(backport: Backport) -> ModuleType:
-    """Execute (once) and return the backport module of ``backport``.
+    """Execute and return the backport module of ``backport``: once, or once
+    in each of two threads that load it at the same moment (the first one
+    stored is the one every caller gets).
 
     The file is read once; with a ``sha256`` pin those bytes are hashed and
     compiled and executed only if they match, so the pin holds for the code
@@ -33,15 +35,21 @@ def load_backport_module(backport: Backport) -> ModuleType:
     """
     with STATE.module_lock:
         cached = STATE.modules.get(backport.module)
-        if cached is None:
-            source = backport.module.read_bytes()
-            digest = hashlib.sha256(source).hexdigest()
-            _check_pin(backport, digest)
-            code = _compiled(backport, source, digest)
-            cached = STATE.modules[backport.module] = (_execute(backport, code), digest, source)
-        else:
-            _check_pin(backport, cached[1])
+    if cached is not None:
+        _check_pin(backport, cached[1])
         return cached[0]
+    source = backport.module.read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    _check_pin(backport, digest)
+    # Executed without the lock: its imports may wait for a module that
+    # another thread is importing, whose hook may be loading a backport
+    # module too. Two threads may then both run it; the first one stored is
+    # the one every caller gets.
+    module = _execute(backport, _compiled(backport, source, digest))
+    with STATE.module_lock:
+        cached = STATE.modules.setdefault(backport.module, (module, digest, source))
+    sys.modules[_module_name(backport)] = cached[0]
+    return cached[0]
 
 
 def module_digest(backport: Backport) -> str | None:
@@ -90,8 +98,12 @@ def _compiled(backport: Backport, source: bytes, digest: str) -> CodeType:
     return code
 
 
+def _module_name(backport: Backport) -> str:
+    return "_backport_tool_bp_" + backport.id.replace("-", "_")
+
+
 def _execute(backport: Backport, code: CodeType) -> ModuleType:
-    name = "_backport_tool_bp_" + backport.id.replace("-", "_")
+    name = _module_name(backport)
     module = ModuleType(name)
     module.__file__ = str(backport.module)
     module.__spec__ = importlib.util.spec_from_file_location(name, backport.module)

@@ -22,7 +22,8 @@ from .manifest_file import ManifestFile
 from .report import Status
 
 # 5: opt-in backports decided by version first; fixed-upstream says unverified.
-PLAN_FORMAT = 5
+# 6: the modules of each backport's required symbols.
+PLAN_FORMAT = 6
 # What decide() can answer; READY backports are verified and applied later.
 DECIDED = frozenset(
     {Status.RETIRED, Status.DISABLED, Status.NOT_APPLICABLE, Status.FIXED_UPSTREAM, Status.READY}
@@ -43,6 +44,9 @@ class PlanEntry(NamedTuple):
     reason: str
     modules: tuple[str, ...]  # the targets' modules, whose import applies it
     copy_modules: tuple[str, ...] = ()  # the declared copies' modules, bound on import
+    # The required symbols' modules: verified live, as eager apply does, so
+    # the hook applies only once they are imported too.
+    required_modules: tuple[str, ...] = ()
 
 
 class Plan(NamedTuple):
@@ -92,6 +96,7 @@ def to_json(plan: Plan, file: ManifestFile, switches: Switches) -> dict[str, Any
                 "reason": e.reason,
                 "modules": list(e.modules),
                 "copy_modules": list(e.copy_modules),
+                "required_modules": list(e.required_modules),
             }
             for e in plan.entries
         ],
@@ -132,10 +137,10 @@ def _entry(item: object) -> PlanEntry | None:
     ident, status, reason, modules = (item.get(k) for k in ("id", "status", "reason", "modules"))
     if not (isinstance(ident, str) and isinstance(reason, str) and isinstance(modules, list)):
         return None
-    copies = item.get("copy_modules")
-    if not isinstance(copies, list):
+    copies, required = item.get("copy_modules"), item.get("required_modules")
+    if not isinstance(copies, list) or not isinstance(required, list):
         return None
-    if not all(isinstance(m, str) and m for m in (*modules, *copies)):
+    if not all(isinstance(m, str) and m for m in (*modules, *copies, *required)):
         return None
     try:
         decided = Status(status)
@@ -143,7 +148,7 @@ def _entry(item: object) -> PlanEntry | None:
         return None
     if decided not in DECIDED or (decided is Status.READY and not modules):
         return None
-    return PlanEntry(ident, decided, reason, tuple(modules), tuple(copies))
+    return PlanEntry(ident, decided, reason, tuple(modules), tuple(copies), tuple(required))
 
 
 def load(path: Path, file: ManifestFile, version: str | None, switches: Switches) -> Plan | None:

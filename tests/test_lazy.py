@@ -269,3 +269,173 @@ def test_two_threads_importing_two_patched_modules_never_deadlock(patchset: Patc
     assert current is not None
     assert current.by_id("fix").status is Status.APPLIED, current.by_id("fix").reason
     assert sys.modules[other].g(1) == -1
+
+
+LZRUN_BACKPORT = """
+def f():
+    return "patched-p"
+
+
+def g():
+    return "patched-q"
+"""
+
+
+@contextlib.contextmanager
+def _package(patchset: PatchSet, files: dict[str, str]) -> Iterator[Path]:
+    # A package "lzrun" of the given modules, importable while the block runs,
+    # and a manifest of one backport replacing lzrun.p:f and lzrun.<q>:g.
+    root = patchset.site / "lzrun"
+    root.mkdir()
+    for name, text in {"__init__.py": "", **files}.items():
+        (root / name).write_text(text)
+    try:
+        yield root
+    finally:
+        for name in [m for m in sys.modules if m == "lzrun" or m.startswith("lzrun.")]:
+            del sys.modules[name]
+        sys.modules.pop("lzrun_log", None)
+
+
+def _lzrun_manifest(patchset: PatchSet, second: str) -> Path:
+    patchset.write_backport("lzrun_fix.py", LZRUN_BACKPORT)
+    entry = patchset.add("fix", module="backports/lzrun_fix.py")
+    entry["targets"] = [
+        {"symbol": "lzrun.p:f", "replacement": "f"},
+        {"symbol": f"lzrun.{second}:g", "replacement": "g"},
+    ]
+    return patchset.write()
+
+
+def test_deferred_work_runs_when_the_outer_import_returns_and_imports_each_module_once(
+    patchset: PatchSet,
+) -> None:
+    # lzrun.p is imported inside another import of the package (lzrun.sub):
+    # the backport's other module is imported as soon as that import returns,
+    # executed once, and the report is the one an eager apply gives.
+    (patchset.site / "lzrun_log.py").write_text("RUNS = []\n")
+    files = {
+        "p.py": "def f():\n    return 'orig-p'\n",
+        "q.py": "import lzrun_log\nlzrun_log.RUNS.append('q')\n\ndef g():\n    return 'orig-q'\n",
+        "sub.py": "import lzrun.p\n",
+    }
+    with _package(patchset, files):
+        manifest = _lzrun_manifest(patchset, "q")
+        importlib.import_module("lzrun")
+        assert status(apply(manifest)) == "pending"
+        importlib.import_module("lzrun.sub")
+        latest = backport_tool.state.STATE.latest  # as it is, without settling
+        assert latest is not None
+        assert (status(latest), latest.by_id("fix").reason) == (
+            "applied",
+            "replaced lzrun.p:f, lzrun.q:g",
+        )
+        q = importlib.import_module("lzrun.q")
+        assert sys.modules["lzrun_log"].RUNS == ["q"]
+        assert (sys.modules["lzrun.p"].f(), q.g()) == ("patched-p", "patched-q")
+        revert()
+        eager = apply(manifest, eager=True).by_id("fix")
+        assert (eager.status, eager.reason) == (Status.APPLIED, "replaced lzrun.p:f, lzrun.q:g")
+
+
+LOCK_CHILD = """
+import importlib, sys, threading
+import backport_tool
+import lzrun
+backport_tool.apply(sys.argv[1], subprocesses=False)
+other = threading.Thread(target=importlib.import_module, args=("lzslow",), daemon=True)
+other.start()
+import lzrun.sub
+import lznext
+other.join()
+print(backport_tool.current_report().by_id("fix").status.value)
+"""
+
+
+def test_deferred_work_never_imports_under_the_import_lock(patchset: PatchSet) -> None:
+    # The deferred import of lzrun.qq needs lzslow, which another thread is
+    # importing, and which imports a module nobody imported yet: the deferred
+    # work must not hold importlib's global lock while it waits. In a child,
+    # so that a deadlock fails the test instead of hanging it.
+    (patchset.site / "lzslow.py").write_text("import time\ntime.sleep(0.5)\nimport lzslow_after\n")
+    (patchset.site / "lzslow_after.py").write_text("")
+    (patchset.site / "lznext.py").write_text("")
+    (patchset.site / "lzchild.py").write_text(LOCK_CHILD)
+    files = {
+        "p.py": "def f():\n    return 'orig-p'\n",
+        "qq.py": "import lzslow\n\ndef g():\n    return 'orig-q'\n",
+        "sub.py": "import lzrun.p\n",
+    }
+    with _package(patchset, files):
+        manifest = _lzrun_manifest(patchset, "qq")
+        child = subprocess.run(
+            [sys.executable, str(patchset.site / "lzchild.py"), str(manifest)],
+            capture_output=True,
+            text=True,
+            env=patchset.env(),
+            timeout=60,
+            check=False,
+        )
+    assert (child.returncode, child.stdout.strip()) == (0, "applied"), child.stderr
+
+
+def test_a_required_symbol_is_verified_live_under_lazy_apply_as_under_eager(
+    patchset: PatchSet,
+) -> None:
+    # A name its module defines dynamically is not in its source: read from
+    # the source in the hook, lazy apply would call it missing where eager
+    # apply finds it. The hook waits for the required module instead.
+    files = {"p.py": "def f():\n    return 'orig-p'\n", "dyn.py": "globals()['VALUE'] = 1\n"}
+    with _package(patchset, files):
+        patchset.write_backport("lzrun_fix.py", LZRUN_BACKPORT)
+        entry = patchset.add("fix", module="backports/lzrun_fix.py", requires=["lzrun.dyn:VALUE"])
+        entry["targets"] = [{"symbol": "lzrun.p:f", "replacement": "f"}]
+        manifest = patchset.write()
+        apply(manifest)
+        p = importlib.import_module("lzrun.p")
+        result = backport_tool.state.STATE.latest
+        assert result is not None
+        assert (status(result), p.f()) == ("applied", "patched-p")
+        assert "lzrun.dyn" in sys.modules
+
+
+MODULES_CHILD = """
+import importlib, sys, threading, time
+import backport_tool
+import lzrun
+backport_tool.apply(sys.argv[1], subprocesses=False)
+other = threading.Thread(target=importlib.import_module, args=("lzrun.y",), daemon=True)
+other.start()
+time.sleep(0.2)  # lzrun.y executes in the other thread
+import lzrun.x
+other.join()
+report = backport_tool.current_report()
+print(report.by_id("bx").status.value, report.by_id("by").status.value)
+"""
+
+
+def test_two_threads_loading_backport_modules_that_import_each_others_targets(
+    patchset: PatchSet,
+) -> None:
+    # bx's module imports lzrun.y, which the other thread is importing; that
+    # thread's hook then loads by's module. Neither may wait for the other.
+    patchset.write_backport("bx.py", "from lzrun.y import g as _helper\n\ndef f():\n    return 1\n")
+    patchset.write_backport("by.py", "def g():\n    return 2\n")
+    for backport_id, symbol, name in (("bx", "lzrun.x:f", "f"), ("by", "lzrun.y:g", "g")):
+        entry = patchset.add(backport_id, module=f"backports/{backport_id}.py")
+        entry["targets"] = [{"symbol": symbol, "replacement": name}]
+    (patchset.site / "lzchild.py").write_text(MODULES_CHILD)
+    files = {
+        "x.py": "def f():\n    return 0\n",
+        "y.py": "import time\ntime.sleep(1.0)\n\ndef g():\n    return 0\n",
+    }
+    with _package(patchset, files):
+        child = subprocess.run(
+            [sys.executable, str(patchset.site / "lzchild.py"), str(patchset.write())],
+            capture_output=True,
+            text=True,
+            env=patchset.env(),
+            timeout=60,
+            check=False,
+        )
+    assert (child.returncode, child.stdout.strip()) == (0, "applied applied"), child.stderr
