@@ -46,7 +46,7 @@ from .errors import FOREIGN_FAILURES, BackportToolError, UsageError, Verificatio
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
-from .state import STATE
+from .state import STATE, withdraw_export
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -182,6 +182,15 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
             )
             return
         STATE.exported = exported
+        if sys.flags.ignore_environment or sys.flags.isolated:
+            # multiprocessing starts its workers with these flags too: they
+            # never read what is exported here.
+            logger.warning(
+                "backport-tool: this Python runs with %s, which multiprocessing passes on to "
+                "its workers: they ignore PYTHONPATH and run without the patch set. Start "
+                "Python without it, or apply() in each worker",
+                "-I" if sys.flags.isolated else "-E",
+            )
         exported_names = (MANIFEST_ENV, ENABLE_ENV, DISABLE_ENV, "PYTHONPATH")
         # Only these are read back: copying the whole environment would decode
         # every variable of the process.
@@ -542,8 +551,10 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     the pending ones.
 
     ``ids`` limits it to those backports (default: all). Returns the ids of the
-    applied backports it reverted. Called from a backport's hook, it raises
-    :class:`UsageError`.
+    applied backports it reverted. Reverting everything also stops exporting
+    the patch set: child processes started afterwards run without it, as this
+    one does. ``revert(ids)`` changes this process only. Called from a
+    backport's hook, it raises :class:`UsageError`.
     """
     from . import patcher  # noqa: PLC0415 - see _retag
 
@@ -561,6 +572,10 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
         _update(
             BackportResult(backport_id, Status.DISABLED, "reverted by revert() in this process")
         )
+    if selected is None:
+        # Everything reverted: child processes started from now on run
+        # without the patch set too, as this one does.
+        withdraw_export()
     _retag()
     return reverted
 

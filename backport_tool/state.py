@@ -70,12 +70,21 @@ def reset() -> None:
     start afresh, in place (everyone holds the same object); the caller
     reverts what is applied first."""
     STATE.hooks.cancel()
-    for name, value in STATE.environ_before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    withdraw_export()
+    STATE.__init__()  # type: ignore[misc]
+
+
+def withdraw_export() -> None:
+    """Stop exporting the patch set to child processes: the environment
+    variables and ``sys.path`` as they were before it was exported."""
+    with STATE.lock:
+        for name, value in STATE.environ_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        STATE.environ_before.clear()
+        STATE.exported = None
     boot = str(Path(__file__).resolve().parent / "_boot")
     while boot in sys.path:
         sys.path.remove(boot)
-    STATE.__init__()  # type: ignore[misc]

@@ -566,6 +566,59 @@ def test_the_exported_manifest_does_not_switch_under_the_running_process(
     )
 
 
+def test_reverting_everything_stops_exporting_the_patch_set_to_children(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from backport_tool.config import BOOT_DIR
+
+    monkeypatch.delenv("BACKPORT_TOOL_MANIFEST", raising=False)
+    monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "users-own")
+    patchset.add("fix", "Widget.compute")
+    patchset.add("other", "Widget.other")
+    manifest = patchset.write()
+    backport_tool.apply(manifest, eager=True, disable=["nothing-such"])
+    assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(manifest)
+    # One backport reverted: this process only, children keep the set.
+    backport_tool.revert("fix")
+    assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(manifest)
+    assert str(BOOT_DIR) in sys.path
+    backport_tool.revert()
+    assert "BACKPORT_TOOL_MANIFEST" not in os.environ
+    assert os.environ["BACKPORT_TOOL_DISABLE"] == "users-own"
+    assert str(BOOT_DIR) not in sys.path
+    child = subprocess.run(
+        [sys.executable, "-c", "import sys; print('backport_tool' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "False"
+    # Applying again exports it again.
+    backport_tool.apply(manifest)
+    assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(manifest)
+
+
+@pytest.mark.parametrize("flag", ["-E", "-I"])
+def test_a_python_whose_workers_ignore_the_export_says_so(patchset: PatchSet, flag: str) -> None:
+    patchset.add("fix", "Widget.compute")
+    code = (
+        "import sys; sys.path[:0] = sys.argv[1:3]; import backport_tool; "
+        f"backport_tool.apply({str(patchset.write())!r})"
+    )
+    package_root = str(Path(backport_tool.__file__).resolve().parents[1])
+    child = subprocess.run(
+        [sys.executable, flag, "-c", code, package_root, str(patchset.site)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stderr == (
+        f"backport-tool: this Python runs with {flag}, which multiprocessing passes on to its "
+        "workers: they ignore PYTHONPATH and run without the patch set. Start Python without "
+        "it, or apply() in each worker\n"
+    )
+
+
 def test_concurrent_strict_apply_does_not_conflict_with_itself(patchset: PatchSet) -> None:
     patchset.add("fix", "Widget.compute", "Widget.other")
     manifest = patchset.write()
