@@ -297,6 +297,24 @@ def _package(patchset: PatchSet, files: dict[str, str]) -> Iterator[Path]:
         sys.modules.pop("lzrun_log", None)
 
 
+# lzrun.p holds one target; lzrun.sub imports it inside another import of
+# the package.
+P_AND_SUB = {"p.py": "def f():\n    return 'orig-p'\n", "sub.py": "import lzrun.p\n"}
+
+
+def _child(patchset: PatchSet, script: str, manifest: Path) -> subprocess.CompletedProcess[str]:
+    # In a child, so that a deadlock fails the test instead of hanging it.
+    (patchset.site / "lzchild.py").write_text(script)
+    return subprocess.run(
+        [sys.executable, str(patchset.site / "lzchild.py"), str(manifest)],
+        capture_output=True,
+        text=True,
+        env=patchset.env(),
+        timeout=60,
+        check=False,
+    )
+
+
 def _lzrun_manifest(patchset: PatchSet, second: str) -> Path:
     patchset.write_backport("lzrun_fix.py", LZRUN_BACKPORT)
     entry = patchset.add("fix", module="backports/lzrun_fix.py")
@@ -315,9 +333,8 @@ def test_deferred_work_runs_when_the_outer_import_returns_and_imports_each_modul
     # executed once, and the report is the one an eager apply gives.
     (patchset.site / "lzrun_log.py").write_text("RUNS = []\n")
     files = {
-        "p.py": "def f():\n    return 'orig-p'\n",
+        **P_AND_SUB,
         "q.py": "import lzrun_log\nlzrun_log.RUNS.append('q')\n\ndef g():\n    return 'orig-q'\n",
-        "sub.py": "import lzrun.p\n",
     }
     with _package(patchset, files):
         manifest = _lzrun_manifest(patchset, "q")
@@ -355,27 +372,13 @@ print(backport_tool.current_report().by_id("fix").status.value)
 def test_deferred_work_never_imports_under_the_import_lock(patchset: PatchSet) -> None:
     # The deferred import of lzrun.qq needs lzslow, which another thread is
     # importing, and which imports a module nobody imported yet: the deferred
-    # work must not hold importlib's global lock while it waits. In a child,
-    # so that a deadlock fails the test instead of hanging it.
+    # work must not hold importlib's global lock while it waits.
     (patchset.site / "lzslow.py").write_text("import time\ntime.sleep(0.5)\nimport lzslow_after\n")
     (patchset.site / "lzslow_after.py").write_text("")
     (patchset.site / "lznext.py").write_text("")
-    (patchset.site / "lzchild.py").write_text(LOCK_CHILD)
-    files = {
-        "p.py": "def f():\n    return 'orig-p'\n",
-        "qq.py": "import lzslow\n\ndef g():\n    return 'orig-q'\n",
-        "sub.py": "import lzrun.p\n",
-    }
+    files = {**P_AND_SUB, "qq.py": "import lzslow\n\ndef g():\n    return 'orig-q'\n"}
     with _package(patchset, files):
-        manifest = _lzrun_manifest(patchset, "qq")
-        child = subprocess.run(
-            [sys.executable, str(patchset.site / "lzchild.py"), str(manifest)],
-            capture_output=True,
-            text=True,
-            env=patchset.env(),
-            timeout=60,
-            check=False,
-        )
+        child = _child(patchset, LOCK_CHILD, _lzrun_manifest(patchset, "qq"))
     assert (child.returncode, child.stdout.strip()) == (0, "applied"), child.stderr
 
 
@@ -424,18 +427,10 @@ def test_two_threads_loading_backport_modules_that_import_each_others_targets(
     for backport_id, symbol, name in (("bx", "lzrun.x:f", "f"), ("by", "lzrun.y:g", "g")):
         entry = patchset.add(backport_id, module=f"backports/{backport_id}.py")
         entry["targets"] = [{"symbol": symbol, "replacement": name}]
-    (patchset.site / "lzchild.py").write_text(MODULES_CHILD)
     files = {
         "x.py": "def f():\n    return 0\n",
         "y.py": "import time\ntime.sleep(1.0)\n\ndef g():\n    return 0\n",
     }
     with _package(patchset, files):
-        child = subprocess.run(
-            [sys.executable, str(patchset.site / "lzchild.py"), str(patchset.write())],
-            capture_output=True,
-            text=True,
-            env=patchset.env(),
-            timeout=60,
-            check=False,
-        )
+        child = _child(patchset, MODULES_CHILD, patchset.write())
     assert (child.returncode, child.stdout.strip()) == (0, "applied applied"), child.stderr
