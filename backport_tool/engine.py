@@ -233,7 +233,15 @@ def _not_another_backports(run: Run) -> None:
                 )
                 return
             continue
-        other = _applied_original(patch.original, run.backport.id)
+        # Either this target's original is another backport's, or it holds
+        # another backport's replacement: a re-export that was bound while
+        # that backport was in force (under lazy apply, the first applied
+        # keeps it).
+        other = (
+            _applied_original(patch.original, run.backport.id)
+            or patcher.replaced_by(patch.own, run.backport.id)
+            or patcher.replaced_by(patch.original, run.backport.id)
+        )
         if other is not None:
             run.stop(Status.FAILED, _shared(run.backport.id, other, patch.symbol))
             return

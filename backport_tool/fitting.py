@@ -407,6 +407,15 @@ def bind_class_cell(function: object, owner: type, source: str | bytes | None) -
             return f"its decorator @{text} raised {type(error).__name__} when applied again"
     if not any(found is rebuilt for found in _unwrapping(wrapped)) or not callable(wrapped):
         return NOT_WRAPPED_AGAIN
+    if not _same_wrapping(function, wrapped):
+        # A name bound again later in the module is another decorator now:
+        # what would be installed is not what the module defined.
+        return (
+            "its decorators, looked up again by name, wrap it differently from the module's "
+            f"own {getattr(function, '__qualname__', 'function')} (a decorator's name was "
+            "bound to something else after it was applied); keep each decorator's name bound "
+            "to the decorator"
+        )
     # What was set on the module's wrapper after it was made stays set; its
     # __wrapped__ is the old function, so that one is not copied.
     mine, theirs = getattr(wrapped, "__dict__", None), getattr(function, "__dict__", {})
@@ -561,6 +570,21 @@ def _node(tree: ast.Module, code: types.CodeType) -> FunctionNode | None:
 # How far to follow __wrapped__ and closures: decorators nest a few deep, and
 # an object whose every attribute exists (a mock) must not loop forever.
 _REACH = 32
+
+
+def _same_wrapping(original: object, again: object) -> bool:
+    # Layer by layer down __wrapped__, the same kind of wrapper: the same
+    # type, and for a function the same code (a decorator's inner def).
+    # The innermost layers are the function and its rebuilt copy.
+    old, new = list(_unwrapping(original)), list(_unwrapping(again))
+    if len(old) != len(new):
+        return False
+    for a, b in zip(old[:-1], new[:-1], strict=True):
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, types.FunctionType) and a.__code__ is not b.__code__:  # type: ignore[attr-defined]
+            return False
+    return True
 
 
 def _unwrapping(obj: object) -> Iterator[object]:

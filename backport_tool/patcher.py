@@ -123,6 +123,9 @@ class Entry:
     # (sys.modules keeps import order; a module deleted meanwhile shifts it,
     # so the warning that reads this may miss a name, never invent one.)
     modules_seen: int = 0
+    # The modules still executing when it was applied (a lazy hook runs
+    # inside their import): they too bind what is in force when they go on.
+    executing: frozenset[str] = frozenset()
 
 
 def _entries() -> dict[str, Entry]:
@@ -331,7 +334,14 @@ def apply_patches(
                 raise AlreadyApplied(info.id)
             raise ForeignApplied(entry.info.manifest)
         patches = tuple(_now_config(p) for p in patches)
-        new = Entry(info, patches, hooks, kept=kept, modules_seen=len(sys.modules))
+        new = Entry(
+            info,
+            patches,
+            hooks,
+            kept=kept,
+            modules_seen=len(sys.modules),
+            executing=_executing_modules(),
+        )
         bindings: list[Binding] = []
         for patch in patches:
             other = owner_of(patch.owner, patch.name)
@@ -642,13 +652,27 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
     return tuple(reverted)
 
 
+def _executing_modules() -> frozenset[str]:
+    # The module bodies on this thread's stack: about 10 us, no scan of
+    # sys.modules.
+    names = set()
+    frame = sys._getframe(1)
+    while frame is not None:
+        if frame.f_code.co_name == "<module>":
+            name = frame.f_globals.get("__name__")
+            if type(name) is str:
+                names.add(name)
+        frame = frame.f_back  # type: ignore[assignment]
+    return frozenset(names)
+
+
 def _warn_left_behind(entry: Entry) -> None:
     # Revert restores the bindings apply made. Names bound to a replacement
     # while it was in force (a module imported meanwhile, a subclass) are
     # someone else's, and keep it: say so rather than let them run the fix
     # silently after revert.
     replacements = [p.replacement for p in entry.patches if p.registry is None and p.config is None]
-    found = left_behind(replacements, entry.modules_seen)
+    found = left_behind(replacements, entry.modules_seen, entry.executing)
     if found:
         shown = ", ".join(found[:_SHOWN]) + (
             f" and {len(found) - _SHOWN} more" if len(found) > _SHOWN else ""
@@ -733,6 +757,17 @@ def held(backport_id: str) -> tuple[AppliedBackport, tuple[Patch, ...], Hooks] |
     with STATE.patch_lock:
         entry = _entries().get(backport_id)
         return (entry.info, entry.patches, entry.hooks) if entry is not None else None
+
+
+def replaced_by(found: object, backport_id: str) -> str | None:
+    """The backport other than ``backport_id`` whose replacement ``found`` is."""
+    with STATE.patch_lock:
+        for other, entry in _entries().items():
+            if other != backport_id and any(
+                p.replacement is found for p in entry.patches if p.registry is None
+            ):
+                return other
+    return None
 
 
 def displaced(backport_id: str) -> tuple[str, ...]:

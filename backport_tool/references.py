@@ -77,17 +77,21 @@ class Search:
     declared: frozenset[str]
 
 
-def walked(original: object, module: str) -> bool:
-    """Whether ``check`` looks for references to ``original``, a target of
-    ``module``: only functions and classes that module created. A value, a
-    builtin or an object made elsewhere (a dtype, an enum member) is shared by
-    design, and holding it says nothing about copying it."""
+def walked(original: object, modules: Sequence[str]) -> bool:
+    """Whether ``check`` looks for references to ``original``, a target whose
+    declared sites (the target and its copies) are in ``modules``: only
+    functions and classes one of those modules created (a target may name
+    the function by its re-export, and declare its home as a copy). A value,
+    a builtin or an object made elsewhere (a dtype, an enum member) is shared
+    by design, and holding it says nothing about copying it."""
     kind = type(original)
     if kind is types.FunctionType:
-        return bool(original.__module__ == module)
-    if issubclass(kind, type):
-        return bool(_type_dict.__get__(original).get("__module__") == module)
-    return False
+        home: object = types.FunctionType.__dict__["__module__"].__get__(original)
+    elif issubclass(kind, type):
+        home = _type_dict.__get__(original).get("__module__")
+    else:
+        return False
+    return type(home) is str and home in modules
 
 
 def _ours(module_name: str) -> bool:
@@ -101,11 +105,13 @@ def _python_module(namespace: dict[str, object]) -> bool:
     return isinstance(origin, str) and origin.endswith(".py")
 
 
-def _module_namespaces(since: int = 0) -> Iterator[tuple[str, dict[str, object]]]:
-    # Every module's own namespace dict, read without running module code;
-    # ``since``: only the modules after the first ``since`` entries of
-    # sys.modules, which keeps the order in which they were imported.
-    for module_name, module in list(sys.modules.items())[since:]:
+def _module_namespaces() -> Iterator[tuple[str, dict[str, object]]]:
+    # Every module's own namespace dict, read without running module code.
+    return _namespaces(list(sys.modules.items()))
+
+
+def _namespaces(items: Sequence[tuple[str, object]]) -> Iterator[tuple[str, dict[str, object]]]:
+    for module_name, module in items:
         if not issubclass(type(module), types.ModuleType):
             continue
         try:
@@ -116,12 +122,15 @@ def _module_namespaces(since: int = 0) -> Iterator[tuple[str, dict[str, object]]
             yield module_name, namespace
 
 
-def left_behind(replacements: Sequence[object], since: int) -> list[str]:
+def left_behind(
+    replacements: Sequence[object], since: int, executing: frozenset[str] = frozenset()
+) -> list[str]:
     """What revert leaves holding one of ``replacements``, by stable names:
     the globals of modules imported after the first ``since`` entries of
-    ``sys.modules`` (imported while the replacements were in force: a user's
-    ``from torch.nn import LayerNorm``), and the classes that subclass a
-    replacement class (defined while it was in force). Runs no foreign code."""
+    ``sys.modules``, or still ``executing`` then (imported while the
+    replacements were in force: a user's ``from torch.nn import LayerNorm``),
+    and the classes that subclass a replacement class (defined while it was
+    in force). Runs no foreign code."""
     wanted = {id(r) for r in replacements}
     found: list[str] = []
     for replacement in replacements:
@@ -134,8 +143,11 @@ def left_behind(replacements: Sequence[object], since: int) -> list[str]:
             if module != home:
                 qualname = type.__dict__["__qualname__"].__get__(sub)
                 found.append(f"{module}:{qualname} (a subclass)")
-    if len(sys.modules) > since:
-        for module_name, namespace in _module_namespaces(since):
+    items = list(sys.modules.items())[since:] if len(sys.modules) > since else []
+    later = {name for name, _ in items}
+    items += [(n, sys.modules[n]) for n in sorted(executing - later) if n in sys.modules]
+    if items:
+        for module_name, namespace in _namespaces(items):
             if _ours(module_name):
                 continue
             for name, value in list(dict.items(namespace)):
@@ -284,8 +296,26 @@ def _attribute(step: str) -> str:
     return step
 
 
+def _is_plain(key: object) -> bool:
+    # By identity: `in` would compare the key's type with ==, which runs a
+    # metaclass's __eq__. A tuple of plain keys is plain (("aten", "mul")).
+    kind = type(key)
+    if any(kind is plain for plain in _PLAIN_KEYS):
+        return True
+    if kind is not tuple:
+        return False
+    items: tuple[object, ...] = key  # type: ignore[assignment]
+    return all(_is_plain(item) for item in tuple.__iter__(items))
+
+
+def _type_name(kind: type) -> str:
+    # Off the type slot: kind.__name__ would go through a metaclass.
+    name: str = type.__dict__["__name__"].__get__(kind)
+    return name
+
+
 def _key(key: object) -> str:
-    if type(key) in _PLAIN_KEYS:
+    if _is_plain(key):
         return repr(key)
     if issubclass(type(key), type):
         # A class key (a pickler's reducer table): its name, read off the type
@@ -293,13 +323,13 @@ def _key(key: object) -> str:
         module = _type_dict.__get__(key).get("__module__")
         qualname = type.__dict__["__qualname__"].__get__(key)
         return f"<class {module}.{qualname}>" if isinstance(module, str) else f"<class {qualname}>"
-    return f"<key {type(key).__name__}>"
+    return f"<key {_type_name(type(key))}>"
 
 
 def _instance_dict(obj: object) -> object:
     # Only the interpreter's own __dict__ slot: a class may define __dict__ as
     # a property, and reading that would run its code.
-    for klass in type(obj).__mro__:
+    for klass in type.__dict__["__mro__"].__get__(type(obj)):
         descriptor = _type_dict.__get__(klass).get("__dict__")
         if descriptor is not None:
             if type(descriptor) is types.GetSetDescriptorType:
@@ -320,11 +350,20 @@ def _holds(
     out: list[tuple[object, str | None]] = []
     if issubclass(kind, dict):
         entries: list[tuple[object, object]] = list(dict.items(container))  # type: ignore[arg-type]
+        # Keys shown by their type alone (a tuple of objects, an enum member)
+        # are told apart by their order in the dict, so that acknowledging
+        # one entry never hides another.
+        shown: dict[str, int] = {}
         for key, value in entries:
+            step = _key(key)
+            if step.startswith("<key "):
+                shown[step] = shown.get(step, 0) + 1
+                if shown[step] > 1:
+                    step = f"{step[:-1]} #{shown[step]}>"
             if id(value) in wanted:
-                out.append((value, f"[{_key(key)}]"))
+                out.append((value, f"[{step}]"))
             if id(key) in wanted:
-                out.append((key, f"[<key {type(key).__name__}>]"))
+                out.append((key, f"[<key {_type_name(type(key))}>]"))
         return out
     if issubclass(kind, (list, tuple)):
         items: list[object] = list(
@@ -333,7 +372,7 @@ def _holds(
             else tuple.__iter__(container)  # type: ignore[arg-type]
         )
         return [(value, f"[{index}]") for index, value in enumerate(items) if id(value) in wanted]
-    if kind in (staticmethod, classmethod):
+    if kind is staticmethod or kind is classmethod:
         inner = container.__func__  # type: ignore[attr-defined]
         return [(inner, None)] if id(inner) in wanted else []
     held = {id(r): r for r in gc.get_referents(container) if id(r) in wanted}
@@ -345,7 +384,7 @@ def _step(container: object, target: object) -> str:
     kind = type(container)
     # Only the containers whose attributes are plain data: reading an
     # arbitrary object's attributes could run its code.
-    for attribute in _ATTRIBUTES.get(kind, ()):
+    for attribute in _ATTRIBUTES.get(id(kind), ()):
         try:
             value = getattr(container, attribute)
         except (AttributeError, ValueError):  # an empty cell, a missing default
@@ -367,12 +406,14 @@ def _step(container: object, target: object) -> str:
         for key, value in list(dict.items(namespace)):
             if value is target and type(key) is str:
                 return f".{key}"
-    return f".<{kind.__name__}>"
+    return f".<{_type_name(kind)}>"
 
 
-_ATTRIBUTES: dict[type, tuple[str, ...]] = {
-    types.CellType: ("cell_contents",),
-    functools.partial: ("func", "args", "keywords"),
-    types.MethodType: ("__func__", "__self__"),
-    types.FunctionType: ("__closure__", "__defaults__", "__kwdefaults__"),
+# By the type's id: a lookup by the type itself would hash it and compare it
+# with ==, through its metaclass.
+_ATTRIBUTES: dict[int, tuple[str, ...]] = {
+    id(types.CellType): ("cell_contents",),
+    id(functools.partial): ("func", "args", "keywords"),
+    id(types.MethodType): ("__func__", "__self__"),
+    id(types.FunctionType): ("__closure__", "__defaults__", "__kwdefaults__"),
 }

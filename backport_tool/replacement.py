@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import types
 from collections.abc import Callable
 from types import FunctionType, ModuleType
 from typing import Any, NamedTuple
@@ -150,7 +151,7 @@ def _fitted(
 ) -> object | Problem:
     name = f"{backport.module_text}:{target.replacement}"
     kind = method_kind(replacement)
-    wrong = _kind_problem(name, target, resolved, kind)
+    wrong = _kind_problem(name, target, resolved, kind, replacement)
     if wrong is not None:
         return wrong
     if kind is not None:
@@ -168,7 +169,7 @@ def _fitted(
 
 
 def _kind_problem(
-    name: str, target: Target, resolved: Resolved, kind: str | None
+    name: str, target: Target, resolved: Resolved, kind: str | None, replacement: object
 ) -> Problem | None:
     # A classmethod replaces a classmethod, a staticmethod a staticmethod. A
     # plain function takes the kind of a Python original (its wrapper is
@@ -188,6 +189,21 @@ def _kind_problem(
             f"{name} is a plain function, and the original {target.symbol} is a classmethod "
             f"of C code (on {resolved.defined_on_name}); set on the class, a plain function "
             "would not receive the class: define the replacement with @classmethod",
+        )
+    if (
+        kind is None
+        and isinstance(resolved.owner, type)
+        and isinstance(resolved.raw, types.FunctionType)
+        and not any("__get__" in vars(k) for k in type(replacement).__mro__)
+    ):
+        # A callable object (a class used as a decorator) is no descriptor:
+        # set on the class, it would not receive self, and every call would
+        # miss an argument, whatever its signature says.
+        return Problem(
+            Status.FAILED,
+            f"{name} is a {type(replacement).__qualname__} object, not a function: set on "
+            f"{resolved.defined_on_name}, it would not receive self. Make the decorator "
+            "return a function (functools.wraps), or give its class a __get__",
         )
     return None
 

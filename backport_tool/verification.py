@@ -557,7 +557,8 @@ def searches(backport: Backport, inspected: Inspected) -> list[references.Search
     for target, facts in inspected.targets:
         resolved = facts.resolved
         original = original_of(resolved) if resolved is not None else ABSENT
-        if original is ABSENT or not references.walked(original, target.symbol.module):
+        modules = [site.module for site in target.sites]
+        if original is ABSENT or not references.walked(original, modules):
             out.append(None)
             continue
         declared = frozenset(str(site) for site in target.sites)

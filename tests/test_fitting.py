@@ -564,6 +564,37 @@ def test_a_decorator_gone_from_the_globals_is_refused(tmp_path: Path) -> None:
     )
 
 
+def test_a_decorator_name_bound_again_later_is_refused(tmp_path: Path) -> None:
+    # The module applied one decorator; its name now means another. Applying
+    # that again would install something the module never defined.
+    text = (
+        "import functools\n\n"
+        "def tag(label):\n"
+        "    def deco(f):\n"
+        "        @functools.wraps(f)\n"
+        "        def wrapper(*args, **kwargs):\n"
+        "            return (label, f(*args, **kwargs))\n"
+        "        return wrapper\n"
+        "    return deco\n\n"
+        "deco = tag('A')\n\n"
+        "@deco\n"
+        "def greet(self, name):\n"
+        "    return super().greet(name)\n\n"
+        "def deco(f):\n"
+        "    @functools.wraps(f)\n"
+        "    def other(*args, **kwargs):\n"
+        "        return ('B', f(*args, **kwargs))\n"
+        "    return other\n"
+    )
+    module, source = _load(tmp_path / "fix.py", text)
+    _, widget = _classes()
+    assert bind_class_cell(module.greet, widget, source) == (
+        "its decorators, looked up again by name, wrap it differently from the module's own "
+        "greet (a decorator's name was bound to something else after it was applied); keep "
+        "each decorator's name bound to the decorator"
+    )
+
+
 def test_a_definition_missing_from_the_source_is_refused(tmp_path: Path) -> None:
     module, _ = _load(tmp_path / "fix.py", GREET.format(version="fixed"))
     _, widget = _classes()

@@ -8,6 +8,7 @@ import importlib
 import sys
 import textwrap
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -757,3 +758,147 @@ def test_lock_acknowledge_records_the_references_of_an_opt_in_backport(
     assert target.acknowledged == tuple(sorted(COPIES + list(STALE)))
     result = backport_tool.check(manifest, enable=["fix"]).by_id("fix")
     assert result.status is Status.READY, result.reason
+
+
+@pytest.fixture
+def rvpkg(patchset: PatchSet) -> Iterator[Path]:
+    # A package whose __init__ re-exports impl.fn, as torch re-exports its
+    # functions; removed from sys.modules afterwards.
+    root = patchset.site / "rvpkg"
+    root.mkdir()
+    (root / "__init__.py").write_text("from rvpkg.impl import fn\n")
+    (root / "impl.py").write_text("def fn(x):\n    return x\n")
+    patchset.write_backport("rv.py", "def fn(x):\n    return -x\n")
+    yield root
+    for name in [m for m in sys.modules if m == "rvpkg" or m.startswith("rvpkg.")]:
+        del sys.modules[name]
+
+
+def _rv(patchset: PatchSet, backport_id: str, symbol: str, **target: Any) -> None:
+    entry = patchset.add(backport_id, module="backports/rv.py")
+    entry["targets"] = [{"symbol": symbol, "replacement": "fn", **target}]
+
+
+def test_lazy_apply_of_a_function_and_its_undeclared_re_export_keeps_the_first(
+    patchset: PatchSet, rvpkg: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Under lazy apply the re-export is bound to the first backport's
+    # replacement while it is in force; the second must see a conflict, not
+    # take that replacement for the original.
+    _rv(patchset, "a", "rvpkg.impl:fn")
+    _rv(patchset, "b", "rvpkg:fn")
+    backport_tool.apply(patchset.write())
+    rv = importlib.import_module("rvpkg")
+    report = backport_tool.current_report()
+    assert report is not None
+    assert report.by_id("a").status is Status.APPLIED
+    assert report.by_id("b").status is Status.FAILED
+    assert report.by_id("b").reason.startswith(
+        "conflict: rvpkg:fn is the same function as a target of backport 'a'"
+    )
+    revert()
+    assert sys.modules["rvpkg.impl"].fn(1) == 1
+    assert rv.fn(1) == -1  # bound while a was in force: named by revert
+    assert "what was bound to its replacement while it was in force keeps it" in caplog.text
+    assert ": rvpkg:fn. Import or build" in caplog.text
+
+
+def test_a_target_named_by_its_re_export_is_walked(patchset: PatchSet, rvpkg: Path) -> None:
+    (rvpkg / "regs.py").write_text("from rvpkg import impl\nREG = {'k': impl.fn}\n")
+    _rv(patchset, "fix", "rvpkg:fn", copies=["rvpkg.impl:fn"])
+    importlib.import_module("rvpkg.regs")
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert result.status is Status.PARTIAL
+    assert result.targets[0].stale_references == ("rvpkg.regs:REG['k']",)
+
+
+HOSTILE_META = """
+from rvpkg import impl
+
+SIDE = []
+
+
+class Meta(type):
+    def __getattribute__(cls, name):
+        if name in ("__name__", "__mro__", "__qualname__"):
+            SIDE.append(name)
+            raise RuntimeError("read through the metaclass")
+        return super().__getattribute__(name)
+
+    def __eq__(cls, other):
+        SIDE.append("__eq__")
+        return NotImplemented
+
+    def __hash__(cls):
+        SIDE.append("__hash__")
+        return 1
+
+
+class Key(metaclass=Meta):
+    def __hash__(self):
+        return 7
+
+
+class Slots(metaclass=Meta):
+    __slots__ = ("held",)
+
+
+OBJ = Slots()
+OBJ.held = impl.fn
+TABLE = {Key(): impl.fn, Key(): impl.fn, ("aten", "add"): impl.fn}
+"""
+
+
+def test_the_walk_reads_no_metaclass_and_tells_keys_apart(patchset: PatchSet, rvpkg: Path) -> None:
+    # Types with a metaclass of their own are read off their slots; entries
+    # whose keys show only their type are told apart by order, so that
+    # acknowledging one never hides another.
+    (rvpkg / "meta.py").write_text(HOSTILE_META)
+    _rv(patchset, "fix", "rvpkg.impl:fn", copies=["rvpkg:fn"])
+    meta = importlib.import_module("rvpkg.meta")
+    side = list(meta.SIDE)
+    result = backport_tool.check(patchset.write()).by_id("fix")
+    assert side == meta.SIDE
+    assert result.status is Status.PARTIAL
+    assert result.targets[0].stale_references == (
+        "rvpkg.meta:OBJ.<Slots>",
+        "rvpkg.meta:TABLE[('aten', 'add')]",
+        "rvpkg.meta:TABLE[<key Key #2>]",
+        "rvpkg.meta:TABLE[<key Key>]",
+    )
+
+
+CALLABLE_OBJECT = """
+import functools
+
+
+class tagged:
+    def __init__(self, function):
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
+
+
+@tagged
+def compute(self, x):
+    return x + 1000
+"""
+
+
+def test_a_callable_object_replacing_a_method_is_refused(patchset: PatchSet) -> None:
+    # No __get__: set on the class it would not receive self, and every call
+    # would miss an argument, whatever the signature it wraps says.
+    patchset.write_backport("fix.py", CALLABLE_OBJECT)
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    result = backport_tool.check(manifest).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "backports/fix.py:compute is a tagged object, not a function: set on "
+        f"{patchset.module}:Widget, it would not receive self. Make the decorator return a "
+        "function (functools.wraps), or give its class a __get__"
+    )
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.FAILED
+    assert patchset.target().Widget().compute(1) == 2
