@@ -326,6 +326,24 @@ def _key(key: object) -> str:
     return f"<key {_type_name(type(key))}>"
 
 
+def _entry_key(entries: list[tuple[object, object]], index: int) -> str:
+    # A key shown by its type alone (a tuple of objects, an enum member) is
+    # told apart from the earlier keys shown alike by its order in the dict,
+    # so that acknowledging one entry never hides another. Only the entries
+    # found pay for it: most of a walked dict's keys are never rendered.
+    key = entries[index][0]
+    step = _key(key)
+    if not _by_type(key):
+        return step
+    name = _type_name(type(key))
+    earlier = sum(1 for k, _ in entries[:index] if _by_type(k) and _type_name(type(k)) == name)
+    return f"{step[:-1]} #{earlier + 1}>" if earlier else step
+
+
+def _by_type(key: object) -> bool:
+    return not _is_plain(key) and not issubclass(type(key), type)
+
+
 def _instance_dict(obj: object) -> object:
     # Only the interpreter's own __dict__ slot: a class may define __dict__ as
     # a property, and reading that would run its code.
@@ -350,18 +368,9 @@ def _holds(
     out: list[tuple[object, str | None]] = []
     if issubclass(kind, dict):
         entries: list[tuple[object, object]] = list(dict.items(container))  # type: ignore[arg-type]
-        # Keys shown by their type alone (a tuple of objects, an enum member)
-        # are told apart by their order in the dict, so that acknowledging
-        # one entry never hides another.
-        shown: dict[str, int] = {}
-        for key, value in entries:
-            step = _key(key)
-            if step.startswith("<key "):
-                shown[step] = shown.get(step, 0) + 1
-                if shown[step] > 1:
-                    step = f"{step[:-1]} #{shown[step]}>"
+        for index, (key, value) in enumerate(entries):
             if id(value) in wanted:
-                out.append((value, f"[{step}]"))
+                out.append((value, f"[{_entry_key(entries, index)}]"))
             if id(key) in wanted:
                 out.append((key, f"[<key {_type_name(type(key))}>]"))
         return out
