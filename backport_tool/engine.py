@@ -237,10 +237,8 @@ def _not_another_backports(run: Run) -> None:
         # another backport's replacement: a re-export that was bound while
         # that backport was in force (under lazy apply, the first applied
         # keeps it).
-        other = (
-            _applied_original(patch.original, run.backport.id)
-            or patcher.replaced_by(patch.own, run.backport.id)
-            or patcher.replaced_by(patch.original, run.backport.id)
+        other = _applied_original(patch.original, run.backport.id) or patcher.replaced_by(
+            run.backport.id, patch.own, patch.original
         )
         if other is not None:
             run.stop(Status.FAILED, _shared(run.backport.id, other, patch.symbol))

@@ -759,12 +759,13 @@ def held(backport_id: str) -> tuple[AppliedBackport, tuple[Patch, ...], Hooks] |
         return (entry.info, entry.patches, entry.hooks) if entry is not None else None
 
 
-def replaced_by(found: object, backport_id: str) -> str | None:
-    """The backport other than ``backport_id`` whose replacement ``found`` is."""
+def replaced_by(backport_id: str, *found: object) -> str | None:
+    """The backport other than ``backport_id`` whose replacement one of
+    ``found`` is."""
     with STATE.patch_lock:
         for other, entry in _entries().items():
             if other != backport_id and any(
-                p.replacement is found for p in entry.patches if p.registry is None
+                p.replacement is f for p in entry.patches if p.registry is None for f in found
             ):
                 return other
     return None
