@@ -298,11 +298,14 @@ def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> 
     other = owner_of(owner, name)
     if other is not None and other != entry.info.id:
         return f"declared copy {copy} is already patched by backport {other!r}"
-    # A staticmethod or classmethod copy stays one.
+    # A copy keeps its kind: a staticmethod or classmethod copy stays one, and
+    # a plain copy of a staticmethod target (``S = C.s``) gets the plain
+    # function, as the class's attribute gives it (torch.compile cannot call
+    # a staticmethod object).
     new = (
         type(raw)(unwrapped(patch.replacement))  # type: ignore[call-arg]
         if raw is not unwrapped(raw)
-        else patch.replacement
+        else unwrapped(patch.replacement)
     )
     return Binding(owner, name, raw, new, copy)
 

@@ -133,6 +133,32 @@ def test_every_module_and_class_binding_runs_the_fix(
     assert isinstance(vars(copier.Holder)["static"], staticmethod)
 
 
+def test_a_plain_copy_of_a_staticmethod_target_gets_the_plain_replacement(
+    patchset: PatchSet,
+) -> None:
+    # ``H = Widget.helper`` holds the function the staticmethod wraps: the
+    # copy must get a function too. A staticmethod object there is not what
+    # the class hands out, and torch.compile(fullgraph=True) cannot call it.
+    (patchset.site / "static_copier.py").write_text(
+        f"from {patchset.module} import Widget\nH = Widget.helper\n"
+    )
+    entry = patchset.add("fix", "Widget.helper")
+    entry["targets"][0]["copies"] = ["static_copier:H"]
+    manifest = patchset.write()
+    copier = fresh("static_copier")
+    try:
+        original = copier.H
+        report = backport_tool.apply(manifest, eager=True)
+        assert report.by_id("fix").status is Status.APPLIED, report.by_id("fix").reason
+        assert type(copier.H) is type(original)
+        assert copier.H is vars(patchset.target().Widget)["helper"].__func__
+        assert copier.H(2) == 40
+        revert()
+        assert copier.H is original
+    finally:
+        sys.modules.pop("static_copier", None)
+
+
 def test_check_names_every_undeclared_reference_and_apply_scans_nothing(
     patchset: PatchSet, copiers: object
 ) -> None:
