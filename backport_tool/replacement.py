@@ -5,6 +5,7 @@ declared copies."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import types
 from collections.abc import Callable
@@ -150,6 +151,8 @@ def _fitted(
     source: bytes | None,
 ) -> object | Problem:
     name = f"{backport.module_text}:{target.replacement}"
+    if isinstance(resolved.owner, type) and _is_accessor(resolved.raw):
+        return _fitted_accessor(name, target, resolved, replacement, source)
     kind = method_kind(replacement)
     wrong = _kind_problem(name, target, resolved, kind, replacement)
     if wrong is not None:
@@ -208,12 +211,96 @@ def _kind_problem(
     return None
 
 
+# The functions behind the attribute descriptors Python and the stdlib make,
+# and what each does for a caller.
+_ACCESSORS: tuple[tuple[type, tuple[tuple[str, str], ...]], ...] = (
+    (property, (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter"))),
+    (functools.cached_property, (("func", "function"),)),
+)
+
+
+def _is_accessor(raw: object) -> bool:
+    # A class attribute that is no function but computes what callers get
+    # (a property, a cached_property, any other descriptor): type() and the
+    # type's own __dict__s, so nothing of torch's runs.
+    # classmethod objects are not callable either: they have their own rules.
+    kind = type(raw)
+    return (
+        method_kind(raw) is None
+        and not callable(raw)
+        and any("__get__" in vars(k) for k in kind.__mro__)
+    )
+
+
+def _fitted_accessor(
+    name: str, target: Target, resolved: Resolved, replacement: object, source: bytes | None
+) -> object | Problem:
+    # A property is replaced by a property, a cached_property by one, each of
+    # its functions fitted like a method (rebuilt for super() the same way),
+    # and every function the original has (a setter, a deleter) is there.
+    original = resolved.raw
+    kind = type(original)
+    if not issubclass(type(replacement), kind):
+        return Problem(
+            Status.FAILED,
+            f"{name} is a {type(replacement).__qualname__}, and the original {target.symbol} "
+            f"is a {kind.__qualname__}; define the replacement as the original is defined "
+            f"(@{kind.__qualname__}, with the same setter and deleter)",
+        )
+    roles = next((roles for base, roles in _ACCESSORS if issubclass(kind, base)), ())
+    rebuilt: dict[str, object] = {}
+    for attribute, role in roles:
+        theirs, mine = getattr(original, attribute), getattr(replacement, attribute)
+        if mine is None:
+            if theirs is not None:
+                return Problem(
+                    Status.FAILED,
+                    f"{name} has no {role}, and the original {target.symbol} has one, so "
+                    f"code that uses it would fail; give the replacement a {role} too",
+                )
+            continue
+        fitted = _fitted_function(
+            f"{name} ({role})", target, resolved, mine, source, original=theirs
+        )
+        if isinstance(fitted, Problem):
+            return fitted
+        if fitted is not mine:
+            rebuilt[attribute] = fitted
+    made: Any = replacement
+    if isinstance(made, property):
+        for attribute, copy_with in (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter")):
+            if attribute in rebuilt:
+                made = getattr(made, copy_with)(rebuilt[attribute])
+    elif "func" in rebuilt:
+        made = type(made)(rebuilt["func"])
+    return _named(name, target, resolved, made)
+
+
+def _named(name: str, target: Target, resolved: Resolved, made: object) -> object | Problem:
+    # Python tells a descriptor its class and name when the class is created
+    # (a cached_property cannot work without it); set on the class later, it
+    # is told by apply, as class creation would.
+    set_name = getattr(type(made), "__set_name__", None)
+    if set_name is None:
+        return made
+    try:
+        set_name(made, resolved.owner, resolved.name)
+    except FOREIGN_FAILURES as exc:
+        return Problem(
+            Status.FAILED,
+            f"{name} cannot be set on {target.symbol}: its __set_name__ raised {describe(exc)}",
+        )
+    return made
+
+
 def _fitted_function(
     name: str,
     target: Target,
     resolved: Resolved,
     replacement: object,
     source: bytes | None,
+    *,
+    original: object = ABSENT,
 ) -> object | Problem:
     if fitting.unwritten(replacement, source):
         return Problem(
@@ -226,7 +313,15 @@ def _fitted_function(
             )
             + "); write the fix, then run `backport-tool check` again",
         )
-    problems = fitting.misfits(resolved.function, replacement, target.signature)
+    # ``original``: one function of a property, compared without the
+    # target's declared signature.
+    problems = (
+        fitting.misfits(resolved.function, replacement, target.signature)
+        if original is ABSENT
+        else fitting.misfits(original, replacement)
+        if original is not None
+        else []
+    )
     if problems:
         return Problem(
             Status.FAILED,

@@ -94,6 +94,133 @@ def test_staticmethod_and_module_function_targets(patchset: PatchSet) -> None:
     assert mod.free_function(3) == 5
 
 
+PROPERTIES = """
+import functools
+
+
+class Base:
+    @property
+    def value(self):
+        return 1
+
+    @functools.cached_property
+    def cached(self):
+        return 10
+
+
+class Widget(Base):
+    def __init__(self):
+        self._stored = 1
+
+    @property
+    def value(self):
+        return 2
+
+    @functools.cached_property
+    def cached(self):
+        return 20
+
+    @property
+    def stored(self):
+        return self._stored
+
+    @stored.setter
+    def stored(self, new):
+        self._stored = new
+"""
+
+
+def test_property_and_cached_property_targets_take_their_kind(patchset: PatchSet) -> None:
+    # Each replacement calls zero-argument super(), so each function of the
+    # descriptor is rebuilt for the class; a cached_property is told its name.
+    (patchset.site / f"{patchset.module}.py").write_text(PROPERTIES)
+    patchset.write_backport(
+        "fix.py",
+        """
+        import functools
+
+
+        @property
+        def value(self):
+            return super().value + 100
+
+
+        @functools.cached_property
+        def cached(self):
+            return super().cached + 100
+
+
+        @property
+        def stored(self):
+            return self._stored * 10
+
+
+        @stored.setter
+        def stored(self, new):
+            self._stored = new + 1
+        """,
+    )
+    patchset.add("fix", "Widget.value", "Widget.cached", "Widget.stored")
+    mod = patchset.target()
+    originals = {name: vars(mod.Widget)[name] for name in ("value", "cached", "stored")}
+    manifest = patchset.write()
+    assert statuses(check(manifest)) == {"fix": "ready"}
+    assert statuses(apply(manifest, eager=True)) == {"fix": "applied"}
+    widget = mod.Widget()
+    assert (widget.value, widget.cached, widget.stored) == (101, 110, 10)
+    widget.stored = 4
+    assert widget.stored == 50
+    revert()
+    assert {name: vars(mod.Widget)[name] for name in originals} == originals
+    assert (mod.Widget().value, mod.Widget().cached) == (2, 20)
+
+
+@pytest.mark.parametrize(
+    ("target", "source", "reason"),
+    [
+        (
+            "Widget.value",
+            "def value(self):\n    return 3\n",
+            "backports/fix.py:value is a function, and the original {mod}:Widget.value is a "
+            "property; define the replacement as the original is defined (@property, with "
+            "the same setter and deleter)",
+        ),
+        (
+            "Widget.stored",
+            "@property\ndef stored(self):\n    return 3\n",
+            "backports/fix.py:stored has no setter, and the original {mod}:Widget.stored has "
+            "one, so code that uses it would fail; give the replacement a setter too",
+        ),
+        (
+            "Widget.value",
+            "@property\ndef value(self, scale):\n    return scale\n",
+            "backports/fix.py:value (getter) cannot replace {mod}:Widget.value: ",
+        ),
+        (
+            "Widget.cached",
+            "@property\ndef cached(self):\n    return 3\n",
+            "backports/fix.py:cached is a property, and the original {mod}:Widget.cached is a "
+            "cached_property; define the replacement as the original is defined "
+            "(@cached_property, with the same setter and deleter)",
+        ),
+    ],
+)
+def test_a_property_target_refuses_what_callers_could_not_use(
+    patchset: PatchSet, target: str, source: str, reason: str
+) -> None:
+    (patchset.site / f"{patchset.module}.py").write_text(PROPERTIES)
+    patchset.write_backport("fix.py", source)
+    patchset.add("fix", target)
+    mod = patchset.target()
+    original = vars(mod.Widget)[target.partition(".")[2]]
+    manifest = patchset.write()
+    for report in (check(manifest), apply(manifest, eager=True)):
+        result = report.by_id("fix")
+        assert result.status is Status.FAILED
+        assert result.reason.startswith(reason.format(mod=patchset.module)), result.reason
+    assert vars(mod.Widget)[target.partition(".")[2]] is original
+
+
 def test_check_verifies_without_changing_anything(patchset: PatchSet) -> None:
     patchset.add("fix", "Widget.compute", signature="(self, x: int) -> int")
     mod = patchset.target()
