@@ -182,14 +182,24 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
             )
             return
         STATE.exported = exported
-        if sys.flags.ignore_environment or sys.flags.isolated:
+        flag = (
+            "-I"
+            if sys.flags.isolated
+            else "-E"
+            if sys.flags.ignore_environment
+            else "-S"
+            if sys.flags.no_site
+            else None
+        )
+        if flag is not None:
             # multiprocessing starts its workers with these flags too: they
-            # never read what is exported here.
+            # never read what is exported here (-S: never run sitecustomize).
             logger.warning(
                 "backport-tool: this Python runs with %s, which multiprocessing passes on to "
-                "its workers: they ignore PYTHONPATH and run without the patch set. Start "
-                "Python without it, or apply() in each worker",
-                "-I" if sys.flags.isolated else "-E",
+                "its workers: they %s and run without the patch set. Start Python without "
+                "it, or apply() in each worker",
+                flag,
+                "never import site" if flag == "-S" else "ignore PYTHONPATH",
             )
         exported_names = (MANIFEST_ENV, ENABLE_ENV, DISABLE_ENV, "PYTHONPATH")
         # Only these are read back: copying the whole environment would decode
@@ -199,13 +209,16 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
         for name in exported_names:
             # Kept so that the state's reset can give the environment back.
             STATE.environ_before.setdefault(name, os.environ.get(name))
+            STATE.environ_set[name] = env.get(name)
             if name in env:
                 os.environ[name] = env[name]
             else:
                 os.environ.pop(name, None)
-    boot = str(BOOT_DIR)
-    if boot not in sys.path:
-        sys.path.insert(1 if sys.path else 0, boot)
+        # Under the lock: a revert() in another thread never finds the
+        # variables withdrawn and the boot directory still on sys.path.
+        boot = str(BOOT_DIR)
+        if boot not in sys.path:
+            sys.path.insert(1 if sys.path else 0, boot)
 
 
 def apply(

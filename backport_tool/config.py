@@ -231,6 +231,7 @@ def configure_logging() -> None:
     if not level_name or STATE.logging_configured:
         return
     STATE.logging_configured = True
+    STATE.log_level_before = logger.level
     if level_name == "OFF":
         logger.setLevel(logging.CRITICAL + 1)
         return

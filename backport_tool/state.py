@@ -51,13 +51,17 @@ class ProcessState:
         # What this process exported to its children (manifest, switches); a
         # later apply() of another manifest never switches it.
         self.exported: tuple[str, ...] | None = None
-        # The environment variables exporting changed, as they were before.
+        # The environment variables exporting changed, as they were before,
+        # and what it set them to (None: removed).
         self.environ_before: dict[str, str | None] = {}
+        self.environ_set: dict[str, str | None] = {}
         # The user's compile-cache tag before we changed it, and ours.
         self.tag_base: str | None = None
         self.tag_ours: str | None = None
         self.logging_configured = False
         self.log_handler: logging.Handler | None = None
+        # The level of the backport_tool logger before BACKPORT_TOOL_LOG set it.
+        self.log_level_before: int | None = None
         # Set while a backport's after_apply or before_revert hook runs.
         self.in_hook = threading.local()
 
@@ -71,20 +75,64 @@ def reset() -> None:
     reverts what is applied first."""
     STATE.hooks.cancel()
     withdraw_export()
+    _unconfigure_logging()
     STATE.__init__()  # type: ignore[misc]
 
 
+def _unconfigure_logging() -> None:
+    # What BACKPORT_TOOL_LOG did to the logger goes with the state that
+    # remembers it; a handler left behind would print every line once more
+    # after the next apply configures a new one.
+    logger = logging.getLogger("backport_tool")
+    if STATE.log_handler is not None and STATE.log_handler in logger.handlers:
+        logger.removeHandler(STATE.log_handler)
+        logger.propagate = True
+    if STATE.log_level_before is not None:
+        logger.setLevel(STATE.log_level_before)
+
+
 def withdraw_export() -> None:
-    """Stop exporting the patch set to child processes: the environment
-    variables and ``sys.path`` as they were before it was exported."""
+    """Stop exporting the patch set to child processes: no child started from
+    now on applies it at startup.
+
+    The boot directory leaves ``sys.path`` and ``PYTHONPATH``, whoever put it
+    there (this process, or the parent it inherited the export from, as under
+    ``apply -- CMD``); every other ``PYTHONPATH`` entry stays, those added since
+    included. The manifest and switch variables get their earlier values back
+    where they still hold what exporting set (inherited ones are inert
+    without the boot directory)."""
+    boot = _BOOT_DIR
     with STATE.lock:
-        for name, value in STATE.environ_before.items():
-            if value is None:
+        for name, before in STATE.environ_before.items():
+            now = os.environ.get(name)
+            if name == "PYTHONPATH":
+                now = _without_boot(now)
+            elif now != STATE.environ_set.get(name):
+                continue  # changed by the program since: its value stays
+            else:
+                now = before
+            if now is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = now
         STATE.environ_before.clear()
+        STATE.environ_set.clear()
         STATE.exported = None
-    boot = str(Path(__file__).resolve().parent / "_boot")
-    while boot in sys.path:
-        sys.path.remove(boot)
+        while boot in sys.path:
+            sys.path.remove(boot)
+
+
+_BOOT_DIR = str(Path(__file__).resolve().parent / "_boot")
+
+
+def _without_boot(value: str | None) -> str | None:
+    # Every entry but a boot directory of ours (by its last two parts, as
+    # config.child_environment recognises one); None when nothing is left.
+    if not value:
+        return value
+    kept = [
+        entry
+        for entry in value.split(os.pathsep)
+        if not entry or Path(entry).parts[-2:] != ("backport_tool", "_boot")
+    ]
+    return os.pathsep.join(kept) if any(kept) else None

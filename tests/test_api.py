@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import ast
 import functools
 import json
 import logging
 import os
 import subprocess
 import sys
+import sysconfig
+import textwrap
 import threading
 from pathlib import Path
 
@@ -725,23 +728,61 @@ def test_reverting_everything_stops_exporting_the_patch_set_to_children(
     assert os.environ["BACKPORT_TOOL_MANIFEST"] == str(manifest)
 
 
-@pytest.mark.parametrize("flag", ["-E", "-I"])
+def test_reverting_everything_under_apply_cmd_stops_the_inherited_export(
+    patchset: PatchSet,
+) -> None:
+    # Under `apply -- CMD` the program inherits the export: reverting it must
+    # stop its children applying too, and keep the PYTHONPATH entry the
+    # program added after apply.
+    patchset.add("fix", "Widget.compute")
+    code = textwrap.dedent(
+        f"""
+        import os, subprocess, sys
+        import backport_tool
+        import {patchset.module} as mod
+        assert mod.Widget().compute(1) == 1001
+        os.environ["PYTHONPATH"] += os.pathsep + "added-later"
+        backport_tool.revert()
+        child = subprocess.run(
+            [sys.executable, "-c", "import {patchset.module} as m; print(m.Widget().compute(1))"],
+            capture_output=True, text=True, check=True,
+        )
+        print(mod.Widget().compute(1), child.stdout.strip())
+        print(os.environ["PYTHONPATH"].split(os.pathsep))
+        """
+    )
+    done = patchset.cli(
+        "apply", "--manifest", str(patchset.write()), "--", sys.executable, "-c", code
+    )
+    assert done.returncode == 0, done.stderr
+    numbers, entries = done.stdout.splitlines()
+    assert numbers == "2 2"
+    kept = ast.literal_eval(entries)
+    assert kept[-1] == "added-later"
+    assert str(patchset.site) in kept
+    assert not any(entry.endswith(os.path.join("backport_tool", "_boot")) for entry in kept)
+
+
+@pytest.mark.parametrize("flag", ["-E", "-I", "-S"])
 def test_a_python_whose_workers_ignore_the_export_says_so(patchset: PatchSet, flag: str) -> None:
     patchset.add("fix", "Widget.compute")
     code = (
-        "import sys; sys.path[:0] = sys.argv[1:3]; import backport_tool; "
+        "import sys; sys.path[:0] = sys.argv[1:4]; import backport_tool; "
         f"backport_tool.apply({str(patchset.write())!r})"
     )
     package_root = str(Path(backport_tool.__file__).resolve().parents[1])
+    # -S leaves site-packages off sys.path: the child puts it back itself.
+    packages = sysconfig.get_paths()["purelib"]
     child = subprocess.run(
-        [sys.executable, flag, "-c", code, package_root, str(patchset.site)],
+        [sys.executable, flag, "-c", code, package_root, str(patchset.site), packages],
         capture_output=True,
         text=True,
         check=True,
     )
+    effect = "never import site" if flag == "-S" else "ignore PYTHONPATH"
     assert child.stderr == (
         f"backport-tool: this Python runs with {flag}, which multiprocessing passes on to its "
-        "workers: they ignore PYTHONPATH and run without the patch set. Start Python without "
+        f"workers: they {effect} and run without the patch set. Start Python without "
         "it, or apply() in each worker\n"
     )
 

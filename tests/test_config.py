@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
-from backport_tool import config
+from backport_tool import config, state
 from backport_tool.state import STATE
 
 
@@ -64,3 +65,19 @@ def test_a_log_level_is_left_to_configure_logging(
 ) -> None:
     monkeypatch.setenv(config.LOG_ENV, value)
     assert (config.bad_log_level_warning(), STATE.logging_configured) == (None, False)
+
+
+@pytest.mark.parametrize("value", ["INFO", "OFF"])
+def test_a_state_reset_undoes_what_the_log_variable_configured(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    # Each configuration added a handler that the reset forgot: after three
+    # resets every line was printed three times, and caplog saw none.
+    logger = logging.getLogger("backport_tool")
+    before = (logger.level, list(logger.handlers), logger.propagate)
+    monkeypatch.setenv(config.LOG_ENV, value)
+    for _ in range(3):
+        config.configure_logging()
+        assert len(logger.handlers) == len(before[1]) + (value != "OFF")
+        state.reset()
+        assert (logger.level, logger.handlers, logger.propagate) == before
