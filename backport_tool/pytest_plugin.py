@@ -273,11 +273,27 @@ def backport_reverted(
 
 
 @pytest.fixture
-def backport_state() -> Iterator[None]:
+def backport_state(pytestconfig: pytest.Config) -> Iterator[None]:
     """Run the test as a fresh process would: everything reverted and the
-    process state reset, before and after."""
+    process state reset, before and after. Under ``--backports`` the session's
+    patch set is applied again afterwards, so later tests run with it."""
     revert()
     reset()
     yield
     revert()
     reset()
+    session = pytestconfig.stash.get(_SESSION, None)
+    if session is None:
+        return
+    again = apply(session.manifest, eager=True)
+    lost = [
+        r.id for r in session.report.results if r.status is Status.APPLIED and not is_applied(r.id)
+    ]
+    if lost:
+        pytest.fail(
+            "backport-tool: the session's patch set could not be applied again after "
+            "backport_state: "
+            + "; ".join(
+                f"{i}: {again.by_id(i).status.value} ({again.by_id(i).reason})" for i in lost
+            )
+        )

@@ -52,6 +52,28 @@ def test_applies_for_the_session_and_reports_in_the_header(
     assert patchset.target().Widget().compute(1) == 2  # reverted after the session
 
 
+def test_backport_state_gives_the_session_its_patch_set_back(
+    pytester: pytest.Pytester, patchset: PatchSet, manifest: str
+) -> None:
+    # A test that runs as a fresh process would must not leave every later
+    # test of a --backports session unpatched.
+    pytester.makepyfile(
+        f"""
+        import {patchset.module} as target
+
+        def test_fresh(backport_state):
+            assert target.Widget().compute(1) == 2
+
+        def test_after_it(backport_applied):
+            backport_applied("fix")
+            assert target.Widget().compute(1) == 1001
+        """
+    )
+    result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={manifest}")
+    result.assert_outcomes(passed=2)
+    assert patchset.target().Widget().compute(1) == 2
+
+
 def test_inert_without_the_option(
     pytester: pytest.Pytester, patchset: PatchSet, manifest: str
 ) -> None:
