@@ -216,7 +216,7 @@ def test_a_patch_set_shipped_with_py_modules_applies_without_its_local_copy(
     monkeypatch.syspath_prepend(str(package.parent))  # the driver validates it
     spec = f"pkg:{name}/manifest.yaml"
     fragment = runtime_env(spec)
-    assert fragment["env_vars"] == {MANIFEST_ENV: spec}
+    assert fragment["env_vars"] == {MANIFEST_ENV: spec, ENABLE_ENV: "", DISABLE_ENV: ""}
     env = {
         "py_modules": [str(package), *fragment["py_modules"]],
         "env_vars": {**cluster.own_env["env_vars"], **fragment["env_vars"]},
@@ -274,7 +274,7 @@ def test_runtime_env_is_a_fragment_of_py_modules_and_env_vars(
     link.symlink_to(manifest)
     assert runtime_env(link) == {
         "py_modules": [str(BOOT_PACKAGE)],
-        "env_vars": {MANIFEST_ENV: str(manifest.resolve())},
+        "env_vars": {MANIFEST_ENV: str(manifest.resolve()), ENABLE_ENV: "", DISABLE_ENV: ""},
     }
     assert runtime_env(str(manifest), enable="fix", disable=["fix"])["env_vars"] == {
         MANIFEST_ENV: str(manifest.resolve()),
@@ -286,7 +286,7 @@ def test_runtime_env_is_a_fragment_of_py_modules_and_env_vars(
 def test_the_bundled_patch_set_is_each_workers_own() -> None:
     # An empty variable: each worker reads the bundled manifest installed next
     # to it, wherever that is on its node.
-    assert runtime_env()["env_vars"] == {MANIFEST_ENV: ""}
+    assert runtime_env()["env_vars"] == {MANIFEST_ENV: "", ENABLE_ENV: "", DISABLE_ENV: ""}
 
 
 def test_runtime_env_refuses_what_would_apply_nothing(patchset: PatchSet, tmp_path: Path) -> None:

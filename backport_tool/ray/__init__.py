@@ -29,6 +29,8 @@ from typing import Any
 
 from ..api import current_report, manifest_for
 from ..config import (
+    DISABLE_ENV,
+    ENABLE_ENV,
     MANIFEST_ENV,
     bundled_manifest_path,
     child_environment,
@@ -152,6 +154,11 @@ def runtime_env(
     # The one exporter of the manifest and switches (boot=False: Ray puts the
     # shipped sitecustomize on PYTHONPATH, at a path only the node knows).
     env_vars = child_environment(Path(), switched, {}, boot=False)
+    # Both switches, empty ones too: a node started with its own (in its image,
+    # or under `apply -- ray start`) must not select other backports than the
+    # driver did, which verify() would then find.
+    for name in (ENABLE_ENV, DISABLE_ENV):
+        env_vars.setdefault(name, "")
     # An empty manifest variable means the bundled patch set of the process
     # that reads it; a path would name a file of this machine.
     env_vars[MANIFEST_ENV] = exported
