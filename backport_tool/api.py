@@ -533,7 +533,30 @@ def _retag() -> None:
 
 def _record(report: Report) -> None:
     with STATE.lock:
+        if any(r.status is Status.DISABLED and r.id in STATE.applied for r in report.results):
+            report = replace(report, results=tuple(map(_in_force, report.results)))
         STATE.latest = report
+
+
+def _in_force(result: BackportResult) -> BackportResult:
+    # A later apply() whose switches leave out a backport an earlier one put
+    # in force does not revert it: the report says what torch runs.
+    if result.status is not Status.DISABLED or result.id not in STATE.applied:
+        return result
+    logger.warning(
+        "backport-tool: %s stays applied: this apply() has it %s (%s), and reverts nothing; "
+        "revert(%r) does",
+        result.id,
+        result.status.value,
+        result.reason,
+        result.id,
+    )
+    return BackportResult(
+        result.id,
+        Status.APPLIED,
+        f"applied earlier in this process; this apply() has it {result.status.value} "
+        f"({result.reason}) and reverts nothing: revert({result.id!r}) does",
+    )
 
 
 def _update(result: BackportResult) -> None:

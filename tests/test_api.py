@@ -224,6 +224,28 @@ def test_a_property_target_refuses_what_callers_could_not_use(
     assert vars(mod.Widget)[target.partition(".")[2]] is original
 
 
+@pytest.mark.parametrize("eager", [True, False])
+def test_a_later_apply_that_leaves_a_backport_out_reports_it_still_in_force(
+    patchset: PatchSet, eager: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    patchset.add("fix", "Widget.compute")
+    patchset.add("extra", "Widget.other", opt_in=True)
+    manifest = patchset.write()
+    mod = patchset.target()
+    assert statuses(apply(manifest, eager=True, enable=["extra"])) == {
+        "fix": "applied",
+        "extra": "applied",
+    }
+    again = apply(manifest, eager=eager, disable=["extra"])
+    assert mod.Widget().other(1) == 2001  # nothing reverted it
+    result = again.by_id("extra")
+    assert result.status is Status.APPLIED
+    assert result.reason.startswith("applied earlier in this process; this apply() has it disabled")
+    assert result.reason.endswith("and reverts nothing: revert('extra') does")
+    assert "extra stays applied" in caplog.text
+    assert current_report() == again
+
+
 def test_check_verifies_without_changing_anything(patchset: PatchSet) -> None:
     patchset.add("fix", "Widget.compute", signature="(self, x: int) -> int")
     mod = patchset.target()
