@@ -60,7 +60,8 @@ def misfits(original: object, replacement: object, declared: str | None = None) 
     replacement may name it anything. A keyword argument the replacement has no
     parameter for may land in its ``**kwargs``, and an extra positional one in
     its ``*args``; but a keyword must not land in ``**kwargs`` while the
-    replacement has a positional-only parameter of that name.
+    replacement has a positional-only parameter of that name, or while the
+    same argument passed by position would reach a named parameter.
     """
     want, have = _signature(_behind(original)), _signature(_behind(replacement))
     if want is None and declared is not None:
@@ -184,6 +185,22 @@ def _passed_by_name(param: inspect.Parameter, want: _Shape, have: _Shape) -> Ite
     if mine is None:
         if not have.var_keyword:
             yield f"it has no keyword parameter {name!r}, callers may pass {name}="
+            return
+        # name= lands in **kwargs; the same argument passed by position must
+        # not land in a named parameter instead, which would then read its
+        # default whenever callers use the name.
+        # (A required one there: _unset says so.)
+        theirs = want.index.get(name)
+        other = (
+            have.positional[theirs]
+            if theirs is not None and theirs < len(have.positional)
+            else None
+        )
+        if other is not None and other.default is not other.empty:
+            yield (
+                f"it takes positional argument {theirs + 1} as {other.name!r}, callers may "
+                f"pass it as {name}=, which lands in **{have.var_keyword.name} instead"
+            )
         return
     if mine.kind is _PO:
         yield f"it takes {name!r} by position only, callers may pass {name}="

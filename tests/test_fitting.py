@@ -64,6 +64,15 @@ MISFITS = [
     ("(a, b)", "(a, *args)", ["it has no keyword parameter 'b', callers may pass b="]),
     ("(a, b)", "(a, c)", ["it has no keyword parameter 'b', callers may pass b="]),
     ("(a, b)", "(a, c, **kw)", ["'c' has no default, callers may pass b= instead"]),
+    # ... and with a default, b= lands in **kw while c keeps its default.
+    (
+        "(self, x, scale=1.0)",
+        "(self, x, factor=1.0, **kw)",
+        [
+            "it takes positional argument 3 as 'factor', callers may pass it as scale=, "
+            "which lands in **kw instead"
+        ],
+    ),
     # Positional-only in the replacement, where callers may use the name.
     (
         "(a, b)",
@@ -270,7 +279,9 @@ def _fits(
 ) -> bool:
     """Every call the original takes binds on the replacement, and an argument
     bound to a named parameter of the original (not positional-only) reaches
-    the replacement's parameter of that name, where it has one."""
+    the replacement's parameter of that name, where it has one, and no other
+    named parameter where it has none (passed by name it would land in
+    ``**kwargs``, passed by position in that parameter)."""
     named = {
         p.name
         for p in replacement.parameters.values()
@@ -282,11 +293,12 @@ def _fits(
         if after is None:
             return False
         for name, value in before.arguments.items():
-            if (
-                original.parameters[name].kind in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY)
-                and name in named
-                and after.arguments.get(name) != value
-            ):
+            if original.parameters[name].kind not in (P.POSITIONAL_OR_KEYWORD, P.KEYWORD_ONLY):
+                continue
+            if name in named:
+                if after.arguments.get(name) != value:
+                    return False
+            elif any(after.arguments.get(other) == value for other in named):
                 return False
     return True
 
