@@ -481,7 +481,9 @@ def _rebuilt(
     tree = copy.deepcopy(node)
     first = _first_line(tree)
     holder = ast.ClassDef(
-        name="_backport_tool_owner",
+        # Private names (self.__x) are mangled with the class the function was
+        # written in, so that the code reads the names it read when it ran.
+        name=_mangling_class(function.__qualname__),
         bases=[],
         keywords=[],
         body=[tree],
@@ -535,6 +537,19 @@ def _rebuilt(
     return bound
 
 
+def _mangling_class(qualname: str) -> str:
+    # The innermost class around the definition; a part followed by <locals>
+    # is a function. Python mangles no name inside a class whose name is
+    # underscores only: the stand-in for a module-level function.
+    parts = qualname.split(".")[:-1]
+    classes = [
+        part
+        for i, part in enumerate(parts)
+        if part != "<locals>" and (i + 1 == len(parts) or parts[i + 1] != "<locals>")
+    ]
+    return classes[-1] if classes else "_"
+
+
 def _same_shape(rebuilt: types.CodeType, original: types.CodeType) -> bool:
     # A guard against a definition found by name and line that is not the one
     # that ran (a function imported from elsewhere, say): its code must take
@@ -546,6 +561,7 @@ def _same_shape(rebuilt: types.CodeType, original: types.CodeType) -> bool:
         rebuilt.co_posonlyargcount,
         rebuilt.co_kwonlyargcount,
         rebuilt.co_varnames,
+        rebuilt.co_names,
     ) == (
         original.co_name,
         original.co_firstlineno,
@@ -553,6 +569,7 @@ def _same_shape(rebuilt: types.CodeType, original: types.CodeType) -> bool:
         original.co_posonlyargcount,
         original.co_kwonlyargcount,
         original.co_varnames,
+        original.co_names,
     )
 
 

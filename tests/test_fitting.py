@@ -413,6 +413,31 @@ def test_a_method_defined_in_a_class_of_the_backport_is_rebound(tmp_path: Path) 
     assert widget().greet("x") == "fix hello x"
 
 
+def test_a_rebuilt_method_reads_the_private_names_it_read_when_it_ran(tmp_path: Path) -> None:
+    # Compiled in a stand-in class, `self.__seen` and `__helper` were mangled
+    # to that class's names: the rebuilt method failed where the function ran.
+    text = (
+        "def __helper(v):\n    return v * 10\n\n"
+        "def greet(self, name):\n"
+        "    self.__seen = name\n"
+        "    return str(__helper(1)) + ' ' + super().greet(name)\n\n"
+        "class Fix:\n"
+        "    def greet(self, name):\n"
+        "        self.__seen = name\n"
+        "        return 'fix ' + super().greet(name)\n"
+    )
+    module, source = _load(tmp_path / "fix.py", text)
+    _, widget = _classes()
+    widget.greet = _bound(bind_class_cell(module.greet, widget, source))  # type: ignore[attr-defined]
+    made = widget()
+    assert made.greet("x") == "10 hello x"
+    assert vars(made) == {"__seen": "x"}
+    widget.greet = _bound(bind_class_cell(module.Fix.greet, widget, source))  # type: ignore[attr-defined]
+    made = widget()
+    assert made.greet("y") == "fix hello y"
+    assert vars(made) == {"_Fix__seen": "y"}
+
+
 def test_the_future_imports_of_the_module_still_apply(tmp_path: Path) -> None:
     text = (
         "from __future__ import annotations\n\n"
