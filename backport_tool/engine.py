@@ -102,7 +102,7 @@ def _read_refused(run: Run) -> None:
     # targets, copies, required symbols and probe, for the matrix columns.
     run.inspected = inspect_backport(run.backport, run.inspector, imports=False)
     try:
-        run.probe, _ = probe(load_backport_module(run.backport), run.inspected)
+        run.probe, _ = probe(load_backport_module(run.backport), run.inspected, run.backport.id)
     except FOREIGN_FAILURES:
         logger.debug("backport-tool: probing %s failed", run.backport.id, exc_info=True)
         run.probe = Probe.UNKNOWN
@@ -178,7 +178,7 @@ def _prepare(run: Run) -> None:
         return
     problems: list[Problem] = []
     try:
-        run.probe, run.why = probe(run.module, inspected)
+        run.probe, run.why = probe(run.module, inspected, run.backport.id)
     except FOREIGN_FAILURES as exc:
         problems.append(Problem(Status.FAILED, f"upstream_probe raised {describe(exc)}"))
     if run.probe is Probe.FIXED:

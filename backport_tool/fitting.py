@@ -190,15 +190,11 @@ def _passed_by_name(param: inspect.Parameter, want: _Shape, have: _Shape) -> Ite
         # not land in a named parameter instead, which would then read its
         # default whenever callers use the name.
         # (A required one there: _unset says so.)
-        theirs = want.index.get(name)
-        other = (
-            have.positional[theirs]
-            if theirs is not None and theirs < len(have.positional)
-            else None
-        )
+        at = want.index.get(name, len(have.positional))
+        other = have.positional[at] if at < len(have.positional) else None
         if other is not None and other.default is not other.empty:
             yield (
-                f"it takes positional argument {theirs + 1} as {other.name!r}, callers may "
+                f"it takes positional argument {at + 1} as {other.name!r}, callers may "
                 f"pass it as {name}=, which lands in **{have.var_keyword.name} instead"
             )
         return

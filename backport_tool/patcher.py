@@ -277,11 +277,14 @@ def before_patch(owner: object, name: str) -> tuple[object, object] | None:
 def hook_running(backport_id: str, hook: str) -> Iterator[None]:
     # apply() or revert() from inside a hook would change the registry while
     # this very operation is half-way through it.
+    # Nested (a hook imports another backport's target, which applies it
+    # lazily and runs its hook): the outer hook is still running afterwards.
+    outer = getattr(STATE.in_hook, "running", None)
     STATE.in_hook.running = f"the {hook} hook of {backport_id!r}"
     try:
         yield
     finally:
-        STATE.in_hook.running = None
+        STATE.in_hook.running = outer
 
 
 def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> Binding | str:
@@ -619,6 +622,12 @@ def run_after_apply(backport_id: str) -> None:
         except FOREIGN_FAILURES as exc:
             revert((backport_id,))
             raise HookFailed(f"after_apply raised {describe(exc)}") from exc
+        except BaseException:
+            # Ctrl-C in the hook: half of what it registers may be done, so
+            # the backport is rolled back as for a failure, and the interrupt
+            # goes on (an enabled() scope would otherwise hold it for ever).
+            revert((backport_id,))
+            raise
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:

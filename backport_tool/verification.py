@@ -423,7 +423,7 @@ def _to_create(
     return replace(facts, resolved=Resolved(owner, name, ABSENT, owner, ABSENT)), None
 
 
-def probe(module: ModuleType, inspected: Inspected) -> tuple[Probe | None, str]:
+def probe(module: ModuleType, inspected: Inspected, backport_id: str) -> tuple[Probe | None, str]:
     """Ask the backport's content probe whether the code already has the fix."""
     hook = getattr(module, PROBE_HOOK, None)
     if hook is None:
@@ -433,7 +433,10 @@ def probe(module: ModuleType, inspected: Inspected) -> tuple[Probe | None, str]:
         if facts.function is None:
             verdicts.append((None, f"no source to read for {target.symbol}"))
             continue
-        answer = hook(str(target.symbol), facts.function.source)
+        # A probe that applies or reverts would change the registry while the
+        # apply that asked it is half-way through: refused, as in a hook.
+        with patcher.hook_running(backport_id, PROBE_HOOK):
+            answer = hook(str(target.symbol), facts.function.source)
         if not (isinstance(answer, tuple) and len(answer) == 2):
             raise TypeError(f"{PROBE_HOOK} must return (bool | None, str), got {answer!r}")
         verdicts.append((answer[0], str(answer[1])))
@@ -473,7 +476,7 @@ def verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Backp
     inspected = inspect_backport(backport, inspector, imports=True)
     try:
         module = load_backport_module(backport)
-        found, why = probe(module, inspected)
+        found, why = probe(module, inspected, backport.id)
     except FOREIGN_FAILURES as exc:
         found, why = Probe.UNKNOWN, f"the probe raised {describe(exc)}"
     claims = {Probe.FIXED: Claim.CONFIRMED, Probe.NOT_FIXED: Claim.CONTRADICTED}

@@ -15,7 +15,7 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import Status, revert
+from backport_tool import Status, patcher, revert
 
 # Modules that copy the target module's free_function the ways real code does.
 COPIERS = {
@@ -609,6 +609,55 @@ def test_a_hook_that_applies_or_reverts_gets_a_clear_error(patchset: PatchSet) -
     )
     assert backport_tool.applied() == ()
     assert module.free_function(3) == 5
+
+
+def test_a_probe_that_reverts_gets_the_same_clear_error(patchset: PatchSet) -> None:
+    # The probe runs while apply is half-way through: a revert() there
+    # emptied the registry while the report still said applied.
+    patchset.write_backport(
+        "fix.py",
+        "import backport_tool\n\n\ndef free_function(a, b=2):\n    return a * b\n\n\n"
+        "def upstream_probe(symbol, source):\n    backport_tool.revert()\n",
+    )
+    patchset.add("fix", "free_function")
+    module = patchset.target()
+    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason.startswith(
+        "upstream_probe raised UsageError: revert() was called from the upstream_probe hook "
+        "of 'fix'"
+    )
+    assert backport_tool.applied() == ()
+    assert module.free_function(3) == 5
+
+
+def test_the_end_of_a_nested_hook_leaves_the_outer_one_refusing() -> None:
+    # A hook that imports another backport's target runs that one's hook
+    # inside it; once that ends, the outer hook still may not revert.
+    with patcher.hook_running("outer", "after_apply"):
+        with patcher.hook_running("inner", "after_apply"):
+            pass
+        with pytest.raises(backport_tool.UsageError, match="after_apply hook of 'outer'"):
+            backport_tool.revert()
+    assert backport_tool.revert() == ()
+
+
+def test_ctrl_c_in_after_apply_of_a_scope_rolls_it_back(patchset: PatchSet) -> None:
+    # An interrupt is no failure to report, but the scope never began: the
+    # backport must not stay counted as held by it.
+    patchset.write_backport(
+        "fix.py",
+        "def free_function(a, b=2):\n    return a * b\n\n\n"
+        "def after_apply():\n    raise KeyboardInterrupt\n",
+    )
+    patchset.add("fix", "free_function")
+    module = patchset.target()
+    manifest = patchset.write()
+    for _ in range(2):
+        with pytest.raises(KeyboardInterrupt), backport_tool.enabled("fix", manifest=manifest):
+            pytest.fail("the block ran")
+        assert backport_tool.applied() == ()
+        assert module.free_function(3) == 5
 
 
 REUSED = """
