@@ -45,11 +45,13 @@ class StarImport(NamedTuple):
 
 
 class Copies(NamedTuple):
-    """What :func:`find_copies` found: the copy sites, sorted, and the star
-    imports that may make more."""
+    """What :func:`find_copies` found: the copy sites, sorted, the star
+    imports that may make more, and the sites among them that are bound to the
+    original only in some environments (under ``if``, ``try`` or ``except``)."""
 
     sites: tuple[SymbolRef, ...]
     star_imports: tuple[StarImport, ...]
+    conditional: tuple[SymbolRef, ...] = ()
 
 
 class CopiesUnknown(UsageError):
@@ -163,7 +165,49 @@ class _Search:
                     holders.add(site)
                     pending.add(site)
         holders.discard(ref)
-        return Copies(tuple(sorted(holders, key=str)), tuple(sorted(undecided)))
+        return Copies(
+            tuple(sorted(holders, key=str)),
+            tuple(sorted(undecided)),
+            tuple(sorted(self._conditional(holders, ref), key=str)),
+        )
+
+    def _conditional(self, holders: set[SymbolRef], ref: SymbolRef) -> set[SymbolRef]:
+        # A site whose last binding of its name sits under if/try/except, or
+        # that takes the object from such a site (a copy of a conditional
+        # copy), holds the original only in some environments.
+        conditional = {site for site in holders if _binds_conditionally(self.index, site)}
+        changed = True
+        while changed:
+            changed = False
+            for site in holders - conditional:
+                source = self._first_hop(site)
+                if source in conditional:
+                    conditional.add(site)
+                    changed = True
+        conditional.discard(ref)
+        return conditional
+
+    def _first_hop(self, site: SymbolRef) -> SymbolRef | None:
+        # The binding the site's own statement reads: `from m import f` -> m:f,
+        # `g = m.f` -> m:f (a module's name resolved), `g = f` -> its module's f.
+        scope = _scope(self.index, site)
+        if scope is None:
+            return None
+        module, is_package, body, name = scope
+        binding = _find_binding(body, name)
+        if isinstance(binding, ast.ImportFrom):
+            alias = next(a for a in binding.names if (a.asname or a.name) == name)
+            return SymbolRef(_absolute(module, is_package, binding), alias.name)
+        value = _value(binding) if binding is not None else None
+        if value is None:
+            return None
+        head, _, attribute = value.rpartition(".")
+        if not head:
+            return SymbolRef(site.module, value)
+        found = self.index.lookup(SymbolRef(site.module, head))
+        if isinstance(found, Found) and isinstance(found.node, (ast.Import, ast.ImportFrom)):
+            return SymbolRef(found.defined_on, attribute)
+        return None
 
     def _by_name(self, modules: dict[str, _Module], names: set[str]) -> list[SymbolRef]:
         found: list[SymbolRef] = []
@@ -370,6 +414,48 @@ def _runtime_statements(body: list[ast.stmt]) -> list[ast.stmt]:
             nested = [stmt.body, stmt.orelse, *handlers, stmt.finalbody]
         pending += [(block, at + 1), *((inner, 0) for inner in reversed(nested))]
     return out
+
+
+def _scope(index: StaticIndex, site: SymbolRef) -> tuple[str, bool, list[ast.stmt], str] | None:
+    # The module and the body (the module's, or a class's) that bind the
+    # site's last name.
+    loaded = index.module(site.module)
+    if loaded is None:
+        return None
+    tree, is_package = loaded
+    *classes, name = site.qualname.split(".")
+    body: list[ast.stmt] = tree.body
+    for cls in classes:
+        found = _find_binding(body, cls)
+        if not isinstance(found, ast.ClassDef):
+            return None
+        body = found.body
+    return site.module, is_package, body, name
+
+
+def _binds_conditionally(index: StaticIndex, site: SymbolRef) -> bool:
+    # The last statement that binds the name (as static._find_binding takes
+    # it) runs only in some environments: it sits under an `if` that is not
+    # TYPE_CHECKING, or in a `try`, `except` or `else` block.
+    scope = _scope(index, site)
+    if scope is None:
+        return False
+    _, _, body, name = scope
+    binding = _find_binding(body, name)
+    if binding is None:
+        return False
+    pending: list[tuple[list[ast.stmt], bool]] = [(body, False)]
+    while pending:
+        block, conditional = pending.pop()
+        for stmt in block:
+            if stmt is binding:
+                return conditional
+            if isinstance(stmt, ast.If):
+                pending += [(stmt.body, True), (stmt.orelse, True)]
+            elif isinstance(stmt, ast.Try):
+                pending += [(stmt.body, True), (stmt.orelse, True), (stmt.finalbody, conditional)]
+                pending += [(handler.body, True) for handler in stmt.handlers]
+    return False
 
 
 def _bindings(tree: ast.Module) -> list[_Binding]:

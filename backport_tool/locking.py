@@ -263,9 +263,7 @@ def _lock_target(
         # search, not a finding.
         notes.append(f"copies not searched: {found}")
     else:
-        sites = [str(site) for site in found.sites]
-        if _replace_list(raw, "copies", sites, {str(c) for c in target.copies}, "recorded_from"):
-            changes.append(f"copies {', '.join(sites) or 'none'}")
+        changes += _record_copies(raw, target, found)
         notes += [
             f"`from {star.source} import *` in {star.module} may bind {star.module}:{star.name} "
             f"too ({star.source} computes its __all__): if it does, add it to copies"
@@ -273,7 +271,7 @@ def _lock_target(
         ]
     if acknowledge is not None:
         paths = sorted(set(acknowledge))
-        after = ("copies", "recorded_from")
+        after = ("conditional_copies", "copies", "recorded_from")
         if _replace_list(raw, "acknowledged", paths, set(target.acknowledged), after):
             changes.append(f"acknowledged {', '.join(paths) or 'none'}")
     if changes:
@@ -284,6 +282,22 @@ def _lock_target(
         detail = f"matches {signature} ({label})" if signature else f"found ({label})"
     action = LockAction.UPDATED if changes else LockAction.UNCHANGED
     return LockEntry(backport_id, symbol, action, "; ".join([detail, *notes]))
+
+
+def _record_copies(raw: CommentedMap, target: Target, found: Copies) -> list[str]:
+    # A copy bound only in some environments goes to conditional_copies:
+    # apply binds it where it holds the original, and leaves it alone where an
+    # import fallback or a condition bound something else.
+    changes: list[str] = []
+    maybe = [str(site) for site in found.conditional]
+    sites = [str(site) for site in found.sites if str(site) not in maybe]
+    declared = {str(c) for c in target.copies if c not in target.conditional}
+    if _replace_list(raw, "copies", sites, declared, "recorded_from"):
+        changes.append(f"copies {', '.join(sites) or 'none'}")
+    declared = {str(c) for c in target.conditional}
+    if _replace_list(raw, "conditional_copies", maybe, declared, ("copies", "recorded_from")):
+        changes.append(f"conditional copies {', '.join(maybe) or 'none'}")
+    return changes
 
 
 def _replace_list(

@@ -130,6 +130,11 @@ class Target:
     # names elements (set, list) or keys (dict).
     add: tuple[RegistryEntry, ...] = ()
     remove: tuple[EntryRef, ...] = ()
+    # The copies (among ``copies``) that torch's code binds only in some
+    # environments (``try: from a import f`` / ``except ImportError: from b
+    # import f``, ``if cond: from a import f``): apply binds each where it
+    # holds the original and leaves it alone where it does not.
+    conditional: frozenset[SymbolRef] = frozenset()
 
     @property
     def edits_registry(self) -> bool:
@@ -931,6 +936,7 @@ class _Checker:
                 "acknowledged",
                 "create",
                 "copies",
+                "conditional_copies",
                 "original",
                 "value",
                 "add",
@@ -995,11 +1001,31 @@ class _Checker:
         )
         if copies is None:
             return None
-        if symbol in copies:
-            self.expect(f"{keypath}.copies", "other bindings than the target itself", str(symbol))
+        conditional = self.each(
+            f"{keypath}.conditional_copies",
+            entry.get("conditional_copies", []),
+            self.symbol,
+            nonempty=False,
+        )
+        if conditional is None:
             return None
-        if create and copies:
-            self.expect(f"{keypath}.copies", "no copies for a created attribute", copies[0])
+        for key, sites in (("copies", copies), ("conditional_copies", conditional)):
+            if symbol in sites:
+                self.expect(
+                    f"{keypath}.{key}", "other bindings than the target itself", str(symbol)
+                )
+                return None
+            if create and sites:
+                self.expect(f"{keypath}.{key}", "no copies for a created attribute", sites[0])
+                return None
+        both = [str(site) for site in conditional if site in copies]
+        if both:
+            self.expect(
+                f"{keypath}.conditional_copies",
+                "sites that copies: does not list too (a copy is either bound always or "
+                "only in some environments)",
+                both[0],
+            )
             return None
         original = None
         if "original" in entry:
@@ -1020,9 +1046,10 @@ class _Checker:
             recorded_from,
             acknowledged,
             create,
-            tuple(copies),
+            (*copies, *conditional),
             original,
             entry.get("value", NO_VALUE),
+            conditional=frozenset(conditional),
         )
 
     def registry_target(self, keypath: str, entry: Mapping[str, Any]) -> Target | None:
@@ -1034,6 +1061,7 @@ class _Checker:
             "signature",
             "create",
             "copies",
+            "conditional_copies",
             "original",
             "acknowledged",
         ):
@@ -1165,7 +1193,7 @@ class _Checker:
                 "replacement: names an attribute of the backport module)",
             )
             return False
-        for key in ("signature", "create", "copies", "original"):
+        for key in ("signature", "create", "copies", "conditional_copies", "original"):
             if key in entry:
                 self.error(
                     _join(keypath, key),

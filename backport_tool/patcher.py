@@ -51,6 +51,9 @@ class Patch:
     original: object = ABSENT
     copies: tuple[str, ...] = ()
     alias: tuple[dict[str, Any], str] | None = None
+    # Copies bound only in some environments: left alone where they hold
+    # something else than the original.
+    conditional: frozenset[str] = frozenset()
     config: configs.ConfigSite | None = None
     registry: tuple[registries.Item | registries.Awaited, ...] | None = None
 
@@ -287,7 +290,13 @@ def hook_running(backport_id: str, hook: str) -> Iterator[None]:
         STATE.in_hook.running = outer
 
 
-def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> Binding | str:
+def _bind(
+    entry: Entry, patch: Patch, copy: str, holder: tuple[object, str] | None
+) -> Binding | str | None:
+    # None: a conditional copy that this environment binds to something else
+    # (or not at all), left as it is.
+    if holder is None:
+        return None if copy in patch.conditional else f"{copy} is not there"
     owner, name = holder
     raw = _current(owner, name)
     if raw is not ABSENT and unwrapped(raw) is unwrapped(patch.replacement):
@@ -296,6 +305,8 @@ def _bind(entry: Entry, patch: Patch, copy: str, holder: tuple[object, str]) -> 
         old = type(raw)(patch.original) if raw is not unwrapped(raw) else patch.original  # type: ignore[call-arg]
         return Binding(owner, name, old, raw, copy)
     if raw is ABSENT or unwrapped(raw) is not patch.original:
+        if copy in patch.conditional:
+            return None
         found = "nothing" if raw is ABSENT else f"a {type(raw).__name__} that is not the original"
         return f"declared copy {copy} holds {found}"
     other = owner_of(owner, name)
@@ -380,7 +391,8 @@ def apply_patches(
                 bound = _bind(new, patch, copy, holder)
                 if isinstance(bound, str):
                     raise PatchConflict(bound)
-                bindings.append(bound)
+                if bound is not None:
+                    bindings.append(bound)
         # Each original is bound in the backport module before anything can
         # call the replacement. It stays bound after revert: the original is
         # always right to call, and a call already inside the wrapper when
@@ -531,12 +543,12 @@ def bind_copies(backport_id: str, module: str) -> tuple[str, ...]:
             return ()
         strays: list[str] = []
         for patch, copy in entry.waiting.pop(module, []):
-            holder = site_holder(copy)
-            bound = _bind(entry, patch, copy, holder) if holder else f"{copy} is not there"
+            bound = _bind(entry, patch, copy, site_holder(copy))
             if isinstance(bound, str):
                 strays.append(bound)
                 continue
-            entry.bindings += rebind([bound])
+            if bound is not None:
+                entry.bindings += rebind([bound])
         strays += _edit_awaited(entry, module)
         entry.stray += strays
         return tuple(strays)

@@ -466,6 +466,7 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
         original_of(resolved),
         tuple(str(c) for c in target.copies),
         None if namespace is None or target.original is None else (namespace, target.original),
+        conditional=frozenset(str(c) for c in target.conditional),
     )
 
 

@@ -146,6 +146,7 @@ class _Target(NamedTuple):
     container: str | None = None  # a registry's type name, for the skeleton to say
     mapping: bool = False  # a registry that is a dict: its entries are key and value
     size: int = 0  # a registry's entries when it was read
+    conditional: tuple[SymbolRef, ...] = ()  # of copies: bound in some environments only
 
     @property
     def original_name(self) -> str:
@@ -377,10 +378,22 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 "`new` starts a backport from the target as it is installed"
             )
         method = method_kind(resolved.raw)
-        copies = _copies(ref, indexes)
+        copies, conditional = _copies(ref, indexes)
         if facts.builtin:
             # No source, no fingerprint: a text signature where it has one.
-            read.append(_Target(ref, "", facts.signature, None, None, copies, "builtin", method))
+            read.append(
+                _Target(
+                    ref,
+                    "",
+                    facts.signature,
+                    None,
+                    None,
+                    copies,
+                    "builtin",
+                    method,
+                    conditional=conditional,
+                )
+            )
             continue
         function = facts.function
         if function is None:
@@ -416,7 +429,17 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
             kind = "function"
         signature = None if kind == "class" else facts.signature or function.signature
         read.append(
-            _Target(ref, "", signature, function.fingerprint, function.source, copies, kind, method)
+            _Target(
+                ref,
+                "",
+                signature,
+                function.fingerprint,
+                function.source,
+                copies,
+                kind,
+                method,
+                conditional=conditional,
+            )
         )
     # Replacement names: the last part of each qualname, made unique with the
     # rest of it where two targets share one.
@@ -427,17 +450,22 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
     ]
 
 
-def _copies(ref: SymbolRef, indexes: dict[str, StaticIndex]) -> tuple[SymbolRef, ...]:
+def _copies(
+    ref: SymbolRef, indexes: dict[str, StaticIndex]
+) -> tuple[tuple[SymbolRef, ...], tuple[SymbolRef, ...]]:
     # Read from the installed sources, as `lock` does; one index per tree, so
-    # that several targets share the files read and parsed.
+    # that several targets share the files read and parsed. The copies bound
+    # always, and those bound in some environments only.
     try:
         tree = installed_tree(ref.module)
         index = indexes.setdefault(tree.label, StaticIndex(tree))
-        return find_copies(index, ref).sites
+        found = find_copies(index, ref)
     except CopiesUnknown:
         # Its source was just read live, so this is rare (a module made at
         # run time); `check` then names what is not declared.
-        return ()
+        return (), ()
+    always = tuple(site for site in found.sites if site not in found.conditional)
+    return always, found.conditional
 
 
 def _entry(
@@ -467,9 +495,9 @@ def _entry(
             fields.append(("recorded_from", recorded_from))
         if target.kind == "builtin":
             fields.append(("original", target.original_name))
-        if target.copies:
-            copies = CommentedSeq(DoubleQuotedScalarString(str(c)) for c in target.copies)
-            fields.append(("copies", copies))
+        for key, sites in (("copies", target.copies), ("conditional_copies", target.conditional)):
+            if sites:
+                fields.append((key, CommentedSeq(DoubleQuotedScalarString(str(c)) for c in sites)))
         targets.append(CommentedMap(fields))
     return CommentedMap(
         [

@@ -624,6 +624,12 @@ def _find_binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
             (a.asname or a.name.split(".")[0]) == name for a in stmt.names
         ):
             found = stmt
+        elif isinstance(stmt, ast.Delete) and any(
+            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        ):
+            # `del f` after `from m import f` (torch tidies its namespace so):
+            # the module ends without the name.
+            found = None
     return found
 
 

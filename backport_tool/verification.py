@@ -331,17 +331,23 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
                 )
             )
             continue
+        # Bound to the original in some environments only: whatever this one
+        # binds there is right, and apply binds it where it is the original.
+        conditional = copy in target.conditional
         if imports:
             try:
                 importlib.import_module(copy.module)
             except FOREIGN_FAILURES as exc:
-                problems.append(
-                    Problem(Status.MISSING, f"declared copy {copy}: import raised {describe(exc)}")
-                )
+                if not conditional:
+                    problems.append(
+                        Problem(
+                            Status.MISSING, f"declared copy {copy}: import raised {describe(exc)}"
+                        )
+                    )
                 continue
         holder = patcher.site_holder(str(copy))
         if holder is None:
-            if imports:
+            if imports and not conditional:
                 problems.append(Problem(Status.DRIFT, f"declared copy {copy} is not there"))
             continue  # apply binds it when its module is imported
         owner, name = holder
@@ -349,7 +355,7 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
         before = patcher.before_patch(owner, name)
         if before is not None:
             raw = before[1]
-        if raw is ABSENT or unwrapped(raw) is not original:
+        if (raw is ABSENT or unwrapped(raw) is not original) and not conditional:
             found = "is not there" if raw is ABSENT else "no longer holds the original"
             problems.append(
                 Problem(
@@ -520,9 +526,17 @@ def verified_text(backport: Backport, inspected: Inspected) -> str:
         checks.append("signatures match")
     if any(r.fingerprint_matches for r in inspected.reports):
         checks.append("fingerprints match")
-    copies = sum(len(t.copies) for t in backport.targets)
+    conditional = sum(len(t.conditional) for t in backport.targets)
+    copies = sum(len(t.copies) for t in backport.targets) - conditional
     if copies:
-        checks.append(f"{copies} declared cop{'ies' if copies > 1 else 'y'} hold the original")
+        checks.append(
+            f"{copies} declared {'copies hold' if copies > 1 else 'copy holds'} the original"
+        )
+    if conditional:
+        checks.append(
+            f"{conditional} conditional cop{'ies' if conditional > 1 else 'y'} (bound where "
+            f"{'they hold' if conditional > 1 else 'it holds'} the original)"
+        )
     if backport.requires:
         found = len(backport.requires) - len(inspected.requires_unknown)
         checks.append(f"{found} required symbols found")

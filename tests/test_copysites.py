@@ -90,6 +90,13 @@ FILES = {
     "pkg/from_same.py": "from .same_name import target\n\nalias = target\n",
     # The last binding wins, as at run time.
     "pkg/rebound.py": "from .core import target\n\n\ndef target(x):\n    return -x\n",
+    # Deleted once imported: the module ends without it.
+    "pkg/deleted.py": "from .core import target\n\nuse = 1\ndel target\n",
+    # An import fallback: the copy only where the first import fails.
+    "pkg/fallback.py": (
+        "try:\n    from .fast import target\nexcept ImportError:\n    from .core import target\n"
+    ),
+    "pkg/via_fallback.py": "from .fallback import target as chained\n",
 }
 
 TARGET_COPIES = (
@@ -99,6 +106,7 @@ TARGET_COPIES = (
     "pkg.classbody:Holder.run",
     "pkg.classbody:target",
     "pkg.computed:target",
+    "pkg.fallback:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
     "pkg.listed:target",
@@ -106,7 +114,16 @@ TARGET_COPIES = (
     "pkg.starred:target",
     "pkg.sub.deep:target",
     "pkg.transitive:again",
+    "pkg.via_fallback:chained",
     "pkg:target",
+)
+# Bound under if/try/except, or taken from such a binding: copies in some
+# environments only.
+CONDITIONAL = (
+    "pkg.fallback:target",
+    "pkg.guarded:also",
+    "pkg.guarded:target",
+    "pkg.via_fallback:chained",
 )
 
 
@@ -129,12 +146,14 @@ def index(tmp_path: Path) -> StaticIndex:
 def test_every_shape_of_copy_and_nothing_else(index: StaticIndex) -> None:
     found = find_copies(index, SymbolRef.parse("pkg.core:target"))
     assert found == Copies(
-        refs(*TARGET_COPIES), (StarImport("pkg.star_computed", "pkg.computed", "target"),)
+        refs(*TARGET_COPIES),
+        (StarImport("pkg.star_computed", "pkg.computed", "target"),),
+        refs(*CONDITIONAL),
     )
 
 
 def test_a_re_exported_target_has_its_definition_as_a_copy(index: StaticIndex) -> None:
-    sites, _ = find_copies(index, SymbolRef.parse("pkg:target"))
+    sites, _, _ = find_copies(index, SymbolRef.parse("pkg:target"))
     expected = sorted([*(s for s in TARGET_COPIES if s != "pkg:target"), "pkg.core:target"])
     assert sites == refs(*expected)
 

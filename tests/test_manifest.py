@@ -374,6 +374,29 @@ def test_copies_are_symbols_other_than_the_target(tmp_path: Path) -> None:
     ]
 
 
+def test_conditional_copies_are_copies_listed_once(tmp_path: Path) -> None:
+    text = VALID.replace(
+        '        signature: "(self, users: int) -> bool"\n',
+        '        signature: "(self, users: int) -> bool"\n'
+        '        copies: ["pkg.other:method"]\n'
+        '        conditional_copies: ["pkg.maybe:method"]\n',
+    )
+    target = load_manifest(write(tmp_path, text)).backports[0].targets[0]
+    assert target.copies == (SymbolRef("pkg.other", "method"), SymbolRef("pkg.maybe", "method"))
+    assert target.conditional == frozenset({SymbolRef("pkg.maybe", "method")})
+    both = text.replace('"pkg.maybe:method"', '"pkg.other:method"')
+    assert problems(tmp_path, both) == [
+        "M:16: backports[0].targets[0].conditional_copies: expected sites that copies: does "
+        "not list too (a copy is either bound always or only in some environments), got "
+        "'pkg.other:method'"
+    ]
+    itself = text.replace('"pkg.maybe:method"', '"pkg.mod:Klass.method"')
+    assert problems(tmp_path, itself) == [
+        "M:16: backports[0].targets[0].conditional_copies: expected other bindings than the "
+        "target itself, got 'pkg.mod:Klass.method'"
+    ]
+
+
 def test_an_acknowledged_path_in_the_old_form_says_how_to_migrate(tmp_path: Path) -> None:
     old = VALID.replace(
         '        signature: "(self, users: int) -> bool"\n',

@@ -535,6 +535,63 @@ def test_check_after_apply_of_a_created_attribute_is_not_drift(patchset: PatchSe
         backport_tool.original(patchset.sym("Widget.brand_new"))
 
 
+def test_a_copy_bound_in_some_environments_only_is_bound_where_it_holds_the_original(
+    patchset: PatchSet,
+) -> None:
+    # An import fallback binds the original only where the fast module is
+    # missing: lock declares it conditional, and apply and check accept both
+    # environments instead of calling one of them drift.
+    package = f"{patchset.module}_pkg"
+    root = patchset.site / package
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    (root / "core.py").write_text("def f(a):\n    return a\n")
+    (root / "fallback.py").write_text(
+        f"try:\n    from {package}_fast import f\nexcept ImportError:\n"
+        f"    from {package}.core import f\n"
+    )
+    patchset.write_backport("fix.py", "def f(a):\n    return a * 10\n")
+    patchset.backports.append(
+        {
+            "id": "fix",
+            "summary": "t",
+            "applies_to": ">=1.0,<2.0",
+            "module": "backports/fix.py",
+            "targets": [{"symbol": f"{package}.core:f", "replacement": "f"}],
+        }
+    )
+    manifest = patchset.write()
+    names = [package, f"{package}.core", f"{package}.fallback", f"{package}_fast"]
+    try:
+        backport_tool.lock(manifest)
+        target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+        assert [str(c) for c in target.copies] == [f"{package}.fallback:f"]
+        assert [str(c) for c in target.conditional] == [f"{package}.fallback:f"]
+        assert "conditional_copies:" in manifest.read_text()
+        # Without the fast module the fallback holds the original: bound.
+        fallback = fresh(f"{package}.fallback")
+        assert backport_tool.check(manifest).by_id("fix").status is Status.READY
+        result = backport_tool.apply(manifest, eager=True).by_id("fix")
+        assert result.reason == f"replaced {package}.core:f and 1 declared copy"
+        assert fallback.f(1) == 10
+        revert()
+        assert fallback.f(1) == 1
+        # With it, the fallback holds the fast module's function: left alone.
+        (patchset.site / f"{package}_fast.py").write_text("def f(a):\n    return -a\n")
+        del sys.modules[f"{package}.fallback"]
+        fallback = fresh(f"{package}.fallback")
+        checked = backport_tool.check(manifest).by_id("fix")
+        assert checked.status is Status.READY, checked.reason
+        result = backport_tool.apply(manifest, eager=True).by_id("fix")
+        assert result.status is Status.APPLIED, result.reason
+        assert result.reason == f"replaced {package}.core:f"
+        assert fallback.f(1) == -1
+        assert sys.modules[f"{package}.core"].f(1) == 10
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+
+
 def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers: object) -> None:
     from backport_tool.locking import acknowledge
 
