@@ -483,6 +483,11 @@ class StaticIndex:
         if isinstance(binding, ast.ImportFrom):
             source = _absolute(module, is_package, binding)
             original = next(a.name for a in binding.names if (a.asname or a.name) == name)
+            # `from pkg import name` takes pkg's attribute first and imports
+            # the submodule pkg.name only when there is none: a package that
+            # rebinds the name (`from .cond import cond`) gives the function.
+            if self._binds_other_than_submodule(source, original):
+                return self._in_module(source, [original, *rest], depth + 1)
             if self.module(f"{source}.{original}") is not None:
                 if not rest:
                     return Found(binding, f"{source}.{original}")
@@ -499,6 +504,21 @@ class StaticIndex:
         if rest:
             return Unknown(f"{module}:{name} is not a class; cannot look up {'.'.join(rest)}")
         return Found(binding, module)
+
+    def _binds_other_than_submodule(self, package: str, name: str) -> bool:
+        loaded = self.module(package)
+        if loaded is None or not loaded[1]:
+            return False
+        binding = _find_binding(loaded[0].body, name)
+        if binding is None:
+            return False
+        # `from . import name` (or `from pkg import name`) in the package
+        # binds the submodule itself.
+        return not (
+            isinstance(binding, ast.ImportFrom)
+            and _absolute(package, True, binding) == package
+            and any(a.name == name and (a.asname or a.name) == name for a in binding.names)
+        )
 
     def _in_class(
         self, module: str, is_package: bool, cls: ast.ClassDef, parts: list[str], depth: int

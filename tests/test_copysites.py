@@ -97,6 +97,11 @@ FILES = {
         "try:\n    from .fast import target\nexcept ImportError:\n    from .core import target\n"
     ),
     "pkg/via_fallback.py": "from .fallback import target as chained\n",
+    # A package whose attribute shadows its submodule of the same name:
+    # `from pkg.hop import target` takes the attribute, as Python does.
+    "pkg/hop/__init__.py": "from .target import target\n",
+    "pkg/hop/target.py": "from pkg.core import target\n",
+    "pkg/hop_user.py": "from pkg.hop import target as via_hop\n",
 }
 
 TARGET_COPIES = (
@@ -109,6 +114,9 @@ TARGET_COPIES = (
     "pkg.fallback:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
+    "pkg.hop.target:target",
+    "pkg.hop:target",
+    "pkg.hop_user:via_hop",
     "pkg.listed:target",
     "pkg.renamed:renamed",
     "pkg.starred:target",
