@@ -133,6 +133,12 @@ class _Search:
         end = self._follow(ref)
         if isinstance(end, str):
             raise CopiesUnknown(f"cannot search the copies of {ref}: {end}")
+        if self._inherited(ref):
+            # Patching ref sets an attribute on its own class; the base class
+            # keeps its function, and so does every other name bound to it
+            # (another class's alias, FX's saved Module.__call__): none of
+            # them is a copy of ref.
+            return Copies((), ())
         original = end.node
         holders = {ref}
         origin = self._origin_site(ref, end)
@@ -275,6 +281,17 @@ class _Search:
                 if own is not None and own is not node:
                     return self.index.lookup(SymbolRef(module, f"{owner}.{value}"))
         return self.index.lookup(SymbolRef(module, value))
+
+    def _inherited(self, ref: SymbolRef) -> bool:
+        parent, _, name = ref.qualname.rpartition(".")
+        if not parent:
+            return False
+        cls = self.index.lookup(SymbolRef(ref.module, parent))
+        return (
+            isinstance(cls, Found)
+            and isinstance(cls.node, ast.ClassDef)
+            and _find_binding(cls.node.body, name) is None
+        )
 
     def _origin_site(self, ref: SymbolRef, end: _End) -> SymbolRef | None:
         # Where the original is defined, when that is another binding than ref.

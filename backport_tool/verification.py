@@ -578,6 +578,12 @@ def searches(backport: Backport, inspected: Inspected) -> list[references.Search
         if original is ABSENT or not references.walked(original, modules):
             out.append(None)
             continue
+        assert resolved is not None
+        if isinstance(resolved.owner, type) and resolved.own is ABSENT:
+            # Inherited: the replacement goes on the named class, and the
+            # base keeps its function, as does every other name bound to it.
+            out.append(None)
+            continue
         declared = frozenset(str(site) for site in target.sites)
         out.append(references.Search(original, declared))
     return out

@@ -172,6 +172,12 @@ def test_copies_of_a_method_are_class_attributes_bound_to_it(index: StaticIndex)
     )
 
 
+def test_an_inherited_target_has_no_copies(index: StaticIndex) -> None:
+    # Sub.compute is Widget's function, and Widget.again holds it too: but a
+    # patch of Sub sets Sub's own attribute, and Widget keeps both of its names.
+    assert find_copies(index, SymbolRef.parse("pkg.core:Sub.compute")) == Copies((), ())
+
+
 def test_a_function_with_the_same_name_has_its_own_copies(index: StaticIndex) -> None:
     assert find_copies(index, SymbolRef.parse("pkg.same_name:target")) == Copies(
         refs("pkg.from_same:alias", "pkg.from_same:target"), ()

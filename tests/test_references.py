@@ -592,6 +592,32 @@ def test_a_copy_bound_in_some_environments_only_is_bound_where_it_holds_the_orig
             sys.modules.pop(name, None)
 
 
+def test_an_inherited_target_is_not_partial_for_what_holds_the_base_function(
+    patchset: PatchSet,
+) -> None:
+    # The base class's own attribute and an alias of it are the base's: the
+    # patch of the subclass never reaches them, and must not be told to.
+    (patchset.site / "basecopy.py").write_text(
+        f"from {patchset.module} import Base\nALIAS = Base.inherited\n"
+    )
+    patchset.add("fix", "Widget.inherited")
+    manifest = patchset.write()
+    try:
+        base = fresh("basecopy")
+        backport_tool.lock(manifest)
+        target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+        assert target.copies == ()
+        checked = backport_tool.check(manifest).by_id("fix")
+        assert checked.status is Status.READY, checked.reason
+        assert checked.targets[0].stale_references == ()
+        backport_tool.apply(manifest, eager=True)
+        module = sys.modules[patchset.module]
+        assert module.Widget().inherited(1) == 3001
+        assert module.Base().inherited(1) == base.ALIAS(None, 1) == 101
+    finally:
+        sys.modules.pop("basecopy", None)
+
+
 def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers: object) -> None:
     from backport_tool.locking import acknowledge
 
