@@ -5,6 +5,7 @@ into the manifest, keeping the comments and key order a human wrote."""
 from __future__ import annotations
 
 import enum
+import importlib
 import io
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -13,19 +14,22 @@ from typing import Any
 
 from packaging.version import Version
 
+from . import patcher
 from .api import manifest_for
 from .config import ALL, Switches
 from .copysites import Copies, CopiesUnknown, find_copies, installed_tree
 from .decision import decide
-from .errors import WRITING_MANIFEST, MissingDependencyError, UsageError
+from .errors import FOREIGN_FAILURES, WRITING_MANIFEST, MissingDependencyError, UsageError
 from .files import read_text, write_text_preserving
 from .findings import Presence
-from .inspection import Inspector, LiveInspector, StaticInspector
+from .inspection import Inspector, LiveInspector, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, SymbolRef, Target, parse_manifest
 from .manifest_file import resolved_spec
 from .report import Status
 from .source import comparable_signature
 from .static import StaticIndex, open_tree
+from .symbols import ABSENT, unwrapped
+from .verification import original_of
 from .versions import installed_version
 
 # Only the commands that write the manifest need ruamel.yaml (it round-trips
@@ -263,7 +267,8 @@ def _lock_target(
         # search, not a finding.
         notes.append(f"copies not searched: {found}")
     else:
-        changes += _record_copies(raw, target, found)
+        held = _held_live(target, facts) if inspector.live else frozenset()
+        changes += _record_copies(raw, target, found, held)
         notes += [
             f"`from {star.source} import *` in {star.module} may bind {star.module}:{star.name} "
             f"too ({star.source} computes its __all__): if it does, add it to copies"
@@ -284,13 +289,41 @@ def _lock_target(
     return LockEntry(backport_id, symbol, action, "; ".join([detail, *notes]))
 
 
-def _record_copies(raw: CommentedMap, target: Target, found: Copies) -> list[str]:
+def _held_live(target: Target, facts: SymbolFacts) -> frozenset[str]:
+    # The declared copies that this process shows holding the original. The
+    # sources cannot show every copy (`staticmethod(f)` in a class body, an
+    # attribute set after the class, a module of another package of the
+    # distribution): one declared by hand stays while it holds the original.
+    if facts.resolved is None:
+        return frozenset()
+    original = original_of(facts.resolved)
+    held: set[str] = set()
+    for copy in target.copies:
+        try:
+            importlib.import_module(copy.module)
+        except FOREIGN_FAILURES:
+            continue
+        holder = patcher.site_holder(str(copy))
+        if holder is None:
+            continue
+        raw = vars(holder[0]).get(holder[1], ABSENT)
+        if raw is not ABSENT and unwrapped(raw) is original:
+            held.add(str(copy))
+    return frozenset(held)
+
+
+def _record_copies(
+    raw: CommentedMap, target: Target, found: Copies, held: frozenset[str]
+) -> list[str]:
     # A copy bound only in some environments goes to conditional_copies:
     # apply binds it where it holds the original, and leaves it alone where an
     # import fallback or a condition bound something else.
     changes: list[str] = []
-    maybe = [str(site) for site in found.conditional]
-    sites = [str(site) for site in found.sites if str(site) not in maybe]
+    static = {str(site) for site in found.sites}
+    kept = {str(c) for c in target.copies if str(c) in held and str(c) not in static}
+    kept_maybe = {str(c) for c in target.conditional if str(c) in kept}
+    maybe = sorted({str(site) for site in found.conditional} | kept_maybe)
+    sites = sorted((static | kept) - set(maybe))
     declared = {str(c) for c in target.copies if c not in target.conditional}
     if _replace_list(raw, "copies", sites, declared, "recorded_from"):
         changes.append(f"copies {', '.join(sites) or 'none'}")

@@ -606,7 +606,8 @@ def undeclared_problem(
         Status.PARTIAL,
         f"{len(unreviewed)} reference{'s' if plural else ''} to the original that apply does "
         f"not reach: {', '.join(unreviewed)}. A module global or class attribute is a copy: run "
-        "`backport-tool lock` to declare it. For the others (dict, list or tuple entries, "
+        "`backport-tool lock` to declare it (one lock cannot read in the sources goes under "
+        "copies: by hand, and lock keeps it). For the others (dict, list or tuple entries, "
         "partials, closures, bound methods), make them call the fix (an after_apply hook can "
         "re-register it), then run `backport-tool lock --acknowledge` to record them as reviewed",
     )

@@ -440,8 +440,11 @@ def test_lock_keeps_copies_declared_in_another_order_and_removes_gone_ones(
     assert "copies" not in first(entries).detail
     assert f'copies: ["{mod}:alias", "{mod}:Holder.run"]' in copies_manifest.read_text()
 
+    # Each lock below runs as a fresh process would, on the module as it now
+    # is: lock keeps a declared copy the running process shows holding it.
     source = patchset.site / f"{patchset.module}.py"
     source.write_text(source.read_text().replace("alias = free_function\n", ""))
+    sys.modules.pop(mod, None)
     entries = lock(copies_manifest)
     assert (first(entries).action, first(entries).detail) == (
         LockAction.UPDATED,
@@ -451,6 +454,7 @@ def test_lock_keeps_copies_declared_in_another_order_and_removes_gone_ones(
         SymbolRef(mod, "Holder.run"),
     )
     source.write_text(source.read_text().replace("    run = free_function\n", ""))
+    sys.modules.pop(mod, None)
     entries = lock(copies_manifest)
     assert (first(entries).action, first(entries).detail) == (LockAction.UPDATED, "copies none")
     assert "copies" not in copies_manifest.read_text()

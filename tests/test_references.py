@@ -175,7 +175,8 @@ def test_check_names_every_undeclared_reference_and_apply_scans_nothing(
         "; 13 references to the original that apply does not reach: "
         + ", ".join(sorted(COPIES + list(STALE)))
         + ". A module global or class attribute is a copy: run `backport-tool lock` to "
-        "declare it. For the others (dict, list or tuple entries, partials, closures, bound "
+        "declare it (one lock cannot read in the sources goes under copies: by hand, and lock "
+        "keeps it). For the others (dict, list or tuple entries, partials, closures, bound "
         "methods), make them call the fix (an after_apply hook can re-register it), then run "
         "`backport-tool lock --acknowledge` to record them as reviewed"
     )
@@ -616,6 +617,26 @@ def test_an_inherited_target_is_not_partial_for_what_holds_the_base_function(
         assert module.Base().inherited(1) == base.ALIAS(None, 1) == 101
     finally:
         sys.modules.pop("basecopy", None)
+
+
+def test_lock_keeps_a_copy_declared_by_hand_while_it_holds_the_original(
+    patchset: PatchSet, copiers: object
+) -> None:
+    # The copiers are modules lock never reads (another top-level package, as
+    # functorch is to torch): declared by hand, they stay declared while the
+    # process shows them holding the original, and go once they do not.
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = COPIES
+    manifest = patchset.write()
+    backport_tool.lock(manifest)
+    target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+    assert [str(c) for c in target.copies] == sorted(COPIES)
+    fresh("tables").free_function = None
+    backport_tool.lock(manifest)
+    target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+    assert [str(c) for c in target.copies] == sorted(
+        c for c in COPIES if c != "tables:free_function"
+    )
 
 
 def test_lock_acknowledge_records_what_check_reports(patchset: PatchSet, copiers: object) -> None:
