@@ -26,7 +26,7 @@ from .inspection import Inspector, LiveInspector, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, SymbolRef, Target, parse_manifest
 from .manifest_file import resolved_spec
 from .report import Status
-from .source import comparable_signature
+from .source import call_shape
 from .static import StaticIndex, open_tree
 from .symbols import ABSENT, unwrapped
 from .verification import original_of
@@ -215,7 +215,7 @@ def _records(recorded: str | None, read: str, live: bool) -> bool:
     # The manifest keeps the live spelling, which apply compares without a
     # parse; a static read spells annotations as the source text does, so it
     # replaces the record only when the signature really differs.
-    return live or comparable_signature(recorded) != comparable_signature(read)
+    return live or call_shape(recorded) != call_shape(read)
 
 
 def _lock_target(

@@ -91,6 +91,20 @@ def comparable_signature(text: str) -> str:
     return _render(args, _unqualified(func.returns))
 
 
+# The form in which a signature read statically is compared with a recorded
+# one: names, kinds and defaults, what a call binds to. The source spells an
+# annotation as written (an alias: TypeAny), the live read evaluates it
+# (type[typing.Any]), and no static read can tell them apart; the fingerprint
+# sees any real change to an annotation. ValueError when ``text`` is not a
+# signature.
+def call_shape(text: str) -> str:
+    args = parse_signature(text).args
+    for arg in [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]:
+        if arg is not None:
+            arg.annotation = None
+    return _render(args, None)
+
+
 def _unqualified(node: ast.expr | None) -> ast.expr | None:
     if node is None:
         return None

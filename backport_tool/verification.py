@@ -239,6 +239,8 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
         else:
             problem = _presence_problem("target", facts)
         report = _target_report(target, facts)
+        if not inspector.live:
+            report = replace(report, read_statically=True)
         site = config_site(facts) if problem is None and inspector.live else None
         if target.edits_registry:
             report, found = _registry(target, facts, report, site, live=inspector.live)

@@ -11,7 +11,7 @@ import pytest
 from helpers import BACKPORT_SOURCE, TARGET_SOURCE, PatchSet
 
 import backport_tool
-from backport_tool import Claim, Probe, Status, check
+from backport_tool import Claim, Probe, Status, check, load_manifest, lock
 
 PROBE = """
 
@@ -129,6 +129,33 @@ def test_retired_entries_are_documented_but_never_applied(patchset: PatchSet) ->
     assert report.by_id("fix").reason == "retired: fixed in 1.5"
     assert report.exit_code == 0
     assert patchset.target().Widget().compute(1) == 2
+
+
+def test_a_static_read_compares_what_calls_bind_not_how_aliases_are_spelled(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # The live read evaluates the alias (int), the source spells it (Number):
+    # check --source of the very same code said drift, and lock --source then
+    # wrote the source's spelling, which the live check called drift.
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(
+        "Number = int\n\n\ndef free_function(a: Number, b: Number = 2) -> Number:\n"
+        "    return a + b\n"
+    )
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    lock(manifest)
+    recorded = "(a: int, b: int = 2) -> int"
+    assert load_manifest(manifest).get("fix").targets[0].signature == recorded
+    checked = check(manifest, source=str(patchset.site)).by_id("fix")
+    assert checked.status is Status.READY, checked.reason
+    assert checked.targets[0].signature_matches is True
+    lock(manifest, source=str(patchset.site))
+    assert load_manifest(manifest).get("fix").targets[0].signature == recorded
+    # A change of what calls bind is still drift when read statically.
+    source.write_text(source.read_text().replace("b: Number = 2", "c: Number = 2"))
+    drift = check(manifest, source=str(patchset.site)).by_id("fix")
+    assert drift.status is Status.DRIFT
 
 
 def test_static_check_of_other_versions(patchset: PatchSet, tmp_path: Path) -> None:
