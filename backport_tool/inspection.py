@@ -154,6 +154,7 @@ class StaticInspector:
     def __init__(self, index: StaticIndex) -> None:
         self.index = index
         self.label = index.tree.label
+        self.spec = index.tree.spec
 
     def inspect(self, ref: SymbolRef, *, source: bool = True) -> SymbolFacts:
         symbol = str(ref)

@@ -52,7 +52,8 @@ class UnreadableFile(UsageError):
 class SourceTree(Protocol):
     """Files of one version of a package, by path relative to site-packages."""
 
-    label: str
+    label: str  # what messages call it
+    spec: str  # what `--source` takes to read it again, as the user gave it
 
     def read(self, relpath: str) -> str | None:
         """Return the text of ``relpath``, or None if the tree has no such file;
@@ -156,6 +157,7 @@ class WheelTree:
 
     def __init__(self, path: Path) -> None:
         self.label = path.name
+        self.spec = str(path)
         _check_wheel_name(path)
         try:
             self._zip = zipfile.ZipFile(path)
@@ -201,7 +203,7 @@ class DirTree:
     """An unpacked wheel, a site-packages directory or a source checkout."""
 
     def __init__(self, path: Path) -> None:
-        self.label = str(path)
+        self.label = self.spec = str(path)
         self._root = path
 
     def read(self, relpath: str) -> str | None:
@@ -251,7 +253,7 @@ class GitTree:
     HEAD are never touched."""
 
     def __init__(self, path: Path, rev: str) -> None:
-        self.label = f"{path}@{rev}"
+        self.label = self.spec = f"{path}@{rev}"
         try:
             import git  # noqa: PLC0415 - only git reads need gitpython; apply never pays for it
         except ImportError as exc:

@@ -386,7 +386,7 @@ def _static_copies(target: Target, inspector: StaticInspector) -> list[Problem]:
                 Status.DRIFT,
                 f"declared cop{'ies' if len(gone) > 1 else 'y'} {', '.join(gone)} of "
                 f"{target.symbol} {'are' if len(gone) > 1 else 'is'} not bound to the original "
-                f"in {inspector.label}; run `backport-tool lock --source {inspector.label}` to "
+                f"in {inspector.label}; run `backport-tool lock --source {inspector.spec}` to "
                 "record its copies",
             )
         )
@@ -398,7 +398,7 @@ def _static_copies(target: Target, inspector: StaticInspector) -> list[Problem]:
                 f"{inspector.label} binds {target.symbol} also at {', '.join(new)}, which the "
                 f"manifest does not declare, so apply would not reach "
                 f"{'them' if len(new) > 1 else 'it'}; run `backport-tool lock --source "
-                f"{inspector.label}` to declare {'them' if len(new) > 1 else 'it'}",
+                f"{inspector.spec}` to declare {'them' if len(new) > 1 else 'it'}",
             )
         )
     return problems

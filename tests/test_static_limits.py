@@ -17,6 +17,7 @@ import pytest
 from helpers import PatchSet
 from packaging.version import Version
 
+import backport_tool
 from backport_tool import SymbolRef, UsageError
 from backport_tool import static as static_mod
 from backport_tool.static import (
@@ -262,6 +263,28 @@ def test_check_source_ends_in_a_report(patchset: PatchSet, tmp_path: Path, modul
     assert proc.stderr == ""
     assert proc.returncode == 0
     assert proc.stdout.splitlines()[-1].startswith(f"{patchset.dist} 1.5.0 ({wheel.name}): ")
+
+
+def test_the_lock_command_check_source_gives_reads_the_wheel_again(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # Messages name a wheel by its file name; the command to run needs the
+    # path it was given by.
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = [f"{patchset.module}:gone"]
+    manifest = patchset.write()
+    wheel = write_wheel(
+        tmp_path / f"{patchset.dist}-1.5.0-py3-none-any.whl",
+        {
+            f"{patchset.module}.py": "def free_function(a, b=2):\n    return a + b\n",
+            f"{patchset.dist}-1.5.0.dist-info/METADATA": "Version: 1.5.0\n",
+        },
+    )
+    reason = backport_tool.check(manifest, source=str(wheel)).by_id("fix").reason
+    assert (
+        f"is not bound to the original in {wheel.name}; run `backport-tool lock --source {wheel}`"
+        in reason
+    )
 
 
 # --- METADATA -------------------------------------------------------------------
