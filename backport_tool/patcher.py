@@ -18,7 +18,7 @@ from typing import Any
 from . import configs, lazy, pickling, registries
 from .errors import FOREIGN_FAILURES, describe
 from .references import Binding, left_behind, rebind, unbind
-from .state import STATE
+from .state import STATE, built_once
 from .symbols import ABSENT, defined_in, unwrapped
 
 logger = logging.getLogger("backport_tool")
@@ -316,10 +316,12 @@ def _bind(
     # a plain copy of a staticmethod target (``S = C.s``) gets the plain
     # function, as the class's attribute gives it (torch.compile cannot call
     # a staticmethod object).
+    function = unwrapped(patch.replacement)
+    kind: Any = type(raw)
     new = (
-        type(raw)(unwrapped(patch.replacement))  # type: ignore[call-arg]
+        built_once(("wrapped", kind, id(function)), (function,), lambda: kind(function))
         if raw is not unwrapped(raw)
-        else unwrapped(patch.replacement)
+        else function
     )
     return Binding(owner, name, raw, new, copy)
 

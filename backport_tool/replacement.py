@@ -20,6 +20,7 @@ from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
 from .manifest import Backport, EntryRef, SymbolRef, Target
 from .registries import EntryState
 from .report import Status
+from .state import built_once
 from .symbols import (
     ABSENT,
     Resolved,
@@ -39,7 +40,17 @@ def replacement_for(
     the problem that stops it."""
     if target.sets_value:
         return _value(backport, target, facts)
-    made = _replacement(module, backport, target, facts, source)
+    resolved = facts.resolved
+    made = (
+        _replacement(module, backport, target, facts, source)
+        if resolved is None
+        else built_once(
+            ("fitted", backport.id, str(target.symbol), target.replacement),
+            (module, resolved.raw, resolved.owner),
+            lambda: _replacement(module, backport, target, facts, source),
+            keep=lambda made: not isinstance(made, Problem),
+        )
+    )
     if isinstance(made, Problem) or target.original is None:
         return made
     return _alias_problem(module, backport, target, made, source) or made
@@ -456,7 +467,9 @@ def patch_for(target: Target, facts: SymbolFacts, replacement: object) -> patche
         and method_kind(replacement) is None
         and callable(replacement)
     ):
-        replacement = type(resolved.raw)(replacement)
+        kind = type(resolved.raw)
+        plain = replacement
+        replacement = built_once(("wrapped", kind, id(plain)), (plain,), lambda: kind(plain))
     return patcher.Patch(
         str(target.symbol),
         resolved.owner,

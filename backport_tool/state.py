@@ -13,11 +13,13 @@ import sys
 import threading
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import lazy
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .report import Report
 
 
@@ -64,9 +66,14 @@ class ProcessState:
         self.log_level_before: int | None = None
         # Set while a backport's after_apply or before_revert hook runs.
         self.in_hook = threading.local()
+        # What apply built for a target (a method rebuilt for super(), a
+        # staticmethod wrapper): key -> (the inputs it was built from, it).
+        self.built: dict[tuple[object, ...], tuple[tuple[object, ...], object]] = {}
 
 
 STATE = ProcessState()
+
+T = TypeVar("T")
 
 
 def reset() -> None:
@@ -77,6 +84,30 @@ def reset() -> None:
     withdraw_export()
     _unconfigure_logging()
     STATE.__init__()  # type: ignore[misc]
+
+
+def built_once(
+    key: tuple[object, ...],
+    inputs: tuple[object, ...],
+    make: Callable[[], T],
+    keep: Callable[[T], bool] = lambda _: True,
+) -> T:
+    """What ``make()`` returned the last time for ``key``, if it was built from
+    the very same ``inputs`` (by identity); else ``make()``, kept for the next
+    time. An apply after a revert then installs the objects the first one
+    did: torch.compile's guards see the same function, and a decorator that
+    registers what it wraps runs once."""
+    held = STATE.built.get(key)
+    if (
+        held is not None
+        and len(held[0]) == len(inputs)
+        and all(a is b for a, b in zip(held[0], inputs, strict=True))
+    ):
+        return held[1]  # type: ignore[return-value]
+    made = make()
+    if keep(made):
+        STATE.built[key] = (inputs, made)
+    return made
 
 
 def _unconfigure_logging() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib
 import json
 import logging
 import os
@@ -68,6 +69,60 @@ def test_apply_after_revert_installs_the_same_replacement(patchset: PatchSet) ->
     revert()
     assert statuses(apply(manifest)) == {"fix": "applied"}
     assert patchset.target().Widget.__dict__["compute"] is first
+
+
+def test_apply_after_revert_installs_the_same_rebuilt_and_wrapped_objects(
+    patchset: PatchSet,
+) -> None:
+    # A method rebuilt for super(), a staticmethod wrapper and a declared
+    # copy's wrapper are built once: a new object per apply made
+    # torch.compile's guards fail, and re-ran what decorates the method.
+    (patchset.site / "wrapcopy.py").write_text(
+        f"from {patchset.module} import Widget\n\n\nclass Holder:\n"
+        "    helper = staticmethod(Widget.helper)\n"
+    )
+    patchset.write_backport(
+        "fix.py",
+        """
+        SEEN = []
+
+
+        def register(function):
+            SEEN.append(function)
+            return function
+
+
+        @register
+        def inherited(self, x: int) -> int:
+            return super().inherited(x) + 1000
+
+
+        def helper(x: int) -> int:
+            return x * 20
+        """,
+    )
+    patchset.add("fix", "Widget.inherited", "Widget.helper")
+    patchset.backports[-1]["targets"][1]["copies"] = ["wrapcopy:Holder.helper"]
+    manifest = patchset.write()
+    mod = patchset.target()
+    copy = importlib.import_module("wrapcopy")
+    try:
+        installed = []
+        for _ in range(3):
+            assert statuses(apply(manifest, eager=True)) == {"fix": "applied"}
+            assert mod.Widget().inherited(1) == 1101
+            installed.append(
+                (
+                    vars(mod.Widget)["inherited"],
+                    vars(mod.Widget)["helper"],
+                    vars(copy.Holder)["helper"],
+                )
+            )
+            revert()
+        first = installed[0]
+        assert all(a is b for later in installed[1:] for a, b in zip(first, later, strict=True))
+    finally:
+        sys.modules.pop("wrapcopy", None)
 
 
 def test_inherited_attribute_is_patched_on_the_subclass_and_removed_on_revert(
