@@ -107,6 +107,12 @@ def override(site: ConfigSite) -> object:
     return held.get() if isinstance(held, ContextVar) else held
 
 
+def per_context(site: ConfigSite) -> bool:
+    """True where torch keeps the option per thread (torch 2.13 on: a
+    ``ContextVar``), so that setting it reaches the calling thread only."""
+    return isinstance(site.entry.user_override, ContextVar)
+
+
 def _put(site: ConfigSite, value: object) -> None:
     held = site.entry.user_override
     if isinstance(held, ContextVar):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -101,6 +102,15 @@ class HookFailed(Exception):
     """``after_apply`` raised; everything was rolled back."""
 
 
+class OtherThread(Exception):
+    """The backport sets a config option that torch keeps per thread (a
+    ``ContextVar``, torch 2.13 on), and it is in force in another thread."""
+
+    def __init__(self, thread: str) -> None:
+        super().__init__(thread)
+        self.thread = thread
+
+
 @dataclass
 class Entry:
     info: AppliedBackport
@@ -126,6 +136,9 @@ class Entry:
     # (sys.modules keeps import order; a module deleted meanwhile shifts it,
     # so the warning that reads this may miss a name, never invent one.)
     modules_seen: int = 0
+    # The thread whose context holds a config option it set, where torch
+    # keeps options per thread (torch 2.13 on); None where it does not.
+    thread: int | None = None
     # The modules still executing when it was applied (a lazy hook runs
     # inside their import): they too bind what is in force when they go on.
     executing: frozenset[str] = frozenset()
@@ -360,6 +373,11 @@ def apply_patches(
             kept=kept,
             modules_seen=len(sys.modules),
             executing=_executing_modules(),
+            thread=(
+                threading.get_ident()
+                if any(p.config is not None and configs.per_context(p.config) for p in patches)
+                else None
+            ),
         )
         bindings: list[Binding] = []
         for patch in patches:
@@ -644,6 +662,26 @@ def run_after_apply(backport_id: str) -> None:
             raise
 
 
+def _refuse_other_thread(entry: Entry) -> None:
+    if entry.thread is None or entry.thread == threading.get_ident():
+        return
+    names = {t.ident: t.name for t in threading.enumerate()}
+    raise OtherThread(names.get(entry.thread, f"a thread that has ended ({entry.thread})"))
+
+
+def other_thread(backport_id: str) -> str | None:
+    """The name of the thread that holds ``backport_id`` in force, where that
+    is not the calling thread and torch keeps what it set per thread."""
+    entry = _entries().get(backport_id)
+    if entry is None:
+        return None
+    try:
+        _refuse_other_thread(entry)
+    except OtherThread as exc:
+        return exc.thread
+    return None
+
+
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
     """Restore exactly what applying the given (default: all) backports changed."""
     reverted: list[str] = []
@@ -651,6 +689,19 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
         for backport_id in list(_entries()) if ids is None else ids:
             entry = _entries().get(backport_id)
             if entry is None:
+                continue
+            try:
+                _refuse_other_thread(entry)
+            except OtherThread as exc:
+                # Its value lives in that thread's context, which no other
+                # thread can reach: reverting here would restore nothing.
+                logger.warning(
+                    "backport-tool: %s not reverted: it sets a torch config option, which "
+                    "this torch keeps per thread, and it was applied in thread %r; call "
+                    "revert() there",
+                    backport_id,
+                    exc.thread,
+                )
                 continue
             if entry.after_apply_done:
                 _run_before_revert(backport_id, entry.hooks)
@@ -731,6 +782,7 @@ def enter_scope(
         if entry is not None:
             if entry.info.manifest != info.manifest:
                 raise ForeignApplied(entry.info.manifest)
+            _refuse_other_thread(entry)
             if entry.kept:
                 return None, False
             entry.scopes += 1

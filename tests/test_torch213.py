@@ -121,3 +121,55 @@ def test_check_says_the_declared_fix_is_not_in_the_2_13_code(enable: list[str]) 
     assert target.fingerprint_matches is False
     assert "but the code does not have the fix" in result.reason
     assert "graph_reuse: bool = True" in result.reason
+
+
+def test_a_config_option_torch_keeps_per_thread_is_reverted_and_scoped_in_its_thread(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # torch 2.13 keeps config options in a ContextVar: what one thread sets,
+    # another never reads. A revert() or a scope from another thread could
+    # not reach it, and said it did.
+    import threading
+
+    from torch._inductor import config
+
+    (tmp_path / "backports").mkdir()
+    (tmp_path / "backports" / "fix.py").write_text("")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        "version: 1\npackage: torch\nbackports:\n  - id: threads\n    summary: s\n"
+        '    applies_to: ">=2.13"\n    module: backports/fix.py\n    targets:\n'
+        '      - symbol: "torch._inductor.config:compile_threads"\n        value: 3\n'
+    )
+    default = config.compile_threads
+    assert default != 3
+    seen: dict[str, object] = {}
+
+    def elsewhere() -> None:
+        seen["value"] = config.compile_threads
+        seen["report"] = backport_tool.apply(manifest, eager=True).by_id("threads")
+        seen["reverted"] = backport_tool.revert()
+        try:
+            with backport_tool.enabled("threads", manifest=manifest):
+                pass
+        except backport_tool.ScopeError as exc:
+            seen["scope"] = str(exc)
+
+    assert backport_tool.apply(manifest, eager=True).by_id("threads").status is Status.APPLIED
+    try:
+        assert config.compile_threads == 3
+        worker = threading.Thread(target=elsewhere, name="worker")
+        worker.start()
+        worker.join()
+        assert seen["value"] == default
+        report = seen["report"]
+        assert isinstance(report, backport_tool.BackportResult)
+        assert report.status is Status.FAILED
+        assert report.reason.startswith("applied in thread 'MainThread' only")
+        assert seen["reverted"] == ()
+        assert "threads not reverted" in caplog.text
+        assert "in force in thread 'MainThread' only" in str(seen["scope"])
+        assert config.compile_threads == 3
+    finally:
+        assert backport_tool.revert() == ("threads",)
+    assert config.compile_threads == default
