@@ -36,7 +36,7 @@ def load_backport_module(backport: Backport) -> ModuleType:
     with STATE.module_lock:
         cached = STATE.modules.get(backport.module)
     if cached is not None:
-        _check_pin(backport, cached[1])
+        _check_pin(backport, cached[1], ran=True)
         return cached[0]
     source = backport.module.read_bytes()
     digest = hashlib.sha256(source).hexdigest()
@@ -67,13 +67,22 @@ def module_source(backport: Backport) -> bytes | None:
         return cached[2] if cached else None
 
 
-def _check_pin(backport: Backport, actual: str) -> None:
-    if backport.sha256 is not None and actual != backport.sha256:
+def _check_pin(backport: Backport, actual: str, *, ran: bool = False) -> None:
+    if backport.sha256 is None or actual == backport.sha256:
+        return
+    if ran:
+        # A module runs once per process: the file (and its pin) changed
+        # since. Reading the file again would not change what is in force.
         raise PinMismatch(
-            f"{backport.module_text} has sha256 {actual}, but the manifest pins "
-            f"{backport.sha256}; it was modified, so it was not run. If the change is "
-            "yours, run `backport-tool lock` to pin the new file"
+            f"this process already ran {backport.module_text} with sha256 {actual}, and the "
+            f"manifest now pins {backport.sha256}: the file changed since it ran. Start a new "
+            "process to run the file the manifest pins"
         )
+    raise PinMismatch(
+        f"{backport.module_text} has sha256 {actual}, but the manifest pins "
+        f"{backport.sha256}; it was modified, so it was not run. If the change is "
+        "yours, run `backport-tool lock` to pin the new file"
+    )
 
 
 def _compiled(backport: Backport, source: bytes, digest: str) -> CodeType:

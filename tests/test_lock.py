@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PatchSet, assert_copies_written
+from helpers import BACKPORT_SOURCE, PatchSet, assert_copies_written
 from test_files import EROFS_MESSAGE, fail_for, listing, run_read_only, unchanged
 
-from backport_tool import ManifestError, Status, SymbolRef, apply, check, cli, load_manifest
+from backport_tool import (
+    ManifestError,
+    Status,
+    SymbolRef,
+    apply,
+    check,
+    cli,
+    load_manifest,
+    revert,
+)
 from backport_tool.errors import UsageError
 from backport_tool.locking import LockAction, LockEntry, lock
 
@@ -158,6 +167,24 @@ def test_a_pinned_module_that_was_modified_is_not_run(patchset: PatchSet, manife
     )
     assert not marker.exists()
     assert patchset.target().Widget().compute(1) == 2
+
+
+def test_a_module_that_changed_since_this_process_ran_it_says_to_restart(
+    patchset: PatchSet, manifest: Path
+) -> None:
+    # Re-locked after an edit: the file is what the manifest pins, but this
+    # process ran the old bytes. "Run lock" would loop; a new process helps.
+    lock(manifest)
+    assert apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    revert()
+    patchset.write_backport("fix.py", BACKPORT_SOURCE.replace("x + 1000", "x + 5000"))
+    lock(manifest)
+    result = apply(manifest, eager=True).by_id("fix")
+    assert result.status is Status.FAILED
+    assert result.reason.startswith("this process already ran backports/fix.py with sha256 ")
+    assert result.reason.endswith(
+        ": the file changed since it ran. Start a new process to run the file the manifest pins"
+    )
 
 
 def test_lock_actions_are_an_enum_and_entries_render_as_json(
