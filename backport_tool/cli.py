@@ -14,13 +14,6 @@ from typing import Any, TextIO, cast
 
 from . import __version__
 from .cache import write_bytes
-from .commands import apply as apply_cmd
-from .commands import check as check_cmd
-from .commands import lock as lock_cmd
-from .commands import matrix as matrix_cmd
-from .commands import new as new_cmd
-from .commands import status as status_cmd
-from .commands import track as track_cmd
 from .commands._output import Format
 from .config import (
     CACHE_ENV,
@@ -372,10 +365,14 @@ def _format(args: argparse.Namespace) -> Format:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The one place where parsed options become typed parameters.
+    # The one place where parsed options become typed parameters. Each verb
+    # imports its own module: `apply -- CMD`, the server's launch path, loads
+    # none of the tools (check's walk, the static reader, git, ruamel.yaml).
     manifest: str | None = args.manifest
     quiet: bool = getattr(args, "quiet", False)
     if args.command == "apply":
+        from .commands import apply as apply_cmd  # noqa: PLC0415
+
         return apply_cmd.run(
             manifest,
             args.cmd,
@@ -385,6 +382,8 @@ def _run(args: argparse.Namespace) -> int:
             quiet=quiet,
         )
     if args.command == "check":
+        from .commands import check as check_cmd  # noqa: PLC0415
+
         return check_cmd.run(
             manifest,
             source=args.source,
@@ -398,6 +397,8 @@ def _run(args: argparse.Namespace) -> int:
             quiet=quiet,
         )
     if args.command == "status":
+        from .commands import status as status_cmd  # noqa: PLC0415
+
         return status_cmd.run(
             manifest,
             source=args.source,
@@ -407,6 +408,8 @@ def _run(args: argparse.Namespace) -> int:
             quiet=quiet,
         )
     if args.command == "lock":
+        from .commands import lock as lock_cmd  # noqa: PLC0415
+
         return lock_cmd.run(
             manifest,
             source=args.source,
@@ -415,12 +418,18 @@ def _run(args: argparse.Namespace) -> int:
             acknowledging=args.acknowledge,
         )
     if args.command == "matrix":
+        from .commands import matrix as matrix_cmd  # noqa: PLC0415
+
         return matrix_cmd.run(
             manifest, args.sources, fmt=_format(args), supported=args.supported, strict=args.strict
         )
     if args.command == "track":
+        from .commands import track as track_cmd  # noqa: PLC0415
+
         return track_cmd.run(manifest, args.upstream, as_json=args.json, quiet=quiet)
     assert args.command == "new"
+    from .commands import new as new_cmd  # noqa: PLC0415
+
     return new_cmd.run(
         manifest or LOCAL_MANIFEST,
         args.id,

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
 import sys
 import types
 from pathlib import Path
+
+from helpers import PatchSet
 
 import backport_tool
 
@@ -143,3 +146,33 @@ def test_no_public_name_is_shadowed_by_a_submodule() -> None:
         importlib.import_module(f"backport_tool.{module}")
     for name in backport_tool.__all__:
         assert not isinstance(getattr(backport_tool, name), types.ModuleType), name
+
+
+def test_apply_cmd_loads_none_of_the_tools(patchset: PatchSet) -> None:
+    # `backport-tool apply -- CMD` is how a server starts: it execs CMD after
+    # loading only what apply needs, never check's walk, the static reader,
+    # the matrix, git tracking or the manifest writer.
+    patchset.add("fix", "Widget.compute")
+    code = (
+        "import os, sys\n"
+        "def stop(*args):\n"
+        "    print(sorted(m for m in sys.modules if m.startswith('backport_tool')))\n"
+        "    sys.exit(0)\n"
+        "os.execvpe = stop\n"
+        "from backport_tool import cli\n"
+        f"cli.main(['apply', '--manifest', {str(patchset.write())!r}, '--', 'true'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = set(ast.literal_eval(done.stdout))
+    tools = {
+        "backport_tool.checking",
+        "backport_tool.copysites",
+        "backport_tool.engine",
+        "backport_tool.locking",
+        "backport_tool.matrix",
+        "backport_tool.scaffold",
+        "backport_tool.static",
+        "backport_tool.tracking",
+    }
+    assert loaded & tools == set()
+    assert "backport_tool.commands.apply" in loaded
