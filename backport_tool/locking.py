@@ -318,11 +318,13 @@ def _record_copies(
     # A copy bound only in some environments goes to conditional_copies:
     # apply binds it where it holds the original, and leaves it alone where an
     # import fallback or a condition bound something else.
+    # A declared conditional copy is kept whatever this version binds: it
+    # may be there for another version of the range, or another environment.
     changes: list[str] = []
     static = {str(site) for site in found.sites}
     kept = {str(c) for c in target.copies if str(c) in held and str(c) not in static}
-    kept_maybe = {str(c) for c in target.conditional if str(c) in kept}
-    maybe = sorted({str(site) for site in found.conditional} | kept_maybe)
+    declared_maybe = {str(c) for c in target.conditional}
+    maybe = sorted({str(site) for site in found.conditional} | declared_maybe)
     sites = sorted((static | kept) - set(maybe))
     declared = {str(c) for c in target.copies if c not in target.conditional}
     if _replace_list(raw, "copies", sites, declared, "recorded_from"):

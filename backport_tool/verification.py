@@ -379,7 +379,9 @@ def _static_copies(target: Target, inspector: StaticInspector) -> list[Problem]:
         return []
     declared = {str(copy) for copy in target.copies}
     problems: list[Problem] = []
-    gone = sorted(declared - found)
+    # A conditional copy is bound where it holds the original: one that the
+    # other version does not bind is what conditional_copies is for.
+    gone = sorted(declared - found - {str(copy) for copy in target.conditional})
     if gone:
         problems.append(
             Problem(

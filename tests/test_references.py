@@ -15,7 +15,7 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import Status, patcher, revert
+from backport_tool import Status, SymbolRef, patcher, revert
 
 # Modules that copy the target module's free_function the ways real code does.
 COPIERS = {
@@ -884,6 +884,16 @@ def test_check_source_compares_the_copies_of_the_other_version(patchset: PatchSe
     static = backport_tool.check(patchset.write(), source=str(patchset.site)).by_id("fix")
     assert static.status is Status.DRIFT
     assert static.reason.startswith(f"declared copy {patchset.sym('GONE')} of ")
+    # One version binds it, another does not: a conditional copy.
+    entry["targets"][0]["copies"] = [patchset.sym("ALIAS")]
+    entry["targets"][0]["conditional_copies"] = [patchset.sym("GONE")]
+    manifest = patchset.write()
+    static = backport_tool.check(manifest, source=str(patchset.site)).by_id("fix")
+    assert static.status is Status.READY, static.reason
+    # lock keeps it, as another version of the range may bind it.
+    backport_tool.lock(manifest, source=str(patchset.site))
+    target = backport_tool.load_manifest(manifest).get("fix").targets[0]
+    assert target.conditional == frozenset({SymbolRef.parse(patchset.sym("GONE"))})
 
 
 def test_a_copy_in_a_backport_module_is_never_changed(patchset: PatchSet) -> None:
