@@ -4,6 +4,7 @@ into the manifest, keeping the comments and key order a human wrote."""
 
 from __future__ import annotations
 
+import copy
 import enum
 import importlib
 import io
@@ -90,6 +91,45 @@ def _set(target: CommentedMap, key: str, value: Any, after: str | tuple[str, ...
     anchors = [key for key in ((after,) if isinstance(after, str) else after) if key in keys]
     position = keys.index(anchors[0]) + 1 if anchors else len(keys)
     target.insert(position, key, value)
+    if keys and position == len(keys):
+        # ruamel keeps a comment below a mapping (the next target's heading,
+        # the file's last words) on its last key: it stays below the keys.
+        token = _take_trailing(target, keys[-1])
+        if token is not None:
+            _give_trailing(target, key, token)
+
+
+def _take_trailing(target: CommentedMap, key: str) -> Any:
+    # The comment lines below the key's value, split off a comment at the end
+    # of its own line (`replacement: f  # why`), which stays where it is.
+    value = target[key]
+    held = None
+    if isinstance(value, CommentedSeq) and len(value):
+        held = value.ca.items.get(len(value) - 1)
+        slot = 0
+    if not held or held[slot] is None:
+        held, slot = target.ca.items.get(key), 2
+    if not held or len(held) <= slot or held[slot] is None:
+        return None
+    token = held[slot]
+    line, _, below = str(token.value).partition("\n")
+    if not below.strip():
+        return None
+    moved = copy.copy(token)
+    moved.value = "\n" + below
+    if line.strip():
+        token.value = line + "\n"
+    else:
+        held[slot] = None
+    return moved
+
+
+def _give_trailing(target: CommentedMap, key: str, token: Any) -> None:
+    value = target[key]
+    if isinstance(value, CommentedSeq) and len(value) and value.fa.flow_style() is not True:
+        value.ca.items.setdefault(len(value) - 1, [None, None])[0] = token
+    else:
+        target.ca.items.setdefault(key, [None, None, None, None])[2] = token
 
 
 def _versions(existing: Any, version: str) -> CommentedSeq:
@@ -298,17 +338,17 @@ def _held_live(target: Target, facts: SymbolFacts) -> frozenset[str]:
         return frozenset()
     original = original_of(facts.resolved)
     held: set[str] = set()
-    for copy in target.copies:
+    for site in target.copies:
         try:
-            importlib.import_module(copy.module)
+            importlib.import_module(site.module)
         except FOREIGN_FAILURES:
             continue
-        holder = patcher.site_holder(str(copy))
+        holder = patcher.site_holder(str(site))
         if holder is None:
             continue
         raw = vars(holder[0]).get(holder[1], ABSENT)
         if raw is not ABSENT and unwrapped(raw) is original:
-            held.add(str(copy))
+            held.add(str(site))
     return frozenset(held)
 
 

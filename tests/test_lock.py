@@ -99,6 +99,26 @@ def test_lock_records_signatures_and_fingerprints_keeping_comments_and_order(
     )
 
 
+def test_a_comment_below_a_target_stays_below_the_keys_lock_adds(
+    patchset: PatchSet, manifest: Path
+) -> None:
+    # ruamel keeps the comment lines after a mapping on its last key: keys
+    # added after that key went below the next entry's heading.
+    text = manifest.read_text().replace(
+        f'      - replacement: other\n        symbol: "{patchset.module}:Widget.other"\n',
+        f'      - symbol: "{patchset.module}:Widget.other"\n'
+        "        replacement: other   # on its own line\n"
+        "  # the heading of the next backport\n",
+    )
+    manifest.write_text(text)
+    lock(manifest)
+    lines = manifest.read_text().splitlines()
+    at = lines.index("        replacement: other   # on its own line")
+    assert lines[at + 1].startswith("        signature: ")
+    assert lines[at + 4 : at + 6] == ["  # the heading of the next backport", "  - id: later"]
+    assert load_manifest(manifest).get("fix").targets[1].signature is not None
+
+
 def test_lock_again_is_unchanged_and_a_new_version_is_added(
     patchset: PatchSet, manifest: Path
 ) -> None:
