@@ -114,12 +114,12 @@ def _one_patch_set(run: Run) -> None:
     run.applied_from = patcher.applied_from(run.backport.id)
     if run.applied_from is not None and run.applied_from != str(run.manifest.location):
         run.stop(Status.FAILED, _foreign(run.backport.id, run.applied_from, run.manifest))
-    elif run.applied_from is not None and (thread := patcher.other_thread(run.backport.id)):
+    elif run.applied_from is not None and patcher.in_another_context(run.backport.id):
         run.stop(
             Status.FAILED,
-            f"applied in thread {thread!r} only: it sets a torch config option, which this "
-            "torch keeps per thread, so this thread reads the default; apply it in the thread "
-            "that compiles",
+            "applied in another thread or task: it sets a torch config option, which this "
+            "torch keeps per context, so this one does not read its value; revert() it and "
+            "apply it in the thread that compiles",
         )
     elif run.applied_from is not None and (moved := patcher.displaced(run.backport.id)):
         run.stop(Status.FAILED, _displaced(moved))

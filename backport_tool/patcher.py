@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -102,13 +101,10 @@ class HookFailed(Exception):
     """``after_apply`` raised; everything was rolled back."""
 
 
-class OtherThread(Exception):
-    """The backport sets a config option that torch keeps per thread (a
-    ``ContextVar``, torch 2.13 on), and it is in force in another thread."""
-
-    def __init__(self, thread: str) -> None:
-        super().__init__(thread)
-        self.thread = thread
+class OtherContext(Exception):
+    """The backport sets a config option that torch keeps per context (a
+    ``ContextVar``, torch 2.13 on: per thread, per asyncio task), and what it
+    set is not in force in the calling one."""
 
 
 @dataclass
@@ -136,9 +132,6 @@ class Entry:
     # (sys.modules keeps import order; a module deleted meanwhile shifts it,
     # so the warning that reads this may miss a name, never invent one.)
     modules_seen: int = 0
-    # The thread whose context holds a config option it set, where torch
-    # keeps options per thread (torch 2.13 on); None where it does not.
-    thread: int | None = None
     # The modules still executing when it was applied (a lazy hook runs
     # inside their import): they too bind what is in force when they go on.
     executing: frozenset[str] = frozenset()
@@ -373,11 +366,6 @@ def apply_patches(
             kept=kept,
             modules_seen=len(sys.modules),
             executing=_executing_modules(),
-            thread=(
-                threading.get_ident()
-                if any(p.config is not None and configs.per_context(p.config) for p in patches)
-                else None
-            ),
         )
         bindings: list[Binding] = []
         for patch in patches:
@@ -662,24 +650,22 @@ def run_after_apply(backport_id: str) -> None:
             raise
 
 
-def _refuse_other_thread(entry: Entry) -> None:
-    if entry.thread is None or entry.thread == threading.get_ident():
-        return
-    names = {t.ident: t.name for t in threading.enumerate()}
-    raise OtherThread(names.get(entry.thread, f"a thread that has ended ({entry.thread})"))
+def elsewhere(entry: Entry) -> bool:
+    """True when a config option the backport set, one torch keeps per
+    context (torch 2.13 on), does not hold its value in the calling thread or
+    task: it was set in another one (or set again since)."""
+    return any(
+        p.config is not None
+        and configs.per_context(p.config)
+        and not _holds(_now(p), p.replacement, config=p.config)
+        for p in entry.patches
+    )
 
 
-def other_thread(backport_id: str) -> str | None:
-    """The name of the thread that holds ``backport_id`` in force, where that
-    is not the calling thread and torch keeps what it set per thread."""
+def in_another_context(backport_id: str) -> bool:
+    """:func:`elsewhere` for an applied backport's id."""
     entry = _entries().get(backport_id)
-    if entry is None:
-        return None
-    try:
-        _refuse_other_thread(entry)
-    except OtherThread as exc:
-        return exc.thread
-    return None
+    return entry is not None and elsewhere(entry)
 
 
 def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -689,19 +675,6 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
         for backport_id in list(_entries()) if ids is None else ids:
             entry = _entries().get(backport_id)
             if entry is None:
-                continue
-            try:
-                _refuse_other_thread(entry)
-            except OtherThread as exc:
-                # Its value lives in that thread's context, which no other
-                # thread can reach: reverting here would restore nothing.
-                logger.warning(
-                    "backport-tool: %s not reverted: it sets a torch config option, which "
-                    "this torch keeps per thread, and it was applied in thread %r; call "
-                    "revert() there",
-                    backport_id,
-                    exc.thread,
-                )
                 continue
             if entry.after_apply_done:
                 _run_before_revert(backport_id, entry.hooks)
@@ -713,6 +686,18 @@ def revert(ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
                     continue
                 if _now(patch) is patch.replacement:
                     _restore(patch)
+                elif patch.config is not None and configs.per_context(patch.config):
+                    # torch keeps the option per thread and task: what apply
+                    # set lives in the context that applied it, which no
+                    # other one can reach. That context keeps it.
+                    logger.warning(
+                        "backport-tool: %s is not %r in this thread or task: torch keeps config "
+                        "options per context, so the value backport %r set stays where it was "
+                        "set (or was set again since); revert() there to undo it",
+                        patch.symbol,
+                        patch.replacement,
+                        backport_id,
+                    )
                 else:
                     # Someone patched over us. Putting our original back would
                     # silently drop their change, so leave theirs in place.
@@ -782,7 +767,8 @@ def enter_scope(
         if entry is not None:
             if entry.info.manifest != info.manifest:
                 raise ForeignApplied(entry.info.manifest)
-            _refuse_other_thread(entry)
+            if elsewhere(entry):
+                raise OtherContext(info.id)
             if entry.kept:
                 return None, False
             entry.scopes += 1

@@ -127,13 +127,13 @@ class Scope:
             ) from None
         except patcher.HookFailed as exc:
             raise _error(prepared.manifest, self._backport_id, f"{exc}; rolled back") from exc
-        except patcher.OtherThread as exc:
+        except patcher.OtherContext:
             raise _error(
                 prepared.manifest,
                 self._backport_id,
-                f"it sets a torch config option, which this torch keeps per thread, and it is "
-                f"in force in thread {exc.thread!r} only (applied or held by a scope there); "
-                "enter its scopes in one thread at a time",
+                "it sets a torch config option, which this torch keeps per thread and task, "
+                "and it is in force in another one (applied or held by a scope there); enter "
+                "its scopes in one thread or task at a time",
             ) from None
         except Exception as exc:
             if isinstance(exc, patcher.Stale):

@@ -123,16 +123,7 @@ def test_check_says_the_declared_fix_is_not_in_the_2_13_code(enable: list[str]) 
     assert "graph_reuse: bool = True" in result.reason
 
 
-def test_a_config_option_torch_keeps_per_thread_is_reverted_and_scoped_in_its_thread(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    # torch 2.13 keeps config options in a ContextVar: what one thread sets,
-    # another never reads. A revert() or a scope from another thread could
-    # not reach it, and said it did.
-    import threading
-
-    from torch._inductor import config
-
+def _threads_manifest(tmp_path: Path) -> Path:
     (tmp_path / "backports").mkdir()
     (tmp_path / "backports" / "fix.py").write_text("")
     manifest = tmp_path / "manifest.yaml"
@@ -141,6 +132,20 @@ def test_a_config_option_torch_keeps_per_thread_is_reverted_and_scoped_in_its_th
         '    applies_to: ">=2.13"\n    module: backports/fix.py\n    targets:\n'
         '      - symbol: "torch._inductor.config:compile_threads"\n        value: 3\n'
     )
+    return manifest
+
+
+def test_a_config_option_torch_keeps_per_context_is_not_in_force_in_another_thread(
+    tmp_path: Path,
+) -> None:
+    # torch 2.13 keeps config options in a ContextVar: what one thread sets,
+    # another never reads. Another thread's apply or scope must not count it
+    # as in force there.
+    import threading
+
+    from torch._inductor import config
+
+    manifest = _threads_manifest(tmp_path)
     default = config.compile_threads
     assert default != 3
     seen: dict[str, object] = {}
@@ -148,7 +153,6 @@ def test_a_config_option_torch_keeps_per_thread_is_reverted_and_scoped_in_its_th
     def elsewhere() -> None:
         seen["value"] = config.compile_threads
         seen["report"] = backport_tool.apply(manifest, eager=True).by_id("threads")
-        seen["reverted"] = backport_tool.revert()
         try:
             with backport_tool.enabled("threads", manifest=manifest):
                 pass
@@ -158,18 +162,57 @@ def test_a_config_option_torch_keeps_per_thread_is_reverted_and_scoped_in_its_th
     assert backport_tool.apply(manifest, eager=True).by_id("threads").status is Status.APPLIED
     try:
         assert config.compile_threads == 3
-        worker = threading.Thread(target=elsewhere, name="worker")
+        worker = threading.Thread(target=elsewhere)
         worker.start()
         worker.join()
         assert seen["value"] == default
         report = seen["report"]
         assert isinstance(report, backport_tool.BackportResult)
         assert report.status is Status.FAILED
-        assert report.reason.startswith("applied in thread 'MainThread' only")
-        assert seen["reverted"] == ()
-        assert "threads not reverted" in caplog.text
-        assert "in force in thread 'MainThread' only" in str(seen["scope"])
+        assert report.reason.startswith("applied in another thread or task")
+        assert "in force in another one" in str(seen["scope"])
         assert config.compile_threads == 3
     finally:
         assert backport_tool.revert() == ("threads",)
+    assert config.compile_threads == default
+
+
+def test_a_config_option_torch_keeps_per_context_in_tasks_and_a_revert_elsewhere(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import threading
+
+    from torch._inductor import config
+
+    manifest = _threads_manifest(tmp_path)
+    default = config.compile_threads
+
+    async def task() -> backport_tool.BackportResult:
+        return backport_tool.apply(manifest, eager=True).by_id("threads")
+
+    async def two_tasks() -> list[backport_tool.BackportResult]:
+        # Each task runs in a copy of this context: the second one never sees
+        # what the first one set.
+        return [await asyncio.create_task(task()) for _ in range(2)]
+
+    first, second = asyncio.run(two_tasks())
+    assert first.status is Status.APPLIED
+    assert second.status is Status.FAILED
+    assert second.reason.startswith("applied in another thread or task")
+    assert backport_tool.revert() == ("threads",)
+    assert config.compile_threads == default
+    # Reverted from another thread: never stuck, and the warning says that
+    # the value stays where it was set.
+    assert backport_tool.apply(manifest, eager=True).by_id("threads").status is Status.APPLIED
+    reverted: list[tuple[str, ...]] = []
+    worker = threading.Thread(target=lambda: reverted.append(backport_tool.revert()))
+    worker.start()
+    worker.join()
+    assert reverted == [("threads",)]
+    assert "torch keeps config options per context" in caplog.text
+    assert config.compile_threads == 3
+    config.compile_threads = default
+    assert backport_tool.apply(manifest, eager=True).by_id("threads").status is Status.APPLIED
+    assert backport_tool.revert() == ("threads",)
     assert config.compile_threads == default
