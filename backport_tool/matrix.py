@@ -181,11 +181,13 @@ def _copies(
         if found is None:
             continue
         declared = tuple(str(copy) for copy in target.copies)
+        # A conditional copy one version leaves out is what the key is for.
+        maybe = {str(copy) for copy in target.conditional}
         out.append(
             CopySites(
                 str(target.symbol),
                 declared,
-                tuple(c for c in declared if c not in found),
+                tuple(c for c in declared if c not in found and c not in maybe),
                 tuple(sorted(found - set(declared))),
             )
         )

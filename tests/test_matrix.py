@@ -124,6 +124,23 @@ def test_an_undeclared_copy_and_a_created_attribute(patchset: PatchSet, tmp_path
     )
 
 
+def test_a_conditional_copy_a_version_leaves_out_is_no_drift(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # One version binds ALIAS, the next does not: declared conditional, as
+    # for a range, neither column is drift (check --source agrees).
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["conditional_copies"] = [patchset.sym("ALIAS")]
+    manifest = patchset.write()
+    sources = [
+        version_tree(tmp_path, patchset, "1.5.0", WITH_ALIAS),
+        version_tree(tmp_path, patchset, "1.6.0", TARGET_SOURCE),
+    ]
+    matrix = build_matrix(sources, manifest)
+    assert [cell["fix"].drift for cell in matrix.cells] == [(), ()]
+    assert main(_matrix(manifest, "--strict", "--source", sources[0], "--source", sources[1])) == 0
+
+
 def test_an_opt_in_backport_shows_what_it_would_do_if_enabled(
     patchset: PatchSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
