@@ -278,12 +278,26 @@ def _fitted_accessor(
         if fitted is not mine:
             rebuilt[attribute] = fitted
     made: Any = replacement
-    if isinstance(made, property):
-        for attribute, copy_with in (("fget", "getter"), ("fset", "setter"), ("fdel", "deleter")):
-            if attribute in rebuilt:
-                made = getattr(made, copy_with)(rebuilt[attribute])
-    elif "func" in rebuilt:
-        made = type(made)(rebuilt["func"])
+    try:
+        # A subclass's own __init__ may take other arguments than property's:
+        # what it raises is the backport's failure, not ours.
+        if isinstance(made, property):
+            for attribute, copy_with in (
+                ("fget", "getter"),
+                ("fset", "setter"),
+                ("fdel", "deleter"),
+            ):
+                if attribute in rebuilt:
+                    made = getattr(made, copy_with)(rebuilt[attribute])
+        elif "func" in rebuilt:
+            made = type(made)(rebuilt["func"])
+    except FOREIGN_FAILURES as exc:
+        return Problem(
+            Status.FAILED,
+            f"{name} uses super(), so its functions are rebuilt for the class, and a "
+            f"{type(replacement).__qualname__} cannot be made again from them: {describe(exc)}; "
+            "write super(Class, self) instead",
+        )
     return _named(name, target, resolved, made)
 
 

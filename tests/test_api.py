@@ -255,6 +255,14 @@ def test_property_and_cached_property_targets_take_their_kind(patchset: PatchSet
             "backports/fix.py:value (getter) cannot replace {mod}:Widget.value: ",
         ),
         (
+            "Widget.value",
+            "class documented(property):\n    def __init__(self, fget):\n"
+            "        super().__init__(fget, doc='patched')\n\n\n"
+            "@documented\ndef value(self):\n    return super().value + 100\n",
+            "backports/fix.py:value uses super(), so its functions are rebuilt for the class, "
+            "and a documented cannot be made again from them: TypeError: ",
+        ),
+        (
             "Widget.cached",
             "@property\ndef cached(self):\n    return 3\n",
             "backports/fix.py:cached is a property, and the original {mod}:Widget.cached is a "
