@@ -46,13 +46,14 @@ memory, the environment exports undone) and restores that after it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
 from .api import apply, current_report, revert
-from .config import DISABLE_ENV, project_manifest_path
+from .config import DISABLE_ENV, ENABLE_ENV, project_manifest_path
 from .manifest_file import is_package_spec
 from .patcher import is_applied
 from .report import BackportResult, Report, Status
@@ -154,6 +155,9 @@ class _Session:
         self.manifest = manifest
         self.report = report
         self.strict = strict
+        # The switches the session applied with: a test may change the
+        # variables (monkeypatch) before backport_state applies again.
+        self.switches = {name: os.environ.get(name) for name in (ENABLE_ENV, DISABLE_ENV)}
 
     @property
     def problems(self) -> list[BackportResult]:
@@ -272,6 +276,25 @@ def backport_reverted(
     return reverted
 
 
+@contextmanager
+def _environ(values: dict[str, str | None]) -> Iterator[None]:
+    before = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            _set_env(name, value)
+        yield
+    finally:
+        for name, value in before.items():
+            _set_env(name, value)
+
+
+def _set_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
+
+
 @pytest.fixture
 def backport_state(pytestconfig: pytest.Config) -> Iterator[None]:
     """Run the test as a fresh process would: everything reverted and the
@@ -285,7 +308,8 @@ def backport_state(pytestconfig: pytest.Config) -> Iterator[None]:
     session = pytestconfig.stash.get(_SESSION, None)
     if session is None:
         return
-    again = apply(session.manifest, eager=True)
+    with _environ(session.switches):
+        again = apply(session.manifest, eager=True)
     lost = [
         r.id for r in session.report.results if r.status is Status.APPLIED and not is_applied(r.id)
     ]

@@ -61,14 +61,19 @@ def test_backport_state_gives_the_session_its_patch_set_back(
         f"""
         import {patchset.module} as target
 
-        def test_fresh(backport_state):
+        def test_fresh(monkeypatch, backport_state):
+            # Torn down before monkeypatch: the session's own switches apply.
+            monkeypatch.setenv("BACKPORT_TOOL_ENABLE", "extra")
             assert target.Widget().compute(1) == 2
 
         def test_after_it(backport_applied):
             backport_applied("fix")
             assert target.Widget().compute(1) == 1001
+            assert target.Widget().other(1) == 3
         """
     )
+    patchset.add("extra", "Widget.other", opt_in=True)
+    manifest = str(patchset.write())
     result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={manifest}")
     result.assert_outcomes(passed=2)
     assert patchset.target().Widget().compute(1) == 2
