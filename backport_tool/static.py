@@ -646,11 +646,14 @@ def _find_binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
             (a.asname or a.name.split(".")[0]) == name for a in stmt.names
         ):
             found = stmt
-        elif isinstance(stmt, ast.Delete) and any(
-            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        elif (
+            isinstance(stmt, ast.Delete)
+            and any(stmt is top for top in body)
+            and any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
         ):
             # `del f` after `from m import f` (torch tidies its namespace so):
-            # the module ends without the name.
+            # the module ends without the name. Under an if or a try it may
+            # not run: the binding before it stands.
             found = None
     return found
 

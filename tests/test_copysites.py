@@ -92,6 +92,10 @@ FILES = {
     "pkg/rebound.py": "from .core import target\n\n\ndef target(x):\n    return -x\n",
     # Deleted once imported: the module ends without it.
     "pkg/deleted.py": "from .core import target\n\nuse = 1\ndel target\n",
+    # Deleted on some interpreters only: the copy stands (conditionally).
+    "pkg/maybe_deleted.py": (
+        "import sys\nfrom .core import target\n\nif sys.version_info < (3, 0):\n    del target\n"
+    ),
     # An import fallback: the copy only where the first import fails.
     "pkg/fallback.py": (
         "try:\n    from .fast import target\nexcept ImportError:\n    from .core import target\n"
@@ -118,6 +122,7 @@ TARGET_COPIES = (
     "pkg.hop:target",
     "pkg.hop_user:via_hop",
     "pkg.listed:target",
+    "pkg.maybe_deleted:target",
     "pkg.renamed:renamed",
     "pkg.starred:target",
     "pkg.sub.deep:target",
@@ -131,6 +136,7 @@ CONDITIONAL = (
     "pkg.fallback:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
+    "pkg.maybe_deleted:target",
     "pkg.via_fallback:chained",
 )
 
