@@ -46,7 +46,9 @@ def replacement_for(
         if resolved is None
         else built_once(
             ("fitted", backport.id, str(target.symbol), target.replacement),
-            (module, resolved.raw, resolved.owner),
+            # The target too: its declared signature is what a replacement
+            # of C code is fitted to.
+            (module, target, resolved.raw, resolved.owner),
             lambda: _replacement(module, backport, target, facts, source),
             keep=lambda made: not isinstance(made, Problem),
         )
