@@ -210,8 +210,13 @@ class _Search:
         head, _, attribute = value.rpartition(".")
         if not head:
             return SymbolRef(site.module, value)
+        # The head names a module: through an import (`import a.b as c`), or
+        # a package's submodule reached by attributes (`import pkg.a`, then
+        # `pkg.a.f`), which the lookup answers with the module itself.
         found = self.index.lookup(SymbolRef(site.module, head))
-        if isinstance(found, Found) and isinstance(found.node, (ast.Import, ast.ImportFrom)):
+        if isinstance(found, Found) and isinstance(
+            found.node, (ast.Import, ast.ImportFrom, ast.Module)
+        ):
             return SymbolRef(found.defined_on, attribute)
         return None
 

@@ -101,6 +101,7 @@ FILES = {
         "try:\n    from .fast import target\nexcept ImportError:\n    from .core import target\n"
     ),
     "pkg/via_fallback.py": "from .fallback import target as chained\n",
+    "pkg/dotted_fallback.py": "import pkg.fallback\n\ndotted = pkg.fallback.target\n",
     # A package whose attribute shadows its submodule of the same name:
     # `from pkg.hop import target` takes the attribute, as Python does.
     "pkg/hop/__init__.py": "from .target import target\n",
@@ -115,6 +116,7 @@ TARGET_COPIES = (
     "pkg.classbody:Holder.run",
     "pkg.classbody:target",
     "pkg.computed:target",
+    "pkg.dotted_fallback:dotted",
     "pkg.fallback:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
@@ -133,6 +135,7 @@ TARGET_COPIES = (
 # Bound under if/try/except, or taken from such a binding: copies in some
 # environments only.
 CONDITIONAL = (
+    "pkg.dotted_fallback:dotted",
     "pkg.fallback:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
