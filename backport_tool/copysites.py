@@ -166,8 +166,8 @@ class _Search:
                 if site in checked:
                     continue
                 checked.add(site)
-                found = self._follow(site)
-                if not isinstance(found, str) and found.node is original:
+                ends = [self._follow(site), *self._alternatives(site)]
+                if any(not isinstance(end, str) and end.node is original for end in ends):
                     holders.add(site)
                     pending.add(site)
         holders.discard(ref)
@@ -252,11 +252,33 @@ class _Search:
                 found.append(SymbolRef(importer, holder.qualname))
         return found
 
+    def _alternatives(self, site: SymbolRef) -> list[_End | str]:
+        # A module global bound more than once under if/try (`try: from a
+        # import f` / `except ImportError: from b import f`): the last binding
+        # is what _follow reads, each earlier one may be what runs.
+        if "." in site.qualname:
+            return []
+        loaded = self.index.module(site.module)
+        if loaded is None:
+            return []
+        name = site.qualname
+        events = _name_events(loaded[0].body, name)
+        # An earlier binding may be the one that stands only if everything
+        # after it that binds or deletes the name may not run.
+        return [
+            self._hops(self.index.follow_binding(site.module, stmt, name), name)
+            for at, (stmt, _) in enumerate(events)
+            if at < len(events) - 1
+            and not isinstance(stmt, ast.Delete)
+            and all(conditional for _, conditional in events[at + 1 :])
+        ]
+
     def _follow(self, ref: SymbolRef) -> _End | str:
+        return self._hops(self.index.lookup(ref), ref.qualname.rpartition(".")[2])
+
+    def _hops(self, result: Lookup, name: str) -> _End | str:
         # StaticIndex.lookup follows imports and base classes; assignments of
         # a dotted name (`g = m.f`) and imports in a class body are followed here.
-        result = self.index.lookup(ref)
-        name = ref.qualname.rpartition(".")[2]
         for _ in range(_MAX_HOPS):
             if not isinstance(result, Found):
                 return result.message
@@ -274,7 +296,7 @@ class _Search:
                 return _End(node, module, name)
             result = self._in_scope(module, owner, value, node)
             name = value.rpartition(".")[2]
-        return f"{ref}: more than {_MAX_HOPS} imports and assignments to follow"
+        return f"{name}: more than {_MAX_HOPS} imports and assignments to follow"
 
     def _in_scope(self, module: str, owner: str, value: str, node: ast.AST) -> Lookup:
         # In a class body a name is first the class's own attribute (`g = f`
@@ -453,6 +475,33 @@ def _scope(index: StaticIndex, site: SymbolRef) -> tuple[str, bool, list[ast.stm
             return None
         body = found.body
     return site.module, is_package, body, name
+
+
+def _name_events(body: list[ast.stmt], name: str) -> list[tuple[ast.stmt, bool]]:
+    # Every statement that binds or deletes ``name`` when the module runs, in
+    # source order, and whether it sits under if/try (may not run).
+    out: list[tuple[ast.stmt, bool]] = []
+    pending: list[tuple[list[ast.stmt], int, bool]] = [(body, 0, False)]
+    while pending:
+        block, at, conditional = pending.pop()
+        if at >= len(block):
+            continue
+        stmt = block[at]
+        deletes = isinstance(stmt, ast.Delete) and any(
+            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        )
+        if deletes or _find_binding([stmt], name) is stmt:
+            out.append((stmt, conditional))
+        nested: list[tuple[list[ast.stmt], bool]] = []
+        if isinstance(stmt, ast.If):
+            checking = _dotted(stmt.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+            nested = [(stmt.orelse, True)] if checking else [(stmt.body, True), (stmt.orelse, True)]
+        elif isinstance(stmt, ast.Try):
+            nested = [(stmt.body, True), *((h.body, True) for h in stmt.handlers)]
+            nested += [(stmt.orelse, True), (stmt.finalbody, conditional)]
+        pending.append((block, at + 1, conditional))
+        pending += [(inner, 0, cond) for inner, cond in reversed(nested)]
+    return out
 
 
 def _binds_conditionally(index: StaticIndex, site: SymbolRef) -> bool:

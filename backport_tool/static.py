@@ -410,6 +410,14 @@ class StaticIndex:
             )
         return result
 
+    def follow_binding(self, module: str, binding: ast.stmt, name: str) -> Lookup:
+        """Where ``binding``, one statement of ``module`` that binds ``name``,
+        leads, as if it were the name's last binding."""
+        loaded = self.module(module)
+        if loaded is None:
+            return Missing(f"module {module!r} not found in {self.tree.label}")
+        return self._follow(module, loaded[1], binding, name, [], 0)
+
     def compiled(self, found: Found) -> str | None:
         """Why ``found`` is C code that the sources cannot show: a function
         of a compiled module, read from its ``.pyi`` stub, or an assignment

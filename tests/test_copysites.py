@@ -102,6 +102,12 @@ FILES = {
     ),
     "pkg/via_fallback.py": "from .fallback import target as chained\n",
     "pkg/dotted_fallback.py": "import pkg.fallback\n\ndotted = pkg.fallback.target\n",
+    # The original is the first choice; the fallback's binding is the last.
+    "pkg/first_choice.py": (
+        "try:\n    from .core import target\nexcept ImportError:\n"
+        "    from .other_impl import target\n"
+    ),
+    "pkg/other_impl.py": "def target(x):\n    return -x\n",
     # A package whose attribute shadows its submodule of the same name:
     # `from pkg.hop import target` takes the attribute, as Python does.
     "pkg/hop/__init__.py": "from .target import target\n",
@@ -118,6 +124,7 @@ TARGET_COPIES = (
     "pkg.computed:target",
     "pkg.dotted_fallback:dotted",
     "pkg.fallback:target",
+    "pkg.first_choice:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
     "pkg.hop.target:target",
@@ -137,6 +144,7 @@ TARGET_COPIES = (
 CONDITIONAL = (
     "pkg.dotted_fallback:dotted",
     "pkg.fallback:target",
+    "pkg.first_choice:target",
     "pkg.guarded:also",
     "pkg.guarded:target",
     "pkg.maybe_deleted:target",
