@@ -694,43 +694,30 @@ def free_function(a, b=2):
     return a * b
 
 
-def after_apply():
+def {hook}(*args):
     backport_tool.revert()
 """
+REFUSED = (
+    "revert() was called from the {hook} hook of 'fix'; hooks run while backport-tool is "
+    "applying or reverting, so they must not apply or revert backports themselves. Do it "
+    "after apply() returns"
+)
 
 
-def test_a_hook_that_applies_or_reverts_gets_a_clear_error(patchset: PatchSet) -> None:
-    patchset.write_backport("fix.py", REENTRANT)
+# The probe runs while apply is half-way through too: a revert() there
+# emptied the registry while the report still said applied.
+@pytest.mark.parametrize(
+    ("hook", "then"), [("after_apply", "; rolled back, nothing changed"), ("upstream_probe", "")]
+)
+def test_a_hook_that_applies_or_reverts_gets_a_clear_error(
+    patchset: PatchSet, hook: str, then: str
+) -> None:
+    patchset.write_backport("fix.py", REENTRANT.format(hook=hook))
     patchset.add("fix", "free_function")
     module = patchset.target()
     result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
     assert result.status is Status.FAILED
-    assert result.reason == (
-        "after_apply raised UsageError: revert() was called from the after_apply hook of "
-        "'fix'; hooks run while backport-tool is applying or reverting, so they must not apply "
-        "or revert backports themselves. Do it after apply() returns; rolled back, nothing "
-        "changed"
-    )
-    assert backport_tool.applied() == ()
-    assert module.free_function(3) == 5
-
-
-def test_a_probe_that_reverts_gets_the_same_clear_error(patchset: PatchSet) -> None:
-    # The probe runs while apply is half-way through: a revert() there
-    # emptied the registry while the report still said applied.
-    patchset.write_backport(
-        "fix.py",
-        "import backport_tool\n\n\ndef free_function(a, b=2):\n    return a * b\n\n\n"
-        "def upstream_probe(symbol, source):\n    backport_tool.revert()\n",
-    )
-    patchset.add("fix", "free_function")
-    module = patchset.target()
-    result = backport_tool.apply(patchset.write(), eager=True).by_id("fix")
-    assert result.status is Status.FAILED
-    assert result.reason.startswith(
-        "upstream_probe raised UsageError: revert() was called from the upstream_probe hook "
-        "of 'fix'"
-    )
+    assert result.reason == f"{hook} raised UsageError: " + REFUSED.format(hook=hook) + then
     assert backport_tool.applied() == ()
     assert module.free_function(3) == 5
 
