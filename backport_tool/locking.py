@@ -84,7 +84,11 @@ def _round_trip() -> YAML:
 
 def _set(target: CommentedMap, key: str, value: Any, after: str | tuple[str, ...]) -> None:
     if key in target:
+        # The comment below the old value goes below the new one.
+        token = _take_trailing(target, key) if list(target)[-1] == key else None
         target[key] = value
+        if token is not None:
+            _give_trailing(target, key, token)
         return
     keys = list(target.keys())
     # The first of ``after`` that the mapping has; the end if none.
@@ -103,6 +107,12 @@ def _take_trailing(target: CommentedMap, key: str) -> Any:
     # The comment lines below the key's value, split off a comment at the end
     # of its own line (`replacement: f  # why`), which stays where it is.
     value = target[key]
+    if isinstance(value, CommentedMap) and len(value):
+        # A block mapping value (value: {a: 2} written as a block) keeps it
+        # on its own last key.
+        inner = _take_trailing(value, list(value)[-1])
+        if inner is not None:
+            return inner
     held = None
     if isinstance(value, CommentedSeq) and len(value):
         held = value.ca.items.get(len(value) - 1)
@@ -389,8 +399,17 @@ def _replace_list(
     if values:
         _set(raw, key, CommentedSeq(DoubleQuotedScalarString(v) for v in values), after=after)
     elif key in raw:
-        del raw[key]
+        _delete(raw, key)
     return True
+
+
+def _delete(target: CommentedMap, key: str) -> None:
+    # A comment below the last key goes to the key that is last after it.
+    keys = list(target)
+    token = _take_trailing(target, key) if keys[-1] == key else None
+    del target[key]
+    if token is not None and len(keys) > 1:
+        _give_trailing(target, keys[-2], token)
 
 
 def acknowledge(

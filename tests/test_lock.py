@@ -119,6 +119,36 @@ def test_a_comment_below_a_target_stays_below_the_keys_lock_adds(
     assert load_manifest(manifest).get("fix").targets[1].signature is not None
 
 
+@pytest.mark.parametrize(
+    ("target", "last"),
+    [
+        ("Widget.other", '        replacement: other\n        copies: ["{mod}:gone"]\n'),
+        ("SETTING", "        value:\n          a: 2\n"),
+    ],
+    ids=["removed-key", "block-mapping"],
+)
+def test_a_comment_below_a_target_survives_what_lock_removes(
+    patchset: PatchSet, manifest: Path, target: str, last: str
+) -> None:
+    # A key lock removes (a copy that is gone), or a block mapping whose own
+    # last key holds the comment: the heading stays above the next entry.
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(source.read_text() + "\nSETTING = {'a': 1}\n")
+    manifest.write_text(
+        manifest.read_text().replace(
+            f'      - replacement: other\n        symbol: "{patchset.module}:Widget.other"\n',
+            f'      - symbol: "{patchset.module}:{target}"\n'
+            + last.format(mod=patchset.module)
+            + "  # the heading of the next backport\n",
+        )
+    )
+    lock(manifest)
+    lines = manifest.read_text().splitlines()
+    at = lines.index("  # the heading of the next backport")
+    assert lines[at + 1] == "  - id: later"
+    assert lines[at - 1].startswith('        recorded_from: ["1.5.0"]')
+
+
 def test_lock_again_is_unchanged_and_a_new_version_is_added(
     patchset: PatchSet, manifest: Path
 ) -> None:
