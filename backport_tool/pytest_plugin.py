@@ -41,7 +41,8 @@ Fixtures: ``backport_applied(id)`` asserts that a backport is applied;
 ``backport_reverted(id)`` is a context manager that runs a block with it
 reverted and re-applies it after; ``backport_state`` gives a test the state of
 a fresh process (nothing applied, no hooks, no cached modules or plans kept in
-memory, the environment exports undone) and restores that after it.
+memory, the environment exports undone) and restores that after it; under
+``--backports`` it then applies the session's patch set again.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import functools
 import importlib.util
 import inspect
 import io
@@ -66,6 +67,22 @@ FUNCTION = '''
     # probe) next to any torch version, or none.
     raise NotImplementedError("{id}: write the fixed {qualname} here")
 '''
+
+# A property is replaced by a property, with each function the original has.
+PROPERTY = '''
+
+@{decorator}
+def {name}(self):
+    """The fixed {qualname}."""
+    raise NotImplementedError("{id}: write the fixed {qualname} here")
+'''
+
+PROPERTY_PART = """
+
+@{name}.{part}
+def {name}(self{parameter}):
+    raise NotImplementedError("{id}: write the fixed {qualname} {part} here")
+"""
 
 # C code has no source to copy: the skeleton is a wrapper, and apply binds the
 # original to a global of this module for it to call.
@@ -147,6 +164,7 @@ class _Target(NamedTuple):
     mapping: bool = False  # a registry that is a dict: its entries are key and value
     size: int = 0  # a registry's entries when it was read
     conditional: tuple[SymbolRef, ...] = ()  # of copies: bound in some environments only
+    parts: tuple[str, ...] = ()  # a property's "setter" and "deleter", where it has them
 
     @property
     def original_name(self) -> str:
@@ -267,6 +285,8 @@ def _skeleton(
         targets=", ".join(f"``{t.ref}``" for t in read),
         imports=_render_imports(statements),
     )
+    if any(t.kind == "property" and t.method != "property" for t in read):
+        text += "\nimport functools\n"
     classes = [t for t in read if t.kind == "class"]
     if classes:
         text += "\n" + "".join(
@@ -295,6 +315,22 @@ def _skeleton(
                 qualname=target.ref.qualname,
                 original=_commented(target.source or "", "    "),
             )
+        elif target.kind == "property":
+            text += PROPERTY.format(
+                decorator=target.method,
+                name=target.name,
+                qualname=target.ref.qualname,
+                id=backport_id,
+            )
+            for part, parameter in (("setter", ", value"), ("deleter", "")):
+                if part in target.parts:
+                    text += PROPERTY_PART.format(
+                        name=target.name,
+                        part=part,
+                        parameter=parameter,
+                        qualname=target.ref.qualname,
+                        id=backport_id,
+                    )
         elif target.kind == "builtin":
             signature = target.signature or _generic_signature(target.method)
             text += BUILTIN.format(
@@ -418,6 +454,29 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                     container=type(container).__name__,
                     mapping=isinstance(container, dict),
                     size=len(container),
+                )
+            )
+            continue
+        raw = resolved.raw
+        if isinstance(raw, (property, functools.cached_property)):
+            # Replaced by one of its kind, with the setter and deleter it has.
+            is_property = isinstance(raw, property)
+            read.append(
+                _Target(
+                    ref,
+                    "",
+                    None,
+                    function.fingerprint,
+                    function.source,
+                    copies,
+                    "property",
+                    "property" if is_property else "functools.cached_property",
+                    conditional=conditional,
+                    parts=tuple(
+                        part
+                        for part, held in (("setter", "fset"), ("deleter", "fdel"))
+                        if is_property and getattr(raw, held) is not None
+                    ),
                 )
             )
             continue

@@ -647,6 +647,39 @@ def test_new_decorates_a_staticmethod_and_a_classmethod(patchset: PatchSet, tmp_
     assert _status(manifest, "fix")[0] == "ready"
 
 
+def test_new_starts_a_property_target_as_a_property(patchset: PatchSet, tmp_path: Path) -> None:
+    # A plain function would be refused: the skeleton is a property with the
+    # original's setter, and a cached_property stays one.
+    (patchset.site / f"{patchset.module}.py").write_text(
+        TARGET_SOURCE + "\n\nimport functools\n\n\nclass Box:\n    def __init__(self):\n"
+        "        self._v = 1\n\n    @property\n    def v(self):\n        return self._v\n\n"
+        "    @v.setter\n    def v(self, value):\n        self._v = value\n\n"
+        "    @functools.cached_property\n    def c(self):\n        return 2\n"
+    )
+    manifest = tmp_path / "manifest.yaml"
+    targets = [patchset.sym("Box.v"), patchset.sym("Box.c")]
+    written = scaffold(manifest, "fix", targets, package=patchset.dist)
+    module = written.module.read_text()
+    assert "@property\ndef v(self):" in module
+    assert "@v.setter\ndef v(self, value):" in module
+    assert "import functools\n" in module
+    assert "@functools.cached_property\ndef c(self):" in module
+    assert _status(manifest, "fix")[0] == "failed"  # not written yet
+    text = module.replace(
+        '    raise NotImplementedError("fix: write the fixed Box.v here")',
+        "    return self._v * 10",
+    )
+    text = text.replace(
+        '    raise NotImplementedError("fix: write the fixed Box.v setter here")',
+        "    self._v = value + 1",
+    )
+    text = text.replace(
+        '    raise NotImplementedError("fix: write the fixed Box.c here")', "    return 20"
+    )
+    written.module.write_text(text)
+    assert _status(manifest, "fix")[0] == "ready"
+
+
 def test_new_subclasses_a_class_target(patchset: PatchSet, tmp_path: Path) -> None:
     manifest = tmp_path / "manifest.yaml"
     written = scaffold(manifest, "fix-widget", patchset.sym("Widget"), package=patchset.dist)
