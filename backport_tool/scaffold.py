@@ -458,35 +458,23 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
             )
             continue
         raw = resolved.raw
+        parts: tuple[str, ...] = ()
         if isinstance(raw, (property, functools.cached_property)):
             # Replaced by one of its kind, with the setter and deleter it has.
-            is_property = isinstance(raw, property)
-            read.append(
-                _Target(
-                    ref,
-                    "",
-                    None,
-                    function.fingerprint,
-                    function.source,
-                    copies,
-                    "property",
-                    "property" if is_property else "functools.cached_property",
-                    conditional=conditional,
-                    parts=tuple(
-                        part
-                        for part, held in (("setter", "fset"), ("deleter", "fdel"))
-                        if is_property and getattr(raw, held) is not None
-                    ),
-                )
-            )
-            continue
-        if isinstance(resolved.function, type):
+            kind = "property"
+            if isinstance(raw, property):
+                method = "property"
+                held = (("setter", raw.fset), ("deleter", raw.fdel))
+                parts = tuple(part for part, function_of in held if function_of is not None)
+            else:
+                method = "functools.cached_property"
+        elif isinstance(resolved.function, type):
             kind = "class"
         elif facts.signature is None and function.signature is None:
             kind = "value"
         else:
             kind = "function"
-        signature = None if kind == "class" else facts.signature or function.signature
+        signature = None if kind in ("class", "property") else facts.signature or function.signature
         read.append(
             _Target(
                 ref,
@@ -498,6 +486,7 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 kind,
                 method,
                 conditional=conditional,
+                parts=parts,
             )
         )
     # Replacement names: the last part of each qualname, made unique with the
