@@ -515,22 +515,14 @@ def _binds_conditionally(index: StaticIndex, site: SymbolRef) -> bool:
     binding = _find_binding(body, name)
     if binding is None:
         return False
-    # A `del` of the name that may run (under if/try) makes it conditional too.
-    found = False
-    pending: list[tuple[list[ast.stmt], bool]] = [(body, False)]
-    while pending:
-        block, conditional = pending.pop()
-        for stmt in block:
-            if stmt is binding:
-                found = found or conditional
-            elif conditional and isinstance(stmt, ast.Delete):
-                found = found or any(isinstance(t, ast.Name) and t.id == name for t in stmt.targets)
-            if isinstance(stmt, ast.If):
-                pending += [(stmt.body, True), (stmt.orelse, True)]
-            elif isinstance(stmt, ast.Try):
-                pending += [(stmt.body, True), (stmt.orelse, True), (stmt.finalbody, conditional)]
-                pending += [(handler.body, True) for handler in stmt.handlers]
-    return found
+    # A `del` of the name that may run (under if/try) makes it conditional
+    # too. A binding the events leave out sits under TYPE_CHECKING, where it
+    # never runs: conditional as well.
+    events = _name_events(body, name)
+    under = {id(stmt): conditional for stmt, conditional in events}
+    return under.get(id(binding), True) or any(
+        conditional and isinstance(stmt, ast.Delete) for stmt, conditional in events
+    )
 
 
 def _bindings(tree: ast.Module) -> list[_Binding]:
