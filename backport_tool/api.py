@@ -31,7 +31,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from . import lazy, plan
 from .config import (
-    BOOT_DIR,
     DISABLE_ENV,
     ENABLE_ENV,
     MANIFEST_ENV,
@@ -46,7 +45,7 @@ from .errors import FOREIGN_FAILURES, BackportToolError, UsageError, Verificatio
 from .installed import version_text
 from .manifest_file import ManifestFile, read_manifest_file
 from .report import BackportResult, Report, Status
-from .state import STATE, withdraw_export
+from .state import BOOT_DIR, STATE, put_environ, withdraw_export
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -210,10 +209,7 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
             # Kept so that the state's reset can give the environment back.
             STATE.environ_before.setdefault(name, os.environ.get(name))
             STATE.environ_set[name] = env.get(name)
-            if name in env:
-                os.environ[name] = env[name]
-            else:
-                os.environ.pop(name, None)
+            put_environ(name, env.get(name))
         # Under the lock: a revert() in another thread never finds the
         # variables withdrawn and the boot directory still on sys.path.
         boot = str(BOOT_DIR)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from .state import STATE
+from .state import BOOT_DIR, STATE, without_boot
 
 MANIFEST_ENV = "BACKPORT_TOOL_MANIFEST"
 DISABLE_ENV = "BACKPORT_TOOL_DISABLE"
@@ -26,9 +26,6 @@ ALL = "all"
 LOCAL_MANIFEST = "manifest.yaml"
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# `apply -- CMD` and apply()'s subprocess reach put this directory on the path:
-# it holds only our sitecustomize.
-BOOT_DIR = PACKAGE_DIR / "_boot"
 
 logger = logging.getLogger("backport_tool")
 
@@ -270,11 +267,7 @@ def child_environment(
         # empty entry is the current directory); only a boot directory of ours
         # goes, so that a nested `apply --` does not stack a second one.
         given = env.get("PYTHONPATH")
-        kept = [
-            p
-            for p in (given.split(os.pathsep) if given else [])
-            if not p or Path(p).parts[-2:] != BOOT_DIR.parts[-2:]
-        ]
+        kept = without_boot(given.split(os.pathsep) if given else [])
         env["PYTHONPATH"] = os.pathsep.join([str(BOOT_DIR), *kept])
     env[MANIFEST_ENV] = str(manifest)
     for name, ids in ((ENABLE_ENV, switched.enabled), (DISABLE_ENV, switched.disabled)):

@@ -58,7 +58,7 @@ from .config import DISABLE_ENV, ENABLE_ENV, project_manifest_path
 from .manifest_file import is_package_spec
 from .patcher import is_applied
 from .report import BackportResult, Report, Status
-from .state import reset
+from .state import put_environ, reset
 
 _PROBLEMS = ", ".join(s.value for s in Status if s.is_problem)
 
@@ -282,18 +282,11 @@ def _environ(values: dict[str, str | None]) -> Iterator[None]:
     before = {name: os.environ.get(name) for name in values}
     try:
         for name, value in values.items():
-            _set_env(name, value)
+            put_environ(name, value)
         yield
     finally:
         for name, value in before.items():
-            _set_env(name, value)
-
-
-def _set_env(name: str, value: str | None) -> None:
-    if value is None:
-        os.environ.pop(name, None)
-    else:
-        os.environ[name] = value
+            put_environ(name, value)
 
 
 @pytest.fixture

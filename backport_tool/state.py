@@ -132,20 +132,19 @@ def withdraw_export() -> None:
     included. The manifest and switch variables get their earlier values back
     where they still hold what exporting set (inherited ones are inert
     without the boot directory)."""
-    boot = _BOOT_DIR
+    boot = str(BOOT_DIR)
     with STATE.lock:
         for name, before in STATE.environ_before.items():
             now = os.environ.get(name)
             if name == "PYTHONPATH":
-                now = _without_boot(now)
+                if now:
+                    kept = without_boot(now.split(os.pathsep))
+                    now = os.pathsep.join(kept) if any(kept) else None
             elif now != STATE.environ_set.get(name):
                 continue  # changed by the program since: its value stays
             else:
                 now = before
-            if now is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = now
+            put_environ(name, now)
         STATE.environ_before.clear()
         STATE.environ_set.clear()
         STATE.exported = None
@@ -153,17 +152,21 @@ def withdraw_export() -> None:
             sys.path.remove(boot)
 
 
-_BOOT_DIR = str(Path(__file__).resolve().parent / "_boot")
+# `apply -- CMD` and apply()'s subprocess reach put this directory on the path:
+# it holds only our sitecustomize.
+BOOT_DIR = Path(__file__).resolve().parent / "_boot"
 
 
-def _without_boot(value: str | None) -> str | None:
-    # Every entry but a boot directory of ours (by its last two parts, as
-    # config.child_environment recognises one); None when nothing is left.
-    if not value:
-        return value
-    kept = [
-        entry
-        for entry in value.split(os.pathsep)
-        if not entry or Path(entry).parts[-2:] != ("backport_tool", "_boot")
-    ]
-    return os.pathsep.join(kept) if any(kept) else None
+def without_boot(entries: list[str]) -> list[str]:
+    """``PYTHONPATH`` entries, in order and empty ones included (an empty entry
+    is the current directory), less every boot directory of ours: by its last
+    two parts, so that another install's counts too."""
+    return [e for e in entries if not e or Path(e).parts[-2:] != BOOT_DIR.parts[-2:]]
+
+
+def put_environ(name: str, value: str | None) -> None:
+    """Set ``name`` in ``os.environ``, or remove it for None."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value

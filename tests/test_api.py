@@ -784,7 +784,7 @@ def test_the_exported_manifest_does_not_switch_under_the_running_process(
 def test_reverting_everything_stops_exporting_the_patch_set_to_children(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from backport_tool.config import BOOT_DIR
+    from backport_tool.state import BOOT_DIR
 
     monkeypatch.delenv("BACKPORT_TOOL_MANIFEST", raising=False)
     monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "users-own")
