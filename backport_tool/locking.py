@@ -15,7 +15,6 @@ from typing import Any
 
 from packaging.version import Version
 
-from . import patcher
 from .api import manifest_for
 from .config import ALL, Switches
 from .copysites import Copies, CopiesUnknown, find_copies, installed_tree
@@ -30,7 +29,7 @@ from .report import Status
 from .source import call_shape
 from .static import StaticIndex, open_tree
 from .symbols import ABSENT, unwrapped
-from .verification import original_of
+from .verification import NOT_LOADED, copy_value, original_of
 from .versions import installed_version
 
 # Only the commands that write the manifest need ruamel.yaml (it round-trips
@@ -353,11 +352,8 @@ def _held_live(target: Target, facts: SymbolFacts) -> frozenset[str]:
             importlib.import_module(site.module)
         except FOREIGN_FAILURES:
             continue
-        holder = patcher.site_holder(str(site))
-        if holder is None:
-            continue
-        raw = vars(holder[0]).get(holder[1], ABSENT)
-        if raw is not ABSENT and unwrapped(raw) is original:
+        value = copy_value(site)
+        if value is not ABSENT and value is not NOT_LOADED and unwrapped(value) is original:
             held.add(str(site))
     return frozenset(held)
 

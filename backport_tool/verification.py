@@ -17,7 +17,7 @@ from .errors import FOREIGN_FAILURES, describe
 from .findings import Claim, Presence, Probe, TargetReport
 from .inspection import Inspector, StaticInspector, SymbolFacts
 from .loading import PROBE_HOOK, load_backport_module
-from .manifest import Backport, Target
+from .manifest import Backport, SymbolRef, Target
 from .report import BackportResult, Status
 from .symbols import ABSENT, Resolved, SymbolMissing, resolve_owner, unwrapped
 
@@ -319,6 +319,23 @@ def never_changed(module: str) -> str | None:
     return None
 
 
+# copy_value's answer for a site whose module or class is not there.
+NOT_LOADED = object()
+
+
+def copy_value(copy: SymbolRef) -> object:
+    """What the declared copy site holds as torch bound it (what a backport
+    replaced there, if one did): :data:`ABSENT` when it holds nothing,
+    :data:`NOT_LOADED` when its module or class is not there (not imported
+    yet)."""
+    holder = patcher.site_holder(str(copy))
+    if holder is None:
+        return NOT_LOADED
+    owner, name = holder
+    before = patcher.before_patch(owner, name)
+    return before[1] if before is not None else vars(owner).get(name, ABSENT)
+
+
 def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Problem]:
     original = original_of(resolved)
     problems: list[Problem] = []
@@ -347,16 +364,11 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
                         )
                     )
                 continue
-        holder = patcher.site_holder(str(copy))
-        if holder is None:
+        raw = copy_value(copy)
+        if raw is NOT_LOADED:
             if imports and not conditional:
                 problems.append(Problem(Status.DRIFT, f"declared copy {copy} is not there"))
             continue  # apply binds it when its module is imported
-        owner, name = holder
-        raw = vars(owner).get(name, ABSENT)
-        before = patcher.before_patch(owner, name)
-        if before is not None:
-            raw = before[1]
         if (raw is ABSENT or unwrapped(raw) is not original) and not conditional:
             found = "is not there" if raw is ABSENT else "no longer holds the original"
             problems.append(
