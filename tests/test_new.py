@@ -625,6 +625,17 @@ def test_new_starts_a_config_option_from_its_declaration(tmp_path: Path) -> None
     assert _status(manifest, "threads")[0] == "ready"
 
 
+def _write_fixes(module: Path, bodies: dict[str, str]) -> None:
+    """Replace each skeleton's `raise NotImplementedError` (named by what it
+    fixes, as the skeleton says) with a one-line body."""
+    text = module.read_text()
+    for what, body in bodies.items():
+        placeholder = f'    raise NotImplementedError("fix: write the fixed {what} here")'
+        assert placeholder in text, what
+        text = text.replace(placeholder, f"    {body}")
+    module.write_text(text)
+
+
 def test_new_decorates_a_staticmethod_and_a_classmethod(patchset: PatchSet, tmp_path: Path) -> None:
     (patchset.site / f"{patchset.module}.py").write_text(
         TARGET_SOURCE + "\n\nclass Maker:\n    @classmethod\n    def make(cls, n: int) -> int:\n"
@@ -636,14 +647,7 @@ def test_new_decorates_a_staticmethod_and_a_classmethod(patchset: PatchSet, tmp_
     module = written.module.read_text()
     assert "@staticmethod\ndef helper(x: int) -> int:" in module
     assert "@classmethod\ndef make(cls, n: int) -> int:" in module
-    text = module.replace(
-        '    raise NotImplementedError("fix: write the fixed Widget.helper here")',
-        "    return x * 20",
-    )
-    text = text.replace(
-        '    raise NotImplementedError("fix: write the fixed Maker.make here")', "    return n + 1"
-    )
-    written.module.write_text(text)
+    _write_fixes(written.module, {"Widget.helper": "return x * 20", "Maker.make": "return n + 1"})
     assert _status(manifest, "fix")[0] == "ready"
 
 
@@ -665,18 +669,14 @@ def test_new_starts_a_property_target_as_a_property(patchset: PatchSet, tmp_path
     assert "import functools\n" in module
     assert "@functools.cached_property\ndef c(self):" in module
     assert _status(manifest, "fix")[0] == "failed"  # not written yet
-    text = module.replace(
-        '    raise NotImplementedError("fix: write the fixed Box.v here")',
-        "    return self._v * 10",
+    _write_fixes(
+        written.module,
+        {
+            "Box.v": "return self._v * 10",
+            "Box.v setter": "self._v = value + 1",
+            "Box.c": "return 20",
+        },
     )
-    text = text.replace(
-        '    raise NotImplementedError("fix: write the fixed Box.v setter here")',
-        "    self._v = value + 1",
-    )
-    text = text.replace(
-        '    raise NotImplementedError("fix: write the fixed Box.c here")', "    return 20"
-    )
-    written.module.write_text(text)
     assert _status(manifest, "fix")[0] == "ready"
 
 
