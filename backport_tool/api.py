@@ -529,15 +529,20 @@ def _retag() -> None:
 
 def _record(report: Report) -> None:
     with STATE.lock:
-        if any(r.status is Status.DISABLED and r.id in STATE.applied for r in report.results):
+        if any(map(_left_in_force, report.results)):
             report = replace(report, results=tuple(map(_in_force, report.results)))
         STATE.latest = report
 
 
-def _in_force(result: BackportResult) -> BackportResult:
+def _left_in_force(result: BackportResult) -> bool:
     # A later apply() whose switches leave out a backport an earlier one put
-    # in force does not revert it: the report says what torch runs.
-    if result.status is not Status.DISABLED or result.id not in STATE.applied:
+    # in force does not revert it.
+    return result.status is Status.DISABLED and result.id in STATE.applied
+
+
+def _in_force(result: BackportResult) -> BackportResult:
+    # What torch runs, for a result _left_in_force.
+    if not _left_in_force(result):
         return result
     logger.warning(
         "backport-tool: %s stays applied: this apply() has it %s (%s), and reverts nothing; "
