@@ -70,15 +70,7 @@ def module_source(backport: Backport) -> bytes | None:
 def _check_pin(backport: Backport, actual: str, *, ran: bool = False) -> None:
     if backport.sha256 is None or actual == backport.sha256:
         return
-    if ran:
-        # Only a file that now has the pinned bytes changed since it ran; any
-        # other is refused for what it is.
-        try:
-            now = hashlib.sha256(backport.module.read_bytes()).hexdigest()
-        except OSError:
-            now = None
-        ran = now == backport.sha256
-    if ran:
+    if ran and _file_digest(backport) == backport.sha256:
         # A module runs once per process: the file (and its pin) changed
         # since. Reading the file again would not change what is in force.
         raise PinMismatch(
@@ -91,6 +83,15 @@ def _check_pin(backport: Backport, actual: str, *, ran: bool = False) -> None:
         f"{backport.sha256}; it was modified, so it was not run. If the change is "
         "yours, run `backport-tool lock` to pin the new file"
     )
+
+
+def _file_digest(backport: Backport) -> str | None:
+    # The module file as it is now: only a file that has the pinned bytes
+    # changed since this process ran it; any other is refused for what it is.
+    try:
+        return hashlib.sha256(backport.module.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _compiled(backport: Backport, source: bytes, digest: str) -> CodeType:

@@ -284,13 +284,11 @@ def _fitted_accessor(
         # A subclass's own __init__ may take other arguments than property's:
         # what it raises is the backport's failure, not ours.
         if isinstance(made, property):
-            for attribute, copy_with in (
-                ("fget", "getter"),
-                ("fset", "setter"),
-                ("fdel", "deleter"),
-            ):
+            # property's getter(), setter() and deleter() copy it with one
+            # function replaced: its roles are those methods' names.
+            for attribute, role in roles:
                 if attribute in rebuilt:
-                    made = getattr(made, copy_with)(rebuilt[attribute])
+                    made = getattr(made, role)(rebuilt[attribute])
         elif "func" in rebuilt:
             made = type(made)(rebuilt["func"])
     except FOREIGN_FAILURES as exc:
