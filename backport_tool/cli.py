@@ -74,7 +74,8 @@ exit codes:
   0    every backport is fine, or correctly not applied
   1    a backport is drift, missing, failed or partial; with --strict, also one to
        retire or a contradicted fixed_in claim; matrix: only with --strict, a drift
-       where applies_to or --supported allows the version
+       where applies_to or --supported allows the version; track: a fixed_in the
+       history disagrees with, or an upstream.commit the clone does not have
   2    usage error: bad arguments, unknown backport id, invalid manifest, a file
        that cannot be read or written (a read-only manifest included), output
        that cannot be written, a package that is not installed
@@ -111,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         (
             "track",
             "which upstream release tags really contain each fix (git)",
-            "print only the backports whose fixed_in disagrees with the history",
+            "print only the backports whose fixed_in disagrees with the history, or whose "
+            "upstream.commit the clone does not have",
         ),
         (
             "new",

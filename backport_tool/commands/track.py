@@ -6,16 +6,19 @@ from ._output import dump
 
 
 def run(manifest: str | None, upstream: str, *, as_json: bool, quiet: bool) -> int:
-    # Quiet keeps the backports whose fixed_in the history contradicts.
+    # Quiet keeps the backports whose fixed_in the history contradicts, and
+    # those whose upstream.commit the clone does not have.
     loaded = manifest_for(manifest)
-    results = [r for r in track(upstream, loaded) if r.disagrees or not quiet]
+    results = [r for r in track(upstream, loaded) if r.failed or not quiet]
     if as_json:
         backports = [
             {
                 "id": r.backport,
                 "commit": r.commit,
                 "fixed_in": str(r.fixed_in) if r.fixed_in else None,
+                "found": r.found,
                 "first_release": str(r.first_release) if r.first_release else None,
+                "fixed_from": str(r.fixed_from) if r.fixed_from else None,
                 "disagrees": r.disagrees,
                 "message": r.message,
                 "tags": [
@@ -42,4 +45,4 @@ def run(manifest: str | None, upstream: str, *, as_json: bool, quiet: bool) -> i
                     how = f" (by {tag.reverted_by[:12]})"
                 print(f"  {tag.tag:<20} {tag.state}{how}")
             print(f"  {result.message}")
-    return 1 if any(r.disagrees for r in results) else 0
+    return 1 if any(r.failed for r in results) else 0
