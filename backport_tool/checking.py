@@ -8,7 +8,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import replace
 
-from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from .api import Given, installed, manifest_for, warn_unknown_ids
@@ -20,7 +19,7 @@ from .inspection import LiveInspector, StaticInspector
 from .loading import SELFTEST_HOOK, load_backport_module
 from .manifest import Manifest
 from .report import BackportResult, Report, Status
-from .retire import retirement
+from .retire import Supported, require_versions, retirement, supported_sets
 from .selftest import run_selftest
 from .static import StaticIndex, open_tree
 
@@ -29,7 +28,7 @@ def check(
     manifest: str | os.PathLike[str] | Manifest | None = None,
     *,
     source: str | None = None,
-    supported: SpecifierSet | None = None,
+    supported: Supported | None = None,
     selftest: bool = False,
     enable: Iterable[str] = (),
     disable: Iterable[str] = (),
@@ -45,7 +44,8 @@ def check(
     against the code (``upstream_claim``). A backport already applied in this
     process is verified against its original and reported ``applied``.
 
-    With ``supported``, each result's ``retire`` says why the backport can never
+    With ``supported`` (a ``packaging`` ``SpecifierSet``, or a sequence of them
+    for their union), each result's ``retire`` says why the backport can never
     apply to any supported version. With ``selftest``, every ``ready`` or applied
     backport that defines a ``selftest()`` runs it in a subprocess with the patch
     set applied.
@@ -55,6 +55,8 @@ def check(
     logged as a warning and listed in the report's ``warnings``.
     """
     loaded = manifest_for(manifest)
+    for member in () if supported is None else supported_sets(supported):
+        require_versions(member, "check(supported=...)")
     given = Given(tuple(enable), tuple(disable), ("check(enable=...)", "check(disable=...)"))
     switched = switches(given.enable, given.disable)
     warnings = warn_unknown_ids(given, (b.id for b in loaded.backports))

@@ -4,7 +4,7 @@ the package, read statically (``backport-tool matrix``)."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from packaging.specifiers import SpecifierSet
@@ -19,6 +19,7 @@ from .findings import Claim, Presence, TargetReport
 from .inspection import StaticInspector
 from .manifest import Backport, Manifest, Target
 from .report import BackportResult, Report, Status
+from .retire import retirement
 from .versions import effective_version
 
 COLUMNS = (
@@ -138,6 +139,11 @@ def _read(
 ) -> tuple[Report, dict[str, Cell]]:
     inspector, version = read_source(manifest, source)
     report = run(manifest, Mode.MATRIX, inspector, version, Switches())
+    if supported is not None:
+        # As check --supported says it: the same for every version read.
+        retire = [retirement(b, supported) for b in manifest.backports]
+        results = (replace(r, retire=w) for r, w in zip(report.results, retire, strict=True))
+        report = replace(report, results=tuple(results))
     cells: dict[str, Cell] = {}
     # Two backports of one target (an opt-in port and a default) share its search.
     found_copies: dict[str, set[str] | None] = {}

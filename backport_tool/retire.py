@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -12,28 +13,53 @@ from packaging.version import Version
 
 from .errors import MissingDependencyError, UsageError
 from .manifest import Backport
+from .versions import effective_version
 
 RETIRE_OUTSIDE = "retire: outside every supported version"
 RETIRE_FIXED = "retire: upstream fixed in all supported versions"
 
 
+# What a project supports: one specifier set, or the union of several (a
+# pyproject.toml may require torch once per platform).
+Supported = SpecifierSet | Sequence[SpecifierSet]
+
+
 def parse_supported(text: str, package: str) -> SpecifierSet:
     """Read ``torch>=2.12,<2.14`` or ``>=2.12,<2.14`` as the supported range of ``package``."""
+    if not text.strip():
+        # An unset variable in `--supported "$RANGE"` must not turn the gate off.
+        raise UsageError(
+            f"--supported is empty; give the {package} versions the project supports, "
+            f"like '{package}>=2.12,<2.14'"
+        )
     try:
         requirement = Requirement(text)
     except InvalidRequirement:
         try:
-            return SpecifierSet(text)
+            spec = SpecifierSet(text)
         except InvalidSpecifier:
             raise UsageError(
                 f"--supported {text!r} is neither a requirement like '{package}>=2.12,<2.14' "
                 "nor a specifier set like '>=2.12,<2.14'"
             ) from None
-    if canonicalize_name(requirement.name) != canonicalize_name(package):
+    else:
+        if canonicalize_name(requirement.name) != canonicalize_name(package):
+            raise UsageError(
+                f"--supported names {requirement.name!r}, but the manifest gates on {package!r}"
+            )
+        spec = requirement.specifier
+    require_versions(spec, f"--supported {text!r}")
+    return spec
+
+
+def require_versions(spec: SpecifierSet, where: str) -> None:
+    """Raise :class:`UsageError` when ``spec`` admits no version at all: a
+    supported range that is empty would retire nothing, silently."""
+    if not any(spec.contains(v, prereleases=True) for v in _candidates([spec], [])):
         raise UsageError(
-            f"--supported names {requirement.name!r}, but the manifest gates on {package!r}"
+            f"{where} admits no version ({spec}); give the range of versions the project "
+            "supports, like '>=2.12,<2.14'"
         )
-    return requirement.specifier
 
 
 def _kind(value: object) -> str:
@@ -43,8 +69,9 @@ def _kind(value: object) -> str:
     return kinds.get(type(value), "a date or time")
 
 
-def supported_from_pyproject(path: Path, package: str) -> SpecifierSet:
-    """The specifier of ``package`` in a pyproject.toml's ``[project] dependencies``."""
+def supported_from_pyproject(path: Path, package: str) -> Supported:
+    """The versions of ``package`` that a pyproject.toml's ``[project] dependencies``
+    allow: its specifier, or the union of several (one per platform)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -82,9 +109,11 @@ def supported_from_pyproject(path: Path, package: str) -> SpecifierSet:
             f"{path}: [project] dependencies must be a list of requirement strings, "
             f"got {_kind(dependencies)}"
         )
-    found: SpecifierSet | None = None
+    found: list[SpecifierSet] = []
     # Every entry is checked, not only those before the match: whether a
-    # broken entry is reported must not depend on where it sits.
+    # broken entry is reported must not depend on where it sits. Every entry
+    # on the package counts: one per platform (environment markers) makes the
+    # supported versions their union, whichever platform CI runs on.
     for index, item in enumerate(dependencies):
         key = f"[project] dependencies[{index}]"
         if not isinstance(item, str):
@@ -95,20 +124,23 @@ def supported_from_pyproject(path: Path, package: str) -> SpecifierSet:
             # packaging's message goes on with the text and a caret: keep one line.
             why = str(exc).partition("\n")[0]
             raise UsageError(f"{path}: {key} {item!r} is not a valid requirement: {why}") from None
-        if found is None and canonicalize_name(requirement.name) == canonicalize_name(package):
-            found = requirement.specifier
-    if found is None:
+        if canonicalize_name(requirement.name) == canonicalize_name(package):
+            require_versions(requirement.specifier, f"{path}: {key} {item!r}")
+            found.append(requirement.specifier)
+    if not found:
         raise UsageError(
             f"{path}: [project] dependencies has no requirement on {package}; "
             "pass --supported instead"
         )
-    return found
+    return found[0] if len(found) == 1 else tuple(found)
 
 
 def _candidates(sets: list[SpecifierSet], extra: list[Version]) -> list[Version]:
     # Specifier sets are unions of intervals whose ends are the versions they
-    # name. One version on each boundary and one just above it (a release
-    # segment too fine for any specifier to name) meet every interval.
+    # name, or the next release after a prefix (`!=2.12.*` ends at 2.13,
+    # `~=2.12.1` at 2.13). One version on each end, one just above it (a
+    # release segment too fine for any specifier to name) and the next
+    # release at every level of it meet every interval.
     points = set(extra)
     for spec_set in sets:
         for spec in spec_set:
@@ -120,26 +152,37 @@ def _candidates(sets: list[SpecifierSet], extra: list[Version]) -> list[Version]
     candidates = {Version("0")}
     for point in points:
         candidates.add(point)
-        release = ".".join(str(p) for p in point.release)
-        candidates.add(Version(f"{release}.0.0.0.0.1"))
-        candidates.add(Version(f"{point.release[0] + 1}"))
+        release = point.release
+        candidates.add(Version(".".join(map(str, release)) + ".0.0.0.0.1"))
+        for level in range(len(release)):
+            bumped = (*release[:level], release[level] + 1)
+            candidates.add(Version(".".join(map(str, bumped))))
     return sorted(candidates)
 
 
-def retirement(backport: Backport, supported: SpecifierSet) -> str | None:
-    """Why ``backport`` can never apply to any version in ``supported``, or None."""
+def supported_sets(supported: Supported) -> tuple[SpecifierSet, ...]:
+    return (supported,) if isinstance(supported, SpecifierSet) else tuple(supported)
+
+
+def retirement(backport: Backport, supported: Supported) -> str | None:
+    """Why ``backport`` can never apply to any version in ``supported``, or None.
+
+    Versions are judged as the version gate judges an installed one: a
+    pre-release, dev or local build as its release (2.12.0rc1 as 2.12.0)."""
     if backport.retired:
         return None
+    members = supported_sets(supported)
     extra = [backport.fixed_in] if backport.fixed_in else []
     inside = [
-        v
-        for v in _candidates([supported, backport.applies_to], extra)
-        if supported.contains(v, prereleases=True)
+        effective_version(v)
+        for v in _candidates([*members, backport.applies_to], extra)
+        if any(member.contains(v, prereleases=True) for member in members)
     ]
     if not inside:
         return None  # an empty supported range says nothing about this backport
+    shown = " or ".join(str(member) for member in members)
     if backport.fixed_in is not None and all(v >= backport.fixed_in for v in inside):
-        return f"{RETIRE_FIXED} ({supported}; fixed_in {backport.fixed_in})"
+        return f"{RETIRE_FIXED} ({shown}; fixed_in {backport.fixed_in})"
     if not any(backport.applies_to.contains(v, prereleases=True) for v in inside):
-        return f"{RETIRE_OUTSIDE} ({supported}; applies_to {backport.applies_to_text})"
+        return f"{RETIRE_OUTSIDE} ({shown}; applies_to {backport.applies_to_text})"
     return None

@@ -271,6 +271,9 @@ def test_strict_json_lists_the_ranges_and_the_drift(
         ("2.5.0", "not-applicable"),
     ]
     assert [e["inside"] for e in entries] == [["applies_to"], ["supported"]]
+    # What check --supported says of it, the same on every version read.
+    retire = "retire: outside every supported version (>=2; applies_to >=1.0,<2.0)"
+    assert [e["retire"] for e in entries] == [retire, retire]
     signature = f"target {patchset.sym('free_function')} has signature (a, b=3)"
     assert [e["drift"] for e in entries] == [[signature], [signature]]
     assert entries[1]["targets"][0]["signature_matches"] is False

@@ -6,7 +6,7 @@ import pytest
 from helpers import PatchSet
 from packaging.specifiers import SpecifierSet
 
-from backport_tool import UsageError, load_manifest
+from backport_tool import UsageError, check, load_manifest
 from backport_tool.retire import (
     RETIRE_FIXED,
     RETIRE_OUTSIDE,
@@ -38,6 +38,17 @@ def backport(tmp_path: Path, applies_to: str, fixed_in: str | None):  # type: ig
         ("==2.11.0", None, ">2.11.0,<2.11.5", RETIRE_OUTSIDE),
         ("==2.11.1", None, ">2.11.0,<2.11.5", None),
         (">=2.9,<2.11", "2.11.0", ">=2.10", None),
+        # A wildcard hole: 2.13 is supported and inside applies_to.
+        (">2.12", None, ">=2.11,!=2.12.*,<2.14", None),
+        (">=2.12.1", None, ">=2.11,!=2.12.*,<2.14", None),
+        (">=2.12.1,<2.13", None, ">=2.11,!=2.12.*,<2.14", RETIRE_OUTSIDE),
+        # A compatible release ends below 2.13, which only a bump names.
+        (">=2.12.5", None, ">=2.10,~=2.12.1", None),
+        # Judged as the gate judges an installed build: as its release.
+        (">=2.12,<2.13", None, "==2.12.0.dev20260301", None),
+        (">=2.12,<2.13", None, "==2.12.0a0+git70d99e9", None),
+        (">=2.12,<2.13", None, ">=2.12.0rc1,<2.12.0", None),
+        ("<2.12", "2.12.0", ">=2.12.0rc1,<2.14", RETIRE_FIXED),
     ],
 )
 def test_retirement(
@@ -57,6 +68,53 @@ def test_parse_supported() -> None:
     with pytest.raises(UsageError) as info:
         parse_supported("numpy>=2", "torch")
     assert str(info.value) == "--supported names 'numpy', but the manifest gates on 'torch'"
+
+
+def test_a_supported_range_without_versions_is_refused(tmp_path: Path) -> None:
+    # Either would retire nothing, silently: the --strict gate would be off.
+    with pytest.raises(UsageError) as info:
+        parse_supported(" ", "torch")
+    assert str(info.value) == (
+        "--supported is empty; give the torch versions the project supports, like "
+        "'torch>=2.12,<2.14'"
+    )
+    with pytest.raises(UsageError) as info:
+        parse_supported("torch>=2.14,<2.12", "torch")
+    assert str(info.value) == (
+        "--supported 'torch>=2.14,<2.12' admits no version (<2.12,>=2.14); give the range of "
+        "versions the project supports, like '>=2.12,<2.14'"
+    )
+    path = tmp_path / "pyproject.toml"
+    path.write_text('[project]\nname = "app"\ndependencies = ["torch==2.11.0,!=2.11.0"]\n')
+    with pytest.raises(UsageError) as info:
+        supported_from_pyproject(path, "torch")
+    assert str(info.value).startswith(
+        f"{path}: [project] dependencies[0] 'torch==2.11.0,!=2.11.0' admits no version"
+    )
+    with pytest.raises(UsageError) as info:
+        check(
+            backport(tmp_path, "<2.12", None) and tmp_path / "m.yaml",
+            supported=SpecifierSet(">3,<2"),
+        )
+    assert str(info.value).startswith("check(supported=...) admits no version (<2,>3)")
+
+
+def test_every_requirement_on_the_package_counts(tmp_path: Path) -> None:
+    # One pin per platform: the project supports their union, whichever
+    # platform CI runs on.
+    path = tmp_path / "pyproject.toml"
+    path.write_text(
+        '[project]\nname = "app"\ndependencies = [\n'
+        "  \"torch==2.11.0; platform_machine == 'x86_64'\",\n"
+        "  \"torch>=2.12,<2.13; platform_machine == 'aarch64'\",\n]\n"
+    )
+    supported = supported_from_pyproject(path, "torch")
+    assert supported == (SpecifierSet("==2.11.0"), SpecifierSet(">=2.12,<2.13"))
+    assert retirement(backport(tmp_path, ">=2.12,<2.13", None), supported) is None
+    assert retirement(backport(tmp_path, ">=2.11,<2.12", None), supported) is None
+    assert retirement(backport(tmp_path, ">=2.13", None), supported) == (
+        f"{RETIRE_OUTSIDE} (==2.11.0 or <2.13,>=2.12; applies_to >=2.13)"
+    )
 
 
 def test_supported_from_pyproject(tmp_path: Path) -> None:

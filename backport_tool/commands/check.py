@@ -7,7 +7,7 @@ from ..api import manifest_for
 from ..checking import check
 from ..errors import UsageError
 from ..installed import version_text
-from ..retire import parse_supported, supported_from_pyproject
+from ..retire import Supported, parse_supported, supported_from_pyproject
 from . import _output
 
 
@@ -32,12 +32,12 @@ def run(
             f"({sys.executable}), so there is nothing to check: install it, or read a "
             "version without installing it with --source WHEEL|DIR|REPO@REV"
         )
-    if supported and supported_from:
+    if supported is not None and supported_from is not None:
         raise UsageError("give --supported or --supported-from, not both")
-    supported_range = None
-    if supported:
+    supported_range: Supported | None = None
+    if supported is not None:
         supported_range = parse_supported(supported, loaded.package)
-    elif supported_from:
+    elif supported_from is not None:
         supported_range = supported_from_pyproject(Path(supported_from), loaded.package)
     report = check(
         loaded,
