@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import keyword
@@ -19,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from . import __version__
 from .cache import entry, read_bytes, read_json, write_bytes, write_json
-from .errors import ManifestError
+from .errors import ManifestError, describe
 from .manifest_file import ManifestFile, read_manifest_file
 from .source import normalize_signature
 
@@ -265,13 +266,15 @@ def parse_manifest(
     try:
         # One parse: the node tree finds duplicate keys (which safe_load keeps
         # silently) and gives line numbers; the data is constructed from it.
-        loader = yaml.SafeLoader(text)
+        loader = _loader_class()(text)
         try:
             root = loader.get_single_node()
+            # Before construction, which merges `<<: *anchor` keys into the
+            # nodes: an entry's own key after a merge is no duplicate.
+            positions = _positions(root)
             data = loader.construct_document(root) if root is not None else None
         finally:
             loader.dispose()
-        positions = _positions(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -412,6 +415,29 @@ def _json_exact(data: object) -> bool:
         return bool(json.loads(json.dumps(data)) == data)
     except (TypeError, ValueError, RecursionError):
         return False
+
+
+@functools.cache
+def _loader_class() -> type[yaml.SafeLoader]:
+    import yaml  # noqa: PLC0415 - only for a manifest the cache does not hold
+
+    class Loader(yaml.SafeLoader):
+        # pyyaml's constructors raise plain errors for a scalar their tag
+        # cannot take (`2001-13-45` as a date, `!!int abc`, an integer of
+        # 5000 digits): made YAML errors with the scalar's line and column.
+        def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+            try:
+                return super().construct_object(node, deep)
+            except (ValueError, KeyError, TypeError, OverflowError) as exc:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"cannot read {_show(str(node.value))} as {node.tag.rpartition(':')[2]}: "
+                    f"{describe(exc)}; write it as a quoted string",
+                    node.start_mark,
+                ) from None
+
+    return Loader
 
 
 def _positions(root: yaml.Node | None) -> dict[str, _Pos]:
@@ -879,7 +905,8 @@ class _Checker:
             self.expect(keypath, f"a path inside the manifest's directory {self.shown_base}", text)
             return None
         if not found:
-            self.error(keypath, f"file not found: {text} (looked in {self.shown_base})")
+            what = "a directory, not a file" if resolved.is_dir() else "file not found"
+            self.error(keypath, f"{what}: {text} (looked in {self.shown_base})")
             return None
         return resolved
 

@@ -237,6 +237,34 @@ def test_duplicate_ids_and_duplicate_keys(tmp_path: Path) -> None:
     ]
 
 
+def test_a_module_path_that_is_a_directory_says_so(tmp_path: Path) -> None:
+    (tmp_path / "backports" / "pkg.py").mkdir(parents=True)
+    text = VALID.replace("module: backports/fix.py", "module: backports/pkg.py")
+    assert [p.replace(str(tmp_path), "DIR") for p in problems(tmp_path, text)] == [
+        "M:10: backports[0].module: a directory, not a file: backports/pkg.py (looked in DIR)"
+    ]
+
+
+def test_a_merge_key_is_not_a_duplicate_of_the_keys_it_overrides(tmp_path: Path) -> None:
+    # YAML's `<<: *anchor` copies an entry; the keys written after it win.
+    text = VALID.replace("  - id: fix-one\n", "  - &common\n    id: fix-one\n") + (
+        "  - <<: *common\n    id: fix-two\n    targets:\n"
+        '      - symbol: "pkg.mod:Klass.other"\n        replacement: method\n'
+    )
+    manifest = load_manifest(write(tmp_path, text))
+    one, two = manifest.backports
+    assert (one.id, two.id, two.summary, two.applies_to_text) == (
+        "fix-one",
+        "fix-two",
+        "a fix",
+        ">=2.11.0,<2.12",
+    )
+    assert [str(t.symbol) for t in two.targets] == ["pkg.mod:Klass.other"]
+    # Written twice by hand, a key is still one to remove.
+    twice = text.replace("    id: fix-two\n", "    id: fix-two\n    id: fix-three\n")
+    assert problems(tmp_path, twice) == ["M:20: backports[1].id: duplicate key 'id'; keep one"]
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
