@@ -25,6 +25,7 @@ import hashlib
 import logging
 import os
 import sys
+from collections import abc
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -79,6 +80,13 @@ def _file(manifest: str | os.PathLike[str] | None) -> ManifestFile:
 def _source(manifest: str | os.PathLike[str] | Manifest | None) -> ManifestFile | Manifest:
     if manifest is None or isinstance(manifest, (str, os.PathLike)):
         return _file(manifest)
+    from .manifest import Manifest  # noqa: PLC0415 - see _parsed
+
+    if not isinstance(manifest, Manifest):
+        raise UsageError(
+            f"the manifest must be a path (str or os.PathLike) or a loaded Manifest, got "
+            f"{type(manifest).__name__} {manifest!r:.60}"
+        )
     return manifest
 
 
@@ -97,6 +105,26 @@ class Given(NamedTuple):
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     names: tuple[str, str] = ("apply(enable=...)", "apply(disable=...)")
+
+    @classmethod
+    def of(cls, enable: object, disable: object, names: tuple[str, str]) -> Given:
+        """The switches as a caller passed them: each an id (a string, also
+        comma-separated ids), or an iterable of ids."""
+        return cls(_ids_given(enable, names[0]), _ids_given(disable, names[1]), names)
+
+
+def _ids_given(value: object, name: str) -> tuple[str, ...]:
+    # A string is one id (or comma-separated ids), as the variables take
+    # them, never its characters.
+    if isinstance(value, str):
+        return (value,)
+    ids = tuple(value) if isinstance(value, abc.Iterable) else None
+    if ids is None or not all(isinstance(i, str) for i in ids):
+        raise UsageError(
+            f"{name} takes backport ids: a string or an iterable of strings, got "
+            f"{type(value).__name__} {value!r:.60}"
+        )
+    return ids
 
 
 def warn_unknown_ids(given: Given, known: Iterable[str]) -> tuple[str, ...]:
@@ -257,9 +285,11 @@ def apply(
     refuse_in_hook("apply")
     configure_logging()
     STATE.hooks.module_loaded(None)
-    given = Given(tuple(enable), tuple(disable))
-    switched = switches(given.enable, given.disable)
     try:
+        # In the try: a wrong argument is reported like a bad manifest, and
+        # raised only with strict=True.
+        given = Given.of(enable, disable, Given().names)
+        switched = switches(given.enable, given.disable)
         source = _source(manifest)
         if eager or strict:
             report = _apply_now(_as_manifest(source), switched, given)
@@ -281,7 +311,7 @@ def apply(
 def _not_applied(manifest: str | os.PathLike[str] | Manifest | None, exc: Exception) -> Report:
     # A server must start without its backports rather than not at all.
     where = default_manifest_path() if manifest is None else manifest
-    path = str(where.path if not isinstance(where, (str, os.PathLike)) else where)
+    path = str(where if isinstance(where, (str, os.PathLike)) else getattr(where, "path", where))
     logger.error("backport-tool: %s; nothing was applied", exc)
     report = Report("", None, path, (), error=f"{exc}; nothing was applied")
     _record(report)

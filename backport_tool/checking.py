@@ -57,7 +57,7 @@ def check(
     loaded = manifest_for(manifest)
     for member in () if supported is None else supported_sets(supported):
         require_versions(member, "check(supported=...)")
-    given = Given(tuple(enable), tuple(disable), ("check(enable=...)", "check(disable=...)"))
+    given = Given.of(enable, disable, ("check(enable=...)", "check(disable=...)"))
     switched = switches(given.enable, given.disable)
     warnings = warn_unknown_ids(given, (b.id for b in loaded.backports))
     if source is None:

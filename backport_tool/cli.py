@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import logging
 import os
 import sys
@@ -30,6 +31,7 @@ from .config import (
 )
 from .errors import BackportToolError
 
+EXIT_USAGE = 2  # BackportToolError.exit_code
 EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
@@ -479,10 +481,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _guarded(args: argparse.Namespace) -> int:
     stdout, stderr = sys.stdout, sys.stderr
+    if stdout is None:
+        # Started with stdout closed (`>&-`): refused before anything is
+        # done, rather than after `lock` or `new` have written their files.
+        _tell(
+            "backport-tool: error: stdout is closed, so nothing can be printed; run it "
+            "with stdout open (>/dev/null to drop the output)"
+        )
+        return EXIT_USAGE
     # cast: the wrapper has what print() and the commands use, and passes
-    # anything else on to the stream.
+    # anything else on to the stream. Closed stderr: messages go nowhere.
     sys.stdout = cast(TextIO, _Checked(stdout, "stdout"))
-    sys.stderr = cast(TextIO, _Checked(stderr, "stderr"))
+    sys.stderr = cast(TextIO, _Checked(stderr or io.StringIO(), "stderr"))
     try:
         return _handled(args)
     finally:

@@ -301,6 +301,15 @@ def _patch(run: Run) -> None:
     except patcher.ForeignApplied as exc:
         run.stop(Status.FAILED, _foreign(backport.id, exc.manifest, run.manifest))
         return
+    except patcher.RollbackFailed as exc:
+        logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
+        stuck = "; ".join(f"{symbol} ({describe(why)})" for symbol, why in exc.stuck)
+        run.stop(
+            Status.FAILED,
+            f"patching failed: {exc}; putting the originals back failed too, so these "
+            f"still hold the replacement: {stuck}. Start a new process without this backport",
+        )
+        return
     except FOREIGN_FAILURES as exc:
         logger.debug("backport-tool: patching %s failed", backport.id, exc_info=True)
         run.stop(Status.FAILED, f"patching failed, nothing changed: {describe(exc)}")

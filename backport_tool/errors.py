@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,8 +16,29 @@ if TYPE_CHECKING:
 FOREIGN_FAILURES: tuple[type[BaseException], ...] = (Exception, SystemExit)
 
 
+class ForeignSignal(Exception):
+    """Not public: a backport's code raised a BaseException that is no
+    Exception (asyncio.CancelledError, a class of its own). Carried as an
+    Exception so that it is that backport's failure, as any other."""
+
+
+@contextmanager
+def foreign_code() -> Iterator[None]:
+    # Around the code of a backport module (its body, its hooks): its
+    # failures are its own, whatever class they are. Ctrl-C, sys.exit() and
+    # generator closing keep their meaning.
+    try:
+        yield
+    except (Exception, KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except BaseException as exc:
+        raise ForeignSignal(describe(exc)) from exc
+
+
 # An exception as every message names it: its type, and its text if any.
 def describe(exc: BaseException) -> str:
+    if isinstance(exc, ForeignSignal):
+        return str(exc)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 

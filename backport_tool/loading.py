@@ -10,6 +10,7 @@ import sys
 from types import CodeType, ModuleType
 
 from .cache import entry, read_bytes, write_bytes
+from .errors import foreign_code
 from .manifest import Backport
 from .state import STATE
 
@@ -127,7 +128,8 @@ def _execute(backport: Backport, code: CodeType) -> ModuleType:
     module.__spec__ = importlib.util.spec_from_file_location(name, backport.module)
     sys.modules[name] = module
     try:
-        exec(code, module.__dict__)
+        with foreign_code():
+            exec(code, module.__dict__)
     except BaseException:
         del sys.modules[name]
         raise

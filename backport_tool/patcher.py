@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import configs, lazy, pickling, registries
-from .errors import FOREIGN_FAILURES, describe
+from .errors import FOREIGN_FAILURES, describe, foreign_code
 from .references import Binding, left_behind, rebind, unbind
 from .state import STATE, built_once
 from .symbols import ABSENT, defined_in, unwrapped
@@ -99,6 +99,16 @@ class Hooks:
 
 class HookFailed(Exception):
     """``after_apply`` raised; everything was rolled back."""
+
+
+class RollbackFailed(Exception):
+    """Patching failed, and putting back what was already patched failed too:
+    ``stuck`` names the symbols that still hold their replacement."""
+
+    def __init__(self, cause: BaseException, stuck: list[tuple[str, BaseException]]) -> None:
+        super().__init__(describe(cause))
+        self.cause = cause
+        self.stuck = stuck
 
 
 class OtherContext(Exception):
@@ -291,7 +301,8 @@ def hook_running(backport_id: str, hook: str) -> Iterator[None]:
     outer = getattr(STATE.in_hook, "running", None)
     STATE.in_hook.running = f"the {hook} hook of {backport_id!r}"
     try:
-        yield
+        with foreign_code():
+            yield
     finally:
         STATE.in_hook.running = outer
 
@@ -418,16 +429,30 @@ def apply_patches(
                 setattr(patch.owner, patch.name, patch.replacement)
                 done.append(patch)
             new.bindings = rebind(bindings)
-        except BaseException:
-            for patch in reversed(done):
-                _restore(patch)
-            _unedit(new)
-            _publish()
+        except BaseException as exc:
+            stuck = _roll_back(new, done)
+            if stuck and isinstance(exc, FOREIGN_FAILURES):
+                raise RollbackFailed(exc, stuck) from exc
             raise
         for patch in patches:
             _pickles_as_target(patch)
         _entries()[info.id] = new
         return tuple(dict.fromkeys([*new.waiting, *new.awaited]))
+
+
+def _roll_back(new: Entry, done: list[Patch]) -> list[tuple[str, BaseException]]:
+    # Every restore is tried, and the registry left as it was, even when one
+    # restore fails (a class may refuse a set it allowed): the symbols that
+    # still hold their replacement, and why.
+    stuck: list[tuple[str, BaseException]] = []
+    for patch in reversed(done):
+        try:
+            _restore(patch)
+        except FOREIGN_FAILURES as failed:
+            stuck.append((patch.symbol, failed))
+    _unedit(new)
+    _publish()
+    return stuck
 
 
 def _editor_of(container: object) -> str | None:

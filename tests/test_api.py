@@ -1087,3 +1087,38 @@ def test_the_startup_line_counts_partial_as_in_force(caplog: pytest.LogCaptureFi
     assert caplog.messages[-1] == (
         "backport-tool: 1 applied (a), 1 partial (b), 1 pending (c), 2 refused"
     )
+
+
+def test_switches_and_manifest_of_the_wrong_type_are_usage_errors(patchset: PatchSet) -> None:
+    patchset.add("fix", "Widget.compute")
+    patchset.add("extra", "Widget.other", opt_in=True)
+    manifest = patchset.write()
+    patchset.target()
+    # A string is an id, as revert() takes it, not a list of its characters.
+    assert statuses(apply(manifest, eager=True, enable="extra")) == {
+        "fix": "applied",
+        "extra": "applied",
+    }
+    revert()
+    assert statuses(check(manifest, disable="fix")) == {"fix": "disabled", "extra": "disabled"}
+    wrong = "apply(enable=...) takes backport ids: a string or an iterable of strings, got "
+    for value, shown in (
+        (5, "int 5"),
+        (None, "NoneType None"),
+        (["extra", 5], "list ['extra', 5]"),
+    ):
+        # At startup as any bad input: reported, logged, nothing applied.
+        report = apply(manifest, enable=value)  # type: ignore[arg-type]
+        assert report.error == f"{wrong}{shown}; nothing was applied"
+        assert applied() == ()
+        with pytest.raises(backport_tool.UsageError, match=r"^apply\(enable=\.\.\.\) takes"):
+            apply(manifest, strict=True, enable=value)  # type: ignore[arg-type]
+    with pytest.raises(backport_tool.UsageError, match=r"^check\(disable=\.\.\.\) takes"):
+        check(manifest, disable=[1])  # type: ignore[list-item]
+    report = apply(5)  # type: ignore[arg-type]
+    assert report.error == (
+        "the manifest must be a path (str or os.PathLike) or a loaded Manifest, got int 5; "
+        "nothing was applied"
+    )
+    with pytest.raises(backport_tool.UsageError, match=r"^the manifest must be a path"):
+        check(5)  # type: ignore[arg-type]

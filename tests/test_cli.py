@@ -3,6 +3,7 @@ from __future__ import annotations
 import errno
 import io
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -507,3 +508,31 @@ def test_every_command_takes_json_and_quiet_where_it_means_something(
     }
     again = run(patchset, "lock", "-q", "--manifest", manifest)
     assert (again.returncode, again.stdout) == (0, "")
+
+
+def test_cmd_gets_back_the_signals_python_ignores(patchset: PatchSet, manifest: str) -> None:
+    # An ignored signal stays ignored across exec: CMD must die of SIGPIPE as
+    # it would started from the shell (`yes | head -1`), not ignore it.
+    proc = run(patchset, "apply", "--manifest", manifest, "--", "sh", "-c", "kill -PIPE $$")
+    assert proc.returncode == -signal.SIGPIPE, proc.stderr
+
+
+def test_a_closed_stdout_is_refused_before_anything_is_written(
+    patchset: PatchSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # `backport-tool new ... >&-`: Python starts with sys.stdout None.
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.syspath_prepend(str(patchset.site))
+    monkeypatch.chdir(work)
+    monkeypatch.setattr(sys, "stdout", None)
+    command = ["new", "fix", "--target", patchset.sym("Widget.compute"), "--package", patchset.dist]
+    assert cli.main(command) == 2
+    assert capsys.readouterr().err == (
+        "backport-tool: error: stdout is closed, so nothing can be printed; run it with "
+        "stdout open (>/dev/null to drop the output)\n"
+    )
+    assert list(work.iterdir()) == []

@@ -155,18 +155,31 @@ def test_eight_threads_applying_and_reverting_stay_consistent(patchset: PatchSet
 @pytest.mark.parametrize(
     "source",
     [
-        "import sys\nsys.exit(0)\n",
-        "def upstream_probe(symbol, source):\n    raise SystemExit(3)\n",
-        "def after_apply():\n    raise SystemExit('done')\n",
+        "{raise_}\n",
+        "def upstream_probe(symbol, source):\n    {raise_}\n",
+        "def after_apply():\n    {raise_}\n",
     ],
     ids=["on import", "upstream_probe", "after_apply"],
 )
+@pytest.mark.parametrize(
+    ("raise_", "named"),
+    [
+        ("import sys; sys.exit(0)", "SystemExit"),
+        # No Exception either: async code's cancellation, a class of its own.
+        ("import asyncio; raise asyncio.CancelledError('stop')", "CancelledError: stop"),
+        ("raise type('Stop', (BaseException,), {{}})()", "Stop"),
+    ],
+    ids=["sys.exit", "CancelledError", "BaseException"],
+)
 def test_sys_exit_in_a_backport_is_its_failure_not_the_end_of_the_process(
-    patchset: PatchSet, source: str
+    patchset: PatchSet, source: str, raise_: str, named: str
 ) -> None:
     # A backport module that calls sys.exit() on import (or in a hook) is
     # broken; it must not decide the exit code of the server or of `check`.
-    patchset.write_backport("exits.py", BACKPORT_SOURCE + "\n" + source)
+    # Nor may any other BaseException of its code escape apply().
+    patchset.write_backport(
+        "exits.py", BACKPORT_SOURCE + "\n" + source.format(raise_=raise_.format())
+    )
     patchset.add("exits", "Widget.compute", module="backports/exits.py")
     patchset.add("good", "Widget.other")
     module = patchset.target()
@@ -174,7 +187,7 @@ def test_sys_exit_in_a_backport_is_its_failure_not_the_end_of_the_process(
     report = apply(patchset.write())
     result = report.by_id("exits")
     assert result.status is Status.FAILED, result
-    assert "SystemExit" in result.reason
+    assert named in result.reason
     assert report.by_id("good").status is Status.APPLIED
     assert module.Widget.__dict__["compute"] is original
 
@@ -236,3 +249,50 @@ def test_a_target_someone_replaced_after_apply_is_not_reported_in_force(
         "something replaced what apply put there"
     )
     assert module.Widget.compute is theirs  # reported, never put back
+
+
+FROZEN = """\
+_sets = {}
+
+
+class Meta(type):
+    # Takes the first set of `first` only, and no set of `second`.
+    def __setattr__(cls, name, value):
+        _sets[name] = _sets.get(name, 0) + 1
+        if name == "second" or (name == "first" and _sets[name] > 1):
+            raise AttributeError(f"frozen attribute {name!r}")
+        super().__setattr__(name, value)
+
+
+class W(metaclass=Meta):
+    def first(self):
+        return "orig-first"
+
+    def second(self):
+        return "orig-second"
+"""
+
+
+def test_a_failed_rollback_is_not_reported_as_nothing_changed(patchset: PatchSet) -> None:
+    name = f"{patchset.module}_frozen"
+    (patchset.site / f"{name}.py").write_text(FROZEN)
+    patchset.write_backport(
+        "frozen.py", "def first(self):\n    return 'new'\n\ndef second(self):\n    return 'new'\n"
+    )
+    entry = patchset.add("frozen", module="backports/frozen.py")
+    entry["targets"] = [
+        {"symbol": f"{name}:W.{method}", "replacement": method} for method in ("first", "second")
+    ]
+    try:
+        report = apply(patchset.write(), eager=True)
+        module = sys.modules[name]
+        assert module.W().first() == "new"  # the class refused to take the original back
+    finally:
+        sys.modules.pop(name, None)
+    result = report.by_id("frozen")
+    assert result.status is Status.FAILED
+    assert result.reason == (
+        "patching failed: AttributeError: frozen attribute 'second'; putting the originals "
+        f"back failed too, so these still hold the replacement: {name}:W.first "
+        "(AttributeError: frozen attribute 'first'). Start a new process without this backport"
+    )

@@ -3,8 +3,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from ..api import apply, installed, manifest_for
 from ..config import child_environment, switches
@@ -55,11 +56,26 @@ def _exec(
     # CMD's processes apply at startup from the environment: one boot
     # directory, ours, first (a nested `apply --` must not stack a second).
     env = child_environment(manifest.location, switches(enable, disable), os.environ, boot=True)
+    # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored
+    # across exec: CMD gets them back as the shell would give them (as
+    # subprocess's restore_signals does).
+    restored = _default_signals()
     try:
         # exec, not a child: the program's exit status and signals are its own.
         os.execvpe(command[0], command, env)
     except OSError as exc:
+        for number, handler in restored:
+            signal.signal(number, handler)
         raise _cannot_execute(command[0], exc, env) from None
+
+
+def _default_signals() -> list[tuple[int, Any]]:
+    restored = []
+    for name in ("SIGPIPE", "SIGXFSZ"):
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) == signal.SIG_IGN:
+            restored.append((number, signal.signal(number, signal.SIG_DFL)))
+    return restored
 
 
 def _cannot_execute(name: str, exc: OSError, env: dict[str, str]) -> UsageError:
