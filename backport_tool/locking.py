@@ -26,7 +26,7 @@ from .inspection import Inspector, LiveInspector, StaticInspector, SymbolFacts
 from .manifest import Backport, Manifest, SymbolRef, Target, parse_manifest
 from .manifest_file import resolved_spec
 from .report import Status
-from .source import call_shape
+from .source import call_shape, parse_signature
 from .static import StaticIndex, open_tree
 from .symbols import ABSENT, unwrapped
 from .verification import NOT_LOADED, copy_value, original_of
@@ -256,6 +256,14 @@ def _copies_in(
     return copies
 
 
+def _readable(signature: str) -> bool:
+    try:
+        parse_signature(signature)
+    except ValueError:
+        return False
+    return True
+
+
 def _records(recorded: str | None, read: str, live: bool) -> bool:
     if recorded is None:
         return True
@@ -285,6 +293,11 @@ def _lock_target(
     notes: list[str] = []
     recorded: Any = None
     signature = facts.signature or (facts.function.signature if facts.function else None)
+    if signature is not None and not _readable(signature):
+        # Written, it would make the whole manifest invalid: every other
+        # backport could then never be locked again.
+        notes.append(f"no signature recorded: Python cannot read back {signature}")
+        signature = None
     # A value target has no signature, only the fingerprint of its assignment.
     if signature is not None and _records(target.signature, signature, inspector.live):
         _set(raw, "signature", DoubleQuotedScalarString(signature), after="replacement")

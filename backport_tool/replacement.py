@@ -9,7 +9,7 @@ import functools
 import inspect
 import types
 from collections.abc import Callable
-from types import FunctionType, ModuleType
+from types import CodeType, FunctionType, ModuleType
 from typing import Any, NamedTuple
 
 from . import configs, fitting, lazy, patcher, registries
@@ -400,6 +400,13 @@ def _alias_problem(
             "function of that module, so it cannot read it; call "
             f"backport_tool.original({str(target.symbol)!r}) instead",
         )
+    if not _read_by(module, name):
+        # apply would bind it, and the replacement would call another name.
+        return Problem(
+            Status.FAILED,
+            f"original: {name} is read by no function of {backport.module_text}, so {where} "
+            f"cannot call the original through it; give original: the name the code reads",
+        )
     line = _bound_at(source, name) if source is not None else None
     if line is not None:
         return Problem(
@@ -409,6 +416,37 @@ def _alias_problem(
             f"{name} = None, for linters)",
         )
     return None
+
+
+def _read_by(module: ModuleType, name: str) -> bool:
+    # A global the module's functions (its classes' methods, the functions
+    # nested in them) read: the names of their code, no parse.
+    # Only plain attributes are read: no foreign __getattr__ runs.
+    namespace = vars(module)
+    held: list[object] = []
+    for value in namespace.values():
+        held += vars(value).values() if isinstance(value, type) else [value]
+    codes: list[CodeType] = []
+    for item in held:
+        if isinstance(item, (staticmethod, classmethod)):
+            item = item.__func__  # noqa: PLW2901 - what it holds
+        parts = (item.fget, item.fset, item.fdel) if isinstance(item, property) else (item,)
+        for part in parts:
+            # A decorated function (functools.wraps, lru_cache) and what it wraps.
+            for _ in range(100):
+                if isinstance(part, FunctionType) and part.__globals__ is namespace:
+                    codes.append(part.__code__)
+                try:
+                    own = object.__getattribute__(part, "__dict__")
+                except AttributeError:
+                    break
+                part = own.get("__wrapped__") if isinstance(own, dict) else None  # noqa: PLW2901
+    while codes:
+        code = codes.pop()
+        if name in code.co_names:
+            return True
+        codes += (const for const in code.co_consts if isinstance(const, CodeType))
+    return False
 
 
 def _bound_at(source: bytes, name: str) -> int | None:

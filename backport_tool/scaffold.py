@@ -11,6 +11,8 @@ import inspect
 import io
 import os
 import sys
+import types
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -165,6 +167,7 @@ class _Target(NamedTuple):
     size: int = 0  # a registry's entries when it was read
     conditional: tuple[SymbolRef, ...] = ()  # of copies: bound in some environments only
     parts: tuple[str, ...] = ()  # a property's "setter" and "deleter", where it has them
+    home: str = ""  # the module that defines a function target (torch:einsum's is torch.functional)
 
     @property
     def original_name(self) -> str:
@@ -276,8 +279,12 @@ def _skeleton(
 ) -> str:
     statements: set[str] = set()
     for target in read:
-        if target.signature is not None and target.kind == "function":
-            statements |= _annotation_imports(target.signature, target.ref.module)
+        if target.signature is None or target.kind != "function":
+            continue
+        if _named_defaults(target.signature):
+            statements.add("from typing import Any")
+        else:
+            statements |= _annotation_imports(target.signature, target.home)
     text = HEADER.format(
         summary=summary.replace("TODO: one line on", "Backport:"),
         package=package,
@@ -348,14 +355,49 @@ def _skeleton(
                 id=backport_id,
             )
         else:
+            written = target.signature
+            named = _named_defaults(written)
+            if named:
+                # Defaults are evaluated when the module loads, which must
+                # not import torch: take the arguments whole instead.
+                decorator = (
+                    f"# The original: {target.ref.qualname}{written}\n"
+                    f"# Defaults that name its module's objects ({', '.join(named)}) cannot be "
+                    "written here:\n# this module must not import torch when it loads. Bind "
+                    "the arguments inside\n# (inspect.signature(original).bind).\n" + decorator
+                )
+                written = "(*args: Any, **kwargs: Any)"
             text += FUNCTION.format(
                 decorator=decorator,
                 name=target.name,
-                signature=target.signature,
+                signature=written,
                 qualname=target.ref.qualname,
                 id=backport_id,
             )
     return text + FOOTER.format(id=backport_id)
+
+
+def _home(function: object, named_in: str) -> str:
+    # Where a function target is defined: its annotations name what that
+    # module has in scope, not what a re-export's module has.
+    home = getattr(inspect.unwrap(function), "__module__", None)  # type: ignore[arg-type]
+    return home if isinstance(home, str) and home in sys.modules else named_in
+
+
+def _named_defaults(signature: str | None) -> list[str]:
+    # The defaults that are not literals: names and calls of the target's module.
+    if signature is None:
+        return []
+    arguments = parse_signature(signature).args
+    named = []
+    for default in [*arguments.defaults, *arguments.kw_defaults]:
+        if default is None:
+            continue
+        try:
+            ast.literal_eval(default)
+        except ValueError:
+            named.append(ast.unparse(default))
+    return named
 
 
 def _entry_names(target: _Target) -> list[str]:
@@ -474,7 +516,8 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
             kind = "value"
         else:
             kind = "function"
-        signature = None if kind in ("class", "property") else facts.signature or function.signature
+        # A property records its getter's signature, as lock does.
+        signature = None if kind == "class" else facts.signature or function.signature
         read.append(
             _Target(
                 ref,
@@ -487,6 +530,7 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 method,
                 conditional=conditional,
                 parts=parts,
+                home=_home(resolved.function, ref.module),
             )
         )
     # Replacement names: the last part of each qualname, made unique with the
@@ -668,11 +712,17 @@ def _annotation_imports(signature: str, home: str) -> set[str]:
         # `np.ndarray` after `import numpy as np` takes the home module's import.
         statements.add(bound[root] if root in bound else f"import {_module_prefix(name)}")
     for name in bare - set(dir(builtins)):
-        # The home module's own import of the name, else the name from it.
+        # The home module's own import of the name, else the name from it;
+        # else what inspect spells without its module (typing.Union as Union,
+        # types.NoneType as NoneType).
         if name in bound:
             statements.add(bound[name])
         elif hasattr(sys.modules.get(home), name):
             statements.add(f"from {home} import {name}")
+        elif hasattr(typing, name):
+            statements.add(f"from typing import {name}")
+        elif hasattr(types, name):
+            statements.add(f"from types import {name}")
     return statements
 
 

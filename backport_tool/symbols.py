@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import sys
@@ -182,6 +183,11 @@ def signature_text(obj: object) -> str | None:
         p.replace(annotation=_Source(p.annotation)) if isinstance(p.annotation, str) else p
         for p in signature.parameters.values()
     ]
+    for index, param in enumerate(params):
+        if param.default is not param.empty and type(param.default) not in _PLAIN:
+            text = repr(param.default)
+            if ("<" in text or " at 0x" in text) and not _spells(text):
+                params[index] = param.replace(default=_Source(_named(param.default, obj)))
     returns = signature.return_annotation
     return str(
         signature.replace(
@@ -189,6 +195,47 @@ def signature_text(obj: object) -> str | None:
             return_annotation=_Source(returns) if isinstance(returns, str) else returns,
         )
     )
+
+
+# Defaults whose repr is their source text; any other is looked at.
+_PLAIN = frozenset({int, float, complex, str, bytes, bool, type(None), type(...)})
+
+
+def _spells(text: str) -> bool:
+    # The repr is an expression, the same in every process.
+    if " at 0x" in text:
+        return False
+    try:
+        ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError):
+        return False
+    return True
+
+
+def _named(value: object, function: object) -> str:
+    # A default whose repr is no expression (<function noop_context_fn at
+    # 0x7f...>, <RedOpType.SUM: 0>): written as the name the function's
+    # module has for it, as its source spells it, so that the text parses, is
+    # the same in every process, and reads like a static read of the source.
+    code_owner = inspect.unwrap(getattr(function, "__func__", function))  # type: ignore[arg-type]
+    home = getattr(code_owner, "__globals__", None)
+    if isinstance(home, dict):
+        for name, held in home.items():
+            if held is value:
+                return str(name)
+        for name, held in home.items():
+            if isinstance(held, type):
+                for attr, inner in vars(held).items():
+                    if inner is value:
+                        return f"{name}.{attr}"
+    if isinstance(value, ModuleType):
+        return value.__name__
+    qualname = getattr(value, "__qualname__", None)
+    if isinstance(qualname, str) and all(part.isidentifier() for part in qualname.split(".")):
+        return qualname
+    # Nothing names it (an object created in the def line): what stands for
+    # it says so, and never changes between processes.
+    return "..."
 
 
 class _Source:

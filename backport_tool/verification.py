@@ -357,6 +357,12 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
             try:
                 importlib.import_module(copy.module)
             except FOREIGN_FAILURES as exc:
+                if isinstance(exc, ModuleNotFoundError) and _needs_uninstalled(exc, copy.module):
+                    # It is there, but needs a package this environment lacks
+                    # (torch.testing._internal needs expecttest): never
+                    # imported here, so never run unpatched here; apply binds
+                    # it wherever it is imported, as it would here.
+                    continue
                 if not conditional:
                     problems.append(
                         Problem(
@@ -379,6 +385,12 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
                 )
             )
     return problems
+
+
+def _needs_uninstalled(exc: ModuleNotFoundError, module: str) -> bool:
+    # The missing module is neither ``module`` nor a package above it.
+    missing = exc.name
+    return missing is not None and missing != module and not module.startswith(missing + ".")
 
 
 def _static_copies(target: Target, inspector: StaticInspector) -> list[Problem]:

@@ -387,7 +387,7 @@ def test_a_classmethod_replaces_an_inherited_builtin_classmethod(
     module = torch.nn.Module
     assert "__init_subclass__" not in vars(module)
     target: dict[str, Any] = {"symbol": INIT_SUBCLASS, "replacement": "__init_subclass__"}
-    if "_init_subclass" in source:
+    if source is SUBCLASSES_ORIGINAL:
         target["original"] = "_init_subclass"
     path = write_patch_set(
         tmp_path, [entry("record-subclasses", "subclasses.py", target)], {"subclasses.py": source}

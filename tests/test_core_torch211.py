@@ -351,3 +351,22 @@ def test_an_enabled_opt_in_reaches_spawn_workers_and_inductor_subprocesses(
     child = {tag for pid, tag in decisions if int(pid) != parent}
     # Inductor's compile subprocess ran the opt-in backport, never the default.
     assert child == {"opt-in"}, decisions
+
+
+def test_torch_defaults_without_a_source_repr_are_named_as_the_source_names_them() -> None:
+    # <function noop_context_fn at 0x...> and <RedOpType.SUM: 0> are no
+    # signature, and differ between processes; lock records this text.
+    import torch.distributed.distributed_c10d as c10d
+    from torch.utils import checkpoint
+
+    from backport_tool.source import normalize_signature
+    from backport_tool.symbols import signature_text
+
+    texts = [signature_text(checkpoint.checkpoint), signature_text(c10d.all_reduce)]
+    assert texts[1] == "(tensor, op=ReduceOp.SUM, group=None, async_op: bool = False)"
+    assert texts[0] is not None
+    assert (
+        "context_fn: Callable[[], Tuple[ContextManager, ContextManager]] = noop_context_fn"
+        in (texts[0])
+    )
+    assert [normalize_signature(t or "") for t in texts] == texts

@@ -618,3 +618,40 @@ def test_lock_writes_the_acknowledged_references_it_is_given(
     entries = lock(copies_manifest, acknowledge={("fix", symbol): []})
     assert first(entries).detail == "acknowledged none"
     assert "acknowledged" not in copies_manifest.read_text()
+
+
+MARKED = """
+from typing import Annotated
+
+
+class Marker:
+    pass
+
+
+def marked(x: Annotated[int, Marker()]) -> int:
+    return x
+"""
+
+
+def test_a_signature_python_cannot_read_back_is_left_out_not_written(
+    patchset: PatchSet, manifest: Path
+) -> None:
+    # inspect shows the annotation as Annotated[int, <...Marker object at
+    # 0x...>]: written, it would make the manifest invalid for every backport.
+    (patchset.site / "marked_home.py").write_text(MARKED)
+    manifest.write_text(
+        manifest.read_text()
+        + '  - id: marked\n    summary: s\n    applies_to: ">=1.0,<2.0"\n'
+        + "    module: backports/fix.py\n    targets:\n"
+        + '      - symbol: "marked_home:marked"\n        replacement: compute\n'
+    )
+    entries = {(e.backport, e.symbol): e for e in lock(manifest)}
+    detail = entries["marked", "marked_home:marked"].detail
+    assert (
+        "no signature recorded: Python cannot read back (x: typing.Annotated[int, "
+        "<marked_home.Marker object at 0x" in detail
+    )
+    locked = load_manifest(manifest)
+    assert locked.get("marked").targets[0].signature is None
+    assert locked.get("marked").targets[0].fingerprints
+    assert locked.get("fix").targets[0].signature == "(self, x: int) -> int"

@@ -18,7 +18,7 @@ from helpers import TARGET_SOURCE, PatchSet, assert_copies_written, run_backport
 from test_files import EROFS_MESSAGE, listing, run_read_only
 
 import backport_tool
-from backport_tool import SymbolRef, load_manifest, state
+from backport_tool import SymbolRef, load_manifest, lock, state
 from backport_tool.errors import UsageError
 from backport_tool.manifest import MAX_ID_LENGTH
 from backport_tool.scaffold import scaffold
@@ -136,6 +136,33 @@ def evaluated(x: fractions.Fraction, y: "int | None" = None) -> dict[str, fracti
 """
 
 
+ALIASED = """
+import typing
+
+Alias = typing.Union[int, typing.Iterable[int]]
+
+
+def aliased(x: Alias, y: type(None) = None) -> None:
+    pass
+"""
+
+DEFAULTS = """
+import enum
+
+
+class Mode(enum.Enum):
+    FAST = 1
+
+
+def noop():
+    pass
+
+
+def defaulted(x: int, hook=noop, mode=Mode.FAST, *, sentinel=object()) -> int:
+    return x
+"""
+
+
 @pytest.mark.parametrize(
     ("home", "source", "function", "imports"),
     [
@@ -151,6 +178,17 @@ def evaluated(x: fractions.Fraction, y: "int | None" = None) -> dict[str, fracti
             ],
         ),
         ("evaluated_home", EVALUATED, "evaluated", ["    import fractions"]),
+        # inspect spells typing's names and NoneType without their module.
+        (
+            "aliased_home",
+            ALIASED,
+            "aliased",
+            [
+                "    from types import NoneType",
+                "    from typing import Iterable",
+                "    from typing import Union",
+            ],
+        ),
     ],
 )
 def test_new_skeleton_imports_what_its_annotations_name(
@@ -678,6 +716,9 @@ def test_new_starts_a_property_target_as_a_property(patchset: PatchSet, tmp_path
         },
     )
     assert _status(manifest, "fix")[0] == "ready"
+    # new recorded what lock records: only the module's new pin changes.
+    changed = {e.symbol: e.action.value for e in lock(manifest) if e.symbol}
+    assert changed == {targets[0]: "unchanged", targets[1]: "unchanged"}
 
 
 def test_new_subclasses_a_class_target(patchset: PatchSet, tmp_path: Path) -> None:
@@ -749,3 +790,48 @@ def test_new_starts_registry_edits_for_a_set_and_a_dict(patchset: PatchSet, tmp_
         backport_tool.revert()
     handlers, table = target.HANDLERS, target.TABLE
     assert (handlers, table) == ({print}, {"a": len})
+
+
+def test_new_names_defaults_as_the_source_does_and_the_skeleton_still_loads(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # inspect shows such defaults as <function noop at 0x...>: no signature,
+    # and another in every process. The skeleton cannot evaluate them without
+    # importing the target's module, so it takes the arguments whole.
+    (patchset.site / "defaults_home.py").write_text(DEFAULTS)
+    (patchset.site / "reexport_home.py").write_text("from defaults_home import defaulted\n")
+    work = tmp_path / "project"
+    work.mkdir()
+    target = "reexport_home:defaulted"
+    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
+    assert proc.returncode == 0, proc.stderr
+    signature = "(x: int, hook=noop, mode=Mode.FAST, *, sentinel=...) -> int"
+    assert f'signature: "{signature}"' in (work / "manifest.yaml").read_text()
+    skeleton = (work / "backports" / "fix.py").read_text()
+    assert (
+        "# The original: defaulted" + signature + "\n"
+        "# Defaults that name its module's objects (noop, Mode.FAST) cannot be written here:\n"
+        "# this module must not import torch when it loads. Bind the arguments inside\n"
+        "# (inspect.signature(original).bind).\n"
+        "def defaulted(*args: Any, **kwargs: Any):\n"
+    ) in skeleton
+    namespace: dict[str, object] = {}
+    exec(compile(skeleton.replace("if TYPE_CHECKING:", "if True:"), "fix.py", "exec"), namespace)
+    # Not written yet, but it loads and fits the original.
+    checked = cli(patchset, work, "check")
+    assert "is not written yet" in checked.stdout, checked.stdout + checked.stderr
+
+
+def test_new_reads_a_reexported_target_in_the_module_that_defines_it(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    (patchset.site / "annotated_home.py").write_text(ANNOTATED)
+    (patchset.site / "reexporting.py").write_text("from annotated_home import written\n")
+    work = tmp_path / "project"
+    work.mkdir()
+    target = "reexporting:written"
+    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
+    assert proc.returncode == 0, proc.stderr
+    skeleton = (work / "backports" / "fix.py").read_text()
+    block = skeleton.split("if TYPE_CHECKING:\n", 1)[1].split("\n\n", 1)[0]
+    assert "    from annotated_home import Local" in block.splitlines()

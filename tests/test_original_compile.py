@@ -16,7 +16,7 @@ import pytest
 from helpers import PatchSet, write_patch_set
 
 import backport_tool
-from backport_tool import ManifestError, Status, enabled
+from backport_tool import ManifestError, Status, enabled, state
 
 ALIASED = """
 _compute = None
@@ -98,6 +98,34 @@ def test_the_module_must_leave_the_name_to_apply(
         assert result.reason == reason
     assert mod.Widget().compute(1) == 2
     assert backport_tool.applied() == ()
+
+
+def test_an_original_name_no_function_reads_is_refused(patchset: PatchSet) -> None:
+    # original: _comptue, while the wrapper calls _compute (None): the wrapper
+    # would fail only when torch calls it.
+    patchset.write_backport("fix.py", ALIASED)
+    entry = patchset.add("fix", "Widget.compute")
+    entry["targets"][0]["original"] = "_comptue"
+    manifest = patchset.write()
+    mod = patchset.target()
+    reason = (
+        "original: _comptue is read by no function of backports/fix.py, so "
+        "backports/fix.py:compute cannot call the original through it; give original: the "
+        "name the code reads"
+    )
+    for report in (backport_tool.check(manifest), backport_tool.apply(manifest, strict=False)):
+        result = report.by_id("fix")
+        assert (result.status, result.reason) == (Status.FAILED, reason)
+    assert mod.Widget().compute(1) == 2
+    # A helper, a method or a decorated function that reads it is a reader.
+    for reader in (
+        "def call(*a):\n    return _comptue(*a)\n",
+        "class Calls:\n    @staticmethod\n    def call(*a):\n        return _comptue(*a)\n",
+        "import functools\n\n\n@functools.lru_cache\ndef call(a):\n    return _comptue(a)\n",
+    ):
+        patchset.write_backport("fix.py", ALIASED + "\n\n" + reader)
+        state.reset()
+        assert backport_tool.check(patchset.write()).by_id("fix").status is Status.READY
 
 
 def test_the_replacement_must_be_a_function_of_the_backport_module(patchset: PatchSet) -> None:

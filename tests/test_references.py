@@ -15,7 +15,7 @@ import pytest
 from helpers import PatchSet
 
 import backport_tool
-from backport_tool import Status, SymbolRef, patcher, revert
+from backport_tool import Status, SymbolRef, check, patcher, revert
 
 # Modules that copy the target module's free_function the ways real code does.
 COPIERS = {
@@ -1078,3 +1078,27 @@ def test_a_callable_object_replacing_a_method_is_refused(patchset: PatchSet) -> 
     )
     assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.FAILED
     assert patchset.target().Widget().compute(1) == 2
+
+
+def test_a_copy_whose_module_needs_an_uninstalled_package_is_not_missing(
+    patchset: PatchSet,
+) -> None:
+    # torch.testing._internal.common_fsdp binds has_triton, and needs
+    # expecttest: never imported where expecttest is not installed.
+    (patchset.site / "needsdep_copier.py").write_text(
+        f"import not_installed_dependency_xyz\nfrom {patchset.module} import free_function\n"
+    )
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["copies"] = ["needsdep_copier:free_function"]
+    patchset.target()
+    manifest = patchset.write()
+    result = check(manifest).by_id("fix")
+    assert result.status is Status.READY, result.reason
+    # A copy whose own module is gone still is.
+    entry["targets"][0]["copies"] = ["gone_copier_xyz:free_function"]
+    result = check(patchset.write()).by_id("fix")
+    assert result.status is Status.MISSING
+    assert result.reason.endswith(
+        "declared copy gone_copier_xyz:free_function: import raised ModuleNotFoundError: "
+        "No module named 'gone_copier_xyz'"
+    )
