@@ -191,17 +191,24 @@ def defaulted(x: int, hook=noop, mode=Mode.FAST, *, sentinel=object()) -> int:
         ),
     ],
 )
+def started(patchset: PatchSet, tmp_path: Path, target: str, **modules: str) -> Path:
+    # The project `new fix --target TARGET` starts, with ``modules`` (name:
+    # source) importable.
+    for name, source in modules.items():
+        (patchset.site / f"{name}.py").write_text(source)
+    work = tmp_path / "project"
+    work.mkdir()
+    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
+    assert proc.returncode == 0, proc.stderr
+    return work
+
+
 def test_new_skeleton_imports_what_its_annotations_name(
     patchset: PatchSet, tmp_path: Path, home: str, source: str, function: str, imports: list[str]
 ) -> None:
     # The copied signature names what the target's module had in scope, some of
     # it only under TYPE_CHECKING; the skeleton must bind each name itself.
-    (patchset.site / f"{home}.py").write_text(source)
-    work = tmp_path / "project"
-    work.mkdir()
-    target = f"{home}:{function}"
-    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
-    assert proc.returncode == 0, proc.stderr
+    work = started(patchset, tmp_path, f"{home}:{function}", **{home: source})
     skeleton = (work / "backports" / "fix.py").read_text()
     block = skeleton.split("if TYPE_CHECKING:\n", 1)[1].split("\n\n", 1)[0]
     assert block.splitlines() == imports
@@ -798,13 +805,13 @@ def test_new_names_defaults_as_the_source_does_and_the_skeleton_still_loads(
     # inspect shows such defaults as <function noop at 0x...>: no signature,
     # and another in every process. The skeleton cannot evaluate them without
     # importing the target's module, so it takes the arguments whole.
-    (patchset.site / "defaults_home.py").write_text(DEFAULTS)
-    (patchset.site / "reexport_home.py").write_text("from defaults_home import defaulted\n")
-    work = tmp_path / "project"
-    work.mkdir()
-    target = "reexport_home:defaulted"
-    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
-    assert proc.returncode == 0, proc.stderr
+    work = started(
+        patchset,
+        tmp_path,
+        "reexport_home:defaulted",
+        defaults_home=DEFAULTS,
+        reexport_home="from defaults_home import defaulted\n",
+    )
     signature = "(x: int, hook=noop, mode=Mode.FAST, *, sentinel=...) -> int"
     assert f'signature: "{signature}"' in (work / "manifest.yaml").read_text()
     skeleton = (work / "backports" / "fix.py").read_text()
@@ -825,13 +832,13 @@ def test_new_names_defaults_as_the_source_does_and_the_skeleton_still_loads(
 def test_new_reads_a_reexported_target_in_the_module_that_defines_it(
     patchset: PatchSet, tmp_path: Path
 ) -> None:
-    (patchset.site / "annotated_home.py").write_text(ANNOTATED)
-    (patchset.site / "reexporting.py").write_text("from annotated_home import written\n")
-    work = tmp_path / "project"
-    work.mkdir()
-    target = "reexporting:written"
-    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
-    assert proc.returncode == 0, proc.stderr
+    work = started(
+        patchset,
+        tmp_path,
+        "reexporting:written",
+        annotated_home=ANNOTATED,
+        reexporting="from annotated_home import written\n",
+    )
     skeleton = (work / "backports" / "fix.py").read_text()
     block = skeleton.split("if TYPE_CHECKING:\n", 1)[1].split("\n\n", 1)[0]
     assert "    from annotated_home import Local" in block.splitlines()
