@@ -163,6 +163,18 @@ def defaulted(x: int, hook=noop, mode=Mode.FAST, *, sentinel=object()) -> int:
 """
 
 
+def started(patchset: PatchSet, tmp_path: Path, target: str, **modules: str) -> Path:
+    # The project `new fix --target TARGET` starts, with ``modules`` (name:
+    # source) importable.
+    for name, source in modules.items():
+        (patchset.site / f"{name}.py").write_text(source)
+    work = tmp_path / "project"
+    work.mkdir()
+    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
+    assert proc.returncode == 0, proc.stderr
+    return work
+
+
 @pytest.mark.parametrize(
     ("home", "source", "function", "imports"),
     [
@@ -191,18 +203,6 @@ def defaulted(x: int, hook=noop, mode=Mode.FAST, *, sentinel=object()) -> int:
         ),
     ],
 )
-def started(patchset: PatchSet, tmp_path: Path, target: str, **modules: str) -> Path:
-    # The project `new fix --target TARGET` starts, with ``modules`` (name:
-    # source) importable.
-    for name, source in modules.items():
-        (patchset.site / f"{name}.py").write_text(source)
-    work = tmp_path / "project"
-    work.mkdir()
-    proc = cli(patchset, work, "new", "fix", "--target", target, "--package", patchset.dist)
-    assert proc.returncode == 0, proc.stderr
-    return work
-
-
 def test_new_skeleton_imports_what_its_annotations_name(
     patchset: PatchSet, tmp_path: Path, home: str, source: str, function: str, imports: list[str]
 ) -> None:
