@@ -626,11 +626,7 @@ def revert(ids: str | tuple[str, ...] | list[str] | None = None) -> tuple[str, .
     from . import patcher  # noqa: PLC0415 - see _retag
 
     refuse_in_hook("revert")
-    if isinstance(ids, str):
-        ids = (ids,)
-    if ids is not None and not all(isinstance(i, str) for i in ids):
-        raise UsageError("revert() takes backport ids as strings")
-    selected = None if ids is None else tuple(ids)
+    selected = None if ids is None else _ids_given(ids, "revert()")
     for backport_id in STATE.hooks.cancel(selected):
         if _result(backport_id) is Status.PENDING:
             _update(BackportResult(backport_id, Status.DISABLED, "reverted before it applied"))

@@ -616,8 +616,13 @@ def test_revert_takes_ids(patchset: PatchSet) -> None:
     assert revert("two") == ("two",)
     assert [a.id for a in applied()] == ["one"]
     assert revert(["missing"]) == ()
-    with pytest.raises(backport_tool.UsageError):
-        revert([1])  # type: ignore[list-item]
+    for value, shown in ((5, "int 5"), ([1], "list [1]"), (b"one", "bytes b'one'")):
+        with pytest.raises(backport_tool.UsageError) as caught:
+            revert(value)  # type: ignore[arg-type]
+        assert str(caught.value) == (
+            f"revert() takes backport ids: a string or an iterable of strings, got {shown}"
+        )
+    assert [a.id for a in applied()] == ["one"]
 
 
 # A second copy of the patch set's backport that a wrong lookup would load.
