@@ -23,6 +23,7 @@ from .source import (
     class_facts,
     function_facts,
     live_function_facts,
+    property_facts,
 )
 from .symbols import ABSENT, Resolved, SymbolMissing, is_builtin, resolve, signature_text
 
@@ -99,9 +100,11 @@ class LiveInspector:
             signature = None if isinstance(function, type) else signature_text(function)
             builtin = facts is None and is_builtin(function)
         else:
-            # A value: its facts are those of the assignment in its source,
-            # exactly what a static read of a wheel finds.
-            facts, signature = self._from_source(ref).function, None
+            # A value or a property: its facts are those of its source (the
+            # assignment; the property's defs), exactly what a static read
+            # of a wheel finds.
+            read = self._from_source(ref)
+            facts, signature = read.function, read.signature
         return SymbolFacts(
             symbol,
             Presence.FOUND,
@@ -170,6 +173,15 @@ class StaticInspector:
             # A stub's text is not the code: presence is all it says.
             return SymbolFacts(symbol, Presence.UNKNOWN, compiled)
         node = result.node
+        if result.accessors:
+            facts = property_facts(result.accessors)
+            return SymbolFacts(
+                symbol,
+                Presence.FOUND,
+                defined_on=result.defined_on,
+                signature=facts.signature,
+                function=facts,
+            )
         if isinstance(node, (ast.Assign, ast.AnnAssign)):
             return SymbolFacts(
                 symbol,

@@ -16,6 +16,7 @@ import linecache
 import operator
 import sys
 import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, FunctionType
@@ -193,6 +194,18 @@ def assignment_facts(node: ast.Assign | ast.AnnAssign) -> FunctionFacts:
 def function_facts(node: FunctionNode) -> FunctionFacts:
     source = normalized_source(node)
     return FunctionFacts(signature_of(node), fingerprint_of(source), source)
+
+
+def property_facts(accessors: Sequence[FunctionNode]) -> FunctionFacts:
+    """Facts of a property made of several defs (getter, setter, deleter): the
+    getter's signature, and a fingerprint of every def, so that a change to
+    any of them is seen."""
+    getter = accessors[0]
+    for node in accessors[1:]:
+        if any(isinstance(d, ast.Attribute) and d.attr == "getter" for d in node.decorator_list):
+            getter = node
+    source = "\n".join(normalized_source(node) for node in accessors)
+    return FunctionFacts(signature_of(getter), fingerprint_of(source), source)
 
 
 def class_facts(node: ast.ClassDef) -> FunctionFacts:

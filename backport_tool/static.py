@@ -323,6 +323,9 @@ class Found:
 
     node: ast.AST
     defined_on: str
+    # A property with a setter or deleter: every def that makes it up, in
+    # source order (``node`` is the last of them).
+    accessors: tuple[ast.FunctionDef | ast.AsyncFunctionDef, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -542,7 +545,7 @@ class StaticIndex:
                 if isinstance(binding, ast.ClassDef):
                     return self._in_class(module, is_package, binding, rest, depth + 1)
                 return Unknown(f"{module}:{cls.name}.{name} is not a class")
-            return Found(binding, f"{module}:{cls.name}")
+            return Found(binding, f"{module}:{cls.name}", _accessors(cls.body, binding))
         unknown: list[str] = []
         for base in cls.bases:
             located = self._base_class(module, is_package, base, depth)
@@ -664,6 +667,44 @@ def _find_binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
             # not run: the binding before it stands.
             found = None
     return found
+
+
+_ACCESSORS = ("getter", "setter", "deleter")
+
+
+def _accessors(
+    body: list[ast.stmt], binding: ast.stmt
+) -> tuple[ast.FunctionDef | ast.AsyncFunctionDef, ...]:
+    # `@value.setter def value` makes a new property from the `value` bound
+    # before it: the property is every def back to the one that is no
+    # accessor of it (the `@property` getter). Only the last of them is the
+    # binding, so a changed getter would otherwise go unseen.
+    if not _is_accessor(binding):
+        return ()
+    assert isinstance(binding, (ast.FunctionDef, ast.AsyncFunctionDef))
+    earlier = _statements(body)
+    group = [binding]
+    for stmt in reversed(earlier[: earlier.index(binding)]):
+        if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            if _find_binding([stmt], binding.name) is not None:
+                break
+            continue
+        if stmt.name != binding.name:
+            continue
+        group.append(stmt)
+        if not _is_accessor(stmt):
+            break
+    return tuple(reversed(group))
+
+
+def _is_accessor(stmt: ast.stmt) -> bool:
+    return isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and any(
+        isinstance(d, ast.Attribute)
+        and d.attr in _ACCESSORS
+        and isinstance(d.value, ast.Name)
+        and d.value.id == stmt.name
+        for d in stmt.decorator_list
+    )
 
 
 def _defines(body: list[ast.stmt], name: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import shutil
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,47 @@ def test_a_static_read_compares_what_calls_bind_not_how_aliases_are_spelled(
     source.write_text(source.read_text().replace("b: Number = 2", "c: Number = 2"))
     drift = check(manifest, source=str(patchset.site)).by_id("fix")
     assert drift.status is Status.DRIFT
+
+
+PROPERTY_TARGET = """
+class Widget:
+    @property
+    def value(self) -> int:
+        return self._v
+
+    @value.setter
+    def value(self, v: int) -> None:
+        self._v = v
+
+    @value.deleter
+    def value(self) -> None:
+        del self._v
+"""
+
+
+@pytest.mark.parametrize("changed", ["return self._v", "self._v = v", "del self._v"])
+def test_a_property_is_fingerprinted_by_every_def_that_makes_it(
+    patchset: PatchSet, changed: str
+) -> None:
+    # The property is the last def bound to its name (the deleter), built
+    # from the ones before it: a changed getter went unseen, live and read
+    # statically, and lock recorded the deleter's signature as the target's.
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(PROPERTY_TARGET)
+    patchset.write_backport("fix.py", textwrap.dedent(PROPERTY_TARGET.split("class Widget:")[1]))
+    patchset.add("fix", "Widget.value")
+    manifest = patchset.write()
+    lock(manifest)
+    locked = load_manifest(manifest).get("fix").targets[0]
+    assert locked.signature == "(self) -> int"
+    assert check(manifest).by_id("fix").status is Status.READY
+    assert check(manifest, source=str(patchset.site)).by_id("fix").status is Status.READY
+    source.write_text(PROPERTY_TARGET.replace(changed, f"{changed}  # changed\n        pass"))
+    sys.modules.pop(patchset.module, None)
+    for result in (check(manifest), check(manifest, source=str(patchset.site))):
+        fix = result.by_id("fix")
+        assert fix.status is Status.DRIFT, fix.reason
+        assert fix.targets[0].fingerprint_matches is False
 
 
 def test_static_check_of_other_versions(patchset: PatchSet, tmp_path: Path) -> None:
