@@ -5,6 +5,7 @@ these facts alone, so both readers give the same verdict for the same code."""
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 import logging
 import sys
@@ -19,11 +20,13 @@ from .findings import Presence
 from .manifest import SymbolRef
 from .source import (
     FunctionFacts,
+    FunctionNode,
     assignment_facts,
     class_facts,
     function_facts,
     live_function_facts,
     property_facts,
+    signature_of,
 )
 from .symbols import ABSENT, Resolved, SymbolMissing, is_builtin, resolve, signature_text
 
@@ -135,6 +138,29 @@ class LiveInspector:
         return StaticInspector(self._indexes[root]).inspect(ref)
 
 
+def _dotted(node: ast.expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    return ".".join([node.id, *reversed(parts)])
+
+
+def _literal(node: ast.AST) -> ast.expr | None:
+    # The value of `NAME = <literal>` as a live read spells it (its repr),
+    # where that repr is itself Python.
+    value = node.value if isinstance(node, (ast.Assign, ast.AnnAssign)) else None
+    if value is None:
+        return None
+    try:
+        spelled = repr(ast.literal_eval(value))
+        return ast.parse(spelled, mode="eval").body
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
 def _unpatched(resolved: Resolved) -> Resolved | None:
     # A target this process already patched is judged by its original, so that
     # check, lock and status read the code the backport replaced; None when
@@ -191,15 +217,52 @@ class StaticInspector:
             )
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             facts = function_facts(node)
+            # The fingerprint is of the source as written; the signature has
+            # each default that names a constant spelled as its value.
+            signature = signature_of(self._valued_defaults(node, result.defined_on))
             return SymbolFacts(
                 symbol,
                 Presence.FOUND,
                 defined_on=result.defined_on,
-                signature=facts.signature,
-                function=facts,
+                signature=signature,
+                function=replace(facts, signature=signature),
             )
         if isinstance(node, ast.ClassDef):
             return SymbolFacts(
                 symbol, Presence.FOUND, defined_on=result.defined_on, function=class_facts(node)
             )
         return SymbolFacts(symbol, Presence.FOUND, defined_on=result.defined_on)
+
+    def _valued_defaults(self, node: FunctionNode, defined_on: str) -> FunctionNode:
+        # `role: str = DEFAULT_ROLE` reads live as the value's repr ('default').
+        # A default that names a module constant (or a class constant, for a
+        # method) bound to a literal is spelled so here too; anything else
+        # stays as the source writes it.
+        args = node.args
+        defaults = [self._value_of(d, defined_on) for d in args.defaults]
+        kw_defaults = [
+            None if d is None else self._value_of(d, defined_on) for d in args.kw_defaults
+        ]
+        if defaults == args.defaults and kw_defaults == args.kw_defaults:
+            return node
+        node = copy.copy(node)
+        node.args = copy.copy(args)
+        node.args.defaults, node.args.kw_defaults = defaults, kw_defaults
+        return node
+
+    def _value_of(self, default: ast.expr, defined_on: str) -> ast.expr:
+        name = _dotted(default)
+        if name is None:
+            return default
+        from .static import Found  # noqa: PLC0415 - loaded with the index
+
+        module, _, cls = defined_on.partition(":")
+        scopes = [f"{cls}.{name}", name] if cls else [name]
+        for qualname in scopes:
+            found = self.index.lookup(SymbolRef(module, qualname))
+            if not isinstance(found, Found):
+                continue
+            if cls and qualname != name and found.defined_on != defined_on:
+                continue  # a base class's attribute: not in the class body's scope
+            return _literal(found.node) or default
+        return default

@@ -160,6 +160,61 @@ def test_a_static_read_compares_what_calls_bind_not_how_aliases_are_spelled(
     assert drift.status is Status.DRIFT
 
 
+@pytest.mark.parametrize(
+    ("target", "recorded"),
+    [
+        ("free_function", "(a, role: str = 'default', size=(4, 'x'), *, at=1.5)"),
+        ("Widget.compute", "(self, x: int = 3, again=None) -> int"),
+    ],
+)
+def test_a_default_that_names_a_constant_reads_as_its_value_statically_too(
+    patchset: PatchSet, target: str, recorded: str
+) -> None:
+    # The live read spells a default by its value's repr, the source by the
+    # name it writes: check --source of the very same code said drift, and
+    # lock --source wrote the name, which the live check called drift.
+    (patchset.site / "fake_constants.py").write_text("SIZE = (4, 'x')\nAT = 1.5\n")
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(
+        "from fake_constants import SIZE\nimport fake_constants\n\nDEFAULT_ROLE = 'default'\n"
+        "LIMIT = 99\n\n\n"
+        "def free_function(a, role: str = DEFAULT_ROLE, size=SIZE, *, at=fake_constants.AT):\n"
+        "    return a\n\n\n"
+        "class Widget:\n    LIMIT = 3\n    NOTHING = None\n\n"
+        "    def compute(self, x: int = LIMIT, again=NOTHING) -> int:\n        return x\n"
+    )
+    patchset.write_backport(
+        "fix.py",
+        "def free_function(*args, **kwargs):\n    return 0\n\n\n"
+        "def compute(self, *args, **kwargs):\n    return 0\n",
+    )
+    patchset.add("fix", target)
+    manifest = patchset.write()
+    for locked_from in (None, str(patchset.site)):
+        lock(manifest, source=locked_from)
+        assert load_manifest(manifest).get("fix").targets[0].signature == recorded
+        for read in (None, str(patchset.site)):
+            checked = check(manifest, source=read).by_id("fix")
+            assert checked.status is Status.READY, checked.reason
+            assert checked.targets[0].signature_matches is True
+
+
+def test_a_default_that_names_no_literal_stays_as_the_source_writes_it(
+    patchset: PatchSet,
+) -> None:
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(
+        "MARKER = object()\nLIMIT = 2 ** 3\n\n\n"
+        "def free_function(a, marker=MARKER, limit=LIMIT, other=UNDEFINED):\n    return a\n"
+    )
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    lock(manifest, source=str(patchset.site))
+    assert load_manifest(manifest).get("fix").targets[0].signature == (
+        "(a, marker=MARKER, limit=LIMIT, other=UNDEFINED)"
+    )
+
+
 PROPERTY_TARGET = """
 class Widget:
     @property

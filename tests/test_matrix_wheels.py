@@ -8,9 +8,10 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import write_patch_set
 from packaging.specifiers import SpecifierSet
 
-from backport_tool import Probe, Status, check
+from backport_tool import Probe, Status, check, load_manifest, lock
 from backport_tool.matrix import build_matrix
 
 WHEELS = os.environ.get("BACKPORT_TOOL_WHEELS")
@@ -139,3 +140,38 @@ def test_enabled_the_faithful_port_verifies_on_the_2_11_wheel() -> None:
     )
     assert result.probe is Probe.NOT_FIXED
     assert report.by_id("inductor-realize-on-reuse-refined").status is Status.DISABLED
+
+
+def test_a_default_named_by_a_constant_reads_alike_live_and_from_the_wheel(
+    tmp_path: Path,
+) -> None:
+    # SimpleElasticAgent.run(self, role: str = DEFAULT_ROLE): the live read
+    # gives the value, 'default'. Locked live, the 2.11 wheel said drift.
+    assert WHEELS is not None
+    (wheel,) = Path(WHEELS).glob("torch-2.11.0-*.whl")
+    manifest = write_patch_set(
+        tmp_path,
+        [
+            {
+                "id": "elastic-run",
+                "summary": "a target whose default names a constant",
+                "applies_to": ">=2.11,<2.12",
+                "module": "backports/fix.py",
+                "targets": [
+                    {
+                        "symbol": "torch.distributed.elastic.agent.server.api:"
+                        "SimpleElasticAgent.run",
+                        "replacement": "run",
+                    }
+                ],
+            }
+        ],
+        {"fix.py": "def run(self, *args, **kwargs):\n    return None\n"},
+    )
+    lock(manifest)
+    signature = load_manifest(manifest).get("elastic-run").targets[0].signature
+    assert signature is not None
+    assert "role: str = 'default'" in signature
+    result = check(manifest, source=str(wheel)).by_id("elastic-run")
+    assert result.status is Status.READY, result.reason
+    assert result.targets[0].signature_matches is True
