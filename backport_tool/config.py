@@ -44,7 +44,7 @@ def bundled_manifest_path() -> Path:
 
 def default_manifest_path() -> Path:
     """``$BACKPORT_TOOL_MANIFEST`` if set, else the bundled manifest."""
-    from_env = os.environ.get(MANIFEST_ENV)
+    from_env = _started_with(MANIFEST_ENV)
     return Path(from_env) if from_env else bundled_manifest_path()
 
 
@@ -55,7 +55,7 @@ def default_manifest_path() -> Path:
 # The library's apply() does not: a server's working directory must not decide
 # what gets patched.
 def project_manifest_path(*directories: Path) -> Path | None:
-    from_env = os.environ.get(MANIFEST_ENV)
+    from_env = _started_with(MANIFEST_ENV)
     if from_env:
         return Path(from_env)
     for directory in directories:
@@ -96,17 +96,18 @@ def _ids(raw: str) -> frozenset[str]:
     return frozenset(part.strip().lower() for part in raw.split(",") if part.strip())
 
 
-def _switch_env(name: str) -> str:
-    # The switches this process was started with: what apply() exported for
-    # its children (STATE.environ_before keeps the values it replaced) must
-    # not switch backports in this process itself.
+def _started_with(name: str) -> str:
+    # The manifest and switches this process was started with: what apply()
+    # exported for its children (STATE.environ_before keeps the values it
+    # replaced) must not change what this process itself applies, nor what
+    # runtime_env() hands Ray workers.
     if name in STATE.environ_before:
         return STATE.environ_before[name] or ""
     return os.environ.get(name, "")
 
 
 def disabled_ids() -> frozenset[str]:
-    return _ids(_switch_env(DISABLE_ENV))
+    return _ids(_started_with(DISABLE_ENV))
 
 
 def is_disabled(backport_id: str, disabled: frozenset[str]) -> bool:
@@ -139,7 +140,7 @@ def switches(enable: str | Iterable[str] = (), disable: str | Iterable[str] = ()
     """``BACKPORT_TOOL_DISABLE`` plus ``disable``, and ``BACKPORT_TOOL_ENABLE`` plus
     ``enable`` (each an id or several)."""
     return Switches(
-        disabled_ids() | id_set(disable), _ids(_switch_env(ENABLE_ENV)) | id_set(enable)
+        disabled_ids() | id_set(disable), _ids(_started_with(ENABLE_ENV)) | id_set(enable)
     )
 
 
@@ -155,7 +156,7 @@ def unknown_switches(
     closest known id."""
     names = frozenset(known)
     sources = (
-        (f"the {ENABLE_ENV} variable", _ids(_switch_env(ENABLE_ENV))),
+        (f"the {ENABLE_ENV} variable", _ids(_started_with(ENABLE_ENV))),
         (f"the {DISABLE_ENV} variable", disabled_ids()),
         (given_as[0], id_set(enable)),
         (given_as[1], id_set(disable)),

@@ -320,3 +320,26 @@ def test_import_backport_tool_never_imports_ray(patchset: PatchSet) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env=patchset.env()
     )
     assert (proc.returncode, proc.stdout) == (0, "[]\n"), proc.stderr
+
+
+def test_runtime_env_after_apply_gives_what_the_driver_applied(patchset: PatchSet) -> None:
+    # apply() exports the manifest and its switches to this process's
+    # environment; the fragment took the manifest from there but the
+    # switches from before the export, so Ray workers ran without the opt-in
+    # backport the driver had applied, and verify() failed.
+    patchset.add("fix", "Widget.compute")
+    patchset.add("extra", "Widget.other", opt_in=True)
+    manifest = patchset.write()
+    backport_tool.apply(manifest, enable=["extra"], disable="fix")
+    expected = {MANIFEST_ENV: str(manifest.resolve()), ENABLE_ENV: "extra", DISABLE_ENV: "fix"}
+    assert runtime_env()["env_vars"] == expected
+    # Given ones add to them; a manifest given is taken as it is given.
+    assert runtime_env(enable="fix")["env_vars"][ENABLE_ENV] == "extra,fix"
+    assert runtime_env(manifest)["env_vars"] == {**expected, ENABLE_ENV: "", DISABLE_ENV: ""}
+    # And a bare apply() in this process means what it meant before: the
+    # bundled patch set, not the one exported for the children.
+    assert (
+        backport_tool.config.default_manifest_path() == backport_tool.config.bundled_manifest_path()
+    )
+    backport_tool.revert()
+    assert runtime_env()["env_vars"][MANIFEST_ENV] == ""

@@ -32,6 +32,7 @@ from ..config import (
     DISABLE_ENV,
     ENABLE_ENV,
     MANIFEST_ENV,
+    Switches,
     bundled_manifest_path,
     child_environment,
     default_manifest_path,
@@ -41,6 +42,7 @@ from ..config import (
 from ..errors import BackportToolError, MissingDependencyError, UsageError, describe
 from ..manifest_file import is_package_spec, real_location
 from ..report import Report, Status
+from ..state import STATE
 
 __all__ = ["WorkerMismatchError", "in_force", "runtime_env", "verify"]
 
@@ -116,8 +118,10 @@ def runtime_env(
     would, and returns its ``gcs://`` URI instead; that fragment works in
     ``.options()`` and for the rest of the job.
 
-    ``manifest`` is what :func:`backport_tool.apply` takes (default:
-    ``$BACKPORT_TOOL_MANIFEST``, else the bundled patch set). A file is
+    ``manifest`` is what :func:`backport_tool.apply` takes (default: the
+    patch set that ``apply()`` in this process applied, with its switches;
+    before any apply, ``$BACKPORT_TOOL_MANIFEST``, else the bundled patch
+    set). A file is
     exported as its real path, which every node must have; the bundled patch
     set is exported as "the bundled one", so each worker reads the one
     installed next to it; a ``pkg:PACKAGE/path`` manifest is exported as
@@ -131,7 +135,8 @@ def runtime_env(
     :class:`~backport_tool.UsageError` when a switch names no backport of it
     (a typo would otherwise go unnoticed on every node).
     """
-    given = default_manifest_path() if manifest is None else manifest
+    applied = _exported() if manifest is None else None
+    given = manifest if manifest is not None else applied[0] if applied else default_manifest_path()
     exported: str
     if is_package_spec(given):
         # A file inside an importable package: each worker finds it in its own
@@ -143,6 +148,9 @@ def runtime_env(
         checked = manifest_for(location)
         exported = "" if location == _bundled() else str(location)
     switched = switches(enable, disable)
+    if applied is not None:
+        # What this driver applies: the switches apply() exported with it.
+        switched = Switches(switched.disabled | applied[2], switched.enabled | applied[1])
     problems = unknown_switches(
         (b.id for b in checked.backports),
         enable,
@@ -163,6 +171,16 @@ def runtime_env(
     # that reads it; a path would name a file of this machine.
     env_vars[MANIFEST_ENV] = exported
     return {"py_modules": [_boot_module()], "env_vars": env_vars}
+
+
+def _exported() -> tuple[Path, frozenset[str], frozenset[str]] | None:
+    # The manifest and the switches (enabled, disabled) that apply() in this
+    # process exported to its children, if it did.
+    exported = STATE.exported
+    if exported is None:
+        return None
+    split = exported.index("|")
+    return Path(exported[0]), frozenset(exported[1:split]), frozenset(exported[split + 1 :])
 
 
 def _boot_module() -> str:
