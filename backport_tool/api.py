@@ -240,9 +240,33 @@ def reach_subprocesses(location: Path, switched: Switches) -> None:
             put_environ(name, env.get(name))
         # Under the lock: a revert() in another thread never finds the
         # variables withdrawn and the boot directory still on sys.path.
-        boot = str(BOOT_DIR)
-        if boot not in sys.path:
-            sys.path.insert(1 if sys.path else 0, boot)
+        _boot_on_path(str(BOOT_DIR))
+
+
+def _boot_on_path(boot: str) -> None:
+    # torch gives its compile workers this process's sys.path as PYTHONPATH,
+    # and a Python process runs only the first sitecustomize on its path:
+    # ours must come before any other, and then runs the one it shadows. It
+    # goes after sys.path[0] (the script's directory, which code may take for
+    # that), unless that directory has a sitecustomize of its own.
+    first = 0 if sys.path and _has_sitecustomize(sys.path[0], boot) else min(1, len(sys.path))
+    if boot in sys.path and sys.path.index(boot) <= first:
+        return
+    while boot in sys.path:
+        sys.path.remove(boot)
+    sys.path.insert(first, boot)
+
+
+def _has_sitecustomize(entry: str, boot: str) -> bool:
+    import importlib.machinery  # noqa: PLC0415 - only when the patch set is exported
+
+    try:
+        return (
+            entry != boot
+            and importlib.machinery.PathFinder.find_spec("sitecustomize", [entry]) is not None
+        )
+    except (ImportError, OSError, ValueError):
+        return False
 
 
 def apply(
@@ -479,6 +503,11 @@ def _finish_apply(backport_id: str) -> None:
         logger.warning("backport-tool: %s: failed (%s; rolled back)", backport_id, exc)
         _update(BackportResult(backport_id, Status.FAILED, f"{exc}; rolled back, nothing changed"))
     _retag()
+    with STATE.lock:
+        if STATE.exported is not None:
+            # Applied at interpreter start (`apply -- CMD`, a worker), this
+            # process's sys.path had no script directory yet; it has now.
+            _boot_on_path(str(BOOT_DIR))
 
 
 def _watch_waiting(

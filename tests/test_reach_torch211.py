@@ -140,10 +140,23 @@ def should_realize_on_reuse(self, users):
 """
 
 
+@pytest.mark.parametrize("own_sitecustomize", [False, True])
 @pytest.mark.parametrize("how", ["library", "cli"])
-def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path, how: str) -> None:
+def test_inductor_subprocess_compile_mode_gets_the_patch(
+    tmp_path: Path, how: str, own_sitecustomize: bool
+) -> None:
     # The shipped faithful port, wrapped to record each decision with its pid;
     # it stays opt-in, so the enable switch must reach the compile subprocess.
+    # torch gives that subprocess the parent's sys.path as PYTHONPATH: a
+    # sitecustomize in the program's directory came first there, and the
+    # subprocess ran it instead of ours. Both must run, ours first.
+    ran = tmp_path / "sitecustomize.log"
+    if own_sitecustomize:
+        (tmp_path / "sitecustomize.py").write_text(
+            "import os, sys\n"
+            f"with open({str(ran)!r}, 'a') as log:\n"
+            "    log.write(f\"{os.getpid()} {'backport_tool' in sys.modules}\\n\")\n"
+        )
     bundled = backport_tool.default_manifest_path()
     data = yaml.safe_load(bundled.read_text())
     data["backports"] = [e for e in data["backports"] if e["id"] == FAITHFUL]
@@ -180,6 +193,9 @@ def test_inductor_subprocess_compile_mode_gets_the_patch(tmp_path: Path, how: st
     assert child, decisions  # the heuristic ran, patched, in Inductor's child
     assert all(d[0] == child[0][0] for d in child)
     assert ["3", "1"] in [d[1:] for d in child]  # 3 users, realized: the flipped decision
+    if own_sitecustomize:
+        # After ours (backport_tool already imported), in that very process.
+        assert f"{child[0][0]} True" in ran.read_text().splitlines()
 
 
 def test_compile_cache_is_keyed_by_the_patch_set(tmp_path: Path) -> None:
