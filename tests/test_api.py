@@ -11,6 +11,7 @@ import sys
 import sysconfig
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -1059,6 +1060,118 @@ def test_apply_imports_nothing_heavy_once_its_manifest_is_cached(
     assert [r.stdout for r in runs] == [f"{status} {loaded}\n", f"{status} []\n"], [
         r.stderr for r in runs
     ]
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        # Ended before it could say anything: status 0 is no pass.
+        (
+            "    print('about to exit', flush=True)\n    import os\n    os._exit(0)\n",
+            "the process exited with status 0 before the self-test finished; last output: "
+            "about to exit",
+        ),
+        (
+            "    print('all good so far', flush=True)\n    import os, signal\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n",
+            "the process was killed by SIGKILL before the self-test finished; last output: "
+            "all good so far",
+        ),
+        # A body that a call does not run.
+        ("    raise AssertionError('never ran')\n    yield\n", "is a generator"),
+        # Output that is not UTF-8 was an internal error of the whole check.
+        (
+            "    import os\n    os.write(2, b'caf\\xe9\\n')\n    os._exit(3)\n",
+            "the process exited with status 3 before the self-test finished; last output: "
+            "caf\ufffd",
+        ),
+    ],
+)
+def test_a_selftest_that_does_not_finish_has_failed(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, body: str, message: str
+) -> None:
+    target = f"    from {patchset.module} import Widget\n    Widget().compute(1)\n"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{target}{body}")
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert result.selftest is backport_tool.Verdict.FAILED
+    assert result.selftest_message is not None
+    assert message in result.selftest_message
+
+
+def test_an_async_selftest_runs_its_body(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = f"    from {patchset.module} import Widget\n    assert Widget().compute(1) == 5\n"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\nasync def selftest():\n{body}")
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert (result.selftest, result.selftest_message) == (
+        backport_tool.Verdict.FAILED,
+        "failed: AssertionError",
+    )
+
+
+def test_a_selftests_child_processes_apply_the_patch_set_as_in_production(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The self-test's process applied with subprocesses=False: a fix that
+    # must reach compile workers or spawn workers failed there, and passed
+    # in production.
+    child = f"from {patchset.module} import Widget; print(Widget().compute(1))"
+    body = (
+        f"    from {patchset.module} import Widget\n    assert Widget().compute(1) == 1001\n"
+        "    import subprocess, sys\n"
+        f"    out = subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, "
+        "text=True).stdout\n"
+        "    assert out.strip() == '1001', out\n"
+    )
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{body}")
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
+
+
+def test_a_selftest_leaves_no_process_behind_and_does_not_wait_for_one(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A process the self-test started and left running kept the output pipe
+    # open: the run waited for it (up to the 900 s timeout) and left it.
+    pid_file = tmp_path / "sleeper.pid"
+    body = (
+        f"    from {patchset.module} import Widget\n    assert Widget().compute(1) == 1001\n"
+        "    import subprocess\n"
+        "    sleeper = subprocess.Popen(['sleep', '300'])\n"
+        f"    open({str(pid_file)!r}, 'w').write(str(sleeper.pid))\n"
+    )
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{body}")
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    started = time.monotonic()
+    result = check(patchset.write(), selftest=True).by_id("fix")
+    assert time.monotonic() - started < 60
+    assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
+    sleeper = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while _alive(sleeper) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(sleeper)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone but for its parent's wait (init reaps it).
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 def test_the_selftest_runs_in_the_state_production_startup_has(
