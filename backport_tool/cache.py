@@ -66,7 +66,8 @@ def entry(kind: str, suffix: str, *parts: str | bytes) -> tuple[Path, str]:
 def read_bytes(path: Path) -> bytes | None:
     """The contents of ``path`` if it is a trusted regular file of at most
     ``MAX_BYTES``; None for anything else."""
-    if not _trusted_dir(path.parent):
+    # A relative path would be read from whatever the working directory is.
+    if not path.is_absolute() or not _trusted_dir(path.parent):
         return None
     try:
         fd = os.open(path, os.O_RDONLY | _NOFOLLOW | _NONBLOCK)
@@ -118,6 +119,8 @@ def read_json(path: Path) -> object | None:
 def write_bytes(path: Path, data: bytes) -> Path | None:
     """Write ``data`` to ``path`` through a fresh temporary file; the path
     written, or None when the directory cannot hold it safely."""
+    if not path.is_absolute():
+        return None
     directory = path.parent
     try:
         # 0700: the directory must stay ours alone for reads to trust it.

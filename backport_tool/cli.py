@@ -69,7 +69,7 @@ environment variables:
   {ENABLE_ENV:<24} opt-in backports to apply too (comma-separated ids, or 'all')
   {DISABLE_ENV:<24} backports not to apply (comma-separated ids, or 'all')
   {LOG_ENV:<24} log level of the library on stderr (DEBUG, INFO, WARNING, ERROR, OFF)
-  {CACHE_ENV:<24} where startup plans and the internal-error log go
+  {CACHE_ENV:<24} where startup plans and the internal-error log go (an absolute path)
                            (default: $XDG_CACHE_HOME/backport-tool or ~/.cache/backport-tool)
 
 exit codes:

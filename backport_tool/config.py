@@ -76,8 +76,20 @@ def cache_dir() -> Path:
     if found is None:
         if given[0]:
             found = Path(given[0])
+            if not found.is_absolute():
+                # It would name another directory in each working directory:
+                # a worker's, or a checkout's with files planted in it.
+                logger.warning(
+                    "backport-tool: %s=%r is a relative path; nothing is cached. Set it to an "
+                    "absolute path",
+                    CACHE_ENV,
+                    given[0],
+                )
         else:
-            base = given[1] or os.path.join(os.path.expanduser("~"), ".cache")
+            # A relative XDG_CACHE_HOME is invalid and ignored, as the XDG
+            # base directory specification says.
+            xdg = given[1] if given[1] and os.path.isabs(given[1]) else None
+            base = xdg or os.path.join(os.path.expanduser("~"), ".cache")
             found = Path(base) / "backport-tool"
         _CACHE_DIRS[given] = found
     return found

@@ -126,6 +126,41 @@ def test_a_new_cache_directory_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
 
 
+def test_a_relative_cache_directory_caches_nothing(
+    patchset: PatchSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It named another directory in each working directory: a chdir between
+    # startup and a lazy apply wrote the compiled backport to one and read it
+    # from the other, and a checkout with a planted cache file ran its code.
+    from backport_tool import state
+
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    work = tmp_path / "work"
+    planted = work / ".btcache"
+    planted.mkdir(parents=True, mode=0o700)
+    monkeypatch.chdir(work)
+    monkeypatch.setenv("BACKPORT_TOOL_CACHE_DIR", ".btcache")
+    with caplog.at_level("WARNING", logger="backport_tool"):
+        assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    assert patchset.target().Widget().compute(1) == 1001
+    assert list(planted.iterdir()) == []
+    assert (
+        "backport-tool: BACKPORT_TOOL_CACHE_DIR='.btcache' is a relative path; nothing is cached. "
+        "Set it to an absolute path" in caplog.messages
+    )
+    backport_tool.revert()
+    state.reset()
+    # A relative XDG_CACHE_HOME is ignored, as the XDG specification says.
+    monkeypatch.delenv("BACKPORT_TOOL_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", ".btcache")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert backport_tool.config.cache_dir() == tmp_path / "home" / ".cache" / "backport-tool"
+
+
 def _plan_path(manifest: Path) -> Path:
     file = read_manifest_file(manifest)
     return plan.plan_path(file, "1.5.0", Switches(frozenset(), frozenset()))
