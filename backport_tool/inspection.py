@@ -193,6 +193,10 @@ class StaticInspector:
         if isinstance(result, Missing):
             return SymbolFacts(symbol, Presence.MISSING, result.message)
         if not isinstance(result, Found):
+            if result.unreadable:
+                # Not "cannot tell": the code is there, and this read of it
+                # failed, so nothing about it was verified.
+                return SymbolFacts(symbol, Presence.FAILED, f"{result.message}; not verified")
             return SymbolFacts(symbol, Presence.UNKNOWN, result.message)
         compiled = self.index.compiled(result) if source else None
         if compiled is not None:

@@ -15,6 +15,7 @@ import ast
 import email.parser
 import os
 import re
+import sys
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -317,6 +318,9 @@ def open_tree(spec: str) -> SourceTree:
     )
 
 
+_PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 @dataclass(frozen=True)
 class Found:
     """A static lookup that found a definition (``node``) in ``defined_on``."""
@@ -336,9 +340,10 @@ class Missing:
 @dataclass(frozen=True)
 class Unknown:
     """The sources cannot say: the name comes from compiled code or is dynamic,
-    or its module cannot be read or parsed."""
+    or its module cannot be read or parsed (``unreadable``)."""
 
     message: str
+    unreadable: bool = False
 
 
 Lookup = Found | Missing | Unknown
@@ -387,7 +392,10 @@ class StaticIndex:
             self._files[name] = relpath
             parsed = _parse(text)
             if isinstance(parsed, str):
-                self._unreadable[name] = f"{self.tree.label}: {relpath} cannot be parsed: {parsed}"
+                self._unreadable[name] = (
+                    f"{self.tree.label}: {relpath} cannot be parsed: {parsed} (newer syntax than "
+                    f"Python {_PYTHON} parses needs check --source run by a newer Python)"
+                )
                 return None
             return parsed, is_package
         return None
@@ -397,7 +405,7 @@ class StaticIndex:
         if self.module(ref.module) is None:
             problem = self._unreadable.get(ref.module)
             if problem is not None:
-                return Unknown(problem)
+                return Unknown(problem, unreadable=True)
             return Missing(f"module {ref.module!r} not found in {self.tree.label}")
         result = self._in_module(ref.module, ref.qualname.split("."), 0)
         if (
@@ -455,10 +463,10 @@ class StaticIndex:
     def _in_module(self, module: str, parts: list[str], depth: int) -> Lookup:
         loaded = self.module(module)
         if loaded is None:
-            return Unknown(
-                self._unreadable.get(module)
-                or f"module {module!r} has no Python source in {self.tree.label}"
-            )
+            problem = self._unreadable.get(module)
+            if problem is not None:
+                return Unknown(problem, unreadable=True)
+            return Unknown(f"module {module!r} has no Python source in {self.tree.label}")
         if depth > _MAX_DEPTH:
             return Unknown(f"import chain too deep at {module}")
         tree, is_package = loaded
@@ -472,7 +480,7 @@ class StaticIndex:
                 )
             problem = self._unreadable.get(submodule)
             if problem is not None:
-                return Unknown(problem)
+                return Unknown(problem, unreadable=True)
             for star in _star_imports(tree.body):
                 target = _absolute(module, is_package, star)
                 if self.module(target) is not None:

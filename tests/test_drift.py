@@ -215,6 +215,34 @@ def test_a_default_that_names_no_literal_stays_as_the_source_writes_it(
     )
 
 
+@pytest.mark.parametrize("where", ["target", "required"])
+def test_a_source_file_that_cannot_be_parsed_fails_the_static_check(
+    patchset: PatchSet, tmp_path: Path, where: str
+) -> None:
+    # A file of newer syntax than this Python parses (`type Num = int` on
+    # 3.11) said "ready": nothing of the target was compared, and a changed
+    # signature in it passed check --source --strict and matrix --strict.
+    patchset.add("fix", "Widget.compute")
+    if where == "required":
+        patchset.backports[0]["requires"] = [f"{patchset.module}_extra:helper"]
+        (patchset.site / f"{patchset.module}_extra.py").write_text("def helper():\n    pass\n")
+    manifest = patchset.write()
+    lock(manifest)
+    assert check(manifest).by_id("fix").status is Status.READY
+    other = tmp_path / "other"
+    shutil.copytree(patchset.site, other)
+    broken = other / (
+        f"{patchset.module}_extra.py" if where == "required" else f"{patchset.module}.py"
+    )
+    broken.write_text(broken.read_text() + "\ntype Num = int\n" + "def (:\n")
+    report = check(manifest, source=str(other))
+    fix = report.by_id("fix")
+    assert fix.status is Status.FAILED, fix.reason
+    assert f"{broken.name} cannot be parsed" in fix.reason
+    assert fix.reason.endswith("parses needs check --source run by a newer Python); not verified")
+    assert report.exit_code == 1
+
+
 PROPERTY_TARGET = """
 class Widget:
     @property
