@@ -168,7 +168,15 @@ def _state(repo: Any, ids: _PatchIds, fix: Any, tag: Any, version: Version) -> T
     # Only commits after the fork point that touch the fix's files can apply
     # or revert it; the path filter keeps this fast on a real torch clone.
     rev_range = f"{bases[0].hexsha}..{head.hexsha}" if bases else head.hexsha
-    candidates = list(repo.iter_commits(rev_range, paths=_files(fix), reverse=True))
+    # Parents before children: a revert committed with an earlier date than
+    # the pick it reverts must still come after it. Every commit on every
+    # merged branch: git's default simplification drops a branch whose
+    # changes to these files a merge did not keep (a pick and its revert).
+    candidates = list(
+        repo.iter_commits(
+            rev_range, paths=_files(fix), reverse=True, topo_order=True, full_history=True
+        )
+    )
     applied_by: str | None = None
     reverted_by: str | None = None
     if repo.is_ancestor(fix, head) and not any(c.hexsha == fix.hexsha for c in candidates):
@@ -248,6 +256,10 @@ def _tracked(
     import git  # noqa: PLC0415 - imported by track() already
 
     sha = backport.upstream.commit
+    if backport.retired:
+        # Kept for the record: no version applies it, so its fixed_in decides
+        # nothing, and check reports it without complaint.
+        return TrackResult(backport.id, None, (), None, backport.fixed_in, "retired: not tracked")
     if sha is None or ids is None:
         return TrackResult(backport.id, None, (), None, backport.fixed_in, "no upstream.commit")
     try:

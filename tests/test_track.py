@@ -249,3 +249,60 @@ def test_git_failing_on_the_clone_is_a_usage_error_with_gits_words(tmp_path: Pat
     assert message.startswith(f"git cannot read {partial}: fatal: ")
     assert "promisor remote" in message
     assert "\n" not in message
+
+
+def test_a_revert_dated_before_its_pick_still_comes_after_it(tmp_path: Path) -> None:
+    # Commit dates are not history: on the release branch the revert carries
+    # an earlier date than the pick it reverts, and a side branch from the
+    # pick touched the file too. Read by date, the revert came first and the
+    # release "contained" the fix.
+    repo = plain_upstream(tmp_path)
+    when = iter(f"{1704067200 + day * 86400} +0000" for day in (0, 4, 8, 1, 7, 9))
+    base = "def f(u):\n    return u > 4\n\n\ndef g():\n    return 1\n"
+
+    def dated(path: str, text: str, message: str) -> git.Commit:
+        file = Path(repo.working_tree_dir or "") / path
+        file.write_text(text)
+        repo.index.add([path])
+        stamp = next(when)
+        return repo.index.commit(message, author_date=stamp, commit_date=stamp)
+
+    dated("ir.py", base, "base")
+    repo.create_tag("v1.0.0")
+    fixed = base.replace("u > 4", "cost(u) > 4")
+    fix = dated("ir.py", fixed, "fix f")  # on main
+    repo.git.checkout("-b", "release", "v1.0.0")
+    dated("ir.py", fixed, "fix f")  # the pick: the same patch-id
+    stamp = next(when)
+    repo.git.revert(
+        "HEAD", no_edit=True, env={"GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp}
+    )
+    repo.git.checkout("-b", "side", "HEAD~1")
+    dated("ir.py", base.replace("return 1", "return 2"), "change g")
+    repo.git.checkout("release")
+    stamp = next(when)
+    repo.git.merge(
+        "side", no_edit=True, env={"GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp}
+    )
+    repo.create_tag("v1.1.0")
+    (result, _) = track(repo.working_tree_dir or "", manifest(tmp_path, fix.hexsha, "1.1.0"))
+    states = {t.tag: t.state.value for t in result.tags}
+    assert states == {"v1.0.0": "absent", "v1.1.0": "reverted"}
+    assert result.failed
+
+
+def test_a_retired_entry_is_not_tracked(
+    tmp_path: Path, upstream: tuple[git.Repo, git.Commit]
+) -> None:
+    # Kept for the record, with fixed_in as it was (docs/retiring.md): its
+    # fixed_in decides nothing, and failing the run on it would fail it for
+    # ever.
+    repo, fix = upstream
+    path = manifest(tmp_path, fix.hexsha, "2.12.0")
+    text = path.read_text()
+    path.write_text(
+        text.replace("    module:", "    status: retired\n    retired_reason: r\n    module:", 1)
+    )
+    # Tracked, fixed_in 2.12.0 disagrees (the test above): the run failed.
+    result, _ = track(repo.working_tree_dir or "", path)
+    assert (result.commit, result.message, result.failed) == (None, "retired: not tracked", False)
