@@ -142,6 +142,17 @@ def zero3_linear() -> bool:
         # storage (in place, without registering parameters again).
         layer.to_empty(device="cpu")
         layer.reset_parameters()
+    # The first call of F.linear inside a fullgraph region: the Function class
+    # must exist by then, for Dynamo cannot trace a class statement.
+    x = torch.randn(2, 5, 4)
+    try:
+        compiled = torch.compile(layer, backend="eager", fullgraph=True)(x)
+    except Exception:
+        return False
+    finally:
+        torch._dynamo.reset()
+    if not torch.allclose(compiled, torch._C._nn.linear(x, layer.weight, layer.bias)):
+        return False
     # ZeRO-3 trains under autocast: there the output is bfloat16 and the
     # weight float32, and the backward must still run and match the builtin's.
     for autocast in (False, True):

@@ -9,8 +9,13 @@ is the builtin ``torch._C._nn.linear``; backport-tool replaces it at
 ``torch.nn.functional`` (never in ``torch._C``), where ``nn.Linear.forward``
 looks it up.
 
-The Function class is built on first use: apply may run this module while
-``import torch`` is still executing, before ``torch.autograd`` is complete.
+The Function classes are built once torch's import has finished (in
+``after_apply``): apply may run this module while ``import torch`` is still
+executing, before ``torch.autograd`` is complete. They must exist before a
+``torch.compile(fullgraph=True)`` region first calls ``F.linear``: a class
+statement inside the traced code is something Dynamo cannot trace. A device
+type other than the CPU and this machine's accelerator gets its class on first
+use.
 """
 
 from __future__ import annotations
@@ -54,6 +59,16 @@ def _linear_function(device_type: str) -> Any:
 
         _built[device_type] = LinearForZero3
     return _built[device_type]
+
+
+def after_apply() -> None:
+    import torch
+
+    _linear_function("cpu")
+    accelerator = getattr(torch, "accelerator", None)
+    found = accelerator.current_accelerator() if accelerator is not None else None
+    if found is not None:
+        _linear_function(found.type)
 
 
 def linear(input, weight, bias=None):  # type: ignore[no-untyped-def]
