@@ -58,7 +58,7 @@ from .config import DISABLE_ENV, ENABLE_ENV, project_manifest_path
 from .manifest_file import is_package_spec
 from .patcher import is_applied
 from .report import BackportResult, Report, Status
-from .state import put_environ, reset
+from .state import STATE, put_environ, reset
 
 _PROBLEMS = ", ".join(s.value for s in Status if s.is_problem)
 
@@ -294,6 +294,11 @@ def backport_state(pytestconfig: pytest.Config) -> Iterator[None]:
     """Run the test as a fresh process would: everything reverted and the
     process state reset, before and after. Under ``--backports`` the session's
     patch set is applied again afterwards, so later tests run with it."""
+    # The session's backport modules and the replacements built from them:
+    # applying again reuses them rather than running the modules again,
+    # which would make a replaced class another class than the one objects
+    # built earlier in the session are instances of.
+    held = (dict(STATE.modules), dict(STATE.built))
     revert()
     reset()
     yield
@@ -302,6 +307,8 @@ def backport_state(pytestconfig: pytest.Config) -> Iterator[None]:
     session = pytestconfig.stash.get(_SESSION, None)
     if session is None:
         return
+    STATE.modules.update(held[0])
+    STATE.built.update(held[1])
     with _environ(session.switches):
         again = apply(session.manifest, eager=True)
     lost = [

@@ -61,6 +61,11 @@ def test_backport_state_gives_the_session_its_patch_set_back(
         f"""
         import {patchset.module} as target
 
+        BEFORE = []
+
+        def test_before_it():
+            BEFORE.append(vars(target.Widget)["compute"])
+
         def test_fresh(monkeypatch, backport_state):
             # Torn down before monkeypatch: the session's own switches apply.
             monkeypatch.setenv("BACKPORT_TOOL_ENABLE", "extra")
@@ -70,12 +75,16 @@ def test_backport_state_gives_the_session_its_patch_set_back(
             backport_applied("fix")
             assert target.Widget().compute(1) == 1001
             assert target.Widget().other(1) == 3
+            # The very objects of before: the backport module did not run
+            # again (a replaced class would be another class, and objects
+            # built before would no longer be instances of it).
+            assert vars(target.Widget)["compute"] is BEFORE[0]
         """
     )
     patchset.add("extra", "Widget.other", opt_in=True)
     manifest = str(patchset.write())
     result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={manifest}")
-    result.assert_outcomes(passed=2)
+    result.assert_outcomes(passed=3)
     assert patchset.target().Widget().compute(1) == 2
 
 
