@@ -291,7 +291,9 @@ def apply(
     ``eager=True`` imports the targets and verifies and applies now.
     ``subprocesses=True`` makes every Python child process (spawn workers,
     Inductor's compile subprocesses) apply the same patch set with the same
-    switches; see :func:`reach_subprocesses`.
+    switches; see :func:`reach_subprocesses`. They are given it as a file: a
+    loaded ``Manifest`` that is not what its file says is not exported, with
+    a warning.
     ``enable`` names opt-in backports to apply, like ``BACKPORT_TOOL_ENABLE``
     (ids, or ``"all"``); ``disable`` names backports not to apply, like
     ``BACKPORT_TOOL_DISABLE``, which wins. An id that names no backport of the
@@ -324,12 +326,32 @@ def apply(
             raise
         return _not_applied(manifest, exc)
     # Only a manifest that validated reaches subprocesses.
-    if subprocesses:
+    if subprocesses and _exportable(source):
         reach_subprocesses(source.location, switched)
     _log_summary(report)
     if strict and report.exit_code:
         raise VerificationError(report)
     return report
+
+
+def _exportable(source: ManifestFile | Manifest) -> bool:
+    # Children get the manifest as a file path: a Manifest object that is
+    # not what its file says (edited in memory, or the file changed since)
+    # would have them apply something else than this process.
+    if isinstance(source, ManifestFile):
+        return True
+    try:
+        same = _parsed(read_manifest_file(source.path)) == source
+    except BackportToolError:
+        same = False
+    if not same:
+        logger.warning(
+            "backport-tool: the Manifest given to apply() is not what %s says, and child "
+            "processes can only be given a file: they do not apply it. Write it to a file "
+            "and apply that path, or pass subprocesses=False",
+            source.path,
+        )
+    return same
 
 
 def _not_applied(manifest: str | os.PathLike[str] | Manifest | None, exc: Exception) -> Report:

@@ -1240,3 +1240,27 @@ def test_switches_and_manifest_of_the_wrong_type_are_usage_errors(patchset: Patc
     )
     with pytest.raises(backport_tool.UsageError, match=r"^the manifest must be a path"):
         check(5)  # type: ignore[arg-type]
+
+
+def test_a_manifest_object_unlike_its_file_is_not_exported(
+    patchset: PatchSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Children get a file path: for an object edited in memory they applied
+    # the file, another patch set than this process's.
+    import dataclasses
+
+    from backport_tool.config import MANIFEST_ENV
+
+    patchset.add("fix", "Widget.compute")
+    patchset.add("other", "Widget.other")
+    manifest = backport_tool.load_manifest(patchset.write())
+    apply(manifest, eager=True)
+    assert os.environ.get(MANIFEST_ENV) == str(manifest.location)  # as its file says: exported
+    revert()
+    assert os.environ.get(MANIFEST_ENV) is None
+    only_fix = dataclasses.replace(manifest, backports=manifest.backports[:1])
+    with caplog.at_level(logging.WARNING, logger="backport_tool"):
+        report = apply(only_fix, eager=True)
+    assert statuses(report) == {"fix": "applied"}
+    assert os.environ.get(MANIFEST_ENV) is None
+    assert any("child processes can only be given a file" in m for m in caplog.messages)
