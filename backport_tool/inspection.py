@@ -202,6 +202,10 @@ class StaticInspector:
         if compiled is not None:
             # A stub's text is not the code: presence is all it says.
             return SymbolFacts(symbol, Presence.UNKNOWN, compiled)
+        if source:
+            # `scale = _impl.scale`: the live read finds the function, so
+            # this one reads the function too, not the assignment.
+            result = replace(result, node=self._aliased(result.node, result.defined_on))
         node = result.node
         if result.accessors:
             facts = property_facts(result.accessors)
@@ -236,6 +240,24 @@ class StaticInspector:
                 symbol, Presence.FOUND, defined_on=result.defined_on, function=class_facts(node)
             )
         return SymbolFacts(symbol, Presence.FOUND, defined_on=result.defined_on)
+
+    def _aliased(self, node: ast.AST, defined_on: str) -> ast.AST:
+        # What an assignment of a dotted name binds, when that is a def or a
+        # class (a few aliases deep); else the assignment itself (a value).
+        from .static import Found  # noqa: PLC0415 - loaded with the index
+
+        module, step = defined_on.partition(":")[0], node
+        for _ in range(8):
+            if not isinstance(step, (ast.Assign, ast.AnnAssign)) or step.value is None:
+                return node
+            name = _dotted(step.value)
+            found = self.index.lookup(SymbolRef(module, name)) if name else None
+            if not isinstance(found, Found):
+                return node
+            if isinstance(found.node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                return found.node
+            step, module = found.node, found.defined_on.partition(":")[0]
+        return node
 
     def _valued_defaults(self, node: FunctionNode, defined_on: str) -> FunctionNode:
         # `role: str = DEFAULT_ROLE` reads live as the value's repr ('default').

@@ -243,6 +243,31 @@ def test_a_source_file_that_cannot_be_parsed_fails_the_static_check(
     assert report.exit_code == 1
 
 
+def test_a_target_that_became_an_alias_of_a_moved_function_reads_as_that_function(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # `free_function = _impl.free_function`: the live read finds the function,
+    # the static read fingerprinted the assignment and said drift.
+    patchset.add("fix", "free_function")
+    manifest = patchset.write()
+    lock(manifest)
+    moved = tmp_path / "moved"
+    shutil.copytree(patchset.site, moved)
+    source = (patchset.site / f"{patchset.module}.py").read_text()
+    (moved / f"{patchset.module}_impl.py").write_text(source)
+    (moved / f"{patchset.module}.py").write_text(
+        f"import {patchset.module}_impl as _impl\n\nfree_function = _impl.free_function\n"
+    )
+    fix = check(manifest, source=str(moved)).by_id("fix")
+    assert fix.targets[0].fingerprint_matches is True
+    assert fix.targets[0].signature_matches is True
+    # Its home is where the code now calls it: a copy to declare.
+    assert fix.status is Status.PARTIAL, fix.reason
+    assert f"{patchset.module}_impl:free_function" in fix.reason
+    lock(manifest, source=str(moved))
+    assert check(manifest, source=str(moved)).by_id("fix").status is Status.READY
+
+
 PROPERTY_TARGET = """
 class Widget:
     @property
