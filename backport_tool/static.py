@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import email.parser
 import os
+import posixpath
 import re
 import sys
 import zipfile
@@ -153,6 +154,9 @@ def _check_wheel_name(path: Path) -> None:
         )
 
 
+_DATA_LIB = re.compile(r"^[^/]+\.data/(?:purelib|platlib)/(.+)$")
+
+
 class WheelTree:
     """A ``.whl`` file, read in place."""
 
@@ -165,6 +169,12 @@ class WheelTree:
         except (OSError, zipfile.BadZipFile) as exc:
             raise UsageError(f"cannot read wheel {path}: {exc}") from None
         self._members = {info.filename: info for info in self._zip.infolist()}
+        # A wheel may keep its packages under NAME-VER.data/purelib/ or
+        # platlib/, which an installer puts at the top of site-packages.
+        for name, info in list(self._members.items()):
+            match = _DATA_LIB.match(name)
+            if match is not None:
+                self._members.setdefault(match.group(1), info)
 
     def read(self, relpath: str) -> str | None:
         info = self._members.get(relpath)
@@ -249,6 +259,10 @@ class DirTree:
         return _version_from_files(self, package)
 
 
+_GIT_SYMLINK = 0o120000
+_MAX_LINKS = 8
+
+
 class GitTree:
     """A revision of a git repository, read from its objects; the work tree and
     HEAD are never touched."""
@@ -268,18 +282,27 @@ class GitTree:
             raise UsageError(f"{path} has no revision {rev!r}") from None
 
     def read(self, relpath: str) -> str | None:
-        try:
-            blob = self._commit.tree / relpath
-        except KeyError:
-            return None
-        if blob.type != "blob":
-            return None
-        # A blob's size comes from git's own object header, which its hash
-        # covers; checking it first is enough.
-        if blob.size > MAX_FILE_BYTES:
-            raise _too_large(f"{self.label}: {relpath}")
-        data: bytes = blob.data_stream.read()
-        return _text(data)
+        path = relpath
+        for _ in range(_MAX_LINKS):
+            try:
+                blob = self._commit.tree / path
+            except KeyError:
+                return None
+            if blob.type != "blob":
+                return None
+            # A blob's size comes from git's own object header, which its
+            # hash covers; checking it first is enough.
+            if blob.size > MAX_FILE_BYTES:
+                raise _too_large(f"{self.label}: {path}")
+            data: bytes = blob.data_stream.read()
+            if blob.mode != _GIT_SYMLINK:
+                return _text(data)
+            # A symlink's blob is the path it points to, as a checkout would
+            # follow it: within the tree only.
+            path = posixpath.normpath(posixpath.join(posixpath.dirname(path), _text(data)))
+            if path.startswith(("../", "/")) or path == "..":
+                raise UnreadableFile(f"{self.label}: {relpath} is a symlink out of the tree")
+        raise UnreadableFile(f"{self.label}: {relpath}: too many levels of symlinks")
 
     def python_files(self, top: str) -> list[str]:
         import git  # noqa: PLC0415 - as in __init__

@@ -400,3 +400,43 @@ def test_dist_info_names_are_compared_canonically(tmp_path: Path) -> None:
     dir_with_metadata(tmp_path, b"Version: 1.4.0\n", "Pkg_Name-1.4.0.dist-info")
     assert DirTree(tmp_path).version("pkg-name") == Version("1.4.0")
     assert DirTree(tmp_path).version("pkg") is None
+
+
+@pytest.mark.parametrize("lib", ["purelib", "platlib"])
+def test_a_wheel_that_keeps_its_packages_under_data_is_read_there(tmp_path: Path, lib: str) -> None:
+    # An installer puts NAME-VER.data/purelib/ (or platlib/) at the top of
+    # site-packages: every target of such a wheel was "missing".
+    wheel = write_wheel(
+        tmp_path / WHEEL,
+        {
+            f"pkg-1.5.0.data/{lib}/pkg/__init__.py": "",
+            f"pkg-1.5.0.data/{lib}/pkg/core.py": "class Widget:\n    pass\n",
+            METADATA: "Name: pkg\nVersion: 1.5.0\n",
+        },
+    )
+    index = StaticIndex(open_tree(str(wheel)))
+    assert isinstance(index.lookup(SymbolRef.parse("pkg.core:Widget")), Found)
+
+
+def test_a_symlinked_file_of_a_git_revision_is_read_where_it_points(tmp_path: Path) -> None:
+    # Its blob holds the link's target path: that text was parsed as the
+    # module, and every target in it was "missing".
+    root = tmp_path / "repo"
+    (root / "pkg").mkdir(parents=True)
+    (root / "real").mkdir()
+    (root / "pkg" / "__init__.py").write_text("")
+    (root / "real" / "core.py").write_text("class Widget:\n    pass\n")
+    (root / "pkg" / "core.py").symlink_to("../real/core.py")
+    (root / "pkg" / "out.py").symlink_to("../../elsewhere.py")
+    (root / "pkg" / "loop.py").symlink_to("loop.py")
+    repo = git.Repo.init(root)
+    repo.index.add(["pkg/__init__.py", "real/core.py", "pkg/core.py", "pkg/out.py", "pkg/loop.py"])
+    repo.index.commit("one", author=git.Actor("T", "t@example.invalid"))
+    index = StaticIndex(open_tree(f"{root}@HEAD"))
+    assert isinstance(index.lookup(SymbolRef.parse("pkg.core:Widget")), Found)
+    assert index.lookup(SymbolRef.parse("pkg.out:X")) == Unknown(
+        f"{root}@HEAD: pkg/out.py is a symlink out of the tree", unreadable=True
+    )
+    assert index.lookup(SymbolRef.parse("pkg.loop:X")) == Unknown(
+        f"{root}@HEAD: pkg/loop.py: too many levels of symlinks", unreadable=True
+    )
