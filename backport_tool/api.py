@@ -53,6 +53,7 @@ if TYPE_CHECKING:
 
     from packaging.version import Version
 
+    from .findings import EntryReport
     from .manifest import Manifest
     from .patcher import AppliedBackport
 
@@ -554,8 +555,10 @@ def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manif
     if not strays and _result(backport_id) is Status.APPLIED:
         # The same report as an apply that found this module imported.
         from .engine import applied_reason  # noqa: PLC0415 - loaded: it just applied
+        from .replacement import applied_entries  # noqa: PLC0415 - loaded: it just applied
 
-        _amend(backport_id, Status.APPLIED, applied_reason(_as_manifest(source).get(backport_id)))
+        backport = _as_manifest(source).get(backport_id)
+        _amend(backport_id, Status.APPLIED, applied_reason(backport), applied_entries(backport))
     if strays:
         entries = all(stray.startswith("entry ") for stray in strays)
         reason = "; ".join(strays) + (
@@ -569,13 +572,23 @@ def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manif
         _amend(backport_id, Status.PARTIAL, reason)
 
 
-def _amend(backport_id: str, status: Status, reason: str) -> None:
-    # A later step of a lazy apply: the same result, with a new status and reason.
+def _amend(
+    backport_id: str,
+    status: Status,
+    reason: str,
+    entries: dict[str, tuple[EntryReport, ...]] | None = None,
+) -> None:
+    # A later step of a lazy apply: the same result, with a new status and
+    # reason (and its registry entries' states, as they are now).
     with STATE.lock:
         latest = STATE.latest
         found = next((r for r in latest.results if r.id == backport_id), None) if latest else None
         if found is not None:
-            _update(replace(found, status=status, reason=reason))
+            targets = tuple(
+                replace(t, entries=entries[t.symbol]) if entries and t.symbol in entries else t
+                for t in found.targets
+            )
+            _update(replace(found, status=status, reason=reason, targets=targets))
 
 
 def _result(backport_id: str) -> Status | None:

@@ -26,7 +26,14 @@ from .findings import Claim, Probe
 from .inspection import Inspector, LiveInspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
 from .manifest import Backport, Manifest
-from .replacement import hooks_of, patch_for, registry_for, registry_patch, replacement_for
+from .replacement import (
+    applied_entries,
+    hooks_of,
+    patch_for,
+    registry_for,
+    registry_patch,
+    replacement_for,
+)
 from .report import BackportResult, Decision, Report, Status
 from .verification import (
     Inspected,
@@ -316,6 +323,11 @@ def _patch(run: Run) -> None:
         return
     bound = set(patcher.bound_copies(backport.id))
     _rebound(run, lambda copy: copy in bound)
+    # Entries were planned before patching ("will-add"): say what apply did.
+    entries = applied_entries(backport)
+    for index, report in enumerate(inspected.reports):
+        if report.symbol in entries:
+            inspected.reports[index] = replace(report, entries=entries[report.symbol])
     run.stop(Status.APPLIED, applied_reason(backport))
 
 

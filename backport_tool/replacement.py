@@ -563,9 +563,7 @@ def registry_for(
     assert facts.resolved is not None
     container = facts.resolved.function
     symbol = str(target.symbol)
-    # (key, value, adds, the entry as reports show it)
-    wanted = [(entry.key, entry.value, True, str(entry)) for entry in target.add]
-    wanted += [(ref, None, False, str(ref)) for ref in target.remove]
+    wanted = _wanted(target)
     items: list[registries.Item | registries.Awaited] = []
     problems: list[Problem] = []
     for key, value, adds, _ in wanted:
@@ -578,13 +576,8 @@ def registry_for(
             problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {exc}"))
         except FOREIGN_FAILURES as exc:
             problems.append(Problem(Status.FAILED, f"entry {label} of {symbol}: {describe(exc)}"))
-    done = patcher.edits(backport.id, symbol)
-    if done is not None:
-        # Applied in this process: what apply did, not what the registry
-        # holds now (the entries it added are there by its own doing).
-        states = {d.item.label: d.state for d in done}
-        states |= dict.fromkeys(patcher.awaited_entries(backport.id, symbol), EntryState.AWAITED)
-    else:
+    states = applied_states(backport.id, symbol)
+    if states is None:
         states = {}
         for item in items:
             found = _state(container, item, symbol)
@@ -592,12 +585,51 @@ def registry_for(
                 problems.append(found)
             else:
                 states[item.label] = found
-    entries = tuple(
+    return Planned(tuple(items), entry_reports(target, states), tuple(problems))
+
+
+def _wanted(
+    target: Target,
+) -> list[tuple[SymbolRef | str, SymbolRef | str | None, bool, str]]:
+    # (key, value, adds, the entry as reports show it)
+    wanted: list[tuple[SymbolRef | str, SymbolRef | str | None, bool, str]] = [
+        (entry.key, entry.value, True, str(entry)) for entry in target.add
+    ]
+    wanted += [(ref, None, False, str(ref)) for ref in target.remove]
+    return wanted
+
+
+def applied_states(backport_id: str, symbol: str) -> dict[str, EntryState] | None:
+    """Each entry's state as the backport applied in this process left it (an
+    entry of a module not imported yet: awaited); None when it is not applied."""
+    done = patcher.edits(backport_id, symbol)
+    if done is None:
+        return None
+    # What apply did, not what the registry holds now (the entries it added
+    # are there by its own doing).
+    states = {d.item.label: d.state for d in done}
+    states |= dict.fromkeys(patcher.awaited_entries(backport_id, symbol), EntryState.AWAITED)
+    return states
+
+
+def applied_entries(backport: Backport) -> dict[str, tuple[EntryReport, ...]]:
+    """The entries of each registry target of ``backport`` as applying it in this
+    process has left them so far, by target symbol."""
+    found = {}
+    for target in backport.targets:
+        states = applied_states(backport.id, str(target.symbol)) if target.edits_registry else None
+        if states is not None:
+            found[str(target.symbol)] = entry_reports(target, states)
+    return found
+
+
+def entry_reports(target: Target, states: dict[str, EntryState]) -> tuple[EntryReport, ...]:
+    """The report of each entry of ``target`` that ``states`` has, in manifest order."""
+    return tuple(
         EntryReport(shown, "add" if adds else "remove", states[str(key)])
-        for key, _, adds, shown in wanted
+        for key, _, adds, shown in _wanted(target)
         if str(key) in states
     )
-    return Planned(tuple(items), entries, tuple(problems))
 
 
 def _state(

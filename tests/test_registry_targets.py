@@ -260,6 +260,8 @@ def test_lazy_apply_adds_an_entry_when_its_module_is_imported(reg: Reg) -> None:
     )
     assert reg.ops not in sys.modules  # the hook imported nothing
     assert sorted(names(module.SIDE)) == ["drop", "keep", "local"]
+    states = [(e.entry, e.state.value) for e in result.targets[0].entries]
+    assert states == [(reg.op("gather"), "awaited"), ("local_op", "added")]
 
     ops = reg.ops_module()  # the user's own import, later
 
@@ -267,6 +269,9 @@ def test_lazy_apply_adds_an_entry_when_its_module_is_imported(reg: Reg) -> None:
     current = backport_tool.current_report()
     assert current is not None
     assert current.by_id("side").reason == f"edited the entries of {reg.at('SIDE')} (2 added)"
+    # The report's entries too: awaited was left in them after the add.
+    states = [(e.entry, e.state.value) for e in current.by_id("side").targets[0].entries]
+    assert states == [(reg.op("gather"), "added"), ("local_op", "added")]
     backport_tool.revert()
     assert {module.keep, module.drop} == module.SIDE
 
