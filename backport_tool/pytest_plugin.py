@@ -16,7 +16,9 @@ first test runs. Without ``--backports-strict`` a backport that is ``drift``,
 1) is named in the header and in a ``backport-tool`` section of the terminal
 summary, and the session runs without it. With ``--backports-strict`` the
 session stops at start, before collection, with a usage error (exit status 4)
-that names each such backport, its status and the reason.
+that names each such backport, its status and the reason; a switch variable
+that names no backport of the manifest (a typo in ``BACKPORT_TOOL_ENABLE``)
+stops it the same way, and is named in the header without it.
 
 Configuration file options (``[pytest]``, ``[tool.pytest.ini_options]``, ...):
 
@@ -186,7 +188,15 @@ def pytest_sessionstart(session: pytest.Session) -> Generator[None]:
     # comes below the line with every backport's status.
     yield
     state = session.config.stash.get(_SESSION, None)
-    if state is None or not state.strict or not state.problems:
+    if state is None or not state.strict:
+        return
+    if state.report.warnings:
+        # A switch naming no backport (a typo in BACKPORT_TOOL_ENABLE): the
+        # CLI exits 2 for it, and the session would test without the fix.
+        raise pytest.UsageError(
+            f"backport-tool (strict): {'; '.join(state.report.warnings)}; so no test ran"
+        )
+    if not state.problems:
         return
     problems = state.problems
     # UsageError: pytest prints it as one `ERROR:` line and exits 4, with no
@@ -207,6 +217,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     parts = ", ".join(f"{r.id}: {r.status.value}" for r in report.results) or "no backports"
     lines = [f"backport-tool: {report.package} {report.version or 'not installed'}: {parts}"]
     lines += [f"backport-tool: {r.id} is {r.status.value}: {r.reason}" for r in state.problems]
+    lines += [f"backport-tool: {warning}" for warning in report.warnings]
     return lines
 
 

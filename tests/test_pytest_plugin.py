@@ -193,6 +193,30 @@ def test_strict_runs_the_session_when_nothing_is_wrong(
     assert "backport-tool" not in result.stdout.str().split("collected")[1]
 
 
+def test_strict_stops_at_a_switch_that_names_no_backport(
+    pytester: pytest.Pytester,
+    patchset: PatchSet,
+    manifest: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A typo in BACKPORT_TOOL_ENABLE: the CLI exits 2; the strict session
+    # printed a warning and tested without the opt-in backport.
+    pytester.makepyfile(TRIVIAL_TEST)
+    monkeypatch.setenv("BACKPORT_TOOL_ENABLE", "fxi")
+    unknown = (
+        "the BACKPORT_TOOL_ENABLE variable names 'fxi', which is no backport of the manifest; "
+        "did you mean 'fix'?"
+    )
+    result = pytester.runpytest_inprocess(*PLUGIN, f"--backports-manifest={manifest}")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines([f"backport-tool: {unknown}"])
+    strict = pytester.runpytest_inprocess(
+        *PLUGIN, "--backports-strict", f"--backports-manifest={manifest}"
+    )
+    assert strict.ret == pytest.ExitCode.USAGE_ERROR
+    strict.stderr.fnmatch_lines([f"ERROR: backport-tool (strict): {unknown}; so no test ran"])
+
+
 def test_without_strict_a_problem_shows_in_header_and_summary(
     pytester: pytest.Pytester, patchset: PatchSet, broken: str
 ) -> None:
