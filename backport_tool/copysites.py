@@ -21,9 +21,9 @@ from .static import (
     StaticIndex,
     UnreadableFile,
     _absolute,
-    _dotted,
     _find_binding,
     _statements,
+    dotted_name,
 )
 
 # Longer chains of imports and assignments are taken as a cycle (`f = f`).
@@ -434,7 +434,7 @@ class _Search:
 
 def _value(node: ast.AST) -> str | None:
     if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
-        return _dotted(node.value)
+        return dotted_name(node.value)
     return None
 
 
@@ -451,7 +451,7 @@ def _runtime_statements(body: list[ast.stmt]) -> list[ast.stmt]:
         out.append(stmt)
         nested: list[list[ast.stmt]] = []
         if isinstance(stmt, ast.If):
-            checking = _dotted(stmt.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+            checking = dotted_name(stmt.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
             nested = [stmt.orelse] if checking else [stmt.body, stmt.orelse]
         elif isinstance(stmt, ast.Try):
             handlers = [handler.body for handler in stmt.handlers]
@@ -494,7 +494,7 @@ def _name_events(body: list[ast.stmt], name: str) -> list[tuple[ast.stmt, bool]]
             out.append((stmt, conditional))
         nested: list[tuple[list[ast.stmt], bool]] = []
         if isinstance(stmt, ast.If):
-            checking = _dotted(stmt.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+            checking = dotted_name(stmt.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
             nested = [(stmt.orelse, True)] if checking else [(stmt.body, True), (stmt.orelse, True)]
         elif isinstance(stmt, ast.Try):
             nested = [(stmt.body, True), *((h.body, True) for h in stmt.handlers)]

@@ -138,16 +138,6 @@ class LiveInspector:
         return StaticInspector(self._indexes[root]).inspect(ref)
 
 
-def _dotted(node: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    return ".".join([node.id, *reversed(parts)])
-
-
 def _literal(node: ast.AST) -> ast.expr | None:
     # The value of `NAME = <literal>` as a live read spells it (its repr),
     # where that repr is itself Python.
@@ -244,13 +234,13 @@ class StaticInspector:
     def _aliased(self, node: ast.AST, defined_on: str) -> ast.AST:
         # What an assignment of a dotted name binds, when that is a def or a
         # class (a few aliases deep); else the assignment itself (a value).
-        from .static import Found  # noqa: PLC0415 - loaded with the index
+        from .static import Found, dotted_name  # noqa: PLC0415 - loaded with the index
 
         module, step = defined_on.partition(":")[0], node
         for _ in range(8):
             if not isinstance(step, (ast.Assign, ast.AnnAssign)) or step.value is None:
                 return node
-            name = _dotted(step.value)
+            name = dotted_name(step.value)
             found = self.index.lookup(SymbolRef(module, name)) if name else None
             if not isinstance(found, Found):
                 return node
@@ -277,10 +267,11 @@ class StaticInspector:
         return node
 
     def _value_of(self, default: ast.expr, defined_on: str) -> ast.expr:
-        name = _dotted(default)
+        from .static import Found, dotted_name  # noqa: PLC0415 - loaded with the index
+
+        name = dotted_name(default)
         if name is None:
             return default
-        from .static import Found  # noqa: PLC0415 - loaded with the index
 
         module, _, cls = defined_on.partition(":")
         scopes = [f"{cls}.{name}", name] if cls else [name]

@@ -602,7 +602,7 @@ class StaticIndex:
     ) -> tuple[str, bool, ast.ClassDef] | str | None:
         if isinstance(base, ast.Subscript):  # Generic[T], Protocol[T]
             base = base.value
-        dotted = _dotted(base)
+        dotted = dotted_name(base)
         if dotted is None or dotted in ("object", "Generic", "Protocol", "typing.Generic"):
             return None
         ref = SymbolRef(module, dotted)
@@ -620,13 +620,13 @@ def _bound_builtin(value: ast.expr | None) -> str | None:
     if (
         isinstance(value, ast.Call)
         and value.args
-        and (_dotted(value.func) or "").rsplit(".", 1)[-1] in ("_add_docstr", "add_docstr")
+        and (dotted_name(value.func) or "").rsplit(".", 1)[-1] in ("_add_docstr", "add_docstr")
     ):
         value = value.args[0]
-    return _dotted(value) if value is not None else None
+    return dotted_name(value) if value is not None else None
 
 
-def _dotted(node: ast.expr) -> str | None:
+def dotted_name(node: ast.expr) -> str | None:
     # A loop, not recursion: a base class may be a.b.c... thousands deep.
     attrs: list[str] = []
     while isinstance(node, ast.Attribute):

@@ -1062,6 +1062,16 @@ def test_apply_imports_nothing_heavy_once_its_manifest_is_cached(
     ]
 
 
+def selftest_result(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, selftest: str
+) -> backport_tool.BackportResult:
+    # check --selftest of the fix backport whose module ends with `selftest`.
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + "\n\n" + selftest)
+    patchset.add("fix", "Widget.compute")
+    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
+    return check(patchset.write(), selftest=True).by_id("fix")
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [
@@ -1091,10 +1101,7 @@ def test_a_selftest_that_does_not_finish_has_failed(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, body: str, message: str
 ) -> None:
     target = f"    from {patchset.module} import Widget\n    Widget().compute(1)\n"
-    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{target}{body}")
-    patchset.add("fix", "Widget.compute")
-    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
-    result = check(patchset.write(), selftest=True).by_id("fix")
+    result = selftest_result(patchset, monkeypatch, f"def selftest():\n{target}{body}")
     assert result.selftest is backport_tool.Verdict.FAILED
     assert result.selftest_message is not None
     assert message in result.selftest_message
@@ -1104,10 +1111,7 @@ def test_an_async_selftest_runs_its_body(
     patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = f"    from {patchset.module} import Widget\n    assert Widget().compute(1) == 5\n"
-    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\nasync def selftest():\n{body}")
-    patchset.add("fix", "Widget.compute")
-    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
-    result = check(patchset.write(), selftest=True).by_id("fix")
+    result = selftest_result(patchset, monkeypatch, f"async def selftest():\n{body}")
     assert (result.selftest, result.selftest_message) == (
         backport_tool.Verdict.FAILED,
         "failed: AssertionError",
@@ -1128,10 +1132,7 @@ def test_a_selftests_child_processes_apply_the_patch_set_as_in_production(
         "text=True).stdout\n"
         "    assert out.strip() == '1001', out\n"
     )
-    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{body}")
-    patchset.add("fix", "Widget.compute")
-    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
-    result = check(patchset.write(), selftest=True).by_id("fix")
+    result = selftest_result(patchset, monkeypatch, f"def selftest():\n{body}")
     assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
 
 
@@ -1147,11 +1148,8 @@ def test_a_selftest_leaves_no_process_behind_and_does_not_wait_for_one(
         "    sleeper = subprocess.Popen(['sleep', '300'])\n"
         f"    open({str(pid_file)!r}, 'w').write(str(sleeper.pid))\n"
     )
-    patchset.write_backport("fix.py", BACKPORT_SOURCE + f"\n\ndef selftest():\n{body}")
-    patchset.add("fix", "Widget.compute")
-    monkeypatch.setenv("PYTHONPATH", str(patchset.site))
     started = time.monotonic()
-    result = check(patchset.write(), selftest=True).by_id("fix")
+    result = selftest_result(patchset, monkeypatch, f"def selftest():\n{body}")
     assert time.monotonic() - started < 60
     assert (result.selftest, result.selftest_message) == (backport_tool.Verdict.PASSED, "passed")
     sleeper = int(pid_file.read_text())
