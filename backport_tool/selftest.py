@@ -68,7 +68,7 @@ def run_selftest(
                 code = None
             finally:
                 # The self-test's own child processes go with it.
-                _kill_group(proc.pid)
+                _kill_group(proc)
                 proc.wait()
         return _verdict(code, _read_verdict(verdict_file), _last_line(output))
 
@@ -101,9 +101,13 @@ def _ended(code: int) -> str:
     return f"the process exited with status {code}"
 
 
-def _kill_group(pid: int) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    killpg = getattr(os, "killpg", None)  # POSIX: the session's process group
     with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
+        if killpg is not None:
+            killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
 
 
 def _read_verdict(path: Path) -> tuple[bool, str] | None:
