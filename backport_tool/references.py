@@ -80,10 +80,12 @@ class Search:
 def walked(original: object, modules: Sequence[str]) -> bool:
     """Whether ``check`` looks for references to ``original``, a target whose
     declared sites (the target and its copies) are in ``modules``: only
-    functions and classes one of those modules created (a target may name
-    the function by its re-export, and declare its home as a copy). A value,
-    a builtin or an object made elsewhere (a dtype, an enum member) is shared
-    by design, and holding it says nothing about copying it."""
+    functions and classes created by one of those modules, or by another
+    module of their package (a target named by its re-export, whose home is
+    then a copy to declare: torch's own callers use it). A value, a builtin
+    or an object made elsewhere (a dtype, an enum member, another library's
+    function) is shared by design, and holding it says nothing about copying
+    it."""
     kind = type(original)
     if kind is types.FunctionType:
         home: object = types.FunctionType.__dict__["__module__"].__get__(original)
@@ -91,7 +93,9 @@ def walked(original: object, modules: Sequence[str]) -> bool:
         home = _type_dict.__get__(original).get("__module__")
     else:
         return False
-    return type(home) is str and home in modules
+    if type(home) is not str:
+        return False
+    return home in modules or home.partition(".")[0] in {m.partition(".")[0] for m in modules}
 
 
 def _ours(module_name: str) -> bool:

@@ -1102,3 +1102,33 @@ def test_a_copy_whose_module_needs_an_uninstalled_package_is_not_missing(
         "declared copy gone_copier_xyz:free_function: import raised ModuleNotFoundError: "
         "No module named 'gone_copier_xyz'"
     )
+
+
+def test_the_home_of_a_re_exported_target_is_an_undeclared_copy(
+    patchset: PatchSet, tmp_path: Path
+) -> None:
+    # The target names the function by its re-export (upstream moved it into
+    # a private module): the package's own callers use its home, which apply
+    # does not reach. check walked only for functions its declared modules
+    # made, so it said ready where lock and check --source name the home.
+    package = f"{patchset.module}_pkg"
+    (patchset.site / package).mkdir()
+    (patchset.site / package / "__init__.py").write_text("")
+    (patchset.site / package / "_impl.py").write_text(
+        "def free_function(a, b=2):\n    return a + b\n"
+    )
+    (patchset.site / package / "core.py").write_text(
+        f"from {package} import _impl\n\nfree_function = _impl.free_function\n"
+    )
+    entry = patchset.add("fix", "free_function")
+    entry["targets"][0]["symbol"] = f"{package}.core:free_function"
+    manifest = patchset.write()
+    try:
+        result = backport_tool.check(manifest).by_id("fix")
+        assert result.status is Status.PARTIAL, result.reason
+        assert result.targets[0].stale_references == (f"{package}._impl:free_function",)
+        backport_tool.lock(manifest)
+        assert backport_tool.check(manifest).by_id("fix").status is Status.READY
+    finally:
+        for name in [m for m in sys.modules if m.startswith(package)]:
+            del sys.modules[name]
