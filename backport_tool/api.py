@@ -49,11 +49,11 @@ from .report import BackportResult, Report, Status
 from .state import BOOT_DIR, STATE, put_environ, withdraw_export
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from packaging.version import Version
 
-    from .findings import EntryReport
+    from .findings import TargetReport
     from .manifest import Manifest
     from .patcher import AppliedBackport
 
@@ -555,10 +555,15 @@ def _copies_imported(backport_id: str, module: str, source: ManifestFile | Manif
     if not strays and _result(backport_id) is Status.APPLIED:
         # The same report as an apply that found this module imported.
         from .engine import applied_reason  # noqa: PLC0415 - loaded: it just applied
-        from .replacement import applied_entries  # noqa: PLC0415 - loaded: it just applied
+        from .replacement import with_applied_entries  # noqa: PLC0415 - loaded: it just applied
 
         backport = _as_manifest(source).get(backport_id)
-        _amend(backport_id, Status.APPLIED, applied_reason(backport), applied_entries(backport))
+        _amend(
+            backport_id,
+            Status.APPLIED,
+            applied_reason(backport),
+            functools.partial(with_applied_entries, backport),
+        )
     if strays:
         entries = all(stray.startswith("entry ") for stray in strays)
         reason = "; ".join(strays) + (
@@ -576,19 +581,15 @@ def _amend(
     backport_id: str,
     status: Status,
     reason: str,
-    entries: dict[str, tuple[EntryReport, ...]] | None = None,
+    targets: Callable[[Sequence[TargetReport]], tuple[TargetReport, ...]] = tuple,
 ) -> None:
     # A later step of a lazy apply: the same result, with a new status and
-    # reason (and its registry entries' states, as they are now).
+    # reason (and ``targets`` of its target reports: as they are now).
     with STATE.lock:
         latest = STATE.latest
         found = next((r for r in latest.results if r.id == backport_id), None) if latest else None
         if found is not None:
-            targets = tuple(
-                replace(t, entries=entries[t.symbol]) if entries and t.symbol in entries else t
-                for t in found.targets
-            )
-            _update(replace(found, status=status, reason=reason, targets=targets))
+            _update(replace(found, status=status, reason=reason, targets=targets(found.targets)))
 
 
 def _result(backport_id: str) -> Status | None:

@@ -27,12 +27,12 @@ from .inspection import Inspector, LiveInspector
 from .loading import PinMismatch, load_backport_module, module_digest, module_source
 from .manifest import Backport, Manifest
 from .replacement import (
-    applied_entries,
     hooks_of,
     patch_for,
     registry_for,
     registry_patch,
     replacement_for,
+    with_applied_entries,
 )
 from .report import BackportResult, Decision, Report, Status
 from .verification import (
@@ -324,10 +324,7 @@ def _patch(run: Run) -> None:
     bound = set(patcher.bound_copies(backport.id))
     _rebound(run, lambda copy: copy in bound)
     # Entries were planned before patching ("will-add"): say what apply did.
-    entries = applied_entries(backport)
-    for index, report in enumerate(inspected.reports):
-        if report.symbol in entries:
-            inspected.reports[index] = replace(report, entries=entries[report.symbol])
+    inspected.reports[:] = with_applied_entries(backport, inspected.reports)
     run.stop(Status.APPLIED, applied_reason(backport))
 
 

@@ -8,13 +8,14 @@ import ast
 import functools
 import inspect
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from types import CodeType, FunctionType, ModuleType
 from typing import Any, NamedTuple
 
 from . import configs, fitting, lazy, patcher, registries
 from .errors import FOREIGN_FAILURES, describe
-from .findings import EntryReport
+from .findings import EntryReport, TargetReport
 from .inspection import SymbolFacts
 from .loading import AFTER_APPLY_HOOK, BEFORE_REVERT_HOOK
 from .manifest import Backport, EntryRef, SymbolRef, Target
@@ -612,15 +613,20 @@ def applied_states(backport_id: str, symbol: str) -> dict[str, EntryState] | Non
     return states
 
 
-def applied_entries(backport: Backport) -> dict[str, tuple[EntryReport, ...]]:
-    """The entries of each registry target of ``backport`` as applying it in this
-    process has left them so far, by target symbol."""
+def with_applied_entries(
+    backport: Backport, reports: Sequence[TargetReport]
+) -> tuple[TargetReport, ...]:
+    """``reports`` of ``backport``'s targets, each registry target's entries as
+    applying it in this process has left them so far."""
     found = {}
     for target in backport.targets:
         states = applied_states(backport.id, str(target.symbol)) if target.edits_registry else None
         if states is not None:
             found[str(target.symbol)] = entry_reports(target, states)
-    return found
+    return tuple(
+        replace(report, entries=found[report.symbol]) if report.symbol in found else report
+        for report in reports
+    )
 
 
 def entry_reports(target: Target, states: dict[str, EntryState]) -> tuple[EntryReport, ...]:
