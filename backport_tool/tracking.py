@@ -216,7 +216,7 @@ def track(
             f"{upstream} is not a git repository; pass a local clone of upstream"
         ) from None
     try:
-        if not any(backport.upstream.commit for backport in loaded.backports):
+        if not any(_tracks(backport) for backport in loaded.backports):
             return tuple(_tracked(repo, upstream, b, [], None) for b in loaded.backports)
         tags = _history(repo, upstream)
         ids = _PatchIds(repo)
@@ -227,6 +227,12 @@ def track(
         # pipe here is git's (its cat-file process died), never our output's.
         why = _git_said(exc) if isinstance(exc, git.GitCommandError) else "git stopped reading"
         raise UsageError(f"git cannot read {upstream}: {why}") from None
+
+
+def _tracks(backport: Backport) -> bool:
+    # A retired entry is kept for the record: no version applies it, so its
+    # fixed_in decides nothing, and check reports it without complaint.
+    return backport.upstream.commit is not None and not backport.retired
 
 
 def _history(repo: Any, upstream: str | os.PathLike[str]) -> list[tuple[Version, Any]]:
@@ -256,12 +262,9 @@ def _tracked(
     import git  # noqa: PLC0415 - imported by track() already
 
     sha = backport.upstream.commit
-    if backport.retired:
-        # Kept for the record: no version applies it, so its fixed_in decides
-        # nothing, and check reports it without complaint.
-        return TrackResult(backport.id, None, (), None, backport.fixed_in, "retired: not tracked")
-    if sha is None or ids is None:
-        return TrackResult(backport.id, None, (), None, backport.fixed_in, "no upstream.commit")
+    if not _tracks(backport) or ids is None:
+        why = "retired: not tracked" if backport.retired else "no upstream.commit"
+        return TrackResult(backport.id, None, (), None, backport.fixed_in, why)
     try:
         fix = repo.commit(sha)
     except (git.BadName, ValueError):
