@@ -96,7 +96,9 @@ def _gate(run: Run) -> None:
         if run.mode is Mode.APPLY:
             run.stop(decision.status, as_applied(decision).reason)
         else:
-            run.done = verify_claim(run.backport, run.inspector, decision.reason)
+            run.done = verify_claim(
+                run.backport, run.inspector, decision.reason, run.manifest.package
+            )
     elif decision.status is not Status.READY:
         run.stop(decision.status, decision.reason)
         # A retired entry is a record, not code to compare.
@@ -107,7 +109,9 @@ def _gate(run: Run) -> None:
 def _read_refused(run: Run) -> None:
     # What the code holds for a backport that will not apply there: its
     # targets, copies, required symbols and probe, for the matrix columns.
-    run.inspected = inspect_backport(run.backport, run.inspector, imports=False)
+    run.inspected = inspect_backport(
+        run.backport, run.inspector, imports=False, package=run.manifest.package
+    )
     try:
         run.probe, _ = probe(load_backport_module(run.backport), run.inspected, run.backport.id)
     except FOREIGN_FAILURES:
@@ -138,7 +142,12 @@ def _verify(run: Run) -> None:
     # Verify what the backport will touch before running any of its code: a
     # renamed upstream symbol then reads as "missing", not as a crash. A
     # target this process patched is judged by its original.
-    run.inspected = inspect_backport(run.backport, run.inspector, imports=run.mode is Mode.CHECK)
+    run.inspected = inspect_backport(
+        run.backport,
+        run.inspector,
+        imports=run.mode is Mode.CHECK,
+        package=run.manifest.package,
+    )
     if run.inspected.problems:
         problems = run.inspected.problems
         run.stop(worst(problems), "; ".join(p.message for p in problems))

@@ -45,10 +45,10 @@ class Inspected:
     requires_unknown: list[str] = field(default_factory=list)
 
 
-def _versions(target: Target) -> str:
+def _versions(target: Target, package: str) -> str:
     if not target.recorded_from:
         return "unrecorded versions"
-    return "torch " + ", ".join(target.recorded_from)
+    return f"{package} " + ", ".join(target.recorded_from)
 
 
 def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
@@ -205,7 +205,7 @@ def _presence_problem(what: str, facts: SymbolFacts) -> Problem | None:
     return None
 
 
-def _drift(target: Target, report: TargetReport) -> list[Problem]:
+def _drift(target: Target, report: TargetReport, package: str) -> list[Problem]:
     problems: list[Problem] = []
     if report.signature_matches is False:
         problems.append(
@@ -221,16 +221,19 @@ def _drift(target: Target, report: TargetReport) -> list[Problem]:
                 Status.DRIFT,
                 f"target {target.symbol} source fingerprint {report.actual_fingerprint} is not "
                 f"the recorded {' or '.join(target.fingerprints)} (recorded from "
-                f"{_versions(target)}); the code the backport replaces has changed",
+                f"{_versions(target, package)}); the code the backport replaces has changed",
             )
         )
     return problems
 
 
-def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool) -> Inspected:
+def inspect_backport(
+    backport: Backport, inspector: Inspector, *, imports: bool, package: str
+) -> Inspected:
     """Read every target, declared copy and required symbol. ``imports``: the
     copies' modules may be imported (``check``); else only imported ones are
-    read (``apply``: the others are bound when they are imported)."""
+    read (``apply``: the others are bound when they are imported). ``package``:
+    the manifest's, which recorded versions are versions of."""
     out = Inspected()
     for target in backport.targets:
         facts = inspector.inspect(target.symbol)
@@ -252,7 +255,7 @@ def inspect_backport(backport: Backport, inspector: Inspector, *, imports: bool)
         out.reports.append(report)
         if problem is not None:
             out.problems.append(problem)
-        out.problems += _drift(target, report)
+        out.problems += _drift(target, report, package)
         if problem is None and facts.resolved is not None and inspector.live:
             why = never_changed(target.symbol.module)
             if why is not None:
@@ -505,9 +508,11 @@ def result(
     )
 
 
-def verify_claim(backport: Backport, inspector: Inspector, reason: str) -> BackportResult:
+def verify_claim(
+    backport: Backport, inspector: Inspector, reason: str, package: str
+) -> BackportResult:
     """The version says upstream has the fix: ask the code whether it agrees."""
-    inspected = inspect_backport(backport, inspector, imports=True)
+    inspected = inspect_backport(backport, inspector, imports=True, package=package)
     try:
         module = load_backport_module(backport)
         found, why = probe(module, inspected, backport.id)
@@ -523,7 +528,7 @@ def verify_claim(backport: Backport, inspector: Inspector, reason: str) -> Backp
             recorded = sorted({v for t in backport.targets for v in t.recorded_from})
             reason += (
                 "; the target's source is identical to the one the backport was written for"
-                + (f" (torch {', '.join(recorded)})" if recorded else "")
+                + (f" ({package} {', '.join(recorded)})" if recorded else "")
             )
     elif claim is Claim.CONFIRMED:
         reason += f"; the code confirms it: {why}"

@@ -51,8 +51,8 @@ def test_fingerprint_drift_names_the_target_and_recorded_versions(patchset: Patc
     assert result.status is Status.DRIFT
     assert result.reason == (
         f"target {patchset.sym('Widget.compute')} source fingerprint {good} is not the recorded "
-        "sha256:0000000000000000 or sha256:1111111111111111 (recorded from torch 1.4.0, "
-        "1.4.1); the code the backport replaces has changed"
+        f"sha256:0000000000000000 or sha256:1111111111111111 (recorded from {patchset.dist} "
+        "1.4.0, 1.4.1); the code the backport replaces has changed"
     )
     assert patchset.target().Widget().compute(1) == 2
 
@@ -119,8 +119,10 @@ def test_contradicted_claim_on_identical_code_says_so(patchset: PatchSet) -> Non
     entry["targets"][0]["recorded_from"] = ["1.4.0"]
     patchset.set_version("1.5.0")
     reason = check(patchset.write()).by_id("fix").reason
+    # The versions are the manifest's package's, whatever its name.
     assert reason.endswith(
-        "the target's source is identical to the one the backport was written for (torch 1.4.0)"
+        f"the target's source is identical to the one the backport was written for "
+        f"({patchset.dist} 1.4.0)"
     )
 
 
