@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import sys
+from typing import Any
 
+from . import configs
 from .state import STATE
 
 logger = logging.getLogger("backport_tool")
@@ -29,25 +31,64 @@ def fingerprint(applied: list[tuple[str, str]]) -> str:
 
 
 def update(applied: list[tuple[str, str]]) -> str | None:
-    """Set ``torch.compiler.config.cache_key_tag`` for the applied set; return it."""
+    """Set ``torch.compiler.config.cache_key_tag`` for the applied set, in
+    every thread and task; return the calling context's tag."""
     if "torch" not in sys.modules:
         return None
     try:
         from torch.compiler import config  # noqa: PLC0415
     except Exception:  # torch without compile support: nothing to key
         return None
+    suffix = MARK + fingerprint(applied) if applied else None
     with STATE.lock:
-        current: str = config.cache_key_tag
-        if STATE.tag_ours is None or current != STATE.tag_ours:
-            STATE.tag_base = current  # first time, or the user changed it since
-        base = STATE.tag_base or ""
-        if not applied:
-            config.cache_key_tag = base
-            STATE.tag_ours = None
-            return base
-        suffix = MARK + fingerprint(applied)
-        tag = f"{base}|{suffix}" if base else suffix
-        config.cache_key_tag = tag
-        STATE.tag_ours = tag
-        logger.debug("backport-tool: compile cache key tag is now %r", tag)
-        return tag
+        site = configs.site_of(config, "cache_key_tag")
+        if site is not None and configs.per_context(site):
+            # torch 2.13 on keeps each option per thread and task, and a new
+            # thread starts with none set: setting the option reaches the
+            # calling one only, while the patch is in force in all of them.
+            _tag_every_context(site, suffix)
+            if configs.override(site) is configs.unset(site):
+                # This context reads the process-wide layer, tagged above.
+                STATE.tag_ours = None
+                tag: str = config.cache_key_tag
+                return tag
+        return _tag_this_context(config, suffix)
+
+
+def _tag_every_context(site: configs.ConfigSite, suffix: str | None) -> None:
+    # The layer under every context's own setting: the value that the
+    # option's variable (TORCH_COMPILE_CACHE_KEY_TAG) gave at import, which
+    # every thread and task reads unless it set the option itself. Tagging
+    # it is what setting that variable would have done.
+    entry = site.entry
+    if STATE.tag_layer is None:
+        if suffix is None:
+            return
+        STATE.tag_layer = (entry.env_value_default,)
+    (before,) = STATE.tag_layer
+    if suffix is None:
+        entry.env_value_default = before
+        STATE.tag_layer = None
+        return
+    base = configs.default(site) if before is configs.unset(site) else before
+    entry.env_value_default = _joined(str(base or ""), suffix)
+
+
+def _tag_this_context(config: Any, suffix: str | None) -> str:
+    current: str = config.cache_key_tag
+    if STATE.tag_ours is None or current != STATE.tag_ours:
+        STATE.tag_base = current  # first time, or the user changed it since
+    base = STATE.tag_base or ""
+    if suffix is None:
+        config.cache_key_tag = base
+        STATE.tag_ours = None
+        return base
+    tag = _joined(base, suffix)
+    config.cache_key_tag = tag
+    STATE.tag_ours = tag
+    logger.debug("backport-tool: compile cache key tag is now %r", tag)
+    return tag
+
+
+def _joined(base: str, suffix: str) -> str:
+    return f"{base}|{suffix}" if base else suffix

@@ -60,6 +60,10 @@ class ProcessState:
         # The user's compile-cache tag before we changed it, and ours.
         self.tag_base: str | None = None
         self.tag_ours: str | None = None
+        # Where torch keeps the tag per thread and task: the entry's
+        # process-wide layer as it was before we tagged it (a 1-tuple), or
+        # None while it holds nothing of ours.
+        self.tag_layer: tuple[object] | None = None
         self.logging_configured = False
         self.log_handler: logging.Handler | None = None
         # The level of the backport_tool logger before BACKPORT_TOOL_LOG set it.

@@ -216,3 +216,63 @@ def test_a_config_option_torch_keeps_per_context_in_tasks_and_a_revert_elsewhere
     assert backport_tool.apply(manifest, eager=True).by_id("threads").status is Status.APPLIED
     assert backport_tool.revert() == ("threads",)
     assert config.compile_threads == default
+
+
+def _realize_manifest(tmp_path: Path) -> Path:
+    # A backport that applies on 2.13: a replacement of the realize decision
+    # with its 2.13 signature.
+    (tmp_path / "backports").mkdir()
+    (tmp_path / "backports" / "fix.py").write_text(
+        "def should_realize_on_reuse(self, users, *, graph_reuse=True):\n    return users > 1\n"
+    )
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(
+        "version: 1\npackage: torch\nbackports:\n  - id: realize\n    summary: s\n"
+        '    applies_to: ">=2.13"\n    module: backports/fix.py\n    targets:\n'
+        '      - symbol: "torch._inductor.ir:StorageBox.should_realize_on_reuse"\n'
+        "        replacement: should_realize_on_reuse\n"
+    )
+    return manifest
+
+
+def test_the_compile_cache_tag_reaches_every_thread_where_torch_keeps_it_per_thread(
+    tmp_path: Path,
+) -> None:
+    # torch 2.13 keeps cache_key_tag per thread and task, and a new thread
+    # starts with none set; the patch is in force in every thread, so every
+    # thread's compiles must key on it, and none after the revert.
+    import threading
+
+    from torch.compiler import config
+
+    manifest = _realize_manifest(tmp_path)
+
+    def tag_elsewhere() -> str:
+        seen: list[str] = []
+        worker = threading.Thread(target=lambda: seen.append(config.cache_key_tag))
+        worker.start()
+        worker.join()
+        return seen[0]
+
+    assert (config.cache_key_tag, tag_elsewhere()) == ("", "")
+    assert backport_tool.apply(manifest, eager=True).by_id("realize").status is Status.APPLIED
+    try:
+        tag = config.cache_key_tag
+        assert tag.startswith("backport-tool:")
+        assert tag_elsewhere() == tag
+    finally:
+        assert backport_tool.revert() == ("realize",)
+    assert (config.cache_key_tag, tag_elsewhere()) == ("", "")
+    with backport_tool.enabled("realize", manifest=manifest):
+        assert tag_elsewhere() == tag
+    assert (config.cache_key_tag, tag_elsewhere()) == ("", "")
+    # A tag this thread set itself is kept, with ours after it; the others
+    # read ours alone.
+    config.cache_key_tag = "service"
+    try:
+        with backport_tool.enabled("realize", manifest=manifest):
+            assert config.cache_key_tag == f"service|{tag}"
+            assert tag_elsewhere() == tag
+        assert (config.cache_key_tag, tag_elsewhere()) == ("service", "")
+    finally:
+        config.cache_key_tag = ""
