@@ -240,6 +240,7 @@ def _drift(
         out += [f"declared copy {c} of {sites.target} missing" for c in sites.missing]
         out += [f"undeclared copy {c} of {sites.target}" for c in sites.undeclared]
     out += [f"required symbol {ref} missing" for ref in result.requires_missing]
+    out += [f"required symbol {ref} failed" for ref in result.requires_failed]
     if result.status.is_problem and not out:
         out.append(f"{result.status}: {result.reason}")
     return tuple(out)
@@ -269,7 +270,7 @@ def _row(version: str, backport: Backport, cell: Cell) -> tuple[str, ...]:
         _compare([t.fingerprint_matches for _, t in targets], "differs"),
         _copies_text(cell.copies),
         result.probe.value if result.probe else "-",
-        _found_of(result.requires_total, result.requires_missing),
+        _found_of(result.requires_total, result.requires_missing, result.requires_failed),
     )
 
 
@@ -301,10 +302,11 @@ def _copies_text(copies: tuple[CopySites, ...]) -> str:
     return text
 
 
-def _found_of(total: int, missing: tuple[str, ...]) -> str:
-    text = f"{total - len(missing)}/{total}"
-    if missing:
-        text += " (missing: " + ", ".join(missing) + ")"
+def _found_of(total: int, missing: tuple[str, ...], failed: tuple[str, ...] = ()) -> str:
+    text = f"{total - len(missing) - len(failed)}/{total}"
+    for word, names in (("missing", missing), ("failed", failed)):
+        if names:
+            text += f" ({word}: " + ", ".join(names) + ")"
     return text
 
 

@@ -60,6 +60,9 @@ class BackportResult:
     retire: str | None = None  # set by check --supported
     selftest: Verdict | None = None  # set by check --selftest
     selftest_message: str | None = None
+    # Required symbols whose module raised on import, or whose file cannot be
+    # read: neither found nor missing.
+    requires_failed: tuple[str, ...] = ()
 
     @property
     def is_problem(self) -> bool:
@@ -88,6 +91,7 @@ class BackportResult:
             data["requires"] = {
                 "total": self.requires_total,
                 "missing": list(self.requires_missing),
+                "failed": list(self.requires_failed),
                 "unknown": list(self.requires_unknown),
             }
         return data

@@ -42,6 +42,8 @@ class Inspected:
     reports: list[TargetReport] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     requires_missing: list[str] = field(default_factory=list)
+    # Their module raised on import, or its file cannot be read: not missing.
+    requires_failed: list[str] = field(default_factory=list)
     requires_unknown: list[str] = field(default_factory=list)
 
 
@@ -284,7 +286,10 @@ def inspect_backport(
         problem = _presence_problem("required symbol", facts)
         if problem is not None:
             out.problems.append(problem)
-            out.requires_missing.append(str(ref))
+            if facts.presence is Presence.FAILED:
+                out.requires_failed.append(str(ref))
+            else:
+                out.requires_missing.append(str(ref))
         elif facts.presence is Presence.UNKNOWN:
             out.requires_unknown.append(str(ref))
     return out
@@ -503,6 +508,7 @@ def result(
         upstream_claim=claim,
         probe=found,
         requires_missing=tuple(inspected.requires_missing),
+        requires_failed=tuple(inspected.requires_failed),
         requires_unknown=tuple(inspected.requires_unknown),
         requires_total=len(backport.requires),
     )

@@ -243,6 +243,16 @@ def test_a_source_file_that_cannot_be_parsed_fails_the_static_check(
     assert f"{broken.name} cannot be parsed" in fix.reason
     assert fix.reason.endswith("parses needs check --source run by a newer Python); not verified")
     assert report.exit_code == 1
+    if where == "required":
+        # Not read, so not missing either: matrix and JSON said missing.
+        helper = f"{patchset.module}_extra:helper"
+        assert (fix.requires_missing, fix.requires_failed) == ((), (helper,))
+        assert fix.to_dict(details=True)["requires"] == {
+            "total": 1,
+            "missing": [],
+            "failed": [helper],
+            "unknown": [],
+        }
 
 
 def test_a_target_that_became_an_alias_of_a_moved_function_reads_as_that_function(
