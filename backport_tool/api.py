@@ -624,21 +624,23 @@ def _retag() -> None:
 
 def _record(report: Report) -> None:
     with STATE.lock:
-        if any(map(_left_in_force, report.results)):
-            report = replace(report, results=tuple(map(_in_force, report.results)))
+        results = tuple(map(_in_force, report.results))
+        if any(a is not b for a, b in zip(results, report.results, strict=True)):
+            report = replace(report, results=results)
         STATE.latest = report
 
 
-def _left_in_force(result: BackportResult) -> bool:
-    # A later apply() whose switches leave out a backport an earlier one put
-    # in force does not revert it.
-    return result.status is Status.DISABLED and result.id in STATE.applied
-
-
 def _in_force(result: BackportResult) -> BackportResult:
-    # What torch runs, for a result _left_in_force.
-    if not _left_in_force(result):
+    # A later apply() whose switches leave out a backport in force does not
+    # revert it: the result says what torch runs.
+    entry = STATE.applied.get(result.id) if result.status is Status.DISABLED else None
+    if entry is None:
         return result
+    if not entry.kept:
+        # Only enabled() scopes hold it, and the last one to end reverts it.
+        return replace(
+            result, reason=f"{result.reason}; in force for an enabled() block until it ends"
+        )
     logger.warning(
         "backport-tool: %s stays applied: this apply() has it %s (%s), and reverts nothing; "
         "revert(%r) does",

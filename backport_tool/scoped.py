@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from . import cachekey, patcher
-from .api import installed, manifest_for, refuse_in_hook
+from .api import Given, installed, manifest_for, refuse_in_hook, warn_unknown_ids
 from .config import MANIFEST_ENV, switches
 from .errors import ScopeError, UsageError, describe
 from .report import BackportResult, Report, Status
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from .manifest import Manifest
 
 logger = logging.getLogger("backport_tool")
+
+_CLAIM = threading.Lock()  # a Scope's check-and-set of _active
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,8 @@ def enabled(
       last exit.
     - A backport applied by :func:`apply` stays applied: the scope changes
       nothing, and ``apply()`` during a scope keeps the backport applied after
-      it. :func:`revert` reverts it at once, scope or not.
+      it (unless that ``apply()`` has it disabled: the scope's end reverts
+      it). :func:`revert` reverts it at once, scope or not.
     - A backport that the version or a switch refuses (``not-applicable``,
       ``fixed-upstream``, ``retired``, or ``BACKPORT_TOOL_DISABLE``): the
       block runs without it, and the result says why.
@@ -106,15 +110,25 @@ class Scope:
         self._active = False
 
     def __enter__(self) -> BackportResult:
-        if self._active:
-            raise UsageError(
-                f"this enabled({self._backport_id!r}) is already in use; call enabled() "
-                "for each with block"
-            )
+        with _CLAIM:
+            # Checked and set at once: two threads entering one Scope would
+            # both count a scope, and only one could end it.
+            if self._active:
+                raise UsageError(
+                    f"this enabled({self._backport_id!r}) is already in use; call enabled() "
+                    "for each with block"
+                )
+            self._active = True
+        try:
+            return self._enter()
+        except BaseException:
+            self._active = False
+            raise
+
+    def _enter(self) -> BackportResult:
         refuse_in_hook("enabled")
         prepared = _prepared(self._backport_id, self._manifest)
         if isinstance(prepared, Refused):
-            self._active = True
             return prepared.result
         try:
             held, changed = patcher.enter_scope(prepared.info, prepared.patches, prepared.hooks)
@@ -146,7 +160,6 @@ class Scope:
         if changed:
             _retag()
         self._held = held
-        self._active = True
         return prepared.in_force if held is not None else prepared.kept
 
     def __exit__(
@@ -155,9 +168,12 @@ class Scope:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        held, self._held, self._active = self._held, None, False
-        if held is not None and patcher.leave_scope(held):
-            _retag()
+        held, self._held = self._held, None
+        try:
+            if held is not None and patcher.leave_scope(held):
+                _retag()
+        finally:
+            self._active = False
 
 
 def _key(
@@ -207,6 +223,9 @@ def _prepare(backport_id: str, manifest: Manifest) -> Prepared | Refused:
         raise UsageError(
             f"enabled({backport_id!r}): {manifest.path} has no backport {backport_id!r}{hint}"
         ) from None
+    # A typo in BACKPORT_TOOL_DISABLE would silently leave the backport on:
+    # said once per prepared scope, as apply() says it.
+    warn_unknown_ids(Given(), (b.id for b in manifest.backports))
     switched = switches(enable=(backport_id,))
     version = installed(manifest.package, switched)
     decision = decide(backport, version, switched, manifest.package)

@@ -4,6 +4,7 @@ realize-on-reuse backport on the real torch 2.11 at the end."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import re
@@ -178,6 +179,70 @@ def test_apply_during_a_scope_keeps_the_backport_applied_after_it(patchset: Patc
     assert mod.Widget().compute(1) == 2
 
 
+def test_apply_during_a_scope_with_the_backport_disabled_leaves_it_to_the_scope(
+    patchset: PatchSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    # That apply() does not keep it: the block's end reverts it, and the
+    # report must not say it stays applied.
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    mod = patchset.target()
+    with enabled("fix", manifest=manifest):
+        result = backport_tool.apply(manifest, eager=True, disable=["fix"]).by_id("fix")
+        assert mod.Widget().compute(1) == 1001
+    assert result.status is Status.DISABLED
+    assert result.reason.endswith("; in force for an enabled() block until it ends")
+    assert "stays applied" not in caplog.text
+    assert mod.Widget().compute(1) == 2
+    assert backport_tool.applied() == ()
+    report = backport_tool.current_report()
+    assert report is not None
+    assert report.by_id("fix").status is Status.DISABLED
+
+
+def test_one_scope_entered_by_two_threads_at_once_is_a_usage_error(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both threads get past the check before either has marked the scope in
+    # use (they meet while preparing): both would count a scope, and the one
+    # slot the Scope has for what it holds could end only one of them.
+    from backport_tool import scoped
+
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    mod = patchset.target()
+    scope = enabled("fix", manifest=manifest)
+    meet = threading.Barrier(2, timeout=1)
+    prepared = scoped._prepared
+
+    def meeting(*args: Any) -> Any:
+        with contextlib.suppress(threading.BrokenBarrierError):
+            meet.wait()
+        return prepared(*args)
+
+    monkeypatch.setattr(scoped, "_prepared", meeting)
+    outcomes: list[str] = []
+
+    def block() -> None:
+        try:
+            with scope:
+                outcomes.append("ran")
+        except backport_tool.UsageError as exc:
+            outcomes.append(str(exc))
+
+    threads = [threading.Thread(target=block) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == [
+        "ran",
+        "this enabled('fix') is already in use; call enabled() for each with block",
+    ]
+    assert backport_tool.applied() == ()
+    assert mod.Widget().compute(1) == 2
+
+
 def test_a_lazy_apply_pending_on_the_target_takes_the_backport_the_scope_imports(
     patchset: PatchSet,
 ) -> None:
@@ -257,6 +322,22 @@ def test_a_backport_the_version_or_a_switch_refuses_runs_the_block_without_it(
     assert old.reason == f"{patchset.dist} 1.5.0 is outside applies_to '>=0.1,<1.0'"
     assert off.reason == "disabled by BACKPORT_TOOL_DISABLE"
     assert backport_tool.applied() == ()
+
+
+def test_a_switch_that_names_no_backport_is_a_warning_as_in_apply(
+    patchset: PatchSet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A typo in the kill switch leaves the backport on: say so.
+    patchset.add("fix", "Widget.compute")
+    manifest = patchset.write()
+    monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "fxi")
+    with enabled("fix", manifest=manifest) as result:
+        assert result.status is Status.APPLIED
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [
+        "backport-tool: the BACKPORT_TOOL_DISABLE variable names 'fxi', which is no backport of "
+        "the manifest; did you mean 'fix'?"
+    ]
 
 
 def test_naming_an_opt_in_backport_enables_it(patchset: PatchSet) -> None:
