@@ -18,7 +18,11 @@ def decide(
     if backport.retired:
         return Decision(Status.RETIRED, f"retired: {backport.retired_reason}")
     if switches.off(backport.id):
-        return Decision(Status.DISABLED, f"disabled by {DISABLE_ENV}")
+        # The switches merge the variable and the caller's; either may be it.
+        return Decision(
+            Status.DISABLED,
+            f"disabled by a switch: {DISABLE_ENV}, apply(disable=...) or --disable",
+        )
     # The version decides before the opt-in switch: an opt-in backport refused as
     # fixed upstream is reported so, enabled or not, and check still tests that
     # claim against the code; the switch only holds back one that would apply.

@@ -23,7 +23,8 @@ from .report import Status
 
 # 5: opt-in backports decided by version first; fixed-upstream says unverified.
 # 6: the modules of each backport's required symbols.
-PLAN_FORMAT = 6
+# 7: a disabled backport names every switch that can disable it.
+PLAN_FORMAT = 7
 # What decide() can answer; READY backports are verified and applied later.
 DECIDED = frozenset(
     {Status.RETIRED, Status.DISABLED, Status.NOT_APPLICABLE, Status.FIXED_UPSTREAM, Status.READY}

@@ -501,7 +501,10 @@ def test_disable_env(
     monkeypatch.setenv("BACKPORT_TOOL_DISABLE", value)
     report = apply(patchset.write())
     assert report.by_id("fix").status.value == expected
-    assert report.by_id("fix").reason == "disabled by BACKPORT_TOOL_DISABLE"
+    assert (
+        report.by_id("fix").reason
+        == "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable"
+    )
     assert report.by_id("other").status.value == ("applied" if value == "fix" else "disabled")
 
 

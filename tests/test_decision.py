@@ -45,8 +45,20 @@ backports:
         ("live", "2.12.0rc1", set(), Status.FIXED_UPSTREAM, ">= fixed_in 2.12.0"),
         ("live", "2.10.0", set(), Status.NOT_APPLICABLE, "outside applies_to"),
         ("live", None, set(), Status.NOT_APPLICABLE, "torch is not installed"),
-        ("live", "2.11.0", {"live"}, Status.DISABLED, "disabled by BACKPORT_TOOL_DISABLE"),
-        ("live", None, {"all"}, Status.DISABLED, "disabled by BACKPORT_TOOL_DISABLE"),
+        (
+            "live",
+            "2.11.0",
+            {"live"},
+            Status.DISABLED,
+            "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable",
+        ),
+        (
+            "live",
+            None,
+            {"all"},
+            Status.DISABLED,
+            "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable",
+        ),
         ("gone", "2.11.0", {"all"}, Status.RETIRED, "retired: upstream has it"),
     ],
 )
@@ -72,7 +84,7 @@ def test_decide(
 
 
 OPT_IN = "opt-in: enable it with BACKPORT_TOOL_ENABLE=optional"
-OFF = "disabled by BACKPORT_TOOL_DISABLE"
+OFF = "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable"
 
 
 @pytest.mark.parametrize(

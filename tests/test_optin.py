@@ -66,7 +66,10 @@ def test_disable_wins_over_enable(patchset: PatchSet, monkeypatch: pytest.Monkey
     two_of_one_target(patchset)
     monkeypatch.setenv("BACKPORT_TOOL_DISABLE", "opt-fix")
     report = backport_tool.apply(patchset.write(), eager=True, enable=["opt-fix"])
-    assert report.by_id("opt-fix").reason == "disabled by BACKPORT_TOOL_DISABLE"
+    assert (
+        report.by_id("opt-fix").reason
+        == "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable"
+    )
     assert report.by_id("default-fix").status is Status.APPLIED
     revert()
 

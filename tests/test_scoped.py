@@ -320,7 +320,9 @@ def test_a_backport_the_version_or_a_switch_refuses_runs_the_block_without_it(
     assert ran == [(2, 3)]
     assert (old.status, off.status) == (Status.NOT_APPLICABLE, Status.DISABLED)
     assert old.reason == f"{patchset.dist} 1.5.0 is outside applies_to '>=0.1,<1.0'"
-    assert off.reason == "disabled by BACKPORT_TOOL_DISABLE"
+    assert (
+        off.reason == "disabled by a switch: BACKPORT_TOOL_DISABLE, apply(disable=...) or --disable"
+    )
     assert backport_tool.applied() == ()
 
 
