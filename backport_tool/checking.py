@@ -19,7 +19,7 @@ from .inspection import LiveInspector, StaticInspector
 from .loading import SELFTEST_HOOK, load_backport_module
 from .manifest import Manifest
 from .report import BackportResult, Report, Status
-from .retire import Supported, require_versions, retirement, supported_sets
+from .retire import SupportedGiven, retirement, supported_given
 from .selftest import run_selftest
 from .static import StaticIndex, open_tree
 
@@ -28,7 +28,7 @@ def check(
     manifest: str | os.PathLike[str] | Manifest | None = None,
     *,
     source: str | None = None,
-    supported: Supported | None = None,
+    supported: SupportedGiven | None = None,
     selftest: bool = False,
     enable: Iterable[str] = (),
     disable: Iterable[str] = (),
@@ -44,19 +44,23 @@ def check(
     against the code (``upstream_claim``). A backport already applied in this
     process is verified against its original and reported ``applied``.
 
-    With ``supported`` (a ``packaging`` ``SpecifierSet``, or a sequence of them
-    for their union), each result's ``retire`` says why the backport can never
-    apply to any supported version. With ``selftest``, every ``ready`` or applied
-    backport that defines a ``selftest()`` runs it in a subprocess with the patch
-    set applied.
+    With ``supported`` (a ``packaging`` ``SpecifierSet`` or a string such as
+    ``"torch>=2.12,<2.14"``, or a sequence of them for their union), each
+    result's ``retire`` says why the backport can never apply to any supported
+    version. With ``selftest``, every ``ready`` or applied backport that
+    defines a ``selftest()`` runs it in a subprocess with the patch set
+    applied.
 
     ``enable`` and ``disable`` switch backports like ``BACKPORT_TOOL_ENABLE`` and
     ``BACKPORT_TOOL_DISABLE``; an id that names no backport of the manifest is
     logged as a warning and listed in the report's ``warnings``.
     """
     loaded = manifest_for(manifest)
-    for member in () if supported is None else supported_sets(supported):
-        require_versions(member, "check(supported=...)")
+    supported_range = (
+        None
+        if supported is None
+        else supported_given(supported, loaded.package, "check(supported=...)")
+    )
     given = Given.of(enable, disable, ("check(enable=...)", "check(disable=...)"))
     switched = switches(given.enable, given.disable)
     warnings = warn_unknown_ids(given, (b.id for b in loaded.backports))
@@ -74,8 +78,8 @@ def check(
     results = []
     for backport, result in zip(loaded.backports, report.results, strict=True):
         final = result
-        if supported is not None:
-            final = replace(final, retire=retirement(backport, supported))
+        if supported_range is not None:
+            final = replace(final, retire=retirement(backport, supported_range))
         if selftest and final.status in (Status.READY, Status.APPLIED):
             final = _selftest(loaded, backport.id, final, switched)
         results.append(final)

@@ -22,14 +22,16 @@ RETIRE_FIXED = "retire: upstream fixed in all supported versions"
 # What a project supports: one specifier set, or the union of several (a
 # pyproject.toml may require torch once per platform).
 Supported = SpecifierSet | Sequence[SpecifierSet]
+# What check(supported=...) takes: also the strings --supported takes.
+SupportedGiven = SpecifierSet | str | Sequence[SpecifierSet | str]
 
 
-def parse_supported(text: str, package: str) -> SpecifierSet:
+def parse_supported(text: str, package: str, where: str = "--supported") -> SpecifierSet:
     """Read ``torch>=2.12,<2.14`` or ``>=2.12,<2.14`` as the supported range of ``package``."""
     if not text.strip():
         # An unset variable in `--supported "$RANGE"` must not turn the gate off.
         raise UsageError(
-            f"--supported is empty; give the {package} versions the project supports, "
+            f"{where} is empty; give the {package} versions the project supports, "
             f"like '{package}>=2.12,<2.14'"
         )
     try:
@@ -39,17 +41,39 @@ def parse_supported(text: str, package: str) -> SpecifierSet:
             spec = SpecifierSet(text)
         except InvalidSpecifier:
             raise UsageError(
-                f"--supported {text!r} is neither a requirement like '{package}>=2.12,<2.14' "
+                f"{where} {text!r} is neither a requirement like '{package}>=2.12,<2.14' "
                 "nor a specifier set like '>=2.12,<2.14'"
             ) from None
     else:
         if canonicalize_name(requirement.name) != canonicalize_name(package):
             raise UsageError(
-                f"--supported names {requirement.name!r}, but the manifest gates on {package!r}"
+                f"{where} names {requirement.name!r}, but the manifest gates on {package!r}"
             )
         spec = requirement.specifier
-    require_versions(spec, f"--supported {text!r}")
+    require_versions(spec, f"{where} {text!r}")
     return spec
+
+
+def supported_given(value: object, package: str, where: str) -> tuple[SpecifierSet, ...]:
+    """The supported range a library caller gave: a ``SpecifierSet`` or a string
+    as ``--supported`` takes it, or a sequence of them for their union."""
+    members = list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
+    if not members:
+        raise UsageError(f"{where} is empty; give the {package} versions the project supports")
+    found = []
+    for member in members:
+        if isinstance(member, str):
+            found.append(parse_supported(member, package, where))
+        elif isinstance(member, SpecifierSet):
+            require_versions(member, where)
+            found.append(member)
+        else:
+            raise UsageError(
+                f"{where} takes a packaging SpecifierSet or a string like "
+                f"'{package}>=2.12,<2.14' (or a sequence of them), got "
+                f"{type(member).__name__} {member!r:.60}"
+            )
+    return tuple(found)
 
 
 def require_versions(spec: SpecifierSet, where: str) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import PatchSet
@@ -205,3 +206,38 @@ def test_check_supported_from_a_directory(patchset: PatchSet) -> None:
     assert proc.stderr == (
         "backport-tool: error: .: is a directory; give the path of the pyproject.toml file in it\n"
     )
+
+
+@pytest.mark.parametrize(
+    "supported",
+    [
+        "torch>=2.12,<2.14",
+        ">=2.12,<2.14",
+        SpecifierSet(">=2.12,<2.14"),
+        ["torch==2.12.*", SpecifierSet("==2.13.*")],
+    ],
+)
+def test_check_takes_the_supported_range_as_the_cli_does(tmp_path: Path, supported: Any) -> None:
+    # The string form, as --supported takes it, raised AttributeError.
+    backport(tmp_path, ">=2.11.0,<2.12", "2.12.0")
+    result = check(tmp_path / "m.yaml", supported=supported).by_id("b")
+    assert result.retire is not None
+    assert result.retire.startswith(RETIRE_FIXED)
+
+
+@pytest.mark.parametrize(
+    ("supported", "problem"),
+    [
+        ("numpy>=2", "check(supported=...) names 'numpy', but the manifest gates on 'torch'"),
+        ("", "check(supported=...) is empty; give the torch versions the project supports"),
+        ([], "check(supported=...) is empty; give the torch versions the project supports"),
+        (2.12, "check(supported=...) takes a packaging SpecifierSet or a string like"),
+    ],
+)
+def test_check_refuses_a_supported_range_it_cannot_read(
+    tmp_path: Path, supported: Any, problem: str
+) -> None:
+    backport(tmp_path, ">=2.11.0,<2.12", "2.12.0")
+    with pytest.raises(UsageError) as info:
+        check(tmp_path / "m.yaml", supported=supported)
+    assert str(info.value).startswith(problem)
