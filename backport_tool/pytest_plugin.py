@@ -59,7 +59,7 @@ from .api import apply, current_report, revert
 from .config import DISABLE_ENV, ENABLE_ENV, project_manifest_path
 from .manifest_file import is_package_spec
 from .patcher import is_applied
-from .report import BackportResult, Report, Status
+from .report import BackportResult, Report, Status, version_label
 from .state import STATE, put_environ, reset
 
 _PROBLEMS = ", ".join(s.value for s in Status if s.is_problem)
@@ -215,7 +215,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     report = state.report
     parts = ", ".join(f"{r.id}: {r.status.value}" for r in report.results) or "no backports"
-    lines = [f"backport-tool: {report.package} {report.version or 'not installed'}: {parts}"]
+    lines = [f"backport-tool: {report.package} {version_label(report)}: {parts}"]
     lines += [f"backport-tool: {r.id} is {r.status.value}: {r.reason}" for r in state.problems]
     lines += [f"backport-tool: {warning}" for warning in report.warnings]
     return lines

@@ -142,3 +142,15 @@ class Report:
             "warnings": list(self.warnings),
             "backports": [r.to_dict(details=details) for r in self.results],
         }
+
+
+def version_label(report: Report) -> str:
+    # What text output says for the installed version. None is not always
+    # "not installed": with every backport switched off it is not read.
+    if report.version:
+        return report.version
+    if report.error is not None:
+        return "version unknown"
+    if report.results and all(r.status is Status.DISABLED for r in report.results):
+        return "version not read (every backport is disabled)"
+    return "not installed"

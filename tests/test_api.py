@@ -1027,9 +1027,16 @@ def test_non_utf8_installed_metadata_is_a_usage_error(patchset: PatchSet) -> Non
             f"UTF-8 text (invalid byte at offset {len(head)}); reinstall "
             f"{patchset.dist}, or disable backports with BACKPORT_TOOL_DISABLE=all\n"
         )
-    # Switching everything off is the way out, and needs no version.
+    # Switching everything off is the way out, and needs no version; the
+    # output must not say the package is not installed.
     proc = patchset.cli("apply", "--manifest", str(manifest), BACKPORT_TOOL_DISABLE="all")
     assert proc.returncode == 0, proc.stderr
+    summary = f"{patchset.dist} version not read (every backport is disabled): 1 disabled"
+    assert proc.stdout.splitlines()[-1] == summary
+    proc = patchset.cli("status", "--manifest", str(manifest), BACKPORT_TOOL_DISABLE="all")
+    assert proc.stdout.splitlines()[1] == (
+        f"{patchset.dist}: version not read (every backport is disabled)"
+    )
 
 
 @pytest.mark.parametrize(

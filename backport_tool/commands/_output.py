@@ -9,7 +9,7 @@ from ..config import unknown_switches
 from ..errors import UsageError
 from ..findings import Claim, Verdict
 from ..manifest import Manifest
-from ..report import BackportResult, Report, Status
+from ..report import BackportResult, Report, Status, version_label
 
 
 class Format(str, enum.Enum):
@@ -33,7 +33,7 @@ def checked_switches(manifest: Manifest, enable: list[str], disable: list[str]) 
 
 
 def summary(report: Report) -> str:
-    version = report.version or "not installed"
+    version = version_label(report)
     counts = ", ".join(f"{n} {s.value}" for s, n in report.counts().items()) or "no backports"
     where = f" ({report.source})" if report.source else ""
     return f"{report.package} {version}{where}: {counts}"

@@ -6,7 +6,7 @@ from ..api import manifest_for
 from ..checking import check
 from ..manifest import Backport
 from ..manifest_file import installed_patch_sets
-from ..report import BackportResult
+from ..report import BackportResult, version_label
 from . import _output
 
 
@@ -77,7 +77,7 @@ def run(
         return report.exit_code
     if quiet and not shown:
         return report.exit_code
-    out = [f"manifest: {report.manifest}", f"{report.package}: {report.version or 'not installed'}"]
+    out = [f"manifest: {report.manifest}", f"{report.package}: {version_label(report)}"]
     # The patch sets installed distributions announce, to name with --manifest.
     for found in sets:
         by = f" (from {found.distribution})" if found.distribution else ""
