@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import TESTS_DIR, PatchSet, run_backport_tool
+from helpers import BACKPORT_SOURCE, TESTS_DIR, PatchSet, run_backport_tool
 
 from backport_tool import __version__, cli
 from backport_tool.commands import apply as apply_cmd
@@ -293,6 +293,24 @@ def test_check_format_github_annotates_the_manifest_line(patchset: PatchSet) -> 
     strict = run(patchset, *command, "--strict")
     # --strict fails the job for it, so the annotation is an error.
     assert strict.stdout.splitlines()[1].startswith(f"::error file={manifest},line=12,")
+
+
+def test_check_format_github_makes_a_contradicted_claim_an_error_under_strict(
+    patchset: PatchSet,
+) -> None:
+    # --strict fails the job for it: a warning annotation would hide why.
+    probe = "\n\ndef upstream_probe(symbol, source):\n    return False, 'still adds 1'\n"
+    patchset.write_backport("fix.py", BACKPORT_SOURCE + probe)
+    patchset.add("fix", "Widget.compute", applies_to="<1.5", fixed_in="1.5.0")
+    manifest = patchset.write()
+    command = ("check", "--manifest", str(manifest), "--format", "github")
+    title = "title=backport fix%3A fixed_in contradicted::"
+    plain = run(patchset, *command)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith(f"::warning file={manifest},line=4,{title}")
+    strict = run(patchset, *command, "--strict")
+    assert strict.returncode == 1, strict.stderr
+    assert strict.stdout.startswith(f"::error file={manifest},line=4,{title}")
 
 
 def test_quiet_prints_only_problems(patchset: PatchSet, manifest: str) -> None:

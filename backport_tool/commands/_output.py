@@ -118,8 +118,9 @@ def github(report: Report, manifest: Manifest, *, strict: bool = False) -> list[
             level = "error" if strict else "warning"
             title, text = f"backport {result.id}: retire", result.retire
         elif result.upstream_claim is Claim.CONTRADICTED:
-            level, title = "warning", f"backport {result.id}: fixed_in contradicted"
-            text = result.reason
+            # Under --strict a contradicted claim fails the job too.
+            level = "error" if strict else "warning"
+            title, text = f"backport {result.id}: fixed_in contradicted", result.reason
         else:
             continue
         out.append(f"::{level} {where},title={_escape(title, prop=True)}::{_escape(text)}")
