@@ -47,10 +47,10 @@ class Inspected:
     requires_unknown: list[str] = field(default_factory=list)
 
 
-def _versions(target: Target, package: str) -> str:
+def _recorded(target: Target, package: str) -> str:
     if not target.recorded_from:
-        return "unrecorded versions"
-    return f"{package} " + ", ".join(target.recorded_from)
+        return ""  # written by hand, or by a lock that did not say
+    return f" (recorded from {package} " + ", ".join(target.recorded_from) + ")"
 
 
 def _target_report(target: Target, facts: SymbolFacts) -> TargetReport:
@@ -222,8 +222,8 @@ def _drift(target: Target, report: TargetReport, package: str) -> list[Problem]:
             Problem(
                 Status.DRIFT,
                 f"target {target.symbol} source fingerprint {report.actual_fingerprint} is not "
-                f"the recorded {' or '.join(target.fingerprints)} (recorded from "
-                f"{_versions(target, package)}); the code the backport replaces has changed",
+                f"the recorded {' or '.join(target.fingerprints)}{_recorded(target, package)}; "
+                "the code the backport replaces has changed",
             )
         )
     return problems

@@ -46,6 +46,12 @@ def test_fingerprint_drift_names_the_target_and_recorded_versions(patchset: Patc
     assert check(patchset.write()).by_id("fix").status is Status.READY
 
     entry["targets"][0]["fingerprint"] = ["sha256:0000000000000000", "sha256:1111111111111111"]
+    # Written by hand: no versions to name.
+    assert check(patchset.write()).by_id("fix").reason == (
+        f"target {patchset.sym('Widget.compute')} source fingerprint {good} is not the recorded "
+        "sha256:0000000000000000 or sha256:1111111111111111; the code the backport replaces "
+        "has changed"
+    )
     entry["targets"][0]["recorded_from"] = ["1.4.0", "1.4.1"]
     result = apply(patchset.write()).by_id("fix")
     assert result.status is Status.DRIFT
