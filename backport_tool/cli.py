@@ -69,7 +69,8 @@ environment variables:
   {ENABLE_ENV:<24} opt-in backports to apply too (comma-separated ids, or 'all')
   {DISABLE_ENV:<24} backports not to apply (comma-separated ids, or 'all')
   {LOG_ENV:<24} log level of the library on stderr (DEBUG, INFO, WARNING, ERROR, OFF)
-  {CACHE_ENV:<24} where startup plans and the internal-error log go (an absolute path)
+  {CACHE_ENV:<24} where startup plans, validated manifests, compiled backport code and
+                           the internal-error log go (an absolute path; trusted like code)
                            (default: $XDG_CACHE_HOME/backport-tool or ~/.cache/backport-tool)
 
 exit codes:
@@ -142,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
             action="append",
             default=[],
             help=f"do not apply this backport (repeat, or 'all'); as {DISABLE_ENV}, and it "
-            "wins over --enable",
+            "wins over --enable; with --source only this counts (the variable is this "
+            "machine's runtime switch)",
         )
     for name in ("check", "status", "lock"):
         commands[name].add_argument(
