@@ -47,14 +47,22 @@ def _behind(obj: object) -> object:
     return obj.__func__ if isinstance(obj, (classmethod, staticmethod)) else obj
 
 
-def misfits(original: object, replacement: object, declared: str | None = None) -> list[str]:
+def misfits(
+    original: object,
+    replacement: object,
+    declared: str | None = None,
+    *,
+    by_position: bool = False,
+) -> list[str]:
     """Why some call that ``original`` accepts would fail on ``replacement``, or
     would hand an argument to another parameter than the one of its name.
 
     A classmethod or staticmethod is compared by the function it holds (a
     classmethod's with its class parameter). ``declared`` is the signature
     the manifest declares for the original, used when the original has none
-    to read (C code without a text signature).
+    to read (C code without a text signature). ``by_position``: the original
+    is only ever called with positional arguments (a property's getter,
+    setter and deleter), so its parameters' names do not count.
 
     Callers pass a positional-only parameter by position alone, so the
     replacement may name it anything. A keyword argument the replacement has no
@@ -68,6 +76,12 @@ def misfits(original: object, replacement: object, declared: str | None = None) 
         want = _declared(declared)
     if want is None or have is None:
         return []
+    if by_position:
+        want = want.replace(
+            parameters=[
+                p.replace(kind=_PO) if p.kind is _POK else p for p in want.parameters.values()
+            ]
+        )
     # One failing call can break two rules; each reason is said once.
     return list(dict.fromkeys(_misfits(want, have)))
 

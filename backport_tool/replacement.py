@@ -121,7 +121,10 @@ def _class_problem(
             f"a class target takes a class: define class {target.replacement}"
             f"({original.__module__}.{original.__qualname__})",
         )
-    if not issubclass(value, original):
+    # The MRO, not issubclass(): that runs the metaclass's check, which a
+    # Protocol that is not runtime_checkable makes raise, and an ABC answers
+    # for classes registered with it, which are no subclasses.
+    if original not in value.__mro__:
         return Problem(
             Status.FAILED,
             f"{name} is not a subclass of the original {target.symbol} "
@@ -344,7 +347,8 @@ def _fitted_function(
     problems = (
         fitting.misfits(resolved.function, replacement, target.signature)
         if original is ABSENT
-        else fitting.misfits(original, replacement)
+        # Python calls a property's functions with positional arguments only.
+        else fitting.misfits(original, replacement, by_position=True)
         if original is not None
         else []
     )

@@ -234,6 +234,33 @@ def test_property_and_cached_property_targets_take_their_kind(patchset: PatchSet
     assert (mod.Widget().value, mod.Widget().cached) == (2, 20)
 
 
+def test_a_property_setter_may_name_its_parameters_as_it_likes(patchset: PatchSet) -> None:
+    # Python calls a property's functions by position only: a setter naming
+    # its value otherwise than torch's was refused ("no keyword parameter").
+    (patchset.site / f"{patchset.module}.py").write_text(PROPERTIES)
+    patchset.write_backport(
+        "fix.py",
+        """
+        @property
+        def stored(this):
+            return this._stored * 10
+
+
+        @stored.setter
+        def stored(this, value):
+            this._stored = value + 1
+        """,
+    )
+    patchset.add("fix", "Widget.stored")
+    manifest = patchset.write()
+    assert statuses(check(manifest)) == {"fix": "ready"}
+    assert statuses(apply(manifest, eager=True)) == {"fix": "applied"}
+    widget = patchset.target().Widget()
+    widget.stored = 4
+    assert widget.stored == 50
+    revert()
+
+
 @pytest.mark.parametrize(
     ("target", "source", "reason"),
     [

@@ -337,3 +337,30 @@ def test_a_changed_class_body_is_drift(patchset: PatchSet) -> None:
             result.reason,
             [t.stale_references for t in result.targets],
         )
+
+
+@pytest.mark.parametrize("subclass", [True, False])
+def test_a_protocol_class_target_is_judged_by_its_mro(patchset: PatchSet, subclass: bool) -> None:
+    # issubclass() against a Protocol that is not runtime_checkable raises
+    # TypeError: check ended in an internal error.
+    source = patchset.site / f"{patchset.module}.py"
+    source.write_text(
+        "from typing import Protocol\n\n\nclass Shape(Protocol):\n"
+        "    def area(self) -> int:\n        ...\n"
+    )
+    base = "_Shape, " if subclass else ""
+    patchset.write_backport(
+        "fix.py",
+        f"from {patchset.module} import Shape as _Shape\n\n\n"
+        f"class Shape({base}object):\n    def area(self) -> int:\n        return 1\n",
+    )
+    patchset.add("fix", "Shape")
+    manifest = patchset.write()
+    result = backport_tool.check(manifest).by_id("fix")
+    if subclass:
+        assert result.status is Status.READY, result.reason
+        assert apply(manifest).by_id("fix").status is Status.APPLIED
+        assert backport_tool.revert() == ("fix",)
+    else:
+        assert result.status is Status.FAILED
+        assert "is not a subclass of the original" in result.reason
