@@ -279,7 +279,12 @@ def inspect_backport(
                     )
                 )
             out.problems += _copies(target, facts.resolved, imports=imports)
-        elif problem is None and isinstance(inspector, StaticInspector) and not target.create:
+        elif (
+            problem is None
+            and isinstance(inspector, StaticInspector)
+            and not (target.create or target.edits_registry)
+        ):
+            # A registry is edited in place: every binding of it sees the edit.
             out.problems += _static_copies(target, inspector)
     for ref in backport.requires:
         facts = inspector.inspect(ref, source=False)
@@ -365,11 +370,13 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
             try:
                 importlib.import_module(copy.module)
             except FOREIGN_FAILURES as exc:
-                if isinstance(exc, ModuleNotFoundError) and _needs_uninstalled(exc, copy.module):
+                if isinstance(exc, ImportError) and _needs_uninstalled(exc, copy.module):
                     # It is there, but needs a package this environment lacks
-                    # (torch.testing._internal needs expecttest): never
-                    # imported here, so never run unpatched here; apply binds
-                    # it wherever it is imported, as it would here.
+                    # (torch.testing._internal needs expecttest;
+                    # torch.utils._cxx_pytree raises ImportError without
+                    # optree): never imported here, so never run unpatched
+                    # here; apply binds it wherever it is imported, as it
+                    # would here.
                     continue
                 if not conditional:
                     problems.append(
@@ -395,8 +402,12 @@ def _copies(target: Target, resolved: Resolved, *, imports: bool) -> list[Proble
     return problems
 
 
-def _needs_uninstalled(exc: ModuleNotFoundError, module: str) -> bool:
-    # The missing module is neither ``module`` nor a package above it.
+def _needs_uninstalled(exc: ImportError, module: str) -> bool:
+    # ``module`` was found and ran, and refused this environment: the missing
+    # module is neither ``module`` nor a package above it, or the module
+    # raised ImportError itself.
+    if not isinstance(exc, ModuleNotFoundError):
+        return True
     missing = exc.name
     return missing is not None and missing != module and not module.startswith(missing + ".")
 

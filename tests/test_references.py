@@ -1080,13 +1080,21 @@ def test_a_callable_object_replacing_a_method_is_refused(patchset: PatchSet) -> 
     assert patchset.target().Widget().compute(1) == 2
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        "import not_installed_dependency_xyz",
+        # torch.utils._cxx_pytree without optree (or with one too old).
+        "raise ImportError('needs optree>=0.13')",
+    ],
+)
 def test_a_copy_whose_module_needs_an_uninstalled_package_is_not_missing(
-    patchset: PatchSet,
+    patchset: PatchSet, refusal: str
 ) -> None:
     # torch.testing._internal.common_fsdp binds has_triton, and needs
     # expecttest: never imported where expecttest is not installed.
     (patchset.site / "needsdep_copier.py").write_text(
-        f"import not_installed_dependency_xyz\nfrom {patchset.module} import free_function\n"
+        f"{refusal}\nfrom {patchset.module} import free_function\n"
     )
     entry = patchset.add("fix", "free_function")
     entry["targets"][0]["copies"] = ["needsdep_copier:free_function"]

@@ -584,6 +584,18 @@ def test_a_static_read_compares_the_container_and_says_the_entries_are_not_read(
     assert reg.reg not in sys.modules
 
 
+def test_a_static_read_does_not_ask_for_copies_of_a_registry(reg: Reg) -> None:
+    # Every binding of a container sees an edit made in place, so lock
+    # declares none: check --source asked for them, and stayed partial.
+    source = reg.ps.site / f"{reg.reg}.py"
+    source.write_text(source.read_text() + "\nSIDE_TOO = SIDE\n")
+    manifest = reg.add("side", {"symbol": reg.at("SIDE"), "add": [reg.op("gather")]})
+    done = reg.ps.cli("lock", "--manifest", str(manifest))
+    assert done.returncode == 0, done.stderr
+    result = backport_tool.check(manifest, source=str(reg.ps.site)).by_id("side")
+    assert result.status is Status.READY, result.reason
+
+
 def test_an_awaited_entry_that_names_nothing_makes_the_backport_partial(reg: Reg) -> None:
     manifest = reg.add("side", {"symbol": reg.at("SIDE"), "add": [reg.op("nope")]})
     backport_tool.apply(manifest)
