@@ -161,20 +161,43 @@ def left_behind(
 
 
 def _holders() -> Iterator[tuple[str, dict[str, object], str]]:
-    """Every module namespace and every class namespace defined in a module:
-    (module name, the namespace dict, the prefix that names its entries)."""
+    """Every module namespace and every class namespace defined in a module,
+    nested classes included: (module name, the namespace dict, the prefix
+    that names its entries)."""
     for module_name, namespace in _module_namespaces():
         if _ours(module_name):
             continue
         yield module_name, namespace, f"{module_name}:"
         for name, value in list(dict.items(namespace)):
-            if issubclass(type(value), type) and type(name) is str:
-                attrs = _type_dict.__get__(value)
-                qualname = type.__dict__["__qualname__"].__get__(value)
-                if attrs.get("__module__") == module_name and qualname == name:
-                    inner = _class_dict(attrs)
-                    if inner is not None:
-                        yield module_name, inner, f"{module_name}:{name}."
+            if type(name) is str:
+                yield from _class_holders(module_name, name, value, 0)
+
+
+# Classes nested deeper than this are named by the path the walk finds.
+_MAX_NESTING = 8
+
+
+def _class_holders(
+    module_name: str, qualname: str, value: object, depth: int
+) -> Iterator[tuple[str, dict[str, object], str]]:
+    # A class defined at ``qualname`` in ``module_name``, and the classes
+    # defined in its body: a nested class's method is named like a target.
+    if depth > _MAX_NESTING or not issubclass(type(value), type):
+        return
+    attrs = _type_dict.__get__(value)
+    # Compared as str only: a foreign object's __eq__ never runs.
+    owner = attrs.get("__module__")
+    if type(owner) is not str or owner != module_name:
+        return
+    if type.__dict__["__qualname__"].__get__(value) != qualname:
+        return
+    inner = _class_dict(attrs)
+    if inner is None:
+        return
+    yield module_name, inner, f"{module_name}:{qualname}."
+    for name, member in list(dict.items(inner)):
+        if type(name) is str:
+            yield from _class_holders(module_name, f"{qualname}.{name}", member, depth + 1)
 
 
 def _class_dict(proxy: object) -> dict[str, object] | None:

@@ -519,6 +519,24 @@ def test_a_classmethod_target_is_not_its_own_stale_reference(patchset: PatchSet)
     assert isinstance(vars(module.Copy)["make"], classmethod)
 
 
+def test_a_method_of_a_nested_class_is_not_its_own_reference(patchset: PatchSet) -> None:
+    # torch.fx.passes.tools_common:FxNetAccFusionsFinder.FusionGroup.add_node
+    # was reported as an undeclared reference to itself: only the classes at
+    # a module's top level named their entries.
+    (patchset.site / f"{patchset.module}.py").write_text(
+        "class Outer:\n    class Inner:\n        def add(self, x):\n            return x\n\n"
+        "        class Deepest:\n            def add(self, x):\n                return x\n"
+    )
+    patchset.write_backport("fix.py", "def add(self, x):\n    return x * 2\n")
+    patchset.add("fix", "Outer.Inner.add", "Outer.Inner.Deepest.add")
+    module = patchset.target()
+    manifest = patchset.write()
+    checked = backport_tool.check(manifest).by_id("fix")
+    assert checked.status is Status.READY, checked.reason
+    assert backport_tool.apply(manifest, eager=True).by_id("fix").status is Status.APPLIED
+    assert module.Outer.Inner().add(2) == module.Outer.Inner.Deepest().add(2) == 4
+
+
 def test_check_after_apply_of_a_created_attribute_is_not_drift(patchset: PatchSet) -> None:
     patchset.write_backport("fix.py", VALUES_FIX)
     entry = patchset.add("fix")
