@@ -265,7 +265,8 @@ def live_function_facts(obj: object) -> FunctionFacts | None:
 # and by the hash of the lines the function's code spans as linecache holds
 # them, which are the lines inspect.getsource reads: an entry never stands for
 # other source than the one reading it afresh would find.
-_FACTS_FORMAT = "1"
+# 2: a block whose dedent does not parse is read as written (parse_block).
+_FACTS_FORMAT = "2"
 
 
 def _facts_entry(obj: object) -> tuple[Path | None, str]:
@@ -325,15 +326,86 @@ def _read_function_facts(obj: object) -> FunctionFacts | None:
         text = inspect.getsource(obj)  # type: ignore[arg-type]
     except (OSError, TypeError):
         return None
-    try:
-        module = ast.parse(textwrap.dedent(text))
-    except SyntaxError:
+    node = parse_block(text)
+    if node is None:
         return None
-    if not module.body:
-        return None
-    node = module.body[0]
     if isinstance(obj, type):
         return class_facts(node) if isinstance(node, ast.ClassDef) else None
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
         return None
     return function_facts(node)
+
+
+def parse_block(text: str) -> ast.stmt | None:
+    """The first statement of ``text``, the source of one def or class as
+    :func:`inspect.getsource` gives it (indented as in its file); None if it
+    does not parse.
+
+    The live read parses it dedented, and dedenting changes the string
+    literals in it (the lines of a multi-line string lose the indentation of
+    the def, and whitespace-only lines their whitespace). Fingerprints
+    recorded from live reads hash those literals so, and a static read of a
+    def (:func:`as_read_live`) parses the same text through here, so that
+    both agree on the same file.
+    """
+    try:
+        module = ast.parse(textwrap.dedent(text))
+    except SyntaxError:
+        # A line of a string at a smaller indentation than the def (a
+        # template at column 0 in a method) leaves nothing to dedent. The
+        # block is read in place, its literals as written, rather than not at
+        # all.
+        try:
+            module = ast.parse("if 1:\n" + text)
+        except SyntaxError:
+            return None
+        first = module.body[0] if module.body else None
+        if not isinstance(first, ast.If) or not first.body:
+            return None
+        return first.body[0]
+    return module.body[0] if module.body else None
+
+
+def as_read_live(node: ast.AST, lines: Sequence[str]) -> ast.AST:
+    """``node``, a def or class that a static read found among ``lines`` (its
+    module's lines, ends kept), as the live read parses it: the block
+    :func:`inspect.getsource` would give, through :func:`parse_block`. Only
+    a multi-line string can come out different, so other nodes are returned
+    as they are; so is one whose block does not parse as the same def."""
+    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node
+    if not _has_multiline_string(node):
+        return node
+    # co_firstlineno of a decorated def, and inspect's first line of a
+    # decorated class, is that of its first decorator.
+    first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+    if not 0 < first <= len(lines):
+        return node
+    block = inspect.getblock(list(lines[first - 1 :]))
+    parsed = parse_block("".join(block))
+    if type(parsed) is not type(node) or getattr(parsed, "name", None) != node.name:
+        return node
+    return parsed
+
+
+def _has_multiline_string(node: ast.AST) -> bool:
+    for child in ast.walk(node):
+        if isinstance(child, ast.JoinedStr) or (
+            isinstance(child, ast.Constant) and isinstance(child.value, (str, bytes))
+        ):
+            end = getattr(child, "end_lineno", None)
+            if end is None or end != child.lineno:
+                return True
+    return False
+
+
+def source_lines(text: str) -> list[str]:
+    """``text`` split into lines as :mod:`linecache` (and so the live read)
+    holds a file: at universal newlines only, each line ending in ``\\n``."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    last = lines.pop()
+    out = [line + "\n" for line in lines]
+    if last:
+        out.append(last)
+    return out

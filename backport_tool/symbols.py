@@ -183,6 +183,14 @@ def signature_text(obj: object) -> str | None:
         p.replace(annotation=_Source(p.annotation)) if isinstance(p.annotation, str) else p
         for p in signature.parameters.values()
     ]
+    sentinels = _empty_defaults(obj)
+    for index, param in enumerate(params):
+        if param.name in sentinels and param.default is param.empty:
+            # A default that is inspect's own "no default" sentinel
+            # (`default_value=inspect.Signature.empty`): inspect takes it for
+            # none, which makes the signature invalid (a parameter without a
+            # default after one with), and replace() raise.
+            params[index] = param.replace(default=_Source(EMPTY_DEFAULT))
     for index, param in enumerate(params):
         if param.default is not param.empty and type(param.default) not in _PLAIN:
             text = repr(param.default)
@@ -195,6 +203,40 @@ def signature_text(obj: object) -> str | None:
             return_annotation=_Source(returns) if isinstance(returns, str) else returns,
         )
     )
+
+
+# How a default that is inspect's "no default" sentinel is spelled, live and
+# static alike (the static reader spells every name of it so).
+EMPTY_DEFAULT = "inspect.Signature.empty"
+EMPTY_NAMES = frozenset({"inspect.Signature.empty", "inspect.Parameter.empty", "inspect._empty"})
+
+
+def _empty_defaults(obj: object) -> frozenset[str]:
+    # The parameters of the function inspect.signature reads whose default
+    # is inspect.Parameter.empty itself, from its __defaults__ and
+    # __kwdefaults__ (the Signature cannot tell them from ones without).
+    function = getattr(obj, "__func__", obj)
+    try:
+        function = inspect.unwrap(
+            function,  # type: ignore[arg-type]
+            stop=lambda f: hasattr(f, "__signature__"),
+        )
+    except ValueError:
+        return frozenset()
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, types.CodeType) or not isinstance(function, types.FunctionType):
+        return frozenset()
+    empty = inspect.Parameter.empty
+    names: set[str] = set()
+    defaults = function.__defaults__ or ()
+    positional = code.co_varnames[: code.co_argcount]
+    for name, value in zip(positional[len(positional) - len(defaults) :], defaults, strict=True):
+        if value is empty:
+            names.add(name)
+    for name, value in (function.__kwdefaults__ or {}).items():
+        if value is empty:
+            names.add(name)
+    return frozenset(names)
 
 
 # Defaults whose repr is their source text; any other is looked at.
