@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import builtins
 import contextlib
+import copy
+import enum
 import functools
 import importlib.util
 import inspect
@@ -31,13 +33,13 @@ from .files import (
 )
 from .findings import Presence
 from .inspection import LiveInspector
-from .locking import _round_trip
+from .locking import _give_trailing, _readable, _round_trip, _take_trailing
 from .manifest import _ID_RE, MAX_ID_LENGTH, SymbolRef, load_manifest, parse_manifest
 from .manifest_file import resolved_spec
 from .source import parse_signature
 from .static import StaticIndex
 from .symbols import method_kind
-from .verification import config_site
+from .verification import _immutable, config_site, never_changed
 from .versions import installed_version
 
 # As in lock, which this imports first.
@@ -168,6 +170,9 @@ class _Target(NamedTuple):
     conditional: tuple[SymbolRef, ...] = ()  # of copies: bound in some environments only
     parts: tuple[str, ...] = ()  # a property's "setter" and "deleter", where it has them
     home: str = ""  # the module that defines a function target (torch:einsum's is torch.functional)
+    # The signature the skeleton writes: the recorded one, or the source's
+    # spelling where Python cannot read the installed one back; None: neither.
+    written: str | None = None
 
     @property
     def original_name(self) -> str:
@@ -256,7 +261,8 @@ def scaffold(
     summary = f"TODO: one line on what {backport_id} fixes"
     if document.get("backports") is None:
         document["backports"] = []
-    document["backports"].append(
+    _append(
+        document["backports"],
         _entry(
             backport_id,
             summary,
@@ -264,7 +270,7 @@ def scaffold(
             version.public,
             f">={series}.0,<{major}.{minor + 1}",
             module_rel,
-        )
+        ),
     )
     buffer = io.StringIO()
     yaml.dump(document, buffer)
@@ -279,12 +285,12 @@ def _skeleton(
 ) -> str:
     statements: set[str] = set()
     for target in read:
-        if target.signature is None or target.kind != "function":
+        if target.kind != "function":
             continue
-        if _named_defaults(target.signature):
+        if target.written is None or _named_defaults(target.written):
             statements.add("from typing import Any")
         else:
-            statements |= _annotation_imports(target.signature, target.home)
+            statements |= _annotation_imports(target.written, target.home)
     text = HEADER.format(
         summary=summary.replace("TODO: one line on", "Backport:"),
         package=package,
@@ -355,9 +361,16 @@ def _skeleton(
                 id=backport_id,
             )
         else:
-            written = target.signature
+            written = target.written
             named = _named_defaults(written)
-            if named:
+            if written is None:
+                decorator = (
+                    f"# Python cannot read back the signature of {target.ref.qualname}: take "
+                    "the arguments\n# whole, and bind them inside "
+                    "(inspect.signature(original).bind).\n" + decorator
+                )
+                written = "(*args: Any, **kwargs: Any)"
+            elif named:
                 # Defaults are evaluated when the module loads, which must
                 # not import torch: take the arguments whole instead.
                 decorator = (
@@ -367,6 +380,12 @@ def _skeleton(
                     "the arguments inside\n# (inspect.signature(original).bind).\n" + decorator
                 )
                 written = "(*args: Any, **kwargs: Any)"
+            elif written != target.signature:
+                decorator = (
+                    f"# Python cannot read back the installed signature of {target.ref.qualname} "
+                    "as inspect\n# spells it, so the manifest records none, as `lock` does; "
+                    "this is the source's\n# spelling of it.\n" + decorator
+                )
             text += FUNCTION.format(
                 decorator=decorator,
                 name=target.name,
@@ -455,15 +474,18 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 f"cannot read the installed {ref}: {facts.message or 'it was not found'}; "
                 "`new` starts a backport from the target as it is installed"
             )
+        _refuse_unpatchable(ref, resolved.owner)
         method = method_kind(resolved.raw)
         copies, conditional = _copies(ref, indexes)
         if facts.builtin:
-            # No source, no fingerprint: a text signature where it has one.
+            # No source, no fingerprint: a text signature where it has one
+            # (and Python can read back).
+            text_signature = _or_none(facts.signature)
             read.append(
                 _Target(
                     ref,
                     "",
-                    facts.signature,
+                    text_signature,
                     None,
                     None,
                     copies,
@@ -512,12 +534,18 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 method = "functools.cached_property"
         elif isinstance(resolved.function, type):
             kind = "class"
+            _refuse_enum(ref, resolved.function)
         elif facts.signature is None and function.signature is None:
             kind = "value"
         else:
             kind = "function"
-        # A property records its getter's signature, as lock does.
-        signature = None if kind == "class" else facts.signature or function.signature
+        # A property records its getter's signature, as lock does, and, as
+        # lock does, none that Python cannot read back (an annotation that
+        # evaluated to an object without a name, <function NamedTuple at
+        # 0x...>): it would make the manifest invalid. The skeleton then
+        # takes the source's spelling of it.
+        live = None if kind == "class" else facts.signature or function.signature
+        signature = _or_none(live)
         read.append(
             _Target(
                 ref,
@@ -531,15 +559,80 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 conditional=conditional,
                 parts=parts,
                 home=_home(resolved.function, ref.module),
+                written=signature or _or_none(function.signature),
             )
         )
-    # Replacement names: the last part of each qualname, made unique with the
-    # rest of it where two targets share one.
-    last = [t.ref.qualname.rsplit(".", 1)[-1] for t in read]
+    names = _replacement_names([t.ref for t in read])
+    return [t._replace(name=name) for t, name in zip(read, names, strict=True)]
+
+
+def _or_none(signature: str | None) -> str | None:
+    return signature if signature is not None and _readable(signature) else None
+
+
+def _replacement_names(refs: list[SymbolRef]) -> list[str]:
+    # Each target's replacement is a def of its own in the one module: the
+    # last part of its qualname, made unique where targets share one with
+    # the rest of the qualname, then with more and more of the module path
+    # (torch._inductor.utils:get_gpu_type is utils_get_gpu_type next to
+    # comm_analysis_get_gpu_type).
+    choices = []
+    for ref in refs:
+        qualname = ref.qualname.split(".")
+        module = ref.module.split(".")
+        choices.append(
+            [
+                qualname[-1],
+                "_".join(qualname),
+                *("_".join([*module[-n:], *qualname]) for n in range(1, len(module) + 1)),
+            ]
+        )
+    level = [0] * len(refs)
+    while True:
+        names = [options[at] for options, at in zip(choices, level, strict=True)]
+        clashing = [
+            i
+            for i, name in enumerate(names)
+            if names.count(name) > 1 and level[i] < len(choices[i]) - 1
+        ]
+        if not clashing:
+            break
+        for i in clashing:
+            level[i] += 1
+    # Whole paths can still meet (a.b:c and a:b.c): number what is left.
     return [
-        t._replace(name=name if last.count(name) == 1 else t.ref.qualname.replace(".", "_"))
-        for t, name in zip(read, last, strict=True)
+        name if names.count(name) == 1 else f"{name}_{names[: i + 1].count(name)}"
+        for i, name in enumerate(names)
     ]
+
+
+def _refuse_unpatchable(ref: SymbolRef, owner: object) -> None:
+    # What check refuses whatever the module holds: no skeleton could ever
+    # be installed there.
+    why = never_changed(ref.module)
+    if why is not None:
+        raise UsageError(
+            f"target {ref}: {why}, which backport-tool never changes; target the Python "
+            "module that exposes it instead"
+        )
+    if _immutable(owner):
+        raise UsageError(
+            f"target {ref}: {owner.__module__}.{owner.__qualname__} is an immutable type "
+            "(C code), whose attributes cannot be set; target a Python class or module that "
+            "exposes it instead"
+        )
+
+
+def _refuse_enum(ref: SymbolRef, cls: type) -> None:
+    # A class target's replacement subclasses the original, and Python
+    # refuses to extend an Enum that has members: the module could never load.
+    if isinstance(cls, enum.EnumMeta) and cls.__members__:
+        raise UsageError(
+            f"target {ref}: {cls.__module__}.{cls.__qualname__} is an Enum with members, "
+            "which Python does not let a subclass extend, and a class target's replacement "
+            "subclasses the original; target the functions or methods that use it instead, "
+            "or a module value built from it"
+        )
 
 
 def _copies(
@@ -600,6 +693,50 @@ def _entry(
             ("targets", targets),
         ]
     )
+
+
+def _append(backports: list[object], entry: CommentedMap) -> None:
+    # ruamel keeps the comment lines below the last backport (the file's last
+    # words, the next key's heading) on its innermost last key, or, below a
+    # flow list (recorded_from: [...]), at the end of the block list around
+    # it (targets:): they move to the new entry, to stay below the list, as
+    # in lock.
+    last = backports[-1] if backports else None
+    token = None
+    if isinstance(last, CommentedMap) and last:
+        token = _take_trailing(*_last_key(last))
+        for inner in _lists_at_end(last):
+            for ended in inner.ca.end or []:
+                # Lines of their own, as a key's token holds them below its line.
+                if token is None:
+                    token = copy.copy(ended)
+                    token.value = "\n"
+                token.value += ended.value
+            inner.ca.end = []
+    backports.append(entry)
+    if token is not None:
+        _give_trailing(*_last_key(entry), token)
+
+
+def _last_key(mapping: CommentedMap) -> tuple[CommentedMap, str]:
+    # The key that holds those lines: the last one, inside the last mapping
+    # of a list that ends the block (targets:).
+    key = list(mapping)[-1]
+    value = mapping[key]
+    inner = value[-1] if isinstance(value, CommentedSeq) and value else None
+    if isinstance(inner, CommentedMap) and inner:
+        return _last_key(inner)
+    return mapping, key
+
+
+def _lists_at_end(mapping: CommentedMap) -> list[CommentedSeq]:
+    # The block lists that end the mapping, outermost first.
+    value = mapping[list(mapping)[-1]]
+    if not isinstance(value, CommentedSeq) or value.fa.flow_style():
+        return []
+    inner = value[-1] if value else None
+    deeper = _lists_at_end(inner) if isinstance(inner, CommentedMap) and inner else []
+    return [value, *deeper]
 
 
 def _registry_entry(target: _Target, recorded_from: CommentedSeq) -> CommentedMap:
@@ -709,8 +846,19 @@ def _annotation_imports(signature: str, home: str) -> set[str]:
     statements = set()
     for name in dotted:
         root = name.partition(".")[0]
-        # `np.ndarray` after `import numpy as np` takes the home module's import.
-        statements.add(bound[root] if root in bound else f"import {_module_prefix(name)}")
+        module = _module_prefix(name)
+        if root in bound:
+            # `np.ndarray` after `import numpy as np` takes the home module's import.
+            statements.add(bound[root])
+        elif module is not None:
+            statements.add(f"import {module}")
+        elif not hasattr(sys.modules.get(home), root) and _top_level_module(root):
+            # A module the home imports only under TYPE_CHECKING.
+            statements.add(f"import {root}")
+        else:
+            # Not a module: an object the root names (`P.args` of a ParamSpec
+            # P, `Outer.Inner`), imported as a bare name is.
+            bare.add(root)
     for name in bare - set(dir(builtins)):
         # The home module's own import of the name, else the name from it;
         # else what inspect spells without its module (typing.Union as Union,
@@ -757,14 +905,23 @@ def _names_in(node: ast.expr, dotted: set[str], bare: set[str]) -> None:
             _names_in(child, dotted, bare)
 
 
-def _module_prefix(dotted: str) -> str:
+def _module_prefix(dotted: str) -> str | None:
     # inspect spells evaluated annotations module.qualname: the longest loaded
-    # prefix is the module to import.
+    # prefix is the module to import; None when no prefix is a module.
     parts = dotted.split(".")
     for end in range(len(parts) - 1, 0, -1):
         if ".".join(parts[:end]) in sys.modules:
             return ".".join(parts[:end])
-    return parts[0]
+    return None
+
+
+def _top_level_module(name: str) -> bool:
+    # Found without importing it: a top-level module runs no code of its own
+    # to be found.
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _import_statements(home: str) -> dict[str, str]:

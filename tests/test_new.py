@@ -146,6 +146,24 @@ def aliased(x: Alias, y: type(None) = None) -> None:
     pass
 """
 
+PARAMSPEC = """
+from __future__ import annotations
+
+from typing import Callable, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Outer:
+    class Inner:
+        pass
+
+
+def wrapped(x: Outer.Inner, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return fn(*args, **kwargs)
+"""
+
 DEFAULTS = """
 import enum
 
@@ -199,6 +217,19 @@ def started(patchset: PatchSet, tmp_path: Path, target: str, **modules: str) -> 
                 "    from types import NoneType",
                 "    from typing import Iterable",
                 "    from typing import Union",
+            ],
+        ),
+        # P.args and Outer.Inner are attributes of the home's objects, not
+        # modules: `import P` would not even load under TYPE_CHECKING.
+        (
+            "paramspec_home",
+            PARAMSPEC,
+            "wrapped",
+            [
+                "    from paramspec_home import Outer",
+                "    from paramspec_home import P",
+                "    from paramspec_home import T",
+                "    from typing import Callable",
             ],
         ),
     ],
@@ -842,3 +873,158 @@ def test_new_reads_a_reexported_target_in_the_module_that_defines_it(
     skeleton = (work / "backports" / "fix.py").read_text()
     block = skeleton.split("if TYPE_CHECKING:\n", 1)[1].split("\n\n", 1)[0]
     assert "    from annotated_home import Local" in block.splitlines()
+
+
+# --- targets torch 2.11 has ---------------------------------------------------
+
+
+def _type_checking_block(skeleton: str) -> list[str]:
+    return skeleton.split("if TYPE_CHECKING:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+
+
+@pytest.mark.torch211
+def test_new_writes_the_source_signature_where_the_installed_one_cannot_be_read_back(
+    tmp_path: Path,
+) -> None:
+    # inspect spells the annotation NamedTuple (a function in typing) as
+    # <function NamedTuple at 0x...>: Python cannot read that back, so the
+    # manifest records no signature, as lock does, and the skeleton takes the
+    # source's spelling.
+    manifest = tmp_path / "manifest.yaml"
+    written = scaffold(manifest, "fix", "torch.utils._pytree:_namedtuple_flatten")
+    (entry,) = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    assert "signature" not in entry
+    assert entry["fingerprint"].startswith("sha256:")
+    module = written.module.read_text()
+    assert "\ndef _namedtuple_flatten(d: NamedTuple) -> tuple[list[Any], Context]:\n" in module
+    assert _type_checking_block(module) == [
+        "    from torch.utils._pytree import Context",
+        "    from typing import Any",
+        "    from typing_extensions import NamedTuple",
+    ]
+    status, reason = _status(manifest, "fix")
+    assert (status, "_namedtuple_flatten is not written yet" in reason) == ("failed", True)
+    _write_fixes(written.module, {"_namedtuple_flatten": "return list(d), type(d)"})
+    assert "targets found, fingerprints match" in _status(manifest, "fix")[1]
+
+
+@pytest.mark.torch211
+def test_new_names_one_qualname_of_two_modules_apart(tmp_path: Path) -> None:
+    # Two defs of one name in one module: the second would replace both.
+    from torch._inductor import comm_analysis, utils
+
+    manifest = tmp_path / "manifest.yaml"
+    targets = ["torch._inductor.comm_analysis:get_gpu_type", "torch._inductor.utils:get_gpu_type"]
+    written = scaffold(manifest, "fix", targets)
+    entries = yaml.safe_load(manifest.read_text())["backports"][0]["targets"]
+    assert [(t["symbol"], t["replacement"]) for t in entries] == [
+        (targets[0], "comm_analysis_get_gpu_type"),
+        (targets[1], "utils_get_gpu_type"),
+    ]
+    module = written.module.read_text()
+    assert "\ndef comm_analysis_get_gpu_type() -> " in module
+    assert "\ndef utils_get_gpu_type() -> str:\n" in module
+    _write_fixes(written.module, {"get_gpu_type": 'return "fixed"'})  # both, one marker
+    assert _status(manifest, "fix")[0] == "ready"
+    text = written.module.read_text()
+    written.module.write_text(
+        text.replace('return "fixed"', 'return "comm"', 1).replace(
+            'return "fixed"', 'return "utils"'
+        )
+    )
+    state.reset()
+    try:
+        assert backport_tool.apply(manifest, eager=True).by_id("fix").status.value == "applied"
+        # Each module's function is its own replacement now, whatever its annotation says.
+        got: tuple[object, object] = (comm_analysis.get_gpu_type(), utils.get_gpu_type())
+        assert got == ("comm", "utils")
+    finally:
+        backport_tool.revert()
+
+
+@pytest.mark.torch211
+def test_new_imports_a_paramspec_from_the_targets_module(tmp_path: Path) -> None:
+    written = scaffold(tmp_path / "manifest.yaml", "fix", "torch._inductor.utils:get_triton_code")
+    module = written.module.read_text()
+    assert "def get_triton_code(fn: Callable[P, _T], *args: P.args, **kwargs: P.kwargs)" in module
+    assert _type_checking_block(module) == [
+        "    from collections.abc import Callable",
+        "    from torch._inductor.utils import P",
+        "    from torch._inductor.utils import _T",
+    ]
+    # Every annotation resolves as a type checker would, with TYPE_CHECKING true.
+    namespace: dict[str, object] = {}
+    exec(compile(module.replace("if TYPE_CHECKING:", "if True:"), "fix.py", "exec"), namespace)
+    assert set(typing.get_type_hints(namespace["get_triton_code"])) == {
+        "fn",
+        "args",
+        "kwargs",
+        "return",
+    }
+
+
+@pytest.mark.torch211
+@pytest.mark.parametrize(
+    ("target", "why"),
+    [
+        (
+            "torch._inductor.runtime.hints:ReductionHint",
+            "torch._inductor.runtime.hints.ReductionHint is an Enum with members, which Python "
+            "does not let a subclass extend, and a class target's replacement subclasses the "
+            "original; target the functions or methods that use it instead, or a module value "
+            "built from it",
+        ),
+        (
+            "torch:Size.__getitem__",
+            "torch.Size is an immutable type (C code), whose attributes cannot be set; target a "
+            "Python class or module that exposes it instead",
+        ),
+        (
+            "torch._C:_get_tracing_state",
+            "torch._C is an extension module, which backport-tool never changes; target the "
+            "Python module that exposes it instead",
+        ),
+    ],
+    ids=["enum", "immutable-type", "extension-module"],
+)
+def test_new_refuses_a_target_no_replacement_could_ever_take(
+    work: Path, tmp_path: Path, target: str, why: str
+) -> None:
+    # check refuses each of them whatever the module holds: a skeleton would
+    # never load (an Enum's subclass), or never be installed.
+    proc = run_backport_tool(
+        "new", "fix", "--target", target, cwd=work, XDG_CACHE_HOME=str(tmp_path / "xdg")
+    )
+    assert (proc.returncode, proc.stderr) == (2, f"backport-tool: error: target {target}: {why}\n")
+    assert listing(work) == {}
+
+
+@pytest.mark.parametrize(
+    "ending",
+    [
+        "        replacement: other\n",
+        # A flow list: ruamel keeps the comment at the end of targets:.
+        '        replacement: other\n        recorded_from: ["1.5.0"]\n',
+        # A block list: ruamel keeps the comment on its last item.
+        '        replacement: other\n        acknowledged:\n          - "a.b:C[0]"\n',
+    ],
+    ids=["key", "flow-list", "block-list"],
+)
+def test_new_keeps_the_comment_below_the_last_backport_below_the_new_one(
+    patchset: PatchSet, work: Path, ending: str
+) -> None:
+    (work / "backports").mkdir()
+    (work / "backports" / "one.py").write_text("def other(self, x):\n    return x\n")
+    manifest = work / "manifest.yaml"
+    manifest.write_text(
+        f"version: 1\npackage: {patchset.dist}\nbackports:\n  - id: one\n    summary: s\n"
+        '    applies_to: ">=1.0,<2.0"\n    module: backports/one.py\n    targets:\n'
+        f'      - symbol: "{patchset.sym("Widget.other")}"\n' + ending + "# the last line\n"
+    )
+    scaffold(manifest, "two", patchset.sym("Widget.compute"))
+    scaffold(manifest, "three", [patchset.sym("Widget.helper"), patchset.sym("free_function")])
+    text = manifest.read_text()
+    assert text.endswith('recorded_from: ["1.5.0"]\n# the last line\n'), text
+    assert text.count("# the last line") == 1
+    assert ending in text
+    assert [b.id for b in load_manifest(manifest).backports] == ["one", "two", "three"]
