@@ -38,8 +38,8 @@ from .manifest import _ID_RE, MAX_ID_LENGTH, SymbolRef, load_manifest, parse_man
 from .manifest_file import resolved_spec
 from .source import parse_signature
 from .static import StaticIndex
-from .symbols import method_kind
-from .verification import _immutable, config_site, never_changed
+from .symbols import Resolved, method_kind
+from .verification import config_site, unpatchable
 from .versions import installed_version
 
 # As in lock, which this imports first.
@@ -474,7 +474,7 @@ def _read_targets(refs: list[SymbolRef]) -> list[_Target]:
                 f"cannot read the installed {ref}: {facts.message or 'it was not found'}; "
                 "`new` starts a backport from the target as it is installed"
             )
-        _refuse_unpatchable(ref, resolved.owner)
+        _refuse_unpatchable(ref, resolved)
         method = method_kind(resolved.raw)
         copies, conditional = _copies(ref, indexes)
         if facts.builtin:
@@ -606,21 +606,12 @@ def _replacement_names(refs: list[SymbolRef]) -> list[str]:
     ]
 
 
-def _refuse_unpatchable(ref: SymbolRef, owner: object) -> None:
+def _refuse_unpatchable(ref: SymbolRef, resolved: Resolved) -> None:
     # What check refuses whatever the module holds: no skeleton could ever
     # be installed there.
-    why = never_changed(ref.module)
+    why = unpatchable(ref, resolved)
     if why is not None:
-        raise UsageError(
-            f"target {ref}: {why}, which backport-tool never changes; target the Python "
-            "module that exposes it instead"
-        )
-    if _immutable(owner):
-        raise UsageError(
-            f"target {ref}: {owner.__module__}.{owner.__qualname__} is an immutable type "
-            "(C code), whose attributes cannot be set; target a Python class or module that "
-            "exposes it instead"
-        )
+        raise UsageError(why)
 
 
 def _refuse_enum(ref: SymbolRef, cls: type) -> None:

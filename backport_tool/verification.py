@@ -5,6 +5,7 @@ original that the manifest does not declare."""
 
 from __future__ import annotations
 
+import enum
 import importlib
 import sys
 from dataclasses import dataclass, field, replace
@@ -259,25 +260,9 @@ def inspect_backport(
             out.problems.append(problem)
         out.problems += _drift(target, report, package)
         if problem is None and facts.resolved is not None and inspector.live:
-            why = never_changed(target.symbol.module)
-            if why is not None:
-                out.problems.append(
-                    Problem(
-                        Status.FAILED,
-                        f"target {target.symbol}: {why}, which backport-tool never changes; "
-                        "target the Python module that exposes it instead",
-                    )
-                )
-            elif _immutable(facts.resolved.owner):
-                out.problems.append(
-                    Problem(
-                        Status.FAILED,
-                        f"target {target.symbol}: {facts.resolved.owner.__module__}."
-                        f"{facts.resolved.owner.__qualname__} is an immutable type (C code), "
-                        "whose attributes cannot be set; target a Python class or module that "
-                        "exposes it instead",
-                    )
-                )
+            refused = unpatchable(target.symbol, facts.resolved)
+            if refused is not None:
+                out.problems.append(Problem(Status.FAILED, refused))
             out.problems += _copies(target, facts.resolved, imports=imports)
         elif (
             problem is None
@@ -307,6 +292,32 @@ _IMMUTABLE_TYPE = 1 << 8
 
 def _immutable(owner: object) -> TypeGuard[type]:
     return isinstance(owner, type) and bool(owner.__flags__ & _IMMUTABLE_TYPE)
+
+
+def unpatchable(symbol: SymbolRef, resolved: Resolved) -> str | None:
+    """Why no backport can ever replace ``symbol``, found at ``resolved``,
+    whatever its module holds; None when one can."""
+    why = never_changed(symbol.module)
+    if why is not None:
+        return (
+            f"target {symbol}: {why}, which backport-tool never changes; target the Python "
+            "module that exposes it instead"
+        )
+    owner = resolved.owner
+    if _immutable(owner):
+        return (
+            f"target {symbol}: {owner.__module__}.{owner.__qualname__} is an immutable type "
+            "(C code), whose attributes cannot be set; target a Python class or module that "
+            "exposes it instead"
+        )
+    if isinstance(owner, enum.EnumMeta) and resolved.name in owner.__members__:
+        # Enum's metaclass refuses to set a member ("cannot reassign member").
+        return (
+            f"target {symbol}: a member of the Enum {owner.__module__}.{owner.__qualname__}, "
+            "which Python does not let anyone reassign; target the functions or methods that "
+            "use it instead"
+        )
+    return None
 
 
 def original_of(resolved: Resolved) -> object:

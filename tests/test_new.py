@@ -975,6 +975,11 @@ def test_new_imports_a_paramspec_from_the_targets_module(tmp_path: Path) -> None
             "built from it",
         ),
         (
+            "torch._inductor.runtime.hints:ReductionHint.INNER",
+            "a member of the Enum torch._inductor.runtime.hints.ReductionHint, which Python "
+            "does not let anyone reassign; target the functions or methods that use it instead",
+        ),
+        (
             "torch:Size.__getitem__",
             "torch.Size is an immutable type (C code), whose attributes cannot be set; target a "
             "Python class or module that exposes it instead",
@@ -985,7 +990,7 @@ def test_new_imports_a_paramspec_from_the_targets_module(tmp_path: Path) -> None
             "Python module that exposes it instead",
         ),
     ],
-    ids=["enum", "immutable-type", "extension-module"],
+    ids=["enum", "enum-member", "immutable-type", "extension-module"],
 )
 def test_new_refuses_a_target_no_replacement_could_ever_take(
     work: Path, tmp_path: Path, target: str, why: str

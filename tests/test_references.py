@@ -1158,3 +1158,24 @@ def test_the_home_of_a_re_exported_target_is_an_undeclared_copy(
     finally:
         for name in [m for m in sys.modules if m.startswith(package)]:
             del sys.modules[name]
+
+
+def test_an_enum_member_target_is_refused_by_check_and_apply(patchset: PatchSet) -> None:
+    # Enum's metaclass refuses to reassign a member: check said ready, and
+    # apply failed.
+    (patchset.site / f"{patchset.module}.py").write_text(
+        "import enum\n\n\nclass Hint(enum.Enum):\n    INNER = 1\n    OUTER = 2\n"
+    )
+    patchset.write_backport("fix.py", "INNER = 3\n")
+    patchset.add("fix", "Hint.INNER")
+    module = patchset.target()
+    manifest = patchset.write()
+    reason = (
+        f"target {patchset.module}:Hint.INNER: a member of the Enum {patchset.module}.Hint, "
+        "which Python does not let anyone reassign; target the functions or methods that use "
+        "it instead"
+    )
+    for report in (backport_tool.check(manifest), backport_tool.apply(manifest, eager=True)):
+        result = report.by_id("fix")
+        assert (result.status, result.reason) == (Status.FAILED, reason)
+    assert module.Hint.INNER.value == 1
