@@ -50,6 +50,13 @@ def parse_supported(text: str, package: str, where: str = "--supported") -> Spec
                 f"{where} names {requirement.name!r}, but the manifest gates on {package!r}"
             )
         spec = requirement.specifier
+    if not spec:
+        # `--supported "torch$RANGE"` with RANGE unset: every version, which
+        # retires nothing, silently.
+        raise UsageError(
+            f"{where} {text!r} names no versions; give the {package} versions the project "
+            f"supports, like '{package}>=2.12,<2.14'"
+        )
     require_versions(spec, f"{where} {text!r}")
     return spec
 

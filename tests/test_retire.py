@@ -69,6 +69,13 @@ def test_parse_supported() -> None:
     with pytest.raises(UsageError) as info:
         parse_supported("numpy>=2", "torch")
     assert str(info.value) == "--supported names 'numpy', but the manifest gates on 'torch'"
+    # `--supported "torch$RANGE"` with RANGE unset must not turn the gate off.
+    with pytest.raises(UsageError) as info:
+        parse_supported("torch", "torch")
+    assert str(info.value) == (
+        "--supported 'torch' names no versions; give the torch versions the project supports, "
+        "like 'torch>=2.12,<2.14'"
+    )
 
 
 def test_a_supported_range_without_versions_is_refused(tmp_path: Path) -> None:
