@@ -465,9 +465,9 @@ class StaticInspector:
         loaded = self.index.module(module)
         if loaded is None:
             return False
-        from .static import find_binding  # noqa: PLC0415 - loaded with the index
+        from .static import _find_binding  # noqa: PLC0415 - loaded with the index
 
-        binding = find_binding(loaded[0].body, first)
+        binding = _find_binding(loaded[0].body, first)
         if isinstance(binding, ast.Import):
             origin = next(
                 (a.name for a in binding.names if (a.asname or a.name.split(".")[0]) == first),

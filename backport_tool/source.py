@@ -397,15 +397,3 @@ def _has_multiline_string(node: ast.AST) -> bool:
             if end is None or end != child.lineno:
                 return True
     return False
-
-
-def source_lines(text: str) -> list[str]:
-    """``text`` split into lines as :mod:`linecache` (and so the live read)
-    holds a file: at universal newlines only, each line ending in ``\\n``."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
-    lines = text.split("\n")
-    last = lines.pop()
-    out = [line + "\n" for line in lines]
-    if last:
-        out.append(last)
-    return out

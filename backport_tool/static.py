@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import io
 import os
 import posixpath
 import re
@@ -32,7 +33,7 @@ from packaging.version import InvalidVersion, Version
 
 from .errors import MissingDependencyError, UsageError
 from .manifest import SymbolRef
-from .source import as_read_live, source_lines
+from .source import as_read_live
 
 _VERSION_PY = re.compile(r"""^__version__\s*(?::\s*str\s*)?=\s*['"]([^'"]+)['"]""", re.MULTILINE)
 
@@ -387,9 +388,8 @@ class StaticIndex:
         self.tree = tree
         self._modules: dict[str, tuple[ast.Module, bool] | None] = {}
         self._files: dict[str, str] = {}
-        # Each module's text, and its lines once a def of it is read as the
-        # live read reads it (as_read_live).
-        self._texts: dict[str, str] = {}
+        # A module's lines, once a def of it is read as the live read reads
+        # it (as_read_live): read again from the tree, for the few that need it.
         self._lines: dict[str, list[str]] = {}
         # Modules the tree has but that cannot be read or parsed, and why.
         self._unreadable: dict[str, str] = {}
@@ -418,7 +418,6 @@ class StaticIndex:
             if text is None:
                 continue
             self._files[name] = relpath
-            self._texts[name] = text
             parsed = _parse(text)
             if isinstance(parsed, str):
                 self._unreadable[name] = (
@@ -462,11 +461,17 @@ class StaticIndex:
         """``node``, a def or class of ``module``, parsed from its source block
         as the live read of the installed module parses it (see
         :func:`~backport_tool.source.as_read_live`), so that the two agree."""
-        text = self._texts.get(module)
-        if text is None:
-            return node
         if module not in self._lines:
-            self._lines[module] = source_lines(text)
+            relpath = self._files.get(module)
+            try:
+                text = self.tree.read(relpath) if relpath is not None else None
+            except UnreadableFile:
+                text = None
+            if text is None:
+                return node
+            # Universal newlines, line ends kept: the lines linecache (and so
+            # the live read) holds.
+            self._lines[module] = io.StringIO(text, newline=None).readlines()
         return as_read_live(node, self._lines[module])
 
     def compiled(self, found: Found) -> str | None:
@@ -683,12 +688,6 @@ def _statements(body: list[ast.stmt]) -> list[ast.stmt]:
             nested = [stmt.body, stmt.orelse, *(handler.body for handler in stmt.handlers)]
         pending += [after, *reversed(nested)]
     return out
-
-
-def find_binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
-    """The statement of ``body`` (a module's or a class's) that binds ``name``
-    last, as it stands when the body has run; None if none does."""
-    return _find_binding(body, name)
 
 
 def _find_binding(body: list[ast.stmt], name: str) -> ast.stmt | None:
